@@ -1,0 +1,64 @@
+# flavortag: one-command set-up, main job and tests.
+#
+#   make run    install, train mlp / bdt / deepsets / transformer on the embedded
+#               sample, evaluate and compare them, all logged to MLflow (./mlflow.db)
+#   make test   install, ruff, mypy, pytest (what CI runs via .ci/run)
+#
+# torch is installed from TORCH_REQ first so that pip does not resolve an
+# unpinned torch to a multi-GB CUDA build. GPU users:
+#   make install TORCH_REQ="torch --index-url https://download.pytorch.org/whl/cu124"
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_REQ ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.flavortag-installed
+EPOCHS ?= 6
+
+.PHONY: install run test lint typecheck pytest bench bench-io bench-generate bench-batching bench-models ui clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_REQ)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+lint: install
+	$(BIN)/ruff check flavortag scripts tests
+
+typecheck: install
+	$(BIN)/mypy flavortag
+
+pytest: install
+	$(BIN)/pytest -q
+
+test: install
+	$(BIN)/ruff check flavortag scripts tests
+	$(BIN)/mypy flavortag
+	$(BIN)/pytest -q
+
+run: install
+	$(BIN)/python scripts/main_job.py --epochs $(EPOCHS)
+
+ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+bench: bench-io bench-generate bench-batching bench-models
+
+bench-io: install
+	$(BIN)/python scripts/bench_io.py
+
+bench-generate: install
+	$(BIN)/python scripts/bench_generate.py
+
+bench-batching: install
+	$(BIN)/python scripts/bench_batching.py
+
+bench-models: install
+	$(BIN)/python scripts/bench_models.py
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache .mypy_cache
