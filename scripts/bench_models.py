@@ -1,0 +1,78 @@
+"""Benchmark: training throughput (events/s) and parameter count of each model with default sizes.
+
+Random padded batches (batch 256, 48 track slots, 16 track features, Z-pole-like
+multiplicities of 5..40 valid tracks), AdamW steps on the current device. Prints
+one row per model and the ratio to the mlp baseline measured in the same run.
+
+    python scripts/bench_models.py --threads 2 --steps 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from flavortag.export import example_inputs
+from flavortag.models import MODELS, build_model, count_parameters
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--max-tracks", type=int, default=48)
+    parser.add_argument("--track-features", type=int, default=16)
+    parser.add_argument("--event-features", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument("--no-pair-features", action="store_true", help="also time the transformer without them")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+
+    configs: list[tuple[str, dict]] = [(name, {"name": name}) for name in args.models]
+    if args.no_pair_features and "transformer" in args.models:
+        configs.append(("transformer (no pairs)", {"name": "transformer", "use_pair_features": False}))
+
+    print(f"device={device} threads={torch.get_num_threads()} batch={args.batch_size} "
+          f"N={args.max_tracks} F={args.track_features}")
+    baseline = None
+    for label, cfg in configs:
+        model = build_model(cfg, args.track_features, args.event_features).to(device).train()
+        inputs = example_inputs(model, args.batch_size, args.max_tracks)
+        counts = torch.randint(5, 41, (args.batch_size,))
+        inputs["valid"] = torch.arange(args.max_tracks)[None, :] < counts[:, None]
+        inputs = {k: v.to(device) for k, v in inputs.items()}
+        labels = torch.randint(0, 3, (args.batch_size,), device=device)
+        optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+        def step(model: torch.nn.Module = model, inputs: dict = inputs, labels: torch.Tensor = labels,
+                 optimiser: torch.optim.Optimizer = optimiser) -> None:
+            optimiser.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(model.forward_padded(**inputs), labels)
+            loss.backward()
+            optimiser.step()
+
+        for _ in range(args.warmup):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        rate = args.steps * args.batch_size / (time.perf_counter() - start)
+        baseline = baseline or rate
+        print(f"{label:24s} params={count_parameters(model):8d}  train {rate:9.0f} events/s  "
+              f"(x{rate / baseline:.3f} of {configs[0][0]})")
+
+
+if __name__ == "__main__":
+    main()
