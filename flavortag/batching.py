@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,12 +85,18 @@ class PaddedBatch:
 
     def to(self, device: Device, non_blocking: bool = False) -> PaddedBatch:
         """A copy with every tensor on ``device``."""
-        return PaddedBatch(**{f.name: _move(getattr(self, f.name), device, non_blocking)
-                              for f in fields(self)})
+        return PaddedBatch(
+            self.features.to(device, non_blocking=non_blocking),
+            self.valid.to(device, non_blocking=non_blocking),
+            self.labels.to(device, non_blocking=non_blocking),
+            _move(self.event_features, device, non_blocking),
+            _move(self.vectors, device, non_blocking),
+        )
 
     def pin_memory(self) -> PaddedBatch:
         """A copy in page-locked memory (called by ``DataLoader(pin_memory=True)``)."""
-        return PaddedBatch(**{f.name: _pin(getattr(self, f.name)) for f in fields(self)})
+        return PaddedBatch(self.features.pin_memory(), self.valid.pin_memory(),
+                           self.labels.pin_memory(), _pin(self.event_features), _pin(self.vectors))
 
     @property
     def n_tracks(self) -> torch.Tensor:
@@ -119,12 +125,18 @@ class RaggedBatch:
 
     def to(self, device: Device, non_blocking: bool = False) -> RaggedBatch:
         """A copy with every tensor on ``device``."""
-        return RaggedBatch(**{f.name: _move(getattr(self, f.name), device, non_blocking)
-                              for f in fields(self)})
+        return RaggedBatch(
+            self.values.to(device, non_blocking=non_blocking),
+            self.offsets.to(device, non_blocking=non_blocking),
+            self.labels.to(device, non_blocking=non_blocking),
+            _move(self.event_features, device, non_blocking),
+            _move(self.vectors, device, non_blocking),
+        )
 
     def pin_memory(self) -> RaggedBatch:
         """A copy in page-locked memory (called by ``DataLoader(pin_memory=True)``)."""
-        return RaggedBatch(**{f.name: _pin(getattr(self, f.name)) for f in fields(self)})
+        return RaggedBatch(self.values.pin_memory(), self.offsets.pin_memory(),
+                           self.labels.pin_memory(), _pin(self.event_features), _pin(self.vectors))
 
     @property
     def n_tracks(self) -> torch.Tensor:
@@ -190,6 +202,74 @@ def _flat(array: ak.Array, dtype: type = np.float32) -> np.ndarray:
     return np.asarray(ak.to_numpy(ak.flatten(array, axis=1)), dtype=dtype)
 
 
+@dataclass(frozen=True)
+class PaddingPlan:
+    """Where each kept track goes: ``values[event, rank] = columns[source]``.
+
+    Built once per sample by ``padding_plan`` and applied to any number of
+    column blocks (features, vectors) with ``apply``, so they share one order.
+    """
+
+    n_events: int
+    max_tracks: int
+    event: np.ndarray
+    rank: np.ndarray
+    source: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def valid(self) -> np.ndarray:
+        """[n, max_tracks] bool, a prefix of True per event."""
+        return np.arange(self.max_tracks)[None, :] < np.minimum(self.counts, self.max_tracks)[:, None]
+
+    @property
+    def n_truncated(self) -> int:
+        """Tracks dropped in all events."""
+        return int(np.maximum(self.counts - self.max_tracks, 0).sum())
+
+    def apply(self, columns: np.ndarray) -> np.ndarray:
+        """Scatter flat ``columns`` [T, F] into zero-padded float32 [n, max_tracks, F]."""
+        columns = np.asarray(columns)
+        if columns.ndim == 1:
+            columns = columns[:, None]
+        if columns.shape[0] != int(self.counts.sum()):
+            raise ValueError(f"columns have {columns.shape[0]} rows but the events hold "
+                             f"{int(self.counts.sum())} tracks")
+        values = np.zeros((self.n_events, self.max_tracks, columns.shape[1]), dtype=np.float32)
+        values[self.event, self.rank] = columns[self.source]
+        return values
+
+
+def padding_plan(
+    offsets: np.ndarray,
+    max_tracks: int,
+    sort_values: np.ndarray | None = None,
+    descending: bool = True,
+) -> PaddingPlan:
+    """Plan the padding of flat per-track arrays delimited by event ``offsets`` [n + 1].
+
+    Tracks of each event are ordered by ``sort_values`` [T] (if given; stable)
+    and the first ``max_tracks`` kept.
+    """
+    if max_tracks < 0:
+        raise ValueError(f"max_tracks must be >= 0, got {max_tracks}")
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n_events = len(offsets) - 1
+    counts = np.diff(offsets)
+    n_total = int(offsets[-1])
+    event = np.repeat(np.arange(n_events, dtype=np.int64), counts)
+    rank = np.arange(n_total, dtype=np.int64) - offsets[event]
+    keep = np.flatnonzero(rank < max_tracks)
+    if sort_values is None:
+        source = keep
+    else:
+        sort_values = np.asarray(sort_values)
+        if sort_values.shape != (n_total,):
+            raise ValueError(f"sort_values has shape {sort_values.shape}, expected ({n_total},)")
+        source = argsort_within_events(sort_values, offsets, descending=descending)[keep]
+    return PaddingPlan(n_events, max_tracks, event[keep], rank[keep], source, counts)
+
+
 def pad_flat(
     columns: np.ndarray,
     offsets: np.ndarray,
@@ -204,30 +284,8 @@ def pad_flat(
     valid [n, max_tracks] bool, n_truncated)`` where ``n_truncated`` counts the
     tracks dropped in all events.
     """
-    offsets = np.asarray(offsets, dtype=np.int64)
-    columns = np.asarray(columns, dtype=np.float32)
-    if columns.ndim == 1:
-        columns = columns[:, None]
-    if max_tracks < 0:
-        raise ValueError(f"max_tracks must be >= 0, got {max_tracks}")
-    n_events = len(offsets) - 1
-    counts = np.diff(offsets)
-    n_total = int(offsets[-1])
-    if columns.shape[0] != n_total:
-        raise ValueError(f"columns have {columns.shape[0]} rows but offsets say {n_total} tracks")
-    event = np.repeat(np.arange(n_events, dtype=np.int64), counts)
-    rank = np.arange(n_total, dtype=np.int64) - offsets[event]
-    keep = rank < max_tracks
-    if sort_values is None:
-        source = np.flatnonzero(keep)
-    else:
-        order = argsort_within_events(np.asarray(sort_values), offsets, descending=descending)
-        source = order[keep]
-    values = np.zeros((n_events, max_tracks, columns.shape[1]), dtype=np.float32)
-    values[event[keep], rank[keep]] = columns[source]
-    valid = np.arange(max_tracks)[None, :] < np.minimum(counts, max_tracks)[:, None]
-    n_truncated = int(np.maximum(counts - max_tracks, 0).sum())
-    return values, valid, n_truncated
+    plan = padding_plan(offsets, max_tracks, sort_values, descending)
+    return plan.apply(columns), plan.valid, plan.n_truncated
 
 
 def _pad_awkward(
@@ -357,9 +415,10 @@ class EventTensors:
         (at least 1).
         """
         idx = np.asarray(indices, dtype=np.int64)
+        counts = np.minimum(self.n_tracks[idx], self.max_tracks)
         n_keep = self.max_tracks
         if trim or layout == "ragged":
-            longest = int(self.n_valid[idx].max()) if len(idx) else 0
+            longest = int(counts.max()) if len(idx) else 0
             n_keep = min(self.max_tracks, max(longest, 1))
         cut = slice(0, n_keep)
         features = self.features[idx, cut]
@@ -378,7 +437,6 @@ class EventTensors:
             )
         if layout != "ragged":
             raise ValueError(f"unknown layout {layout!r}; use 'padded' or 'ragged'")
-        counts = self.n_valid[idx]
         offsets = np.zeros(len(idx) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         return RaggedBatch(
@@ -410,15 +468,15 @@ def concat_event_tensors(parts: Sequence[EventTensors]) -> EventTensors:
                 first.track_feature_names, first.event_feature_names, first.max_tracks):
             raise ValueError("EventTensors differ in feature names or max_tracks")
 
-    def cat(name: str) -> np.ndarray | None:
-        arrays = [getattr(p, name) for p in parts]
-        return None if arrays[0] is None else np.concatenate(arrays)
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts])
 
     return EventTensors(
         features=cat("features"), valid=cat("valid"), labels=cat("labels"),
         n_tracks=cat("n_tracks"), track_feature_names=first.track_feature_names,
         event_feature_names=first.event_feature_names,
-        event_features=cat("event_features"), vectors=cat("vectors"),
+        event_features=None if first.event_features is None else cat("event_features"),
+        vectors=None if first.vectors is None else cat("vectors"),
     )
 
 
@@ -445,9 +503,6 @@ def build_event_tensors(
         events, track_feature_names, event_names, detector
     )
     tracks = events["tracks"]
-    parts = [columns]
-    if with_vectors:
-        parts.append(np.stack([_flat(tracks[f]) for f in VECTOR_FIELDS], axis=1))
     key = None
     if sort_by is not None:
         if sort_by in tracks.fields:
@@ -457,21 +512,23 @@ def build_event_tensors(
         else:
             raise ValueError(f"sort_by={sort_by!r} is neither a track field {tracks.fields} "
                              f"nor a requested feature")
-    values, valid, _ = pad_flat(np.concatenate(parts, axis=1), offsets, max_tracks, key, descending)
-    n_features = len(track_feature_names)
+    plan = padding_plan(offsets, max_tracks, key, descending)
+    vectors = None
+    if with_vectors:
+        vectors = plan.apply(np.stack([_flat(tracks[f]) for f in VECTOR_FIELDS], axis=1))
     if "label" in events.fields:
         labels = np.asarray(ak.to_numpy(events["label"]), dtype=np.int64)
     else:
         labels = np.full(len(events), -1, dtype=np.int64)
     return EventTensors(
-        features=np.ascontiguousarray(values[:, :, :n_features]),
-        valid=valid,
+        features=plan.apply(columns),
+        valid=plan.valid,
         labels=labels,
-        n_tracks=np.diff(offsets),
+        n_tracks=plan.counts,
         track_feature_names=track_feature_names,
         event_feature_names=event_names or (),
         event_features=event_matrix,
-        vectors=np.ascontiguousarray(values[:, :, n_features:]) if with_vectors else None,
+        vectors=vectors,
     )
 
 
@@ -608,7 +665,7 @@ def _default_reader() -> ChunkReader:
 class StreamingEventDataset(IterableDataset):
     """Batches streamed from event files with bounded memory (use with ``batch_size=None``).
 
-    Each file is read in chunks of ``step_size`` events through
+    Each file is read in chunks of ``step_size`` (events, or a size such as "16 MB") through
     ``flavortag.io.iter_events`` (``io_options`` such as ``label``,
     ``label_rules``, ``format``, ``tree``, ``on_error`` are passed on). Chunks
     are numbered in a file order that is shuffled per epoch (same for every
@@ -635,7 +692,7 @@ class StreamingEventDataset(IterableDataset):
         detector: DetectorModel | None = None,
         sort_by: str | None = "E",
         with_vectors: bool = True,
-        step_size: int = 50_000,
+        step_size: int | str = 50_000,
         shuffle: bool = True,
         buffer_size: int = 100_000,
         seed: int = 0,

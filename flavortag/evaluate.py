@@ -131,7 +131,8 @@ def report(
     plot_dir.mkdir(parents=True, exist_ok=True)
     result = ftm.evaluate_predictions(probs, labels, efficiencies=settings["efficiencies"],
                                       f_c=settings["f_c"], f_b=settings["f_b"])
-    flat = result.flat_metrics(prefix)
+    # zero mistag: log the 95% CL lower limit rather than inf (stays finite in MLflow and JSON)
+    flat = result.flat_metrics(prefix, infinite_rejection="limit")
     plots.plot_rejection({caption or "model": result}, plot_dir / "rejection_b", tagger="b", caption=caption)
     plots.plot_rejection({caption or "model": result}, plot_dir / "rejection_c", tagger="c", caption=caption)
     plots.plot_roc(result, plot_dir / "roc", caption=caption)
@@ -144,7 +145,8 @@ def report(
             plots.plot_training_curves(curves, plot_dir / "training_curves", caption=caption)
     wp = result.working_points()
     (out / "working_points.json").write_text(json.dumps(wp, indent=2))
-    (out / "metrics.json").write_text(json.dumps(flat, indent=2))
+    (out / "metrics.json").write_text(
+        json.dumps({k: (v if np.isfinite(v) else None) for k, v in flat.items()}, indent=2))
     pred_paths: list[Path] = []
     if settings["write_predictions"]:
         pred_paths = write_predictions(probs, events, labels, out / "predictions" / "predictions",
@@ -154,11 +156,11 @@ def report(
     if log_to_mlflow:
         import mlflow
 
-        mlflow.log_metrics({k: (v if np.isfinite(v) else 1e12) for k, v in flat.items()
-                            if not np.isnan(v)})
+        # every key is logged (nan errors included) so all runs share one metric set
+        mlflow.log_metrics(flat)
         mlflow.log_artifacts(str(plot_dir), artifact_path="plots")
         mlflow.log_dict(wp, "working_points.json")
-        mlflow.log_dict(flat, "metrics.json")
+        mlflow.log_artifact(str(out / "metrics.json"))
         for path in pred_paths:
             mlflow.log_artifact(str(path), artifact_path="predictions")
     return flat

@@ -70,10 +70,10 @@ class _OnnxScorer(nn.Module):
         self.input_names = tuple(model.export_inputs)
 
     def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
-        named: dict[str, Any] = dict(zip(self.input_names, inputs))
-        features = named.get("features")
-        valid = named.get("valid")
-        if features is None:  # event-level model: track inputs are not read
+        named: dict[str, Tensor] = dict(zip(self.input_names, inputs))
+        if "features" in named:
+            features, valid = named["features"], named["valid"]
+        else:  # event-level model: track inputs are not read
             batch = named["event_features"].shape[0]
             features = named["event_features"].new_zeros((batch, 0, self.model.n_track_features))
             valid = torch.zeros((batch, 0), dtype=torch.bool)

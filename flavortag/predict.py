@@ -36,8 +36,10 @@ def predict(cfg: DictConfig) -> list[Path]:
     from flavortag.inference import load_model, predict_proba
     from flavortag.io import read_events
 
-    source = str(cfg.model)
-    if not Path(source).exists():
+    if bool(cfg.get("run_id")) == bool(cfg.get("checkpoint")):
+        raise ValueError("give exactly one of run_id=<mlflow run id> or checkpoint=<path>")
+    source = str(cfg.run_id or cfg.checkpoint)
+    if cfg.get("run_id"):
         tracking.configure(cfg.tracking)
     model = load_model(source)
     names = model.feature_names

@@ -35,10 +35,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from flavortag import tracking
 from flavortag.batching import EventTensors, build_event_tensors, make_loader
-from flavortag.classes import CLASS_NAMES, N_CLASSES
+from flavortag.classes import N_CLASSES
 from flavortag.dataset import load_sample, split_indices
 from flavortag.detector import DetectorModel
-from flavortag.inference import feature_names_from_config, predict_proba
+from flavortag.inference import feature_names_from_config
 from flavortag.models import build_model, checkpoint_state, count_parameters
 
 log = logging.getLogger("flavortag.train")
@@ -236,6 +236,7 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: _Distrib
     model = build_model(model_cfg, len(data.track_names), len(data.event_names))
     model.feature_names = {"track": list(data.track_names), "event": list(data.event_names)}  # type: ignore[assignment]
     model.detector = data.detector.to_dict()  # type: ignore[assignment]
+    model.max_tracks = int(cfg.data.max_tracks)  # type: ignore[assignment]
     model.fit_normalisation(train_t.features[train_t.valid], train_t.event_features)
     model.to(device)
 
@@ -417,11 +418,13 @@ def _log_model(model: Any, is_torch: bool) -> None:
         import mlflow.pytorch
 
         model_cpu = model.to("cpu").eval()
-        mlflow.pytorch.log_model(model_cpu, name="model", pip_requirements=["torch", "flavortag"])
+        mlflow.pytorch.log_model(model_cpu, name="model", serialization_format="pickle",
+                                 pip_requirements=["torch", "flavortag"])
     else:
         import mlflow.sklearn
 
-        mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn", "flavortag"])
+        mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle",
+                                 pip_requirements=["scikit-learn", "flavortag"])
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

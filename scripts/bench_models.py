@@ -1,7 +1,7 @@
 """Benchmark: training throughput (events/s) and parameter count of each model with default sizes.
 
 Random padded batches (batch 256, 48 track slots, 16 track features, Z-pole-like
-multiplicities of 5..40 valid tracks), AdamW steps on the current device. Prints
+multiplicities of 5..40 valid tracks by default), AdamW steps on the current device. Prints
 one row per model and the ratio to the mlp baseline measured in the same run.
 
     python scripts/bench_models.py --threads 2 --steps 10
@@ -24,6 +24,8 @@ def main() -> None:
     parser.add_argument("--max-tracks", type=int, default=48)
     parser.add_argument("--track-features", type=int, default=16)
     parser.add_argument("--event-features", type=int, default=12)
+    parser.add_argument("--valid-tracks", type=int, nargs=2, default=(5, 40), metavar=("MIN", "MAX"),
+                        help="valid tracks per event drawn uniformly in [MIN, MAX] (the rest is padding)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
@@ -41,12 +43,13 @@ def main() -> None:
         configs.append(("transformer (no pairs)", {"name": "transformer", "use_pair_features": False}))
 
     print(f"device={device} threads={torch.get_num_threads()} batch={args.batch_size} "
-          f"N={args.max_tracks} F={args.track_features}")
+          f"N={args.max_tracks} F={args.track_features} valid tracks/event in {list(args.valid_tracks)}")
     baseline = None
     for label, cfg in configs:
         model = build_model(cfg, args.track_features, args.event_features).to(device).train()
         inputs = example_inputs(model, args.batch_size, args.max_tracks)
-        counts = torch.randint(5, 41, (args.batch_size,))
+        low, high = args.valid_tracks
+        counts = torch.randint(low, min(high, args.max_tracks) + 1, (args.batch_size,))
         inputs["valid"] = torch.arange(args.max_tracks)[None, :] < counts[:, None]
         inputs = {k: v.to(device) for k, v in inputs.items()}
         labels = torch.randint(0, 3, (args.batch_size,), device=device)

@@ -4,8 +4,9 @@
 ``var * {name: float32}`` with the jagged structure of ``events.tracks``;
 ``event_features(events, detector=None, names=EVENT_FEATURES)`` returns float32
 ``[n_events, G]``. Features are chosen by name (lists come from config);
-``FEATURE_GROUPS`` and ``select_features`` drop or keep whole groups for
-ablation studies. Unknown names raise ``ValueError`` listing the known ones.
+``FEATURE_GROUPS`` (group name -> names; track and event groups have distinct
+names), ``expand_feature_names`` (config entries that are names or groups) and
+``select_features`` (defaults minus / restricted to groups) serve ablation studies. Unknown names raise ``ValueError`` listing the known ones.
 
 Per-track (default ``TRACK_FEATURES``, 16): ``log_e_gev``, ``log_p_gev``,
 ``log_pt_gev``, ``cos_theta``, ``log_e_frac_hemi``, ``log_p_frac_hemi`` (energy
@@ -18,14 +19,16 @@ available: raw ``d0_mm``, ``z0_mm``, lifetime-signed ``signed_d0_mm``,
 ``d0_sig``, ``z0_sig``, ``signed_d0_sig``, ``signed_z0_sig``, ``ip3d_sig``,
 ``signed_ip3d_sig``, ``log_ptrel_gev``.
 
-Per-event (default ``EVENT_FEATURES``, 26): multiplicities (all tracks, tracks
-with lifetime-signed d0 significance above 2, 3, 5), thrust, visible energy,
-for each hemisphere (hem1 = the more b-like) the three leading signed d0
+Per-event (default ``EVENT_FEATURES``, 27): multiplicities (all tracks, tracks
+with lifetime-signed d0 significance above 2, 3, 5, tracks failing the
+lifetime selection |d0| < 2 mm, |z0| < 10 mm), thrust, visible energy, for each
+hemisphere (hem1 = the more b-like) the three leading signed d0
 significances, the number, invariant mass, corrected mass and energy fraction
 of displaced tracks (signed sig > 3), the log10 joint prompt probability from
-d0 and z0, and event-level combinations. Missing values have finite defaults
-(-5 for a missing significance, 0 for masses, fractions, log10 probabilities of
-empty sets and thrust of an empty event).
+d0 and z0, and event-level combinations; significance-based features use the
+lifetime tracks only. Missing values have finite defaults (-5 for a missing
+significance, 0 for masses, fractions, log10 probabilities of empty sets and
+thrust of an empty event).
 
 The full table (name, definition, unit) is docs/FEATURES.md; the
 ``TRACK_FEATURE_SPECS`` / ``EVENT_FEATURE_SPECS`` dictionaries carry the same.
@@ -78,14 +81,48 @@ def _groups(specs: dict[str, FeatureSpec]) -> dict[str, tuple[str, ...]]:
     return {g: tuple(v) for g, v in out.items()}
 
 
-#: Named groups of features (every known feature is in exactly one group of its kind):
-#: ``FEATURE_GROUPS["track"]["impact_parameters"]`` -> tuple of names.
-FEATURE_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
-    "track": _groups(TRACK_FEATURE_SPECS),
-    "event": _groups(EVENT_FEATURE_SPECS),
-}
-TRACK_FEATURE_GROUPS: dict[str, tuple[str, ...]] = FEATURE_GROUPS["track"]
-EVENT_FEATURE_GROUPS: dict[str, tuple[str, ...]] = FEATURE_GROUPS["event"]
+TRACK_FEATURE_GROUPS: dict[str, tuple[str, ...]] = _groups(TRACK_FEATURE_SPECS)
+EVENT_FEATURE_GROUPS: dict[str, tuple[str, ...]] = _groups(EVENT_FEATURE_SPECS)
+if set(TRACK_FEATURE_GROUPS) & set(EVENT_FEATURE_GROUPS):  # pragma: no cover - a coding error
+    raise RuntimeError("track and event feature groups must have distinct names")
+
+#: Named groups of features, track and event groups together (names are unique across
+#: both; every known feature is in exactly one group): group name -> tuple of feature names.
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {**TRACK_FEATURE_GROUPS, **EVENT_FEATURE_GROUPS}
+
+
+def _kind_tables(kind: str) -> tuple[dict[str, tuple[str, ...]], dict[str, FeatureSpec],
+                                     tuple[str, ...]]:
+    if kind == "track":
+        return TRACK_FEATURE_GROUPS, TRACK_FEATURE_SPECS, TRACK_FEATURES
+    if kind == "event":
+        return EVENT_FEATURE_GROUPS, EVENT_FEATURE_SPECS, EVENT_FEATURES
+    raise ValueError(f"unknown feature kind {kind!r}; use 'track' or 'event'")
+
+
+def expand_feature_names(kind: FeatureKind, entries: Iterable[str] | None) -> tuple[str, ...]:
+    """Names from a config list whose entries are feature names or group names of ``kind``.
+
+    None gives the default list. Groups expand to all their members in table
+    order; duplicates are dropped (first occurrence kept). Unknown entries raise
+    ``ValueError`` listing the known features and groups.
+    """
+    groups, specs, defaults = _kind_tables(kind)
+    if entries is None:
+        return defaults
+    if isinstance(entries, str):
+        entries = [entries]
+    out: list[str] = []
+    for entry in entries:
+        if entry in groups:
+            members = list(groups[entry])
+        elif entry in specs:
+            members = [entry]
+        else:
+            raise ValueError(f"unknown {kind} feature or group {entry!r}; groups: {sorted(groups)}; "
+                             f"features: {sorted(specs)}")
+        out += [m for m in members if m not in out]
+    return tuple(out)
 
 
 def select_features(
@@ -102,11 +139,7 @@ def select_features(
     append ``add`` (any known names not already present). Unknown group or
     feature names raise ``ValueError``.
     """
-    if kind not in FEATURE_GROUPS:
-        raise ValueError(f"unknown feature kind {kind!r}; use 'track' or 'event'")
-    table = FEATURE_GROUPS[kind]
-    specs = TRACK_FEATURE_SPECS if kind == "track" else EVENT_FEATURE_SPECS
-    defaults = TRACK_FEATURES if kind == "track" else EVENT_FEATURES
+    table, specs, defaults = _kind_tables(kind)
     check = check_track_feature_names if kind == "track" else check_event_feature_names
     groups = None if groups is None else list(groups)
     drop_groups = list(drop_groups)
@@ -147,6 +180,7 @@ __all__ = [
     "DISPLACED_SIG_MIN", "EVENT_FEATURES", "EVENT_FEATURE_GROUPS", "EVENT_FEATURE_SPECS",
     "FEATURE_GROUPS", "LOG10_JPROB_FLOOR", "MISSING_SIGNIFICANCE", "TRACK_FEATURES",
     "TRACK_FEATURE_GROUPS", "TRACK_FEATURE_SPECS", "VECTOR_FIELDS", "EventQuantities",
-    "FeatureSpec", "TrackQuantities", "compute_features", "event_features", "jagged_records",
+    "FeatureSpec", "TrackQuantities", "compute_features", "event_features", "expand_feature_names",
+    "jagged_records",
     "log10_joint_probability", "log_prompt_probability", "select_features", "track_features",
 ]

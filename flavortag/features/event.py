@@ -3,7 +3,10 @@
 Built on ``TrackQuantities``: multiplicities of displaced tracks, the leading
 lifetime-signed d0 significances per hemisphere, a vertex-mass proxy from the
 displaced tracks, the joint probability that a hemisphere's tracks are prompt,
-thrust. Hemispheres are split by the sign of ``p . axis``; ``hem1`` is the more
+thrust. Significance-based features use only *lifetime tracks* (|d0| < 2 mm,
+|z0| < 10 mm, as the LEP b-tags did): farther tracks are mostly K0S / Lambda
+daughters, which would otherwise make nearly every light-quark event look
+displaced; ``n_tracks_far`` counts them. Hemispheres are split by the sign of ``p . axis``; ``hem1`` is the more
 b-like one (larger leading signed d0 significance; ties broken by the second
 and third, then by the larger energy), ``hem2`` the other, so every feature is
 unchanged when the axis is flipped.
@@ -33,10 +36,15 @@ from flavortag.features.track import (
 
 #: Value used for the k-th leading significance of a hemisphere with fewer than k tracks.
 MISSING_SIGNIFICANCE: float = -5.0
-#: A track is "displaced" when its lifetime-signed d0 significance exceeds this.
+#: A lifetime track is "displaced" when its lifetime-signed d0 significance exceeds this.
 DISPLACED_SIG_MIN: float = 3.0
 #: Number of leading significances kept per hemisphere.
 N_LEADING: int = 3
+#: Lifetime-track selection (as in the LEP b-tags): only tracks with |d0| and |z0| below
+#: these enter the significance-based features; farther tracks are mostly K0S / Lambda
+#: daughters and secondary interactions, which would fake b-hadron decays.
+LIFETIME_D0_MAX_MM: float = 2.0
+LIFETIME_Z0_MAX_MM: float = 10.0
 
 
 class EventQuantities:
@@ -61,10 +69,40 @@ class EventQuantities:
         return np.bincount(idx, weights=values, minlength=2 * self.n_events).reshape(-1, 2)
 
     @cached_property
+    def lifetime(self) -> np.ndarray:
+        """Per-track mask of lifetime tracks: |d0| < LIFETIME_D0_MAX_MM and |z0| < LIFETIME_Z0_MAX_MM."""
+        q = self.q
+        return (np.abs(q.d0) < LIFETIME_D0_MAX_MM) & (np.abs(q.z0) < LIFETIME_Z0_MAX_MM)
+
+    @cached_property
+    def far(self) -> np.ndarray:
+        """Per-track mask of the tracks failing the lifetime selection."""
+        return ~self.lifetime
+
+    def lifetime_only(self, values: np.ndarray) -> np.ndarray:
+        """``values`` for lifetime tracks, -inf for the others (so they pass no threshold)."""
+        return np.where(self.lifetime, values, -np.inf)
+
+    @cached_property
+    def d0_sig(self) -> np.ndarray:
+        """Lifetime-signed d0 significance of lifetime tracks, -inf for the others."""
+        return self.lifetime_only(self.q.signed_d0_sig)
+
+    @cached_property
+    def z0_sig(self) -> np.ndarray:
+        """Lifetime-signed z0 significance of lifetime tracks, -inf for the others."""
+        return self.lifetime_only(self.q.signed_z0_sig)
+
+    @cached_property
+    def ip3d_sig(self) -> np.ndarray:
+        """Signed 3D significance of lifetime tracks, -inf for the others."""
+        return self.lifetime_only(self.q.signed_ip3d_sig)
+
+    @cached_property
     def leading_sig(self) -> np.ndarray:
         """``[n, 2, N_LEADING]`` signed d0 significances sorted descending per hemisphere (-inf: none)."""
         q = self.q
-        sig = q.signed_d0_sig
+        sig = self.d0_sig
         order = argsort_within_events(sig, q.offsets, descending=True)
         minus = (q.hemisphere[order] < 0).astype(np.int64)
         # rank of each sorted track among the tracks of its own hemisphere
@@ -111,8 +149,8 @@ class EventQuantities:
 
     @cached_property
     def displaced(self) -> np.ndarray:
-        """Per-track mask: lifetime-signed d0 significance > DISPLACED_SIG_MIN."""
-        return self.q.signed_d0_sig > DISPLACED_SIG_MIN
+        """Per-track mask: lifetime track with signed d0 significance > DISPLACED_SIG_MIN."""
+        return self.d0_sig > DISPLACED_SIG_MIN
 
     @cached_property
     def displaced_sums(self) -> np.ndarray:
@@ -158,12 +196,12 @@ class EventQuantities:
     @cached_property
     def log10_jprob_d0_hemi(self) -> np.ndarray:
         """``[n, 2]`` log10 joint prompt probability from positive signed d0 significances."""
-        return self._jprob(self.q.signed_d0_sig, "hemisphere")
+        return self._jprob(self.d0_sig, "hemisphere")
 
     @cached_property
     def log10_jprob_z0_hemi(self) -> np.ndarray:
         """``[n, 2]`` log10 joint prompt probability from positive signed z0 significances."""
-        return self._jprob(self.q.signed_z0_sig, "hemisphere")
+        return self._jprob(self.z0_sig, "hemisphere")
 
     @cached_property
     def thrust(self) -> np.ndarray:
@@ -182,7 +220,7 @@ def _register(name: str, group: str, unit: str, definition: str,
 
 
 def _count_above(threshold: float, attr: str) -> Callable[[EventQuantities], np.ndarray]:
-    return lambda e: e.per_event(np.ones(e.q.n_tracks_total), getattr(e.q, attr) > threshold)
+    return lambda e: e.per_event(np.ones(e.q.n_tracks_total), getattr(e, attr) > threshold)
 
 
 def _hem(values: Callable[[EventQuantities], np.ndarray], h: int) -> Callable[[EventQuantities], np.ndarray]:
@@ -193,11 +231,14 @@ _register("n_tracks", "multiplicity", "count", "number of tracks",
           lambda e: e.q.counts.astype(np.float64))
 for _t in (2, 3, 5):
     _register(f"n_tracks_d0sig_gt{_t}", "multiplicity", "count",
-              f"number of tracks with lifetime-signed d0 significance > {_t}",
-              _count_above(float(_t), "signed_d0_sig"))
+              f"number of lifetime tracks with signed d0 significance > {_t}",
+              _count_above(float(_t), "d0_sig"))
 _register("n_tracks_ip3dsig_gt3", "multiplicity", "count",
-          "number of tracks with lifetime-signed 3D significance > 3",
-          _count_above(3.0, "signed_ip3d_sig"))
+          "number of lifetime tracks with signed 3D significance > 3",
+          _count_above(3.0, "ip3d_sig"))
+_register("n_tracks_far", "multiplicity", "count",
+          "number of tracks failing the lifetime selection (|d0| >= 2 mm or |z0| >= 10 mm; V0-like)",
+          lambda e: e.per_event(np.ones(e.q.n_tracks_total), e.far))
 _register("thrust", "event_shape", "1", "sum |p.axis| / sum |p| over all tracks (0 if none)",
           lambda e: e.thrust)
 _register("e_visible_gev", "event_shape", "GeV", "sum of track energies E",
@@ -208,14 +249,14 @@ for _h in (0, 1):
     _register(f"{_p}_n_tracks", "multiplicity", "count", "number of tracks in the hemisphere",
               _hem(lambda e: e.per_hemisphere(np.ones(e.q.n_tracks_total)), _h))
     for _k in range(N_LEADING):
-        _register(f"{_p}_d0sig{_k + 1}", "ip_significances", "1",
-                  f"{_k + 1}. largest lifetime-signed d0 significance in the hemisphere (-5 if none)",
+        _register(f"{_p}_d0sig{_k + 1}", "leading_significances", "1",
+                  f"{_k + 1}. largest signed d0 significance of the hemisphere's lifetime tracks (-5 if none)",
                   (lambda k, h: lambda e: e.leading_sig_ordered[:, h, k])(_k, _h))
-        _register(f"{_p}_d0sig{_k + 1}_log", "ip_significances", "1",
+        _register(f"{_p}_d0sig{_k + 1}_log", "leading_significances", "1",
                   f"sign * ln(1 + |{_p}_d0sig{_k + 1}|)",
                   (lambda k, h: lambda e: compressed(e.leading_sig_ordered[:, h, k]))(_k, _h))
     _register(f"{_p}_n_displaced", "displaced_tracks", "count",
-              "number of tracks with signed d0 significance > 3",
+              "number of displaced tracks (lifetime tracks with signed d0 significance > 3)",
               _hem(lambda e: e.per_hemisphere(np.ones(e.q.n_tracks_total), e.displaced), _h))
     _register(f"{_p}_displaced_mass_gev", "displaced_tracks", "GeV",
               "invariant mass of the displaced tracks, pion mass (0 if none)",
@@ -227,10 +268,10 @@ for _h in (0, 1):
               "energy of the displaced tracks / hemisphere energy (pion mass; 0 if empty)",
               _hem(lambda e: e.displaced_e_frac, _h))
     _register(f"{_p}_log10_jprob_d0", "joint_probability", "log10",
-              "log10 joint prompt probability of the tracks with signed d0 sig > 0 (0 if none)",
+              "log10 joint prompt probability of the lifetime tracks with signed d0 sig > 0 (0 if none)",
               _hem(lambda e: e.log10_jprob_d0_hemi, _h))
     _register(f"{_p}_log10_jprob_z0", "joint_probability", "log10",
-              "log10 joint prompt probability of the tracks with signed z0 sig > 0 (0 if none)",
+              "log10 joint prompt probability of the lifetime tracks with signed z0 sig > 0 (0 if none)",
               _hem(lambda e: e.log10_jprob_z0_hemi, _h))
 
 _register("max_displaced_mass_gev", "displaced_tracks", "GeV",
@@ -241,15 +282,15 @@ _register("max_displaced_mass_corr_gev", "displaced_tracks", "GeV",
 _register("min_log10_jprob_d0", "joint_probability", "log10",
           "min over hemispheres of log10 jprob (d0)", lambda e: e.log10_jprob_d0_hemi.min(axis=1))
 _register("log10_jprob_d0", "joint_probability", "log10",
-          "log10 joint prompt probability of all tracks of the event with signed d0 sig > 0",
-          lambda e: e._jprob(e.q.signed_d0_sig, "event"))
+          "log10 joint prompt probability of all lifetime tracks of the event with signed d0 sig > 0",
+          lambda e: e._jprob(e.d0_sig, "event"))
 
 #: Every per-event feature that can be asked for, with its group, unit and definition.
 EVENT_FEATURE_SPECS: dict[str, FeatureSpec] = {k: v[0] for k, v in _EVENT_REGISTRY.items()}
 
 #: Default per-event inputs of the baseline (significances log-compressed).
 EVENT_FEATURES: tuple[str, ...] = (
-    "n_tracks", "n_tracks_d0sig_gt2", "n_tracks_d0sig_gt3", "n_tracks_d0sig_gt5",
+    "n_tracks", "n_tracks_d0sig_gt2", "n_tracks_d0sig_gt3", "n_tracks_d0sig_gt5", "n_tracks_far",
     "thrust", "e_visible_gev",
     "hem1_d0sig1_log", "hem1_d0sig2_log", "hem1_d0sig3_log",
     "hem2_d0sig1_log", "hem2_d0sig2_log", "hem2_d0sig3_log",

@@ -39,7 +39,9 @@ def run(cfg: DictConfig) -> dict:
     from flavortag.detector import DetectorModel
     from flavortag.generate.production import produce_samples
 
-    detector = DetectorModel.from_config(OmegaConf.to_container(cfg.detector, resolve=True))
+    detector_cfg = OmegaConf.to_container(cfg.detector, resolve=True)
+    assert isinstance(detector_cfg, dict)
+    detector = DetectorModel.from_config({str(k): v for k, v in detector_cfg.items()})
     result = produce_samples(
         cfg.out,
         int(cfg.n_events),

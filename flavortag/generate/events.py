@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -23,7 +24,7 @@ import numpy as np
 from flavortag.classes import class_index
 from flavortag.detector import DetectorModel
 from flavortag.generate import record as rec
-from flavortag.generate.detector_sim import TrueParticles, Tracks, simulate_tracks
+from flavortag.generate.detector_sim import Tracks, TrueParticles, simulate_tracks
 from flavortag.generate.pythia_setup import flavour_name, make_pythia, pythia_seed
 from flavortag.generate.thrust import thrust_axis
 
@@ -82,10 +83,10 @@ class ChunkGenerator:
     """
 
     def __init__(self) -> None:
-        self._pythia: dict[tuple, object] = {}
+        self._pythia: dict[tuple, Any] = {}
         self._charges: dict[tuple, rec.ChargeTable] = {}
 
-    def _instance(self, spec: ChunkSpec) -> tuple[object, rec.ChargeTable]:
+    def _instance(self, spec: ChunkSpec) -> tuple[Any, rec.ChargeTable]:
         key = spec.pythia_key()
         if key not in self._pythia:
             pythia = make_pythia(

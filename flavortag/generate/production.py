@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import awkward as ak
 
 from flavortag.detector import DetectorModel
+from flavortag.generate.detector_sim import KINEMATIC_FIELDS
 from flavortag.generate.events import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_SQRT_S_GEV,
@@ -56,6 +57,18 @@ class ProductionResult:
     workers: int
 
 
+def _kinematics_only(events: ak.Array) -> ak.Array:
+    tracks = events["tracks"]
+    return ak.zip(
+        {
+            "axis": events["axis"],
+            "tracks": ak.zip({f: tracks[f] for f in KINEMATIC_FIELDS}),
+            "label": events["label"],
+        },
+        depth_limit=1,
+    )
+
+
 def output_path(out_dir: str | Path, flavour: str, fmt: str) -> Path:
     """``out_dir/<flavour>.<ext>`` for a format name (text, root, parquet)."""
     if fmt not in EXTENSIONS:
@@ -63,7 +76,9 @@ def output_path(out_dir: str | Path, flavour: str, fmt: str) -> Path:
     return Path(out_dir) / f"{flavour_name(flavour)}.{EXTENSIONS[fmt]}"
 
 
-def iter_chunks(chunks: Sequence[ChunkSpec], workers: int, start_method: str = "spawn") -> Iterator[ak.Array]:
+def iter_chunks(
+    chunks: Sequence[ChunkSpec], workers: int, start_method: str = "spawn"
+) -> Generator[ak.Array, None, None]:
     """Yield the chunks' event Arrays in order, made by ``workers`` processes (1: this process)."""
     if workers <= 1 or len(chunks) <= 1:
         make = ChunkGenerator()
@@ -130,18 +145,23 @@ def produce_samples(
     counts: dict[str, int] = {}
     tracks: dict[str, int] = {}
     results = iter_chunks(chunks, workers, start_method)
-    with tqdm(total=n_events * len(names), unit="ev", desc="generate", disable=not progress) as bar:
-        for name in names:
-            parts = []
-            for spec in plans[name]:
-                parts.append(next(results))
-                bar.update(spec.n_events)
-            bar.set_postfix_str(f"writing {paths[name].name}")
-            events = ak.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else empty_events())
-            write_events(events, paths[name], format=fmt)
-            counts[name] = len(events)
-            tracks[name] = int(ak.sum(ak.num(events["tracks"], axis=1)))
-            del parts, events
+    try:
+        with tqdm(total=n_events * len(names), unit="ev", desc="generate", disable=not progress) as bar:
+            for name in names:
+                bar.set_postfix_str(name)
+                parts = []
+                for spec in plans[name]:
+                    parts.append(next(results))
+                    bar.update(spec.n_events)
+                events = ak.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else empty_events())
+                if fmt == "text":  # the text format has no truth fields (FORMAT.md)
+                    events = _kinematics_only(events)
+                write_events(events, paths[name], format=fmt)
+                counts[name] = len(events)
+                tracks[name] = int(ak.sum(ak.num(events["tracks"], axis=1)))
+                del parts, events
+    finally:
+        results.close()  # stops the worker pool
     return ProductionResult(
         paths=paths,
         n_events=counts,

@@ -24,6 +24,7 @@ with the chunk index ``-1`` seed, the same for every process.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from flavortag.classes import CLASS_NAMES, class_index
 
@@ -90,7 +91,7 @@ def make_pythia(
     seed: int = 1,
     isr: bool = False,
     extra: Sequence[str] = (),
-) -> object:
+) -> Any:
     """A silent, initialised ``pythia8mc.Pythia`` for one class (init seed from ``seed``)."""
     import pythia8mc
 

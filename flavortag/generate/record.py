@@ -21,6 +21,7 @@ a full mother-list walk in the tests).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -148,7 +149,7 @@ def origin_codes(ancestor_bits: np.ndarray) -> np.ndarray:
 class ChargeTable:
     """Electric charge (units of e) of PDG codes, looked up once per code in Pythia's ParticleData."""
 
-    def __init__(self, particle_data: object) -> None:
+    def __init__(self, particle_data: Any) -> None:
         self._particle_data = particle_data
         self._codes = np.zeros(0, dtype=np.int64)
         self._charges = np.zeros(0, dtype=np.int8)

@@ -73,6 +73,7 @@ def checkpoint_state(model: TaggerModel) -> dict[str, Any]:
         "class_names": list(CLASS_NAMES),
         "feature_names": getattr(model, "feature_names", None),
         "detector": getattr(model, "detector", None),
+        "max_tracks": getattr(model, "max_tracks", None),
         "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
     }
 
@@ -90,6 +91,8 @@ def model_from_checkpoint(state: Mapping[str, Any]) -> TaggerModel:
     model.feature_names = state.get("feature_names")
     if state.get("detector") is not None:
         model.detector = state["detector"]
+    if state.get("max_tracks") is not None:
+        model.max_tracks = int(state["max_tracks"])
     return model
 
 

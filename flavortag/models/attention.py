@@ -1,12 +1,12 @@
 """The one masked multi-head attention module shared by the set models.
 
-Masks are explicit: ``key_padding_bias(valid)`` turns a ``valid [B, N]`` mask
-into an additive float bias (0 on real tracks, -inf on padded ones) that is
-added to any other attention bias (e.g. the pairwise-feature bias of the
-transformer) and handed to ``torch.nn.functional.scaled_dot_product_attention``.
-Rows whose keys are all padded (events without tracks) would give NaN after the
-softmax; the helper unmasks such rows instead (their keys are zero vectors, so
-the output is finite and the models discard it).
+Masks are explicit: :class:`MaskedMultiheadAttention` takes ``key_valid [B, N]``
+and turns it (``key_padding_bias``) into an additive float bias, 0 on real
+tracks and -inf on padded ones, to which any other attention bias is added
+(e.g. the pairwise-feature bias of the transformer) before
+``torch.nn.functional.scaled_dot_product_attention``. Rows whose keys are all
+padded (events without tracks) would give NaN after the softmax; the bias
+unmasks such rows and the module then sets their output to zero.
 
 Used by the transformer's self-attention and class-attention blocks and by the
 deepsets model's optional attention pooling (:class:`AttentionPooling`).
@@ -32,10 +32,13 @@ def key_padding_bias(valid: Tensor, dtype: torch.dtype = torch.float32) -> Tenso
 
 
 class MaskedMultiheadAttention(nn.Module):
-    """Multi-head attention ``query [B, Q, D]`` over ``key_value [B, K, D]`` with an additive bias.
+    """Multi-head attention of ``query [B, Q, D]`` over the valid rows of ``key_value [B, K, D]``.
 
-    ``attn_bias`` broadcasts to ``[B, H, Q, K]`` and carries the padding mask
-    (see :func:`key_padding_bias`) plus optional per-head biases.
+    ``key_valid [B, K]`` (bool) is turned into the padding bias by
+    :func:`key_padding_bias`; an optional extra ``attn_bias`` (broadcasting to
+    ``[B, H, Q, K]``, e.g. pairwise-feature biases) is added to it. Queries of an
+    event without any valid key attend to nothing: their attention output is 0
+    (before the output projection), the same as for a batch with ``K = 0``.
     """
 
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0) -> None:
@@ -50,20 +53,25 @@ class MaskedMultiheadAttention(nn.Module):
         self.kv_proj = nn.Linear(dim, 2 * dim)
         self.out_proj = nn.Linear(dim, dim)
 
-    def forward(self, query: Tensor, key_value: Tensor, attn_bias: Tensor | None = None) -> Tensor:
+    def forward(self, query: Tensor, key_value: Tensor, key_valid: Tensor,
+                attn_bias: Tensor | None = None) -> Tensor:
         """Return the attended values ``[B, Q, D]``."""
         batch, n_query, _ = query.shape
         n_key = key_value.shape[1]
+        if n_key == 0 or n_query == 0:  # nothing to attend (a batch without tracks)
+            return self.out_proj(query.new_zeros((batch, n_query, self.dim)))
         q = self.q_proj(query).reshape(batch, n_query, self.num_heads, self.head_dim).transpose(1, 2)
         kv = self.kv_proj(key_value).reshape(batch, n_key, 2, self.num_heads, self.head_dim)
         k = kv[:, :, 0].transpose(1, 2)
         v = kv[:, :, 1].transpose(1, 2)
-        mask: Tensor | None = None
+        mask = key_padding_bias(key_valid, q.dtype)
         if attn_bias is not None:
-            mask = attn_bias.to(q.dtype)
+            mask = mask + attn_bias.to(q.dtype)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
         )
+        has_keys = key_valid.any(dim=-1)
+        out = out.masked_fill(~has_keys[:, None, None, None], 0.0)
         out = out.transpose(1, 2).reshape(batch, n_query, self.dim)
         return self.out_proj(out)
 
@@ -71,8 +79,8 @@ class MaskedMultiheadAttention(nn.Module):
 class AttentionPooling(nn.Module):
     """Pool a set ``x [B, N, D]`` into ``[B, D]`` with a learned query (pooling by attention).
 
-    The query attends over the valid tracks only; events without tracks give the
-    attention output of zero keys (finite; see :func:`key_padding_bias`).
+    The query attends over the valid tracks only; events without tracks get the
+    output projection of a zero vector (its bias).
     """
 
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0) -> None:
@@ -85,5 +93,5 @@ class AttentionPooling(nn.Module):
     def forward(self, x: Tensor, valid: Tensor) -> Tensor:
         """Return the pooled vector ``[B, D]``."""
         query = self.query.expand(x.shape[0], -1, -1)
-        pooled = self.attention(query, self.norm(x), key_padding_bias(valid, x.dtype))
+        pooled = self.attention(query, self.norm(x), valid)
         return pooled[:, 0]

@@ -15,7 +15,7 @@ explicitly everywhere, so the values stored in padded slots never matter.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -34,6 +34,13 @@ class InputNormalisation(nn.Module):
     (``[G]``) start as the identity (0, 1) and are set by :meth:`fit`; the buffer
     ``fitted`` records whether that happened (it travels with the state dict).
     """
+
+    if TYPE_CHECKING:  # buffer types for mypy; TorchScript cannot read string class annotations
+        track_mean: Tensor
+        track_scale: Tensor
+        event_mean: Tensor
+        event_scale: Tensor
+        fitted: Tensor
 
     def __init__(self, n_track_features: int, n_event_features: int) -> None:
         super().__init__()
@@ -113,6 +120,26 @@ def ragged_to_padded_tensor(values: Tensor, offsets: Tensor, max_tracks: int | N
     return padded, valid
 
 
+def slot_index(valid: Tensor) -> Tensor:
+    """Flat indices ``[T]`` of the valid slots of ``valid [B, ...]`` in row-major order.
+
+    Computed once per forward (one device sync) and reused by :func:`pack_slots`
+    and :func:`unpack_slots`, which let token-wise layers skip the padding.
+    """
+    return valid.reshape(-1).nonzero().squeeze(-1)
+
+
+def pack_slots(x: Tensor, index: Tensor) -> Tensor:
+    """Rows of ``x [B, ..., D]`` at the flat slot ``index`` (see :func:`slot_index`): ``[T, D]``."""
+    return x.reshape(-1, x.shape[-1]).index_select(0, index)
+
+
+def unpack_slots(tokens: Tensor, index: Tensor, valid: Tensor) -> Tensor:
+    """Inverse of :func:`pack_slots`: ``tokens [T, D]`` into zeros shaped ``[*valid.shape, D]``."""
+    flat = tokens.new_zeros((valid.numel(), tokens.shape[-1])).index_copy(0, index, tokens)
+    return flat.reshape(valid.shape + (tokens.shape[-1],))
+
+
 class TaggerModel(nn.Module):
     """Base class of the flavour taggers: one interface, logits ``[B, 3]``.
 
@@ -144,8 +171,12 @@ class TaggerModel(nn.Module):
 
     @classmethod
     def resolve_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
-        """Return ``DEFAULTS`` updated by ``config`` (plain types); unknown keys raise ``ValueError``."""
+        """Return ``DEFAULTS`` updated by ``config`` (plain types); unknown keys raise ``ValueError``.
+
+        A ``description`` key (free text) is accepted and dropped.
+        """
         plain = _plain(dict(config))
+        plain.pop("description", None)  # free text some configs carry; not a hyperparameter
         name = plain.pop("name", cls.name)
         if name != cls.name:
             raise ValueError(f"config name {name!r} given to the {cls.name!r} model")
@@ -190,8 +221,10 @@ class TaggerModel(nn.Module):
     def forward(self, batch: PaddedBatch | RaggedBatch) -> Tensor:
         """Return logits ``[B, 3]`` for a ``PaddedBatch`` or a ``RaggedBatch``."""
         if hasattr(batch, "offsets"):
-            return self.forward_ragged(batch.values, batch.offsets, batch.event_features, batch.vectors)
-        return self.forward_padded(batch.features, batch.valid, batch.event_features, batch.vectors)
+            ragged = cast("RaggedBatch", batch)
+            return self.forward_ragged(ragged.values, ragged.offsets, ragged.event_features, ragged.vectors)
+        padded = cast("PaddedBatch", batch)
+        return self.forward_padded(padded.features, padded.valid, padded.event_features, padded.vectors)
 
     def forward_padded(
         self,

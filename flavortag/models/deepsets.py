@@ -20,7 +20,14 @@ import torch
 from torch import Tensor, nn
 
 from flavortag.models.attention import AttentionPooling
-from flavortag.models.base import TaggerModel, ragged_to_padded_tensor, segment_ids
+from flavortag.models.base import (
+    TaggerModel,
+    pack_slots,
+    ragged_to_padded_tensor,
+    segment_ids,
+    slot_index,
+    unpack_slots,
+)
 from flavortag.models.layers import dense_stack
 
 POOLINGS: tuple[str, ...] = ("sum", "mean", "max", "attention")
@@ -97,8 +104,9 @@ class DeepSetsTagger(TaggerModel):
         vectors: Tensor | None = None,
     ) -> Tensor:
         """Return logits ``[B, 3]`` from raw padded ``features [B, N, F]`` and ``valid [B, N]``."""
-        x = self.normalisation.tracks(features, valid)
-        h = self.phi(x).masked_fill(~valid.unsqueeze(-1), 0.0)
+        # phi runs on the valid tracks only (packed), then they go back into padded slots of zeros.
+        index = slot_index(valid)
+        h = unpack_slots(self.phi(pack_slots(self.normalisation.tracks(features, valid), index)), index, valid)
         counts = valid.sum(dim=1, keepdim=True).to(h.dtype)
         total = h.sum(dim=1)
         pooled: list[Tensor] = []

@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from flavortag.models.attention import MaskedMultiheadAttention, key_padding_bias
-from flavortag.models.base import TaggerModel
+from flavortag.models.attention import MaskedMultiheadAttention
+from flavortag.models.base import TaggerModel, pack_slots, slot_index, unpack_slots
 from flavortag.models.layers import dense_stack, make_activation
 from flavortag.models.pair import PAIR_FEATURES, PairEmbedding
 
@@ -36,13 +36,6 @@ class FeedForward(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Return ``[..., dim]``."""
         return self.net(x)
-
-
-def scatter_tracks(tokens: Tensor, valid: Tensor) -> Tensor:
-    """Scatter packed ``tokens [T, D]`` (the valid tracks in row-major order) into ``[B, N, D]`` zeros."""
-    padded = tokens.new_zeros((valid.shape[0], valid.shape[1], tokens.shape[-1]))
-    padded[valid] = tokens
-    return padded
 
 
 class SelfAttentionBlock(nn.Module):
@@ -62,10 +55,12 @@ class SelfAttentionBlock(nn.Module):
         self.ffn = FeedForward(dim, int(round(dim * ffn_ratio)), activation, dropout)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, tokens: Tensor, valid: Tensor, attn_bias: Tensor) -> Tensor:
-        """Return updated ``tokens [T, D]``; ``attn_bias`` broadcasts to ``[B, H, N, N]``."""
-        h = scatter_tracks(self.norm_attention(tokens), valid)
-        tokens = tokens + self.dropout(self.attention(h, h, attn_bias)[valid])
+    def forward(self, tokens: Tensor, index: Tensor, valid: Tensor, attn_bias: Tensor | None) -> Tensor:
+        """Return updated ``tokens [T, D]`` (the slots ``index`` of ``valid``, see
+        :func:`~flavortag.models.base.slot_index`); ``attn_bias`` (pairwise biases or None)
+        broadcasts to ``[B, H, N, N]``."""
+        h = unpack_slots(self.norm_attention(tokens), index, valid)
+        tokens = tokens + self.dropout(pack_slots(self.attention(h, h, valid, attn_bias), index))
         return tokens + self.dropout(self.ffn(self.norm_ffn(tokens)))
 
 
@@ -81,10 +76,10 @@ class ClassAttentionBlock(nn.Module):
         self.ffn = FeedForward(dim, int(round(dim * ffn_ratio)), activation, dropout)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, cls_token: Tensor, tracks: Tensor, attn_bias: Tensor) -> Tensor:
-        """Return the updated class token ``[B, 1, D]``; ``attn_bias`` covers ``1 + N`` keys."""
+    def forward(self, cls_token: Tensor, tracks: Tensor, key_valid: Tensor) -> Tensor:
+        """Return the updated class token ``[B, 1, D]``; ``key_valid [B, 1 + N]`` covers the class token and the tracks."""
         keys = self.norm_attention(torch.cat((cls_token, tracks), dim=1))
-        cls_token = cls_token + self.dropout(self.attention(keys[:, :1], keys, attn_bias))
+        cls_token = cls_token + self.dropout(self.attention(keys[:, :1], keys, key_valid))
         return cls_token + self.dropout(self.ffn(self.norm_ffn(cls_token)))
 
 
@@ -171,22 +166,23 @@ class TransformerTagger(TaggerModel):
     ) -> Tensor:
         """Return logits ``[B, 3]`` from raw ``features [B, N, F]``, ``valid [B, N]``,
         raw ``vectors [B, N, 7]`` (needed with pair features) and ``event_features``."""
-        tokens = self.embed(self.normalisation.tracks(features, valid)[valid])
+        index = slot_index(valid)
+        tokens = self.embed(pack_slots(self.normalisation.tracks(features, valid), index))
 
-        attn_bias = key_padding_bias(valid, tokens.dtype)
+        pair_bias: Tensor | None = None
         if self.pair_embed is not None:
             if vectors is None:
                 raise ValueError("the transformer with use_pair_features=True needs vectors in the batch")
-            attn_bias = attn_bias + self.pair_embed(vectors, valid).to(tokens.dtype)
+            pair_bias = self.pair_embed(vectors, valid).to(tokens.dtype)
         for block in self.blocks:
-            tokens = block(tokens, valid, attn_bias)
-        x = scatter_tracks(tokens, valid)
+            tokens = block(tokens, index, valid, pair_bias)
+        x = unpack_slots(tokens, index, valid)
 
-        with_cls = torch.cat((torch.ones_like(valid[:, :1]), valid), dim=1)
-        cls_bias = key_padding_bias(with_cls, x.dtype)
+        # The class token is always a valid key, so no event is left without one.
+        with_cls = torch.cat((valid.new_ones((valid.shape[0], 1)), valid), dim=1)
         cls_token = self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype)
         for block in self.class_blocks:
-            cls_token = block(cls_token, x, cls_bias)
+            cls_token = block(cls_token, x, with_cls)
 
         out = self.norm(cls_token[:, 0])
         if self.use_event_features:

@@ -1,0 +1,336 @@
+"""The event text format (FORMAT.md), plain or gzip-compressed: streaming reader and writer.
+
+Reading goes block by block with bounded memory: read a fixed number of bytes,
+cut at the last event boundary (the last line starting with ``Axis``), parse
+the complete events, carry the remainder into the next block. Each block goes
+through the fast path (:mod:`flavortag.io.text_fast`); a block it refuses is
+cut in halves at event boundaries until the broken part is small, and that
+part goes through the careful parser (:mod:`flavortag.io.text_careful`),
+which names the exact line. Line numbers are only needed on that rare path,
+so they are counted lazily (by re-reading the file up to the block) instead of
+on every block.
+
+Compression is recognised by the gzip magic bytes, whatever the file name. A
+gzip stream that ends before its end-of-stream marker (a truncated copy) is
+always an error, even with ``on_error="skip"``: how much is missing is unknown.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from flavortag.io.columns import TRACK_FIELDS, EventColumns
+from flavortag.io.errors import EventFormatError, OnError, ReadReport
+from flavortag.io.text_careful import parse_careful
+from flavortag.io.text_fast import normalise as normalise_text
+from flavortag.io.text_fast import parse_fast
+
+#: Default bytes of text per block.
+DEFAULT_BLOCK_BYTES: int = 16 * 1024**2
+#: Blocks refused by the fast path are halved down to about this size before the careful parser.
+CAREFUL_BLOCK_BYTES: int = 64 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+_SLACK_BYTES = 256 * 1024  # room for the carried-over partial event without reallocating
+
+
+def is_gzip(path: str | Path) -> bool:
+    """True when the file starts with the gzip magic bytes."""
+    with open(path, "rb") as f:
+        return f.read(2) == _GZIP_MAGIC
+
+
+def _opener(path: str | Path) -> Callable[[], tuple[BinaryIO, BinaryIO]]:
+    """A function returning ``(decompressed stream, raw file)`` for ``path``."""
+    compressed = is_gzip(path)
+
+    def open_streams() -> tuple[BinaryIO, BinaryIO]:
+        raw = open(path, "rb")  # noqa: SIM115 -- closed by the caller
+        if compressed:
+            return gzip.GzipFile(fileobj=raw, mode="rb"), raw  # type: ignore[return-value]
+        return raw, raw
+
+    return open_streams
+
+
+class _LineCounter:
+    """1-based line number at a byte offset of the (decompressed) text, counted on demand."""
+
+    def __init__(self, open_streams: Callable[[], tuple[BinaryIO, BinaryIO]]) -> None:
+        self._open = open_streams
+        self._streams: tuple[BinaryIO, BinaryIO] | None = None
+        self._offset = 0
+        self._newlines = 0
+
+    def line_at(self, offset: int) -> int:
+        """Line number of the line that starts at ``offset`` (offsets must not decrease)."""
+        if self._streams is None:
+            self._streams = self._open()
+        stream = self._streams[0]
+        while self._offset < offset:
+            data = stream.read1(min(1 << 20, offset - self._offset))  # type: ignore[attr-defined]
+            if not data:
+                break
+            self._newlines += data.count(b"\n")
+            self._offset += len(data)
+        return self._newlines + 1
+
+    def line_at_end(self) -> int:
+        """Line number of the last (possibly partial) line readable from the stream."""
+        try:
+            self.line_at(1 << 62)
+        except EOFError:
+            pass
+        return self._newlines + 1
+
+    def close(self) -> None:
+        if self._streams is not None:
+            self._streams[0].close()
+            self._streams[1].close()
+            self._streams = None
+
+
+class _BlockParser:
+    """Parses blocks of one text file: fast path, halving, careful path."""
+
+    def __init__(
+        self, path: str, label: int, on_error: OnError, report: ReadReport, lines: _LineCounter
+    ) -> None:
+        self.path = path
+        self.label = label
+        self.on_error = on_error
+        self.report = report
+        self.lines = lines
+        self.normalise_first = False  # the previous block needed normalising
+
+    def parse(self, buf: bytearray, start: int, stop: int, offset: int, last: bool) -> list[EventColumns]:
+        """Events of ``buf[start:stop]``, which starts at byte ``offset`` of the file."""
+        out: list[EventColumns] = []
+        self._parse(buf, start, stop, offset, last, out)
+        return out
+
+    def _parse(
+        self, buf: bytearray, start: int, stop: int, offset: int, last: bool, out: list[EventColumns]
+    ) -> None:
+        if start >= stop:
+            return
+        cols = None if self.normalise_first else parse_fast(buf, start, stop, self.label, last=last)
+        if cols is None:
+            original = bytes(memoryview(buf)[start:stop])
+            plain = normalise_text(original)
+            if plain != original:
+                cols = parse_fast(bytearray(plain), 0, len(plain), self.label, last=last)
+                self.normalise_first = cols is not None
+            elif self.normalise_first:
+                self.normalise_first = False
+                cols = parse_fast(buf, start, stop, self.label, last=last)
+        if cols is not None:
+            out.append(cols)
+            return
+        if stop - start > CAREFUL_BLOCK_BYTES:
+            middle = start + (stop - start) // 2
+            cut = event_boundary(buf, start, middle, stop)
+            if cut is not None:
+                self._parse(buf, start, cut, offset, False, out)
+                self._parse(buf, cut, stop, offset + (cut - start), last, out)
+                return
+        out.append(
+            parse_careful(
+                bytes(memoryview(buf)[start:stop]), self.lines.line_at(offset), self.path, self.label,
+                self.on_error, self.report, last=last,
+            )
+        )
+
+
+def event_boundary(buf: bytearray, start: int, near: int, stop: int) -> int | None:
+    """Offset of the start of a line beginning with ``Axis``, in ``(start, stop)``, close to ``near``."""
+    at = buf.find(b"\nAxis", near, stop)
+    if at < 0 or at + 1 >= stop:
+        at = buf.rfind(b"\nAxis", start, near)
+    return at + 1 if start < at + 1 < stop else None
+
+
+def _last_event_start(buf: bytearray, stop: int) -> int:
+    """Offset of the last line in ``buf[:stop]`` starting with ``Axis`` (after blanks), or -1."""
+    at = buf.rfind(b"\nAxis", 0, stop)
+    if at >= 0:
+        return at + 1
+    # Axis lines indented with whitespace: look at each "Axis" from the end.
+    at = buf.rfind(b"Axis", 0, stop)
+    while at > 0:
+        line_start = buf.rfind(b"\n", 0, at) + 1
+        if line_start > 0 and not buf[line_start:at].strip():
+            return line_start
+        at = buf.rfind(b"Axis", 0, at)
+    return -1
+
+
+class _Block:
+    """Text ``buf[:cut]`` (whole events) starting at ``offset``; ``last``: it ends the file."""
+
+    __slots__ = ("buf", "cut", "offset", "last", "raw_position")
+
+    def __init__(self, buf: bytearray, cut: int, offset: int, last: bool, raw_position: int) -> None:
+        self.buf, self.cut, self.offset, self.last, self.raw_position = buf, cut, offset, last, raw_position
+
+
+def _blocks(
+    stream: BinaryIO, raw: BinaryIO, block_bytes: int, path: str, lines: _LineCounter, *,
+    read_ahead: bool,
+) -> Iterator[_Block]:
+    """Blocks of whole events, each about ``block_bytes`` of text.
+
+    Without ``read_ahead`` one buffer is refilled after the caller is done
+    with the previous block. With it (gzip input), two buffers take turns: a
+    thread reads and decompresses the next block (zlib releases the GIL) while
+    the caller parses this one, for one more block of memory.
+    """
+    def fill(buf: bytearray, pending: bytes) -> tuple[bytearray, int, bool, int]:
+        need = len(pending) + block_bytes
+        if len(buf) < need:
+            buf = bytearray(need + _SLACK_BYTES)
+        buf[: len(pending)] = pending
+        with memoryview(buf) as view:
+            n_read = _read_into(stream, view[len(pending) : need], path, lines)
+        return buf, len(pending) + n_read, n_read < block_bytes, raw.tell()
+
+    buf = bytearray(block_bytes + _SLACK_BYTES)
+    spare = bytearray(block_bytes + _SLACK_BYTES) if read_ahead else buf
+    pending = b""
+    offset = 0
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flavortag-read") if read_ahead else None
+    future: Future | None = pool.submit(fill, buf, pending) if pool else None
+    try:
+        while True:
+            if future is not None:
+                buf, length, eof, raw_position = future.result()
+                future = None
+            else:
+                buf, length, eof, raw_position = fill(buf, pending)
+            cut = length if eof else _last_event_start(buf, length)
+            while cut <= 0:  # no event boundary in the block
+                if offset == 0 and length >= block_bytes and buf.find(b"Axis", 0, length) < 0:
+                    cut = buf.rfind(b"\n", 0, length) + 1  # stray rows before any event: check them now
+                    if cut > 0:
+                        break
+                buf, length, eof, raw_position = fill(buf, bytes(memoryview(buf)[:length]))  # a huge event
+                cut = length if eof else _last_event_start(buf, length)
+            pending = bytes(memoryview(buf)[cut:length])
+            if pool is not None and not eof:
+                future = pool.submit(fill, spare, pending)
+            yield _Block(buf, cut, offset, eof, raw_position)
+            if eof:
+                return
+            offset += cut
+            if pool is not None:
+                buf, spare = spare, buf
+    finally:
+        if pool is not None:
+            if future is not None:
+                future.cancel()
+                try:
+                    future.result()
+                except Exception:  # noqa: BLE001 -- the caller's error wins
+                    pass
+            pool.shutdown()
+
+
+def iter_text_columns(
+    path: str | Path,
+    label: int,
+    on_error: OnError,
+    report: ReadReport,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+) -> Iterator[tuple[EventColumns, int]]:
+    """Yield ``(events, bytes of the file consumed so far)`` block by block.
+
+    Memory stays near ``2 * block_bytes`` plus one block's arrays, unless a
+    single event is larger than a block (the block then grows to hold it).
+    """
+    shown = str(path)
+    open_streams = _opener(path)
+    lines = _LineCounter(open_streams)
+    parser = _BlockParser(shown, label, on_error, report, lines)
+    stream, raw = open_streams()
+    try:
+        for block in _blocks(stream, raw, block_bytes, shown, lines, read_ahead=stream is not raw):
+            chunk = parser.parse(block.buf, 0, block.cut, block.offset, last=block.last)
+            if chunk:
+                yield EventColumns.concat(chunk), block.raw_position
+    finally:
+        stream.close()
+        raw.close()
+        lines.close()
+
+
+def _read_into(stream: BinaryIO, view: memoryview, path: str, lines: _LineCounter) -> int:
+    """Fill ``view`` from ``stream`` (short only at the end); gzip trouble -> EventFormatError."""
+    total = 0
+    try:
+        while total < len(view):
+            n = stream.readinto(view[total:])  # type: ignore[attr-defined]
+            if not n:
+                break
+            total += n
+    except EOFError:
+        line = lines.line_at_end()
+        raise EventFormatError(
+            path, line, "the gzip stream ends before its end-of-stream marker: "
+            "the file is truncated (the data stops in this line)"
+        ) from None
+    except (gzip.BadGzipFile, zlib.error) as err:
+        raise EventFormatError(path, None, f"corrupt gzip data ({err})") from None
+    return total
+
+
+# ---- writing --------------------------------------------------------------------------------
+
+_WRITE_OPTIONS = pacsv.WriteOptions(include_header=False, delimiter=" ", quoting_style="none")
+
+
+def format_text(cols: EventColumns) -> bytes:
+    """The text lines of ``cols``: ``Axis = ax ay az`` then one row per track.
+
+    Numbers are written in the shortest form that reads back as the same
+    float32 (Arrow's formatter), so text round-trips exactly.
+    """
+    n = len(cols)
+    n_rows = n + cols.n_tracks
+    axis_rows = cols.offsets[:-1] + np.arange(n)
+    is_axis = np.zeros(n_rows, bool)
+    is_axis[axis_rows] = True
+    track_rows = np.flatnonzero(~is_axis)
+    columns = {}
+    for k, name in enumerate(TRACK_FIELDS):
+        values = np.zeros(n_rows, np.float32)
+        values[track_rows] = cols.tracks[name]
+        if k >= 4:
+            values[axis_rows] = cols.axis[:, k - 4]
+        columns[name] = pa.array(values, mask=is_axis) if k == 0 else pa.array(values)
+    sink = io.BytesIO()
+    pacsv.write_csv(pa.table(columns), sink, write_options=_WRITE_OPTIONS)
+    # An axis row came out as " 0 0 0 ax ay az" (empty E): give it its prefix back.
+    text = b"\n" + sink.getvalue()
+    return text.replace(b"\n 0 0 0 ", b"\nAxis = ")[1:]
+
+
+def write_text_chunks(chunks: Iterable[EventColumns], path: Path, *, compress: bool) -> None:
+    """Write events to ``path`` as text (gzip-compressed when ``compress``)."""
+    with open(path, "wb") as raw:
+        out: BinaryIO = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) if compress else raw  # type: ignore[assignment]
+        try:
+            for cols in chunks:
+                for start in range(0, len(cols), 100_000):
+                    out.write(format_text(cols.slice(start, min(start + 100_000, len(cols)))))
+        finally:
+            if compress:
+                out.close()
