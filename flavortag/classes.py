@@ -7,6 +7,7 @@ config agree on it.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,7 +53,7 @@ def class_index(label: int | str) -> int:
     )
 
 
-def label_from_path(path: str | Path, rules: Mapping[str, str] | None = None) -> int:
+def label_from_path(path: str | os.PathLike[str], rules: Mapping[str, str] | None = None) -> int:
     """Return the class index of a file from its name using ``rules``.
 
     ``rules`` maps a regular expression (searched case-insensitively in the

@@ -58,7 +58,7 @@ def load_sample(data_cfg: Mapping[str, Any]) -> ak.Array:
         [str(p) for p in paths],
         label=data_cfg.get("label"),
         label_rules=dict(rules) if rules else None,
-        on_error=str(data_cfg.get("on_error", "raise")),
+        on_error="skip" if data_cfg.get("on_error") == "skip" else "raise",
     )
     limit = data_cfg.get("max_events_per_class")
     if limit is not None:

@@ -37,8 +37,8 @@ PREDICTION_FIELDS: tuple[str, ...] = ("prob_uds", "prob_cc", "prob_bb", "D_b", "
 def _eval_settings(eval_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     cfg = dict(eval_cfg or {})
     return {
-        "f_c": float(cfg.get("f_c") if cfg.get("f_c") is not None else ftm.DEFAULT_F_C),
-        "f_b": float(cfg.get("f_b") if cfg.get("f_b") is not None else ftm.DEFAULT_F_B),
+        "f_c": ftm.DEFAULT_F_C if cfg.get("f_c") is None else float(cfg["f_c"]),
+        "f_b": ftm.DEFAULT_F_B if cfg.get("f_b") is None else float(cfg["f_b"]),
         "efficiencies": tuple(float(e) for e in (cfg.get("efficiencies") or ftm.DEFAULT_EFFICIENCIES)),
         "write_predictions": bool(cfg.get("write_predictions", True)),
     }
@@ -207,8 +207,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     events = load_sample(data_cfg)
     split = str(cfg.split)
     if split == "test" and own_data:
-        fractions = OmegaConf.to_container(train_cfg.data.split, resolve=True)
-        assert isinstance(fractions, dict)
+        fractions = {str(k): float(v) for k, v in train_cfg.data.split.items()}
         idx = split_indices(np.asarray(events["label"]), fractions,
                             int(train_cfg.data.get("split_seed", train_cfg.get("seed", 0))))["test"]
         events = events[idx]

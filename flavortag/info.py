@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from flavortag.classes import CLASS_NAMES
 
 
-def summarise(events: ak.Array) -> list[dict[str, float]]:
+def summarise(events: ak.Array) -> list[dict[str, Any]]:
     """Per-class summary rows: class, events, mean tracks, mean sum E [GeV], |d0| > 0.1 mm fraction."""
     labels = np.asarray(events["label"])
     tracks = events["tracks"]

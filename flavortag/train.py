@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import hydra
 import numpy as np
@@ -79,8 +79,7 @@ def prepare_data(cfg: DictConfig, keep_events: bool = False) -> PreparedData:
     detector = DetectorModel.from_config(OmegaConf.to_container(cfg.detector, resolve=True))  # type: ignore[arg-type]
     track_names, event_names = feature_names_from_config(cfg.get("features"))
     labels = np.asarray(events["label"])
-    fractions = OmegaConf.to_container(cfg.data.split, resolve=True)
-    assert isinstance(fractions, dict)
+    fractions = {str(k): float(v) for k, v in cfg.data.split.items()}
     indices = split_indices(labels, fractions, int(cfg.data.get("split_seed", cfg.seed)))
     tensors: dict[str, EventTensors] = {}
     for name, idx in indices.items():
@@ -99,6 +98,20 @@ def prepare_data(cfg: DictConfig, keep_events: bool = False) -> PreparedData:
                  name, len(t.labels), t.n_truncated, int(cfg.data.max_tracks))
     return PreparedData(tensors, indices, track_names, event_names, detector,
                         events if keep_events else None)
+
+
+def _plain(node: Any) -> dict[str, Any]:
+    """A config node as a plain dict with string keys."""
+    container = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(container, dict)
+    return {str(k): v for k, v in container.items()}
+
+
+def _layout(cfg: DictConfig) -> Literal["padded", "ragged"]:
+    layout = str(cfg.trainer.layout)
+    if layout not in ("padded", "ragged"):
+        raise ValueError(f"trainer.layout must be padded or ragged, not {layout!r}")
+    return "padded" if layout == "padded" else "ragged"
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -183,7 +196,7 @@ def _evaluate_loss(model: torch.nn.Module, tensors: EventTensors, cfg: DictConfi
     shard = tensors if not dist.enabled else tensors.subset(
         np.arange(dist.rank, len(tensors.labels), dist.world_size))
     loader = make_loader(shard, batch_size=int(cfg.trainer.eval_batch_size), shuffle=False,
-                         seed=0, layout=str(cfg.trainer.layout))
+                         seed=0, layout=_layout(cfg))
     loss_sum, correct, count = 0.0, 0.0, 0.0
     model.eval()
     with torch.no_grad():
@@ -231,9 +244,7 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: _Distrib
     amp_dtype = _autocast_dtype(str(cfg.trainer.precision), device)
     torch.manual_seed(int(cfg.seed))
     train_t, val_t = data.tensors["train"], data.tensors["val"]
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    assert isinstance(model_cfg, dict)
-    model = build_model(model_cfg, len(data.track_names), len(data.event_names))
+    model = build_model(_plain(cfg.model), len(data.track_names), len(data.event_names))
     model.feature_names = {"track": list(data.track_names), "event": list(data.event_names)}  # type: ignore[assignment]
     model.detector = data.detector.to_dict()  # type: ignore[assignment]
     model.max_tracks = int(cfg.data.max_tracks)  # type: ignore[assignment]
@@ -296,14 +307,15 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: _Distrib
     best_state = None
     while state.epoch < max_epochs:
         epoch = state.epoch
-        sampler = None
+        sampler: torch.utils.data.distributed.DistributedSampler[Any] | None = None
         if dist.enabled:
             sampler = torch.utils.data.distributed.DistributedSampler(
-                range(len(train_t.labels)), num_replicas=dist.world_size, rank=dist.rank,
+                range(len(train_t.labels)),  # type: ignore[arg-type]
+                num_replicas=dist.world_size, rank=dist.rank,
                 shuffle=True, seed=int(cfg.seed), drop_last=True)
             sampler.set_epoch(epoch)
         loader = make_loader(train_t, batch_size=batch_size, shuffle=sampler is None,
-                             seed=int(cfg.seed) + epoch, layout=str(cfg.trainer.layout),
+                             seed=int(cfg.seed) + epoch, layout=_layout(cfg),
                              drop_last=True, sampler=sampler, pin_memory=pin)
         train_model.train()
         loss_sum = torch.zeros((), device=device)
@@ -344,9 +356,9 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: _Distrib
         train_acc = totals[1] / max(totals[2], 1.0)
         events_per_s = totals[2] / max(elapsed, 1e-9)
         val_loss, val_acc = _evaluate_loss(model, val_t, cfg, device, dist, amp_dtype)
-        metrics = {"train/loss": train_loss, "train/acc": train_acc, "val/loss": val_loss,
+        metrics: dict[str, float] = {"train/loss": train_loss, "train/acc": train_acc, "val/loss": val_loss,
                    "val/acc": val_acc, "train/events_per_s": events_per_s,
-                   "train/lr": scheduler.get_last_lr()[0]}
+                   "train/lr": float(scheduler.get_last_lr()[0])}
         for key, value in metrics.items():
             state.history.setdefault(key, []).append(float(value))
         if dist.is_main:
@@ -383,9 +395,7 @@ def fit_bdt(cfg: DictConfig, data: PreparedData) -> tuple[Any, TrainState]:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import log_loss
 
-    params = OmegaConf.to_container(cfg.model, resolve=True)
-    assert isinstance(params, dict)
-    params = {k: v for k, v in params.items() if k not in ("name", "description")}
+    params = {k: v for k, v in _plain(cfg.model).items() if k not in ("name", "description")}
     params.setdefault("random_state", int(cfg.seed))
     clf = HistGradientBoostingClassifier(**params)
     train_t, val_t = data.tensors["train"], data.tensors["val"]

@@ -1,0 +1,1 @@
+"""flavortag tests."""

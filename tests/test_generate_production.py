@@ -110,3 +110,19 @@ def test_embedded_sample():
     assert summary["bb"][2] > 0.4 and summary["uds"][2] < 0.01, summary
     total_mb = sum((EMBEDDED / f"{n}.parquet").stat().st_size for n in ("uds", "cc", "bb")) / 1e6
     assert total_mb < 15
+
+
+def test_detector_configs_compose():
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    models = {}
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        for path in sorted((REPO / "configs" / "detector").glob("*.yaml")):
+            cfg = compose("generate", overrides=[f"detector={path.stem}"])
+            models[path.stem] = DetectorModel.from_config(OmegaConf.to_container(cfg.detector))
+    assert models["ild"].to_dict() == {**DetectorModel().to_dict(), "name": "ild"}
+    assert models["perfect"].smear is False and models["perfect"].track_efficiency == 1.0
+    assert models["ild_worse_ip"].ip_resolution_scale == 1.5
+    assert models["ild_beamspot"].beam_spot_mm[2] == 0.3
+    assert {m.d0_b_mm_gev for m in models.values()} == {0.010}

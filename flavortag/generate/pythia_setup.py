@@ -12,7 +12,11 @@ mixes two energies into one sample. ``isr=True`` restores Pythia's default
 (electron PDFs with ISR). Final-state showers, hadronisation (Monash tune)
 and all decays are Pythia's defaults: B, D, K0S, Lambda, ... decay with their
 lifetimes and Pythia fills the production vertex (``vProd``, mm) of every
-decay product, so b and c decay products are displaced.
+decay product, so b and c decay products are displaced (on by default; the
+tests check that tracks from b hadrons start a median ~2 mm from the beam
+line). Space-time vertices inside the hadronisation itself
+(``Fragmentation:setVertices``, ``PartonVertex:setVertex``) stay off: they are
+of order 1e-12 mm, far below any detector resolution.
 
 Seeding. A chunk of events is identified by ``(seed, class, chunk index)``.
 Every chunk restarts Pythia's random-number generator with

@@ -32,7 +32,6 @@ AXIS_PREFIX = b"Axis = "
 _MARKER = b" 0 0 0 "  # same length as AXIS_PREFIX: empty E, px = py = pz = 0, then ax ay az
 _PREFIX_CODES = np.frombuffer(AXIS_PREFIX, np.uint8)
 _MARKER_CODES = np.frombuffer(_MARKER, np.uint8)
-_SPAN = np.arange(len(AXIS_PREFIX))
 
 _READ_OPTIONS = pacsv.ReadOptions(column_names=list(TRACK_FIELDS), use_threads=True)
 _PARSE_OPTIONS = pacsv.ParseOptions(
@@ -44,6 +43,16 @@ _CONVERT_OPTIONS = pacsv.ConvertOptions(
     null_values=[""], strings_can_be_null=False, quoted_strings_can_be_null=False,
     check_utf8=False,
 )
+
+
+def float32_array(n: int) -> np.ndarray:
+    """An uninitialised float32 array allocated from Arrow's memory pool.
+
+    The per-block outputs come and go in similar sizes; Arrow's allocator
+    reuses such blocks well, where the C heap fragments and lets the resident
+    memory of a long streaming pass creep upwards.
+    """
+    return np.frombuffer(pa.allocate_buffer(4 * n), np.float32)
 
 
 def parse_fast(buf: bytearray, start: int, stop: int, label: int, *, last: bool) -> EventColumns | None:
@@ -62,8 +71,7 @@ def parse_fast(buf: bytearray, start: int, stop: int, label: int, *, last: bool)
     if len(positions) == 0:
         return None
     codes = np.frombuffer(buf, np.uint8)
-    where = positions[:, None] + _SPAN
-    codes[where] = _MARKER_CODES
+    _overwrite(codes, positions, _MARKER_CODES)
     try:
         table = pacsv.read_csv(
             pa.BufferReader(pa.py_buffer(memoryview(buf)[start:stop])),
@@ -73,9 +81,14 @@ def parse_fast(buf: bytearray, start: int, stop: int, label: int, *, last: bool)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     finally:
-        codes[where] = _PREFIX_CODES
+        _overwrite(codes, positions, _PREFIX_CODES)
         del codes
     return _columns_from_table(table, len(positions), label)
+
+
+def _overwrite(codes: np.ndarray, positions: np.ndarray, text: np.ndarray) -> None:
+    for k, code in enumerate(text):
+        codes[positions + k] = code
 
 
 def _axis_line_starts(buf: bytearray, start: int, stop: int) -> np.ndarray:
@@ -114,7 +127,7 @@ def _columns_from_table(table: pa.Table, n_axis: int, label: int) -> EventColumn
     tracks = {}
     for name, column in zip(TRACK_FIELDS, columns):
         tracks[name] = _compress_chunks(column.chunks, is_track, track_counts, n_tracks, invert=False)
-    axis = np.empty((n_axis, 3), np.float32)
+    axis = float32_array(3 * n_axis).reshape(n_axis, 3)
     axis_counts = [len(m) - c for m, c in zip(is_track, track_counts)]
     for k in range(3):
         axis[:, k] = _compress_chunks(columns[4 + k].chunks, is_track, axis_counts, n_axis, invert=True)
@@ -133,7 +146,7 @@ def _compress_chunks(
     chunks: list[pa.Array], masks: list[np.ndarray], counts: list[int], total: int, *, invert: bool
 ) -> np.ndarray:
     """Concatenation of ``chunk[mask]`` (or ``chunk[~mask]``) over the chunks of a float32 column."""
-    out = np.empty(total, np.float32)
+    out = float32_array(total)
     at = 0
     for chunk, mask, count in zip(chunks, masks, counts):
         # The raw values buffer (null slots hold junk, and they are the ones dropped).

@@ -92,7 +92,7 @@ def model_from_checkpoint(state: Mapping[str, Any]) -> TaggerModel:
     if state.get("detector") is not None:
         model.detector = state["detector"]
     if state.get("max_tracks") is not None:
-        model.max_tracks = int(state["max_tracks"])
+        model.max_tracks = int(state["max_tracks"])  # type: ignore[assignment]
     return model
 
 
