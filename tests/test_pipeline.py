@@ -196,3 +196,60 @@ def test_export_onnx_of_trained_transformer(trained: dict[str, dict], tmp_path: 
     names = [i.name for i in session.get_inputs()]
     out = session.run(None, {k: v for k, v in feeds.items() if k in names})[0]
     np.testing.assert_allclose(out, ref, atol=1e-4)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_mlflow_server_lists_runs_with_same_metric_keys(trained: dict[str, dict], store: str,
+                                                        tmp_path: Path) -> None:
+    """A real `mlflow server` on loopback over the store; its REST API shows the models side by side."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.5)
+        req = urllib.request.Request(
+            f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=pipeline-test")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            experiment_id = json.load(resp)["experiment"]["experiment_id"]
+        body = json.dumps({"experiment_ids": [experiment_id], "max_results": 100}).encode()
+        req = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            runs = json.load(resp)["runs"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    by_model: dict[str, set[str]] = {}
+    for run in runs:
+        tags = {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+        if tags.get("flavortag.kind"):
+            continue
+        keys = {m["key"] for m in run["data"].get("metrics", []) if m["key"].startswith("test/")}
+        by_model[tags["flavortag.model"]] = keys
+    assert {"mlp", "transformer"} <= set(by_model)
+    assert by_model["mlp"] == by_model["transformer"]
+    assert "test/rej_c_at_b80" in by_model["mlp"]

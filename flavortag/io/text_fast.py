@@ -33,6 +33,8 @@ _MARKER = b" 0 0 0 "  # same length as AXIS_PREFIX: empty E, px = py = pz = 0, t
 _PREFIX_CODES = np.frombuffer(AXIS_PREFIX, np.uint8)
 _MARKER_CODES = np.frombuffer(_MARKER, np.uint8)
 
+#: Bytes of text per ``pyarrow.csv`` call (its own 1 MB blocks are parsed in parallel).
+PIECE_BYTES: int = 4 * 1024 * 1024
 _READ_OPTIONS = pacsv.ReadOptions(column_names=list(TRACK_FIELDS), use_threads=True)
 _PARSE_OPTIONS = pacsv.ParseOptions(
     delimiter=" ", quote_char=False, double_quote=False, escape_char=False,
@@ -72,12 +74,19 @@ def parse_fast(buf: bytearray, start: int, stop: int, label: int, *, last: bool)
         return None
     codes = np.frombuffer(buf, np.uint8)
     _overwrite(codes, positions, _MARKER_CODES)
+    # Parsed in pieces of about PIECE_BYTES (cut at event starts): the parser's
+    # intermediate buffers then stay small next to the block itself.
+    cuts = positions[np.searchsorted(positions, np.arange(start + PIECE_BYTES, stop, PIECE_BYTES))]
+    bounds = [start, *np.unique(cuts[cuts > start]).tolist(), stop]
     try:
-        table = pacsv.read_csv(
-            pa.BufferReader(pa.py_buffer(memoryview(buf)[start:stop])),
-            read_options=_READ_OPTIONS, parse_options=_PARSE_OPTIONS,
-            convert_options=_CONVERT_OPTIONS,
-        )
+        with memoryview(buf) as view:
+            table = pa.concat_tables([
+                pacsv.read_csv(
+                    pa.BufferReader(pa.py_buffer(view[a:b])), read_options=_READ_OPTIONS,
+                    parse_options=_PARSE_OPTIONS, convert_options=_CONVERT_OPTIONS,
+                )
+                for a, b in zip(bounds[:-1], bounds[1:])
+            ])
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     finally:
