@@ -14,8 +14,9 @@ TORCH_REQ ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.flavortag-installed
 EPOCHS ?= 6
+STUDY_EPOCHS ?= 10
 
-.PHONY: install run test lint typecheck pytest bench bench-io bench-generate bench-batching bench-models ui clean
+.PHONY: study install run test lint typecheck pytest bench bench-io bench-generate bench-batching bench-models ui clean
 
 install: $(STAMP)
 
@@ -62,3 +63,7 @@ bench-models: install
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache .mypy_cache
+
+# The Z-pole physics study (samples, four taggers, robustness to worse IP resolution).
+study: install
+	$(BIN)/python scripts/zpole_study.py --samples samples --epochs $(STUDY_EPOCHS)

@@ -25,8 +25,9 @@ import numpy as np
 from flavortag.detector import DetectorModel
 from flavortag.generate.detector_sim import simulate_tracks
 from flavortag.generate.events import (
+    ChunkColumns,
     ChunkGenerator,
-    events_array,
+    events_from_chunks,
     plan_chunks,
     true_charged_particles,
 )
@@ -72,7 +73,7 @@ def stage_breakdown(flavour: str, n_events: int, seed: int) -> dict[str, float]:
         t4 = time.perf_counter()
         axis, _ = thrust_axis(tracks.momenta, tracks.offsets)
         t5 = time.perf_counter()
-        events_array(tracks, axis, 2)
+        events_from_chunks([ChunkColumns(2, np.diff(tracks.offsets), tracks.columns, axis.astype(np.float32))])
         t6 = time.perf_counter()
         for name, dt in zip(stages, np.diff([t0, t1, t2, t3, t4, t5, t6])):
             stages[name] += dt

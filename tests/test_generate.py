@@ -99,6 +99,16 @@ def test_ancestry_by_pointer_jumping_matches_full_mother_walk():
     assert np.mean(bits[record.status > 0] & 2 > 0) > 0.3
 
 
+def test_charge_table_from_pythia_particle_data():
+    from flavortag.generate.pythia_setup import make_pythia
+    from flavortag.generate.record import ChargeTable
+
+    table = ChargeTable(make_pythia("uds").particleData)
+    codes = np.array([211, -211, 22, 2212, -11, 111, 321, -3312, 5])
+    np.testing.assert_array_equal(table(codes), [1, -1, 0, 1, 1, 0, 1, 1, 0])
+    np.testing.assert_array_equal(table(codes[::-1]), [0, 1, 1, 0, 1, 1, 0, -1, 1])  # cached path
+
+
 # --- thrust -------------------------------------------------------------------------------
 
 
@@ -267,6 +277,14 @@ def test_same_seed_same_events_and_chunks_are_independent():
     assert ak.array_equal(alone, a[50:])
     with pytest.raises(ValueError):
         generate_events("cc", 10, seed=-1)
+
+
+def test_chunks_independent_with_isr():
+    """With ISR the phase space is sampled; a chunk still does not depend on the chunks before it."""
+    both = generate_events("bb", 40, seed=23, chunk_size=20, isr=True)
+    alone = ChunkGenerator()(plan_chunks("bb", 40, chunk_size=20, seed=23, isr=True)[1])
+    assert ak.array_equal(alone, both[20:])
+    assert not ak.array_equal(both, generate_events("bb", 40, seed=23, chunk_size=20))
 
 
 def test_zero_events_and_unknown_flavour():

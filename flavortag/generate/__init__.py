@@ -6,6 +6,14 @@
 """
 
 from flavortag.generate.events import ChunkSpec, generate_events, plan_chunks
+from flavortag.generate.production import ProductionResult, produce_samples
 from flavortag.generate.thrust import thrust_axis
 
-__all__ = ["ChunkSpec", "generate_events", "plan_chunks", "thrust_axis"]
+__all__ = [
+    "ChunkSpec",
+    "ProductionResult",
+    "generate_events",
+    "plan_chunks",
+    "produce_samples",
+    "thrust_axis",
+]

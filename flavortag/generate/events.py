@@ -24,7 +24,12 @@ import numpy as np
 from flavortag.classes import class_index
 from flavortag.detector import DetectorModel
 from flavortag.generate import record as rec
-from flavortag.generate.detector_sim import Tracks, TrueParticles, simulate_tracks
+from flavortag.generate.detector_sim import (
+    KINEMATIC_FIELDS,
+    TRUTH_FIELDS,
+    TrueParticles,
+    simulate_tracks,
+)
 from flavortag.generate.pythia_setup import flavour_name, make_pythia, pythia_seed
 from flavortag.generate.thrust import thrust_axis
 
@@ -54,6 +59,25 @@ class ChunkSpec:
     def detector_rng(self) -> np.random.Generator:
         """The chunk's own numpy generator for the detector model."""
         return np.random.default_rng([self.seed, class_index(self.flavour), self.chunk_index, 7])
+
+
+@dataclass(frozen=True)
+class ChunkColumns:
+    """A chunk's events as flat numpy buffers (cheap to pickle and to concatenate).
+
+    ``counts[k]`` tracks in event ``k``; ``columns`` one flat array per track
+    field (CONTRACTS.md order); ``axis`` float32 ``[n_events, 3]``.
+    """
+
+    label: int
+    counts: np.ndarray
+    columns: dict[str, np.ndarray]
+    axis: np.ndarray
+
+    @property
+    def n_events(self) -> int:
+        """Number of events."""
+        return len(self.counts)
 
 
 def plan_chunks(
@@ -111,16 +135,25 @@ class ChunkGenerator:
             missing -= len(batch)
         return parts[0] if len(parts) == 1 else ak.concatenate(parts)
 
-    def __call__(self, spec: ChunkSpec) -> ak.Array:
-        """The chunk's events as an awkward Array (``axis``, ``tracks``, ``label``)."""
+    def columns(self, spec: ChunkSpec) -> ChunkColumns:
+        """The chunk's events as flat buffers (see :func:`events_from_chunks`)."""
         _, charges = self._instance(spec)
         if spec.n_events == 0:
-            return empty_events()
+            return _empty_chunk(class_index(spec.flavour))
         record = rec.record_from_batch(self.pythia_batch(spec))
         particles = true_charged_particles(record, charges)
         tracks = simulate_tracks(particles, spec.detector, spec.detector_rng())
         axis, _ = thrust_axis(tracks.momenta, tracks.offsets)
-        return events_array(tracks, axis, class_index(spec.flavour))
+        return ChunkColumns(
+            label=class_index(spec.flavour),
+            counts=np.diff(tracks.offsets),
+            columns=tracks.columns,
+            axis=axis.astype(np.float32),
+        )
+
+    def __call__(self, spec: ChunkSpec) -> ak.Array:
+        """The chunk's events as an awkward Array (``axis``, ``tracks``, ``label``)."""
+        return events_from_chunks([self.columns(spec)])
 
 
 def true_charged_particles(record: rec.EventRecord, charges: rec.ChargeTable) -> TrueParticles:
@@ -144,35 +177,52 @@ def true_charged_particles(record: rec.EventRecord, charges: rec.ChargeTable) ->
     )
 
 
-def events_array(tracks: Tracks, axis: np.ndarray, label: int) -> ak.Array:
-    """Build the event Array (CONTRACTS.md layout) directly from flat buffers."""
+def events_from_chunks(chunks: Sequence[ChunkColumns]) -> ak.Array:
+    """Concatenate chunks (numpy, not ``ak.concatenate``) and build the event Array.
+
+    Layout (CONTRACTS.md): ``axis`` 3 * float32, ``tracks`` var * record of the
+    track fields, ``label`` int32; built directly from the flat buffers.
+    """
+    if not chunks:
+        return events_from_chunks([_empty_chunk(0)])
     contents = ak.contents
-    n_events = len(tracks.offsets) - 1
+    counts = np.concatenate([c.counts for c in chunks])
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    fields = list(chunks[0].columns)
     track_record = contents.RecordArray(
-        [contents.NumpyArray(col) for col in tracks.columns.values()], list(tracks.columns)
+        [contents.NumpyArray(np.concatenate([c.columns[f] for c in chunks])) for f in fields],
+        fields,
+        length=int(offsets[-1]),
     )
+    axis = np.concatenate([c.axis for c in chunks]).astype(np.float32).reshape(-1)
+    label = np.concatenate([np.full(c.n_events, c.label, dtype=np.int32) for c in chunks])
     layout = contents.RecordArray(
         [
-            contents.RegularArray(
-                contents.NumpyArray(np.ascontiguousarray(axis, dtype=np.float32).reshape(-1)), 3
-            ),
-            contents.ListOffsetArray(ak.index.Index64(tracks.offsets), track_record),
-            contents.NumpyArray(np.full(n_events, label, dtype=np.int32)),
+            contents.RegularArray(contents.NumpyArray(axis), 3, zeros_length=len(counts)),
+            contents.ListOffsetArray(ak.index.Index64(offsets), track_record),
+            contents.NumpyArray(label),
         ],
         ["axis", "tracks", "label"],
-        length=n_events,
+        length=len(counts),
     )
     return ak.Array(layout)
 
 
-def empty_events() -> ak.Array:
-    """A zero-length event Array with the generator's full type."""
-    from flavortag.generate.detector_sim import KINEMATIC_FIELDS, TRUTH_FIELDS
-
+def _empty_chunk(label: int) -> ChunkColumns:
     dtypes = {"charge": np.int8, "pdg": np.int32, "origin": np.int8}
     columns = {f: np.zeros(0, dtype=dtypes.get(f, np.float32)) for f in KINEMATIC_FIELDS + TRUTH_FIELDS}
-    tracks = Tracks(offsets=np.zeros(1, dtype=np.int64), columns=columns, momenta=np.zeros((0, 3)))
-    return events_array(tracks, np.zeros((0, 3)), 0)
+    return ChunkColumns(
+        label=label,
+        counts=np.zeros(0, dtype=np.int64),
+        columns=columns,
+        axis=np.zeros((0, 3), dtype=np.float32),
+    )
+
+
+def empty_events(label: int = 0) -> ak.Array:
+    """A zero-length event Array with the generator's full type."""
+    return events_from_chunks([_empty_chunk(label)])
 
 
 def generate_events(
@@ -207,8 +257,6 @@ def generate_events(
         pythia_extra=tuple(pythia_extra),
         detector=detector or DetectorModel(),
     )
-    if not chunks:
-        return empty_events()
     make = ChunkGenerator()
-    parts = [make(spec) for spec in chunks]
-    return parts[0] if len(parts) == 1 else ak.concatenate(parts)
+    parts = [make.columns(spec) for spec in chunks]
+    return events_from_chunks(parts or [_empty_chunk(class_index(flavour))])

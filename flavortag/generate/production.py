@@ -21,14 +21,17 @@ from pathlib import Path
 
 import awkward as ak
 
+from flavortag.classes import class_index
 from flavortag.detector import DetectorModel
 from flavortag.generate.detector_sim import KINEMATIC_FIELDS
 from flavortag.generate.events import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_SQRT_S_GEV,
+    ChunkColumns,
     ChunkGenerator,
     ChunkSpec,
     empty_events,
+    events_from_chunks,
     plan_chunks,
 )
 from flavortag.generate.pythia_setup import flavour_name
@@ -39,11 +42,11 @@ EXTENSIONS: dict[str, str] = {"text": "txt", "root": "root", "parquet": "parquet
 _WORKER_GENERATOR: ChunkGenerator | None = None
 
 
-def _worker_chunk(spec: ChunkSpec) -> ak.Array:
+def _worker_chunk(spec: ChunkSpec) -> ChunkColumns:
     global _WORKER_GENERATOR
     if _WORKER_GENERATOR is None:
         _WORKER_GENERATOR = ChunkGenerator()
-    return _WORKER_GENERATOR(spec)
+    return _WORKER_GENERATOR.columns(spec)
 
 
 @dataclass(frozen=True)
@@ -78,12 +81,12 @@ def output_path(out_dir: str | Path, flavour: str, fmt: str) -> Path:
 
 def iter_chunks(
     chunks: Sequence[ChunkSpec], workers: int, start_method: str = "spawn"
-) -> Generator[ak.Array, None, None]:
-    """Yield the chunks' event Arrays in order, made by ``workers`` processes (1: this process)."""
+) -> Generator[ChunkColumns, None, None]:
+    """Yield the chunks' flat columns in order, made by ``workers`` processes (1: this process)."""
     if workers <= 1 or len(chunks) <= 1:
         make = ChunkGenerator()
         for spec in chunks:
-            yield make(spec)
+            yield make.columns(spec)
         return
     context = multiprocessing.get_context(start_method)
     with context.Pool(processes=min(workers, len(chunks))) as pool:
@@ -153,7 +156,7 @@ def produce_samples(
                 for spec in plans[name]:
                     parts.append(next(results))
                     bar.update(spec.n_events)
-                events = ak.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else empty_events())
+                events = events_from_chunks(parts) if parts else empty_events(class_index(name))
                 if fmt == "text":  # the text format has no truth fields (FORMAT.md)
                     events = _kinematics_only(events)
                 write_events(events, paths[name], format=fmt)

@@ -22,7 +22,11 @@ Seeding. A chunk of events is identified by ``(seed, class, chunk index)``.
 Every chunk restarts Pythia's random-number generator with
 :func:`pythia_seed` (``Rndm::init``), so a chunk's events do not depend on
 which process made it nor on what it made before; ``init()`` itself is run
-with the chunk index ``-1`` seed, the same for every process.
+with the chunk index ``-1`` seed, the same for every process. This relies on
+Pythia carrying no state from event to event, true for these processes with
+the default ``PhaseSpace:increaseMaximum = off`` (the tests check that a chunk
+made after others equals the same chunk made first); extra settings that
+make Pythia adapt during the run would break it.
 """
 
 from __future__ import annotations

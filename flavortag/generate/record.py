@@ -63,10 +63,25 @@ class EventRecord:
         return np.repeat(np.arange(self.n_events), np.diff(self.offsets))
 
 
-def _column(flat: ak.Array, fill: float | None = None) -> np.ndarray:
-    if fill is not None:
-        flat = ak.fill_none(flat, fill)
+def _column(flat: ak.Array) -> np.ndarray:
     return np.ascontiguousarray(ak.to_numpy(flat))
+
+
+def _vertex_columns(vertex: ak.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x, y, z of the optional ``vProd`` records, missing -> 0 (mm)."""
+    layout = ak.to_layout(vertex)
+    if isinstance(layout, ak.contents.IndexedOptionArray):  # what nextBatch builds: index + records
+        index = np.asarray(layout.index)
+        present = index >= 0
+        content = ak.Array(layout.content)
+        out = []
+        for name in ("px", "py", "pz"):
+            values = np.zeros(len(index))
+            values[present] = ak.to_numpy(content[name])[index[present]]
+            out.append(values)
+        return out[0], out[1], out[2]
+    x, y, z = (ak.to_numpy(ak.fill_none(vertex[name], 0.0)) for name in ("px", "py", "pz"))
+    return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), np.asarray(z, dtype=np.float64)
 
 
 def record_from_batch(batch: ak.Array) -> EventRecord:
@@ -81,7 +96,7 @@ def record_from_batch(batch: ak.Array) -> EventRecord:
     offsets = np.asarray(jagged.offsets, dtype=np.int64)
     prt = ak.Array(jagged.content[: int(offsets[-1])])
     momentum = prt["p"]
-    vertex = prt["vProd"]
+    vx, vy, vz = _vertex_columns(prt["vProd"])
     return EventRecord(
         offsets=offsets,
         pdg=_column(prt["id"]),
@@ -91,9 +106,9 @@ def record_from_batch(batch: ak.Array) -> EventRecord:
         py=_column(momentum["py"]),
         pz=_column(momentum["pz"]),
         e=_column(momentum["e"]),
-        vx=_column(vertex["px"], 0.0),
-        vy=_column(vertex["py"], 0.0),
-        vz=_column(vertex["pz"], 0.0),
+        vx=vx,
+        vy=vy,
+        vz=vz,
     )
 
 
@@ -157,12 +172,14 @@ class ChargeTable:
     def __call__(self, pdg: np.ndarray) -> np.ndarray:
         """Charges (int8) of ``pdg`` codes; fractional (quark) charges are rounded."""
         pdg = np.asarray(pdg, dtype=np.int64)
-        unique = np.unique(pdg)
-        missing = unique[~np.isin(unique, self._codes)]
-        if len(missing):
-            charges = [round(self._particle_data.charge(int(code))) for code in missing]
-            codes = np.concatenate([self._codes, missing])
-            values = np.concatenate([self._charges, np.asarray(charges, dtype=np.int8)])
-            order = np.argsort(codes)
-            self._codes, self._charges = codes[order], values[order]
+        pos = np.minimum(np.searchsorted(self._codes, pdg), max(len(self._codes) - 1, 0))
+        known = self._codes[pos] == pdg if len(self._codes) else np.zeros(len(pdg), dtype=bool)
+        if known.all():
+            return self._charges[pos]
+        missing = np.unique(pdg[~known])
+        charges = [round(self._particle_data.charge(int(code))) for code in missing]
+        codes = np.concatenate([self._codes, missing])
+        values = np.concatenate([self._charges, np.asarray(charges, dtype=np.int8)])
+        order = np.argsort(codes)
+        self._codes, self._charges = codes[order], values[order]
         return self._charges[np.searchsorted(self._codes, pdg)]

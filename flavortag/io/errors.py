@@ -86,7 +86,7 @@ class ReadReport:
     reasons: Counter = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
     n_files: int = 0
-    max_examples: int = 20
+    max_examples: int = field(default=20, repr=False)
 
     def drop(self, kind: str, message: str, *, events: int = 1, lines: int = 0) -> None:
         """Account for one dropped event (or block of lines) whose first problem is ``kind``."""

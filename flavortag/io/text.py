@@ -40,6 +40,7 @@ DEFAULT_BLOCK_BYTES: int = 16 * 1024**2
 #: Blocks refused by the fast path are halved down to about this size before the careful parser.
 CAREFUL_BLOCK_BYTES: int = 64 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
 _SLACK_BYTES = 256 * 1024  # room for the carried-over partial event without reallocating
 
 
@@ -184,8 +185,8 @@ class _Block:
 
 
 def _blocks(
-    stream: BinaryIO, raw: BinaryIO, block_bytes: int, path: str, lines: _LineCounter, *,
-    read_ahead: bool,
+    stream: BinaryIO, raw: BinaryIO, block_bytes: int, path: str,
+    open_streams: Callable[[], tuple[BinaryIO, BinaryIO]], *, read_ahead: bool,
 ) -> Iterator[_Block]:
     """Blocks of whole events, each about ``block_bytes`` of text.
 
@@ -200,7 +201,7 @@ def _blocks(
             buf = bytearray(need + _SLACK_BYTES)
         buf[: len(pending)] = pending
         with memoryview(buf) as view:
-            n_read = _read_into(stream, view[len(pending) : need], path, lines)
+            n_read = _read_into(stream, view[len(pending) : need], path, open_streams)
         return buf, len(pending) + n_read, n_read < block_bytes, raw.tell()
 
     buf = bytearray(block_bytes + _SLACK_BYTES)
@@ -216,6 +217,8 @@ def _blocks(
                 future = None
             else:
                 buf, length, eof, raw_position = fill(buf, pending)
+            if offset == 0 and buf.startswith(_BOM):
+                buf[: len(_BOM)] = b"   "  # a UTF-8 byte-order mark: whitespace to the parsers
             cut = length if eof else _last_event_start(buf, length)
             while cut <= 0:  # no event boundary in the block
                 if offset == 0 and length >= block_bytes and buf.find(b"Axis", 0, length) < 0:
@@ -262,8 +265,12 @@ def iter_text_columns(
     parser = _BlockParser(shown, label, on_error, report, lines)
     stream, raw = open_streams()
     try:
-        for block in _blocks(stream, raw, block_bytes, shown, lines, read_ahead=stream is not raw):
+        blocks = _blocks(stream, raw, block_bytes, shown, open_streams, read_ahead=stream is not raw)
+        for block in blocks:
             chunk = parser.parse(block.buf, 0, block.cut, block.offset, last=block.last)
+            # Hand the parser's scratch memory back now rather than later: keeps a
+            # long streaming pass at the same resident size from start to end.
+            pa.default_memory_pool().release_unused()
             if chunk:
                 yield EventColumns.concat(chunk), block.raw_position
     finally:
@@ -272,7 +279,9 @@ def iter_text_columns(
         lines.close()
 
 
-def _read_into(stream: BinaryIO, view: memoryview, path: str, lines: _LineCounter) -> int:
+def _read_into(
+    stream: BinaryIO, view: memoryview, path: str, open_streams: Callable[[], tuple[BinaryIO, BinaryIO]]
+) -> int:
     """Fill ``view`` from ``stream`` (short only at the end); gzip trouble -> EventFormatError."""
     total = 0
     try:
@@ -282,7 +291,11 @@ def _read_into(stream: BinaryIO, view: memoryview, path: str, lines: _LineCounte
                 break
             total += n
     except EOFError:
-        line = lines.line_at_end()
+        counter = _LineCounter(open_streams)  # its own streams: this may run in the read-ahead thread
+        try:
+            line = counter.line_at_end()
+        finally:
+            counter.close()
         raise EventFormatError(
             path, line, "the gzip stream ends before its end-of-stream marker: "
             "the file is truncated (the data stops in this line)"

@@ -72,26 +72,32 @@ def parse_fast(buf: bytearray, start: int, stop: int, label: int, *, last: bool)
     positions = _axis_line_starts(buf, start, stop)
     if len(positions) == 0:
         return None
-    codes = np.frombuffer(buf, np.uint8)
-    _overwrite(codes, positions, _MARKER_CODES)
     # Parsed in pieces of about PIECE_BYTES (cut at event starts): the parser's
-    # intermediate buffers then stay small next to the block itself.
+    # intermediate buffers then stay small next to the block itself. Each piece
+    # is copied into Arrow-owned memory: Arrow's I/O threads may drop their
+    # reference to the input after read_csv returns, and dropping a reference
+    # to Python-owned memory needs the GIL, which at interpreter exit aborts
+    # the process ("terminate called without an active exception").
     cuts = positions[np.searchsorted(positions, np.arange(start + PIECE_BYTES, stop, PIECE_BYTES))]
     bounds = [start, *np.unique(cuts[cuts > start]).tolist(), stop]
+    codes = np.frombuffer(buf, np.uint8)
+    _overwrite(codes, positions, _MARKER_CODES)
     try:
-        with memoryview(buf) as view:
-            table = pa.concat_tables([
-                pacsv.read_csv(
-                    pa.BufferReader(pa.py_buffer(view[a:b])), read_options=_READ_OPTIONS,
-                    parse_options=_PARSE_OPTIONS, convert_options=_CONVERT_OPTIONS,
-                )
-                for a, b in zip(bounds[:-1], bounds[1:])
-            ])
+        tables = []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            piece = pa.allocate_buffer(b - a)
+            np.frombuffer(piece, np.uint8)[:] = codes[a:b]
+            tables.append(pacsv.read_csv(
+                pa.BufferReader(piece), read_options=_READ_OPTIONS,
+                parse_options=_PARSE_OPTIONS, convert_options=_CONVERT_OPTIONS,
+            ))
+            del piece
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     finally:
         _overwrite(codes, positions, _PREFIX_CODES)
         del codes
+    table = pa.concat_tables(tables)
     return _columns_from_table(table, len(positions), label)
 
 
