@@ -16,9 +16,11 @@ then measures on that same file:
 5. padded batches: events/s of ``flavortag.batching.pad_tracks`` to
    ``[B, 64, 7]`` if it exists.
 
-Timings are the best of ``--repeats`` runs, ours and the baseline taken in
-turn, so that load from other processes hits both alike. Absolute numbers
-depend on the machine; the ratios are what to compare.
+Ours and the baseline run back to back, ``--repeats`` rounds; each ratio is
+the median over rounds of the per-round ratio, so that load from other
+processes hits both alike. Absolute numbers depend on the machine (and on
+how many of its cores are free: ``pyarrow.csv`` and our reader use all of
+them, the pure-Python parser one); the ratios are what to compare.
 
     python scripts/bench_io.py                 # 200 MB, temporary directory
     python scripts/bench_io.py --size-mb 50 --workdir /tmp/bench
@@ -46,7 +48,7 @@ from flavortag.io import TRACK_FIELDS, read_events
 from flavortag.io.api import write_columns
 from flavortag.io.columns import EventColumns
 from flavortag.io.synthetic import synthetic_columns
-from flavortag.io.text import format_text
+from flavortag.io.text_write import format_text
 
 MB = 1e6
 _RSS_PROBE = """
@@ -70,15 +72,32 @@ peak = rss_kb("VmHWM:")
 print(json.dumps({"base_kb": base, "peak_kb": peak, "events": n_events, "chunk_bytes": max_chunk_bytes}))
 """
 
-def best_of(repeats: int, *runs: Callable[[], object]) -> list[float]:
-    """Best wall time of each callable, the callables taking turns ``repeats`` times."""
-    times = [float("inf")] * len(runs)
-    for _ in range(repeats):
+def rounds(repeats: int, *runs: Callable[[], object]) -> np.ndarray:
+    """Wall times ``[repeats, len(runs)]``: the callables take turns, round after round."""
+    times = np.empty((repeats, len(runs)))
+    for r in range(repeats):
         for k, run in enumerate(runs):
             start = time.perf_counter()
             run()
-            times[k] = min(times[k], time.perf_counter() - start)
+            times[r, k] = time.perf_counter() - start
     return times
+
+
+def paired_ratio(
+    times: np.ndarray, ours: int, base: int, ours_work: float, base_work: float
+) -> tuple[float, float, float]:
+    """Median, min and max over rounds of (our rate / baseline rate); each pair ran back to back."""
+    ratios = (ours_work / times[:, ours]) / (base_work / times[:, base])
+    return float(np.median(ratios)), float(ratios.min()), float(ratios.max())
+
+
+def load_average() -> str:
+    """The 1-minute load average (the machine may be shared)."""
+    try:
+        with open("/proc/loadavg") as f:
+            return f.read().split()[0]
+    except OSError:
+        return "?"
 
 
 def make_files(workdir: Path, size_mb: float, seed: int) -> tuple[Path, Path, EventColumns]:
@@ -142,10 +161,12 @@ def rss_probe(path: Path, tiny: Path, step: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def line(name: str, ours: str, base: str, ratio: float, target: str, ok: bool) -> None:
-    """One row of the results table."""
+def line(name: str, ours: str, base: str, ratio: float | tuple[float, float, float], target: str, ok: bool) -> None:
+    """One row of the results table (a ratio given as (median, min, max) shows its range)."""
     verdict = "ok" if ok else "BELOW TARGET"
-    print(f"{name:<34} {ours:>18} {base:>26} {ratio:>7.2f}  {target:<12} {verdict}")
+    spread = f"({ratio[1]:.2f}-{ratio[2]:.2f})" if isinstance(ratio, tuple) else ""
+    value = ratio[0] if isinstance(ratio, tuple) else ratio
+    print(f"{name:<34} {ours:>18} {base:>26} {value:>6.2f} {spread:<11} {target:<11} {verdict}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="where the files go (default: a temp dir, removed)")
     parser.add_argument("--chunk-mb", type=float, default=16.0, help="streaming chunk size (default 16)")
     parser.add_argument("--python-mb", type=float, default=20.0, help="prefix for the pure-Python parser (default 20)")
-    parser.add_argument("--repeats", type=int, default=3, help="timing repeats, best taken (default 3)")
+    parser.add_argument("--repeats", type=int, default=5, help="timing rounds, median taken (default 5)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
 
@@ -172,33 +193,40 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, workdir: Path) -> int:
     t0 = time.perf_counter()
+    start_load = load_average()
     text, tracks_only, cols = make_files(workdir, args.size_mb, args.seed)
     size, tsize = os.path.getsize(text), os.path.getsize(tracks_only)
     print(f"file: {text} {size / MB:.1f} MB, {len(cols)} events, {cols.n_tracks / len(cols):.1f} tracks/event "
           f"({time.perf_counter() - t0:.1f} s to make); track rows alone: {tsize / MB:.1f} MB")
-    print(f"machine: {os.cpu_count()} cores; times are the best of {args.repeats}\n")
-    print(f"{'figure':<34} {'ours':>18} {'baseline':>26} {'ratio':>7}  {'target':<12}")
+    print(f"machine: {os.cpu_count()} cores, load average {start_load}; each ratio is the median over "
+          f"{args.repeats} rounds of ours and the baseline run back to back\n")
+    print(f"{'figure':<34} {'ours (median)':>18} {'baseline (median)':>26} {'ratio (range)':<18} target")
 
     # 1. text vs pyarrow.csv on the same numbers.
     events = read_events(text)
     if not np.array_equal(ak.to_numpy(ak.flatten(events.tracks.E)), cols.tracks["E"]):
         raise SystemExit("read_events does not give back the numbers written")
-    t_ours, t_pa64, t_pa32 = best_of(
+    del events
+    times = rounds(
         args.repeats, lambda: read_events(text),
         lambda: baseline_pyarrow(tracks_only, False), lambda: baseline_pyarrow(tracks_only, True),
     )
-    ours_mbs = size / t_ours / MB
-    pa_mbs = tsize / min(t_pa64, t_pa32) / MB
+    ours_mbs = float(np.median(size / times[:, 0])) / MB
+    pa_mbs = [float(np.median(tsize / times[:, k])) / MB for k in (1, 2)]
+    base_col = 1 + int(np.argmax(pa_mbs))  # the faster of float64 (inferred) and float32
+    ratio = paired_ratio(times, 0, base_col, size, tsize)
     line("text: read_events / pyarrow.csv", f"{ours_mbs:.0f} MB/s",
-         f"{pa_mbs:.0f} MB/s (best of f64, f32)", ours_mbs / pa_mbs, ">= 0.8", ours_mbs / pa_mbs >= 0.8)
+         f"{max(pa_mbs):.0f} MB/s ({'f64' if base_col == 1 else 'f32'} of f64/f32)", ratio, ">= 0.8",
+         ratio[0] >= 0.8)
 
     # 2. text vs a pure-Python parser (on a prefix, extrapolated as MB/s).
     prefix = prefix_file(text, workdir / "bench_prefix_bb.txt", int(args.python_mb * MB))
-    _, t_py = best_of(args.repeats, lambda: read_events(text), lambda: pure_python_read(prefix))
-    py_mbs = os.path.getsize(prefix) / t_py / MB
-    line("text: read_events / pure Python", f"{ours_mbs:.0f} MB/s",
-         f"{py_mbs:.1f} MB/s ({os.path.getsize(prefix) / MB:.0f} MB prefix)", ours_mbs / py_mbs, ">= 8",
-         ours_mbs / py_mbs >= 8)
+    psize = os.path.getsize(prefix)
+    times = rounds(args.repeats, lambda: read_events(text), lambda: pure_python_read(prefix))
+    py_mbs = float(np.median(psize / times[:, 1])) / MB
+    ratio = paired_ratio(times, 0, 1, size, psize)
+    line("text: read_events / pure Python", f"{float(np.median(size / times[:, 0])) / MB:.0f} MB/s",
+         f"{py_mbs:.1f} MB/s (on {psize / MB:.0f} MB prefix)", ratio, ">= 8", ratio[0] >= 8)
 
     # 3. peak memory of a streaming pass, two file sizes.
     step = f"{args.chunk_mb:g} MB"
@@ -228,26 +256,35 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         with uproot.open(root) as f:
             return f["events"].arrays(branches)
 
-    t_root, t_bare = best_of(args.repeats, lambda: read_events(root), bare)
-    line("ROOT: read_events / uproot arrays", f"{len(cols) / t_root / 1e3:.0f} k events/s",
-         f"{len(cols) / t_bare / 1e3:.0f} k events/s", t_bare / t_root, ">= 0.8", t_bare / t_root >= 0.8)
-    print(f"{'(text -> ROOT convert: ' + f'{size / t_convert / MB:.0f} MB/s of text)':<34}")
+    times = rounds(args.repeats, lambda: read_events(root), bare)
+    ratio = paired_ratio(times, 0, 1, len(cols), len(cols))
+    line("ROOT: read_events / uproot arrays", f"{len(cols) / np.median(times[:, 0]) / 1e3:.0f} k events/s",
+         f"{len(cols) / np.median(times[:, 1]) / 1e3:.0f} k events/s", ratio, ">= 0.8", ratio[0] >= 0.8)
+    print(f"  (text -> ROOT with convert(): {size / t_convert / MB:.0f} MB/s of text, "
+          f"ROOT file {os.path.getsize(root) / MB:.0f} MB)")
 
     # 5. padded batches, if the batching module offers them.
+    bench_padding(root, args.repeats)
+    print(f"\nload average now {load_average()} (at start {start_load}); "
+          f"{time.perf_counter() - t0:.0f} s in all")
+    return 0
+
+
+def bench_padding(root: Path, repeats: int) -> None:
+    """Events/s of ``flavortag.batching.pad_tracks`` to ``[B, 64, 7]``, or why it is skipped."""
     try:
         import flavortag.batching as batching
     except ImportError as err:
         print(f"padded batches: skipped (flavortag.batching not importable: {err})")
-        return 0
+        return
     if not hasattr(batching, "pad_tracks"):
         print("padded batches: skipped (flavortag.batching has no pad_tracks)")
-        return 0
+        return
     events = read_events(root)
-    (t_pad,) = best_of(args.repeats, lambda: batching.pad_tracks(events.tracks, TRACK_FIELDS, 64))
+    times = rounds(repeats, lambda: batching.pad_tracks(events.tracks, TRACK_FIELDS, 64))
     values, valid, _ = batching.pad_tracks(events.tracks, TRACK_FIELDS, 64)
-    print(f"{'padded [B, 64, 7] (pad_tracks)':<34} {len(events) / t_pad / 1e3:>12.0f} k events/s"
+    print(f"{'padded [B, 64, 7] (pad_tracks)':<34} {len(events) / np.median(times) / 1e3:>12.0f} k events/s"
           f"   shape {tuple(values.shape)}, {valid.mean() * 64:.1f} valid tracks/event")
-    return 0
 
 
 if __name__ == "__main__":

@@ -39,6 +39,14 @@ def test_convert_streams_all_inputs(tmp_path, inputs, suffix):
         assert pq.ParquetFile(out).metadata.num_row_groups > 5  # written chunk by chunk
 
 
+def test_progress_bar_on_request(tmp_path, inputs, capsys):
+    convert(inputs, tmp_path / "all.root", progress=True)
+    err = capsys.readouterr().err
+    assert "all.root" in err and "100%" in err
+    convert(inputs, tmp_path / "again.root")  # not a terminal: no bar
+    assert capsys.readouterr().err == ""
+
+
 def test_failed_convert_leaves_no_output(tmp_path, inputs):
     bad = tmp_path / "uds.txt"
     bad.write_text(inputs[0].read_text() + "Axis = 0 0 1\n1 2 3\n")

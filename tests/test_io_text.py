@@ -250,12 +250,71 @@ def test_line_numbers_exact_across_blocks(big_text, tmp_path, step, where):
     assert report.examples == [f"{path}:{row + 1}: track row has 8 numbers, expected 7"]
 
 
+def test_fast_path_pieces(big_text, monkeypatch):
+    from flavortag.io import text
+
+    whole = read_events(big_text)
+    monkeypatch.setattr(text, "PIECE_BYTES", 5000)  # many pieces per chunk
+    assert read_events(big_text).tolist() == whole.tolist()
+    chunks = list(iter_events(big_text, step_size="100 kB"))
+    assert 5 <= len(chunks) <= 7
+    assert ak.concatenate(chunks).tolist() == whole.tolist()
+
+
+def test_common_layouts_stay_on_the_fast_path(big_text, tmp_path, monkeypatch):
+    from flavortag.io import text
+
+    whole = read_events(big_text).tolist()
+    data = big_text.read_bytes()
+    variants = {
+        "dashes": data.replace(b"\nAxis", b"\n------\nAxis"),
+        "dash_then_blank": b"---\n" + data.replace(b"\nAxis", b"\n-----------\n\nAxis") + b"--\n",
+        "blank": data.replace(b"\nAxis", b"\n\nAxis"),
+        "crlf": data.replace(b"\n", b"\r\n"),
+    }
+
+    def no_fallback(data: bytes) -> bytes:
+        raise AssertionError("the fast path refused plain text")
+
+    monkeypatch.setattr(text, "normalise_text", no_fallback)
+    for name, variant in variants.items():
+        path = tmp_path / f"{name}_bb.txt"
+        path.write_bytes(variant)
+        assert read_events(path).tolist() == whole, name
+
+
 def test_careful_path_gives_the_fast_path_numbers(big_text, tmp_path):
     fast = read_events(big_text)
     broken = tmp_path / "broken_bb.txt"
     broken.write_bytes(big_text.read_bytes() + b"Axis = 0 0 1\n1 2 3\n")
     careful = read_events(broken, on_error="skip")  # the whole block goes through the fallback
     assert careful.tolist() == fast.tolist()
+
+
+def test_gzip_streaming_and_line_numbers(big_text, tmp_path):
+    data = big_text.read_bytes()
+    good = tmp_path / "big_bb.txt.gz"
+    good.write_bytes(gzip.compress(data))
+    assert ak.concatenate(list(iter_events(good, step_size="50 kB"))).tolist() == read_events(big_text).tolist()
+    text = data.split(b"\n")
+    row = len(text) * 2 // 3
+    while text[row].startswith(b"Axis"):
+        row += 1
+    text[row] = b"1.2.3 " + text[row]
+    bad = tmp_path / "bad_bb.txt.gz"
+    bad.write_bytes(gzip.compress(b"\n".join(text)))
+    with pytest.raises(EventFormatError) as info:
+        read_events(bad)
+    assert (info.value.line, info.value.reason) == (row + 1, "'1.2.3' is not a number")
+
+
+def test_error_survives_pickling():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(EventFormatError("bb.txt", 12, "track row has 6 numbers, expected 7")))
+    assert (err.path, err.line, err.entry, str(err)) == (
+        "bb.txt", 12, None, "bb.txt:12: track row has 6 numbers, expected 7"
+    )
 
 
 def test_iter_events_checks_arguments_at_once(tmp_path):

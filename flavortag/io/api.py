@@ -28,7 +28,8 @@ from flavortag.io.columns import UNKNOWN_LABEL, EventColumns, describe_signature
 from flavortag.io.errors import OnError, ReadReport, check_on_error, log, log_file_report
 from flavortag.io.parquet import iter_parquet_columns, write_parquet_chunks
 from flavortag.io.root import iter_root_columns, write_root_chunks
-from flavortag.io.text import DEFAULT_BLOCK_BYTES, iter_text_columns, write_text_chunks
+from flavortag.io.text import DEFAULT_CHUNK_BYTES, iter_text_columns
+from flavortag.io.text_write import write_text_chunks
 
 PathsLike = str | os.PathLike | Sequence[str | os.PathLike]
 FORMATS: tuple[str, ...] = ("text", "root", "parquet")
@@ -36,7 +37,7 @@ _SUFFIXES: tuple[tuple[str, str], ...] = (
     (".txt.gz", "text"), (".dat.gz", "text"), (".txt", "text"), (".dat", "text"), (".gz", "text"),
     (".root", "root"), (".parquet", "parquet"), (".pq", "parquet"),
 )
-#: Default chunk of :func:`iter_events`: text bytes per block, uproot memory, Parquet bytes.
+#: Default chunk of :func:`iter_events`: bytes of text, uproot's memory size, Parquet bytes.
 DEFAULT_STEP_SIZE: str = "16 MB"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([kMGT]i?)?B\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
@@ -144,8 +145,8 @@ def iter_source_columns(
 ) -> Iterator[EventColumns]:
     """Yield the event chunks of all files in order (some may be empty).
 
-    ``step_size`` None reads each binary file at once (text still goes block
-    by block). ``progress`` is called with the number of input bytes consumed
+    ``step_size`` None reads each file at once (text is still read and
+    parsed piece by piece, then joined). ``progress`` is called with the number of input bytes consumed
     since its previous call. Raises ``ValueError`` if files hold different fields.
     """
     events_step, bytes_step = (None, None) if step_size is None else parse_step_size(step_size)
@@ -154,7 +155,8 @@ def iter_source_columns(
         file_report = ReadReport(n_files=1)
         shown = str(source.path)
         if source.format == "text":
-            block = bytes_step or DEFAULT_BLOCK_BYTES
+            # A whole-file read gathers all pieces and joins them once.
+            block = bytes_step or (DEFAULT_CHUNK_BYTES if step_size is not None else 1 << 62)
             chunks = iter_text_columns(shown, source.label, on_error, file_report, block)
         elif source.format == "root":
             step = events_step if events_step else (f"{bytes_step} B" if bytes_step else None)

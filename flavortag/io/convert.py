@@ -57,7 +57,7 @@ def convert(
     if any(s.path.resolve() == target for s in sources):
         raise ValueError(f"{output}: the output is also an input")
     report = ReadReport() if report is None else report
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     show = sys.stderr.isatty() if progress is None else progress
     total = sum(os.path.getsize(s.path) for s in sources)

@@ -31,8 +31,11 @@ class _Plan:
     """Which branches of a tree hold what."""
 
     def __init__(self, tree: object, path: str) -> None:
+        from uproot.interpretation.jagged import AsJagged
+
         names = list(tree.keys(recursive=False))  # type: ignore[attr-defined]
-        self.track_fields = [n[len(TRACK_PREFIX):] for n in names if n.startswith(TRACK_PREFIX)]
+        jagged = {n for n in names if isinstance(tree[n].interpretation, AsJagged)}  # type: ignore[index]
+        self.track_fields = [n[len(TRACK_PREFIX):] for n in names if n.startswith(TRACK_PREFIX) and n in jagged]
         missing = [b for b in AXIS_BRANCHES if b not in names]
         missing += [TRACK_PREFIX + f for f in TRACK_FIELDS if f not in self.track_fields]
         if missing:
@@ -47,7 +50,7 @@ class _Plan:
         self.extras: list[str] = []
         ignored = []
         for name in names:
-            if name in known or name.startswith(TRACK_PREFIX):
+            if name in known or (name.startswith(TRACK_PREFIX) and name in jagged):
                 continue
             interp = tree[name].interpretation  # type: ignore[index]
             dtype = getattr(interp, "to_dtype", None)

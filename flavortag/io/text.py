@@ -1,14 +1,15 @@
-"""The event text format (FORMAT.md), plain or gzip-compressed: streaming reader and writer.
+"""Reading the event text format (FORMAT.md), plain or gzip-compressed, with bounded memory.
 
-Reading goes block by block with bounded memory: read a fixed number of bytes,
-cut at the last event boundary (the last line starting with ``Axis``), parse
-the complete events, carry the remainder into the next block. Each block goes
-through the fast path (:mod:`flavortag.io.text_fast`); a block it refuses is
-cut in halves at event boundaries until the broken part is small, and that
-part goes through the careful parser (:mod:`flavortag.io.text_careful`),
-which names the exact line. Line numbers are only needed on that rare path,
-so they are counted lazily (by re-reading the file up to the block) instead of
-on every block.
+The text is read a piece at a time (:data:`PIECE_BYTES`): read a fixed number
+of bytes, cut at the last event boundary (the last line starting with
+``Axis``), parse the complete events, carry the remainder into the next
+piece. A chunk handed to the caller gathers the pieces of about ``step_size``
+bytes. Each piece goes through the fast path (:mod:`flavortag.io.text_fast`);
+a piece it refuses is cut in halves at event boundaries until the broken part
+is small, and that part goes through the careful parser
+(:mod:`flavortag.io.text_careful`), which names the exact line. Line numbers
+are only needed on that rare path, so they are counted lazily (by re-reading
+the file up to the piece) instead of on every piece.
 
 Compression is recognised by the gzip magic bytes, whatever the file name. A
 gzip stream that ends before its end-of-stream marker (a truncated copy) is
@@ -18,26 +19,26 @@ always an error, even with ``on_error="skip"``: how much is missing is unknown.
 from __future__ import annotations
 
 import gzip
-import io
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
-from flavortag.io.columns import TRACK_FIELDS, EventColumns
+from flavortag.io.columns import EventColumns
 from flavortag.io.errors import EventFormatError, OnError, ReadReport
 from flavortag.io.text_careful import parse_careful
 from flavortag.io.text_fast import normalise as normalise_text
 from flavortag.io.text_fast import parse_fast
 
-#: Default bytes of text per block.
-DEFAULT_BLOCK_BYTES: int = 16 * 1024**2
-#: Blocks refused by the fast path are halved down to about this size before the careful parser.
+#: Default bytes of text per chunk handed to the caller.
+DEFAULT_CHUNK_BYTES: int = 16_000_000
+#: Bytes of text read and parsed at a time (a chunk gathers several): keeps the
+#: text buffer and the parser's scratch memory small next to a chunk's arrays.
+PIECE_BYTES: int = 2 * 1024**2
+#: Text refused by the fast path is halved down to about this size for the careful parser.
 CAREFUL_BLOCK_BYTES: int = 64 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
@@ -100,8 +101,8 @@ class _LineCounter:
             self._streams = None
 
 
-class _BlockParser:
-    """Parses blocks of one text file: fast path, halving, careful path."""
+class _PieceParser:
+    """Parses the pieces of one text file: fast path, halving, careful path."""
 
     def __init__(
         self, path: str, label: int, on_error: OnError, report: ReadReport, lines: _LineCounter
@@ -111,7 +112,7 @@ class _BlockParser:
         self.on_error = on_error
         self.report = report
         self.lines = lines
-        self.normalise_first = False  # the previous block needed normalising
+        self.normalise_first = False  # the previous piece needed normalising
 
     def parse(self, buf: bytearray, start: int, stop: int, offset: int, last: bool) -> list[EventColumns]:
         """Events of ``buf[start:stop]``, which starts at byte ``offset`` of the file."""
@@ -175,7 +176,7 @@ def _last_event_start(buf: bytearray, stop: int) -> int:
     return -1
 
 
-class _Block:
+class _Piece:
     """Text ``buf[:cut]`` (whole events) starting at ``offset``; ``last``: it ends the file."""
 
     __slots__ = ("buf", "cut", "offset", "last", "raw_position")
@@ -184,28 +185,28 @@ class _Block:
         self.buf, self.cut, self.offset, self.last, self.raw_position = buf, cut, offset, last, raw_position
 
 
-def _blocks(
-    stream: BinaryIO, raw: BinaryIO, block_bytes: int, path: str,
+def _pieces(
+    stream: BinaryIO, raw: BinaryIO, piece_bytes: int, path: str,
     open_streams: Callable[[], tuple[BinaryIO, BinaryIO]], *, read_ahead: bool,
-) -> Iterator[_Block]:
-    """Blocks of whole events, each about ``block_bytes`` of text.
+) -> Iterator[_Piece]:
+    """Pieces of whole events, each about ``piece_bytes`` of text.
 
     Without ``read_ahead`` one buffer is refilled after the caller is done
-    with the previous block. With it (gzip input), two buffers take turns: a
-    thread reads and decompresses the next block (zlib releases the GIL) while
-    the caller parses this one, for one more block of memory.
+    with the previous piece. With it (gzip input), two buffers take turns: a
+    thread reads and decompresses the next piece (zlib releases the GIL) while
+    the caller parses this one.
     """
     def fill(buf: bytearray, pending: bytes) -> tuple[bytearray, int, bool, int]:
-        need = len(pending) + block_bytes
+        need = len(pending) + piece_bytes
         if len(buf) < need:
             buf = bytearray(need + _SLACK_BYTES)
         buf[: len(pending)] = pending
         with memoryview(buf) as view:
             n_read = _read_into(stream, view[len(pending) : need], path, open_streams)
-        return buf, len(pending) + n_read, n_read < block_bytes, raw.tell()
+        return buf, len(pending) + n_read, n_read < piece_bytes, raw.tell()
 
-    buf = bytearray(block_bytes + _SLACK_BYTES)
-    spare = bytearray(block_bytes + _SLACK_BYTES) if read_ahead else buf
+    buf = bytearray(piece_bytes + _SLACK_BYTES)
+    spare = bytearray(piece_bytes + _SLACK_BYTES) if read_ahead else buf
     pending = b""
     offset = 0
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flavortag-read") if read_ahead else None
@@ -220,8 +221,8 @@ def _blocks(
             if offset == 0 and buf.startswith(_BOM):
                 buf[: len(_BOM)] = b"   "  # a UTF-8 byte-order mark: whitespace to the parsers
             cut = length if eof else _last_event_start(buf, length)
-            while cut <= 0:  # no event boundary in the block
-                if offset == 0 and length >= block_bytes and buf.find(b"Axis", 0, length) < 0:
+            while cut <= 0:  # no event boundary in the piece
+                if offset == 0 and length >= piece_bytes and buf.find(b"Axis", 0, length) < 0:
                     cut = buf.rfind(b"\n", 0, length) + 1  # stray rows before any event: check them now
                     if cut > 0:
                         break
@@ -230,7 +231,7 @@ def _blocks(
             pending = bytes(memoryview(buf)[cut:length])
             if pool is not None and not eof:
                 future = pool.submit(fill, spare, pending)
-            yield _Block(buf, cut, offset, eof, raw_position)
+            yield _Piece(buf, cut, offset, eof, raw_position)
             if eof:
                 return
             offset += cut
@@ -252,27 +253,36 @@ def iter_text_columns(
     label: int,
     on_error: OnError,
     report: ReadReport,
-    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> Iterator[tuple[EventColumns, int]]:
-    """Yield ``(events, bytes of the file consumed so far)`` block by block.
+    """Yield ``(events, bytes of the file consumed so far)``, about ``chunk_bytes`` of text at a time.
 
-    Memory stays near ``2 * block_bytes`` plus one block's arrays, unless a
-    single event is larger than a block (the block then grows to hold it).
+    The text is read and parsed :data:`PIECE_BYTES` at a time, so memory stays
+    near one chunk's arrays (twice while its pieces are joined) plus a few
+    pieces of text, unless a single event is larger than a piece (the piece
+    then grows to hold it).
     """
     shown = str(path)
     open_streams = _opener(path)
     lines = _LineCounter(open_streams)
-    parser = _BlockParser(shown, label, on_error, report, lines)
+    parser = _PieceParser(shown, label, on_error, report, lines)
     stream, raw = open_streams()
     try:
-        blocks = _blocks(stream, raw, block_bytes, shown, open_streams, read_ahead=stream is not raw)
-        for block in blocks:
-            chunk = parser.parse(block.buf, 0, block.cut, block.offset, last=block.last)
+        pieces = _pieces(
+            stream, raw, min(chunk_bytes, PIECE_BYTES), shown, open_streams, read_ahead=stream is not raw
+        )
+        parts: list[EventColumns] = []
+        n_bytes = 0
+        for piece in pieces:
+            parts += parser.parse(piece.buf, 0, piece.cut, piece.offset, last=piece.last)
+            n_bytes += piece.cut
             # Hand the parser's scratch memory back now rather than later: keeps a
             # long streaming pass at the same resident size from start to end.
             pa.default_memory_pool().release_unused()
-            if chunk:
-                yield EventColumns.concat(chunk), block.raw_position
+            if n_bytes >= chunk_bytes or piece.last:
+                if parts:
+                    yield EventColumns.concat(parts), piece.raw_position
+                parts, n_bytes = [], 0
     finally:
         stream.close()
         raw.close()
@@ -303,47 +313,3 @@ def _read_into(
     except (gzip.BadGzipFile, zlib.error) as err:
         raise EventFormatError(path, None, f"corrupt gzip data ({err})") from None
     return total
-
-
-# ---- writing --------------------------------------------------------------------------------
-
-_WRITE_OPTIONS = pacsv.WriteOptions(include_header=False, delimiter=" ", quoting_style="none")
-
-
-def format_text(cols: EventColumns) -> bytes:
-    """The text lines of ``cols``: ``Axis = ax ay az`` then one row per track.
-
-    Numbers are written in the shortest form that reads back as the same
-    float32 (Arrow's formatter), so text round-trips exactly.
-    """
-    n = len(cols)
-    n_rows = n + cols.n_tracks
-    axis_rows = cols.offsets[:-1] + np.arange(n)
-    is_axis = np.zeros(n_rows, bool)
-    is_axis[axis_rows] = True
-    track_rows = np.flatnonzero(~is_axis)
-    columns = {}
-    for k, name in enumerate(TRACK_FIELDS):
-        values = np.zeros(n_rows, np.float32)
-        values[track_rows] = cols.tracks[name]
-        if k >= 4:
-            values[axis_rows] = cols.axis[:, k - 4]
-        columns[name] = pa.array(values, mask=is_axis) if k == 0 else pa.array(values)
-    sink = io.BytesIO()
-    pacsv.write_csv(pa.table(columns), sink, write_options=_WRITE_OPTIONS)
-    # An axis row came out as " 0 0 0 ax ay az" (empty E): give it its prefix back.
-    text = b"\n" + sink.getvalue()
-    return text.replace(b"\n 0 0 0 ", b"\nAxis = ")[1:]
-
-
-def write_text_chunks(chunks: Iterable[EventColumns], path: Path, *, compress: bool) -> None:
-    """Write events to ``path`` as text (gzip-compressed when ``compress``)."""
-    with open(path, "wb") as raw:
-        out: BinaryIO = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) if compress else raw  # type: ignore[assignment]
-        try:
-            for cols in chunks:
-                for start in range(0, len(cols), 100_000):
-                    out.write(format_text(cols.slice(start, min(start + 100_000, len(cols)))))
-        finally:
-            if compress:
-                out.close()

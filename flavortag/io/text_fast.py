@@ -1,19 +1,21 @@
-"""Fast path of the text reader: one block of complete events parsed by ``pyarrow.csv``.
+"""Fast path of the text reader: a piece of complete events parsed by ``pyarrow.csv``.
 
-The trick: every ``Axis = `` prefix at the start of a line is overwritten, in
-place and with the same length, by `` 0 0 0 ``, so the axis line becomes a
-7-field row whose first field (E) is empty. ``pyarrow.csv`` (multithreaded C++
-float parsing) then reads the whole block as one 7-column float32 table; the
-rows with a null E are the axis rows, and their positions give the event
-offsets. The buffer is restored before returning.
+The trick: the text is copied for the parser, and in the copy every ``Axis = ``
+prefix at the start of a line is overwritten, with the same length, by
+`` 0 0 0 ``, so the axis line becomes a 7-field row whose first field (E) is
+empty; dash-only separator lines become empty lines. ``pyarrow.csv``
+(multithreaded C++ float parsing) then reads the piece as one 7-column
+float32 table; the rows with a null E are the axis rows, and their positions
+give the event offsets. The caller's buffer is never modified.
 
-The fast path accepts a block only when nothing at all is unusual: every
-line a 7-number row or an ``Axis = `` line (CRLF endings allowed), the first
-row an axis row, no empty field besides the markers, no NaN, and every value
-passing :mod:`flavortag.io.checks`. Otherwise it returns None and the caller
-falls back to the careful parser, which finds the exact line and reason.
-:func:`normalise` rewrites harmless variations (tabs, runs of spaces, dash
-separator lines, ``Axis=``) so that such files stay on the fast path.
+The fast path accepts a piece only when nothing at all is unusual: every
+line a 7-number row, an ``Axis = `` line, blank or a dash separator (CRLF
+endings allowed), the first row an axis row, no empty field besides the
+markers, no NaN, and every value passing :mod:`flavortag.io.checks`.
+Otherwise it returns None and the caller falls back to the careful parser,
+which finds the exact line and reason. :func:`normalise` rewrites harmless
+variations (tabs, runs of spaces, ``Axis=``, dash lines elsewhere) so that
+such files stay on the fast path.
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ _MARKER = b" 0 0 0 "  # same length as AXIS_PREFIX: empty E, px = py = pz = 0, t
 _PREFIX_CODES = np.frombuffer(AXIS_PREFIX, np.uint8)
 _MARKER_CODES = np.frombuffer(_MARKER, np.uint8)
 
-#: Bytes of text per ``pyarrow.csv`` call (its own 1 MB blocks are parsed in parallel).
-PIECE_BYTES: int = 4 * 1024 * 1024
 _READ_OPTIONS = pacsv.ReadOptions(column_names=list(TRACK_FIELDS), use_threads=True)
 _PARSE_OPTIONS = pacsv.ParseOptions(
     delimiter=" ", quote_char=False, double_quote=False, escape_char=False,
@@ -50,9 +50,9 @@ _CONVERT_OPTIONS = pacsv.ConvertOptions(
 def float32_array(n: int) -> np.ndarray:
     """An uninitialised float32 array allocated from Arrow's memory pool.
 
-    The per-block outputs come and go in similar sizes; Arrow's allocator
-    reuses such blocks well, where the C heap fragments and lets the resident
-    memory of a long streaming pass creep upwards.
+    The per-piece outputs come and go in similar sizes; Arrow's allocator
+    reuses such blocks well, where the C heap tends to fragment and let the
+    resident memory of a long streaming pass creep upwards.
     """
     return np.frombuffer(pa.allocate_buffer(4 * n), np.float32)
 
@@ -60,8 +60,8 @@ def float32_array(n: int) -> np.ndarray:
 def parse_fast(buf: bytearray, start: int, stop: int, label: int, *, last: bool) -> EventColumns | None:
     """Parse ``buf[start:stop]`` (whole lines, whole events) or return None if it is not plain.
 
-    ``last``: the block ends the file, so its last line must end with a newline.
-    ``buf`` is modified during the call and restored before it returns.
+    ``last``: the text ends the file, so its last line must end with a newline.
+    ``buf`` is left as it is: the edits go to the copy handed to the parser.
     """
     if start >= stop:
         return None
@@ -72,38 +72,61 @@ def parse_fast(buf: bytearray, start: int, stop: int, label: int, *, last: bool)
     positions = _axis_line_starts(buf, start, stop)
     if len(positions) == 0:
         return None
-    # Parsed in pieces of about PIECE_BYTES (cut at event starts): the parser's
-    # intermediate buffers then stay small next to the block itself. Each piece
-    # is copied into Arrow-owned memory: Arrow's I/O threads may drop their
-    # reference to the input after read_csv returns, and dropping a reference
-    # to Python-owned memory needs the GIL, which at interpreter exit aborts
-    # the process ("terminate called without an active exception").
-    cuts = positions[np.searchsorted(positions, np.arange(start + PIECE_BYTES, stop, PIECE_BYTES))]
-    bounds = [start, *np.unique(cuts[cuts > start]).tolist(), stop]
-    codes = np.frombuffer(buf, np.uint8)
-    _overwrite(codes, positions, _MARKER_CODES)
+    # The marked text is copied into Arrow-owned memory for the parser: Arrow's
+    # I/O threads may drop their reference to the input after read_csv returns,
+    # and dropping a reference to Python-owned memory needs the GIL, which at
+    # interpreter exit aborts the process ("terminate called without an
+    # active exception").
+    text = pa.allocate_buffer(stop - start)
+    copy = np.frombuffer(text, np.uint8)
+    copy[:] = np.frombuffer(buf, np.uint8)[start:stop]
+    marks = positions - start
+    _overwrite(copy, marks, _MARKER_CODES)
+    _blank_dash_lines(buf, start, copy, marks)
+    del copy
     try:
-        tables = []
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            piece = pa.allocate_buffer(b - a)
-            np.frombuffer(piece, np.uint8)[:] = codes[a:b]
-            tables.append(pacsv.read_csv(
-                pa.BufferReader(piece), read_options=_READ_OPTIONS,
-                parse_options=_PARSE_OPTIONS, convert_options=_CONVERT_OPTIONS,
-            ))
-            del piece
+        table = pacsv.read_csv(
+            pa.BufferReader(text), read_options=_READ_OPTIONS,
+            parse_options=_PARSE_OPTIONS, convert_options=_CONVERT_OPTIONS,
+        )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    finally:
-        _overwrite(codes, positions, _PREFIX_CODES)
-        del codes
-    table = pa.concat_tables(tables)
+    del text
     return _columns_from_table(table, len(positions), label)
 
 
 def _overwrite(codes: np.ndarray, positions: np.ndarray, text: np.ndarray) -> None:
     for k, code in enumerate(text):
         codes[positions + k] = code
+
+
+_DASH, _NEWLINE, _CR = ord("-"), ord("\n"), ord("\r")
+
+
+def _blank_dash_lines(buf: bytearray, start: int, copy: np.ndarray, marks: np.ndarray) -> None:
+    """Turn dash-only separator lines just before an axis line into empty lines (in ``copy``).
+
+    Each dash becomes a CR, which the CSV parser takes for a line end, so the
+    line is empty to it. Only the dash lines right above an axis line or at
+    the end of the text (a blank line between allowed) are handled here;
+    others go to :func:`normalise`.
+    """
+    # Line starts to look above: the axis lines, and the end of the text (a
+    # piece is cut just before an axis line, so its separator ends the piece).
+    inside = np.append(marks[marks >= 3], len(copy)) if len(copy) >= 3 else marks[:0]
+    candidates = inside[  # "---\nAxis" or "---\n\nAxis"
+        (copy[inside - 2] == _DASH) | ((copy[inside - 2] == _NEWLINE) & (copy[inside - 3] == _DASH))
+    ]
+    for mark in candidates.tolist():
+        end = start + mark - 1  # the newline ending the line above the axis line
+        while end > start:
+            line_start = buf.rfind(b"\n", start, end) + 1 or start
+            line = buf[line_start:end]
+            if line and not line.strip(b"-"):
+                copy[line_start - start : end - start] = _CR
+            elif line:
+                break
+            end = line_start - 1
 
 
 def _axis_line_starts(buf: bytearray, start: int, stop: int) -> np.ndarray:
@@ -137,15 +160,13 @@ def _columns_from_table(table: pa.Table, n_axis: int, label: int) -> EventColumn
     is_track = [pc.is_valid(chunk).to_numpy(zero_copy_only=False) for chunk in columns[0].chunks]
     if not len(is_track) or not len(is_track[0]) or is_track[0][0]:
         return None  # empty, or rows before the first axis line
-    track_counts = [int(np.count_nonzero(m)) for m in is_track]
-    n_tracks = sum(track_counts)
-    tracks = {}
-    for name, column in zip(TRACK_FIELDS, columns):
-        tracks[name] = _compress_chunks(column.chunks, is_track, track_counts, n_tracks, invert=False)
+    track_rows = [np.flatnonzero(m) for m in is_track]
+    axis_rows_per_chunk = [np.flatnonzero(~m) for m in is_track]
+    n_tracks = sum(len(r) for r in track_rows)
+    tracks = {name: _take_chunks(column.chunks, track_rows, n_tracks) for name, column in zip(TRACK_FIELDS, columns)}
     axis = float32_array(3 * n_axis).reshape(n_axis, 3)
-    axis_counts = [len(m) - c for m, c in zip(is_track, track_counts)]
     for k in range(3):
-        axis[:, k] = _compress_chunks(columns[4 + k].chunks, is_track, axis_counts, n_axis, invert=True)
+        axis[:, k] = _take_chunks(columns[4 + k].chunks, axis_rows_per_chunk, n_axis)
     axis_rows = np.flatnonzero(~np.concatenate(is_track))
     offsets = np.empty(n_axis + 1, np.int64)
     offsets[:-1] = axis_rows - np.arange(n_axis)
@@ -157,21 +178,20 @@ def _columns_from_table(table: pa.Table, n_axis: int, label: int) -> EventColumn
     return EventColumns(axis=axis, offsets=offsets, tracks=tracks, label=np.full(n_axis, label, np.int32))
 
 
-def _compress_chunks(
-    chunks: list[pa.Array], masks: list[np.ndarray], counts: list[int], total: int, *, invert: bool
-) -> np.ndarray:
-    """Concatenation of ``chunk[mask]`` (or ``chunk[~mask]``) over the chunks of a float32 column."""
+def _take_chunks(chunks: list[pa.Array], rows: list[np.ndarray], total: int) -> np.ndarray:
+    """Concatenation of ``chunk[rows]`` over the chunks of a float32 column."""
     out = float32_array(total)
     at = 0
-    for chunk, mask, count in zip(chunks, masks, counts):
-        # The raw values buffer (null slots hold junk, and they are the ones dropped).
+    for chunk, these in zip(chunks, rows):
+        # The raw values buffer: null slots hold junk, and they are never taken.
         values = np.frombuffer(chunk.buffers()[1], np.float32, len(chunk), chunk.offset * 4)
-        np.compress(~mask if invert else mask, values, out=out[at : at + count])
-        at += count
+        np.take(values, these, out=out[at : at + len(these)])
+        at += len(these)
     return out
 
 
-_ODD_WHITESPACE = re.compile(rb"[\t\r\x0b\x0c][ \t\r\x0b\x0c]*| [ \t\r\x0b\x0c]+")
+_OTHER_WHITESPACE = bytes.maketrans(b"\t\r\x0b\x0c", b"    ")
+_SPACE_RUN = re.compile(rb"  +")
 _DASH_LINE = re.compile(rb"\n-+(?=\n)")
 _AXIS_VARIANT = re.compile(rb"\nAxis ?= ?")
 
@@ -179,16 +199,22 @@ _AXIS_VARIANT = re.compile(rb"\nAxis ?= ?")
 def normalise(data: bytes) -> bytes:
     """Rewrite harmless variations into the plain form the fast path accepts.
 
-    Runs of whitespace become one space, spaces at line ends go, dash-only
-    lines become blank and ``Axis=`` / ``Axis =`` become ``Axis = ``; line
-    breaks are kept, so a line means the same to the careful parser before and
-    after. A trailing line without newline keeps lacking it.
+    Tabs, CRs and runs of spaces become one space, spaces at line ends go,
+    dash-only lines become blank and ``Axis=`` / ``Axis =`` become
+    ``Axis = ``; line breaks are kept, so a line means the same to the careful
+    parser before and after. A trailing line without newline keeps lacking it.
+    Each rewrite runs only when a quick test finds something to rewrite.
     """
-    text = b"\n" + _ODD_WHITESPACE.sub(b" ", data)
+    text = b"\n" + data.translate(_OTHER_WHITESPACE)
+    if b"  " in text:
+        text = _SPACE_RUN.sub(b" ", text)
     text = text.replace(b"\n ", b"\n").replace(b" \n", b"\n")
     if text.endswith(b" "):
         text = text[:-1]
-    text = _DASH_LINE.sub(b"\n", text)  # the lookahead leaves the next line's start in place
+    if b"-\n" in text:
+        text = _DASH_LINE.sub(b"\n", text)  # the lookahead leaves the next line's start in place
     if text.endswith(b"-") and not text[text.rfind(b"\n") + 1 :].strip(b"-"):
         text = text[: text.rfind(b"\n") + 1]
-    return _AXIS_VARIANT.sub(b"\nAxis = ", text)[1:]
+    if b"Axis=" in text or text.count(b"Axis =") != text.count(b"Axis = "):
+        text = _AXIS_VARIANT.sub(b"\nAxis = ", text)
+    return text[1:]
