@@ -235,8 +235,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     tags = {"flavortag.kind": "evaluation", "flavortag.data": data_name,
             "flavortag.model": str(train_cfg.get("model", {}).get("name", "unknown"))}
     if parent:
-        with tracking.start_run(cfg.tracking, run_id=parent):
-            with mlflow.start_run(run_name=f"eval-{data_name}", nested=True, tags=tags):
+        with tracking.start_run(cfg.tracking, run_id=parent) as parent_run:
+            # the child lives in the parent's experiment (not the default one)
+            with mlflow.start_run(run_name=f"eval-{data_name}", nested=True, tags=tags,
+                                  experiment_id=parent_run.info.experiment_id):
                 mlflow.log_params({"eval.data": data_name, "eval.split": split,
                                    "eval.source_run": parent})
                 return report(probs, tensors.labels, cfg.get("evaluate"), out_dir, prefix=prefix,

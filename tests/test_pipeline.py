@@ -135,7 +135,7 @@ def test_evaluate_adds_to_run_and_child_run(trained: dict[str, dict], store: str
                                        f"output_dir={tmp_path / 'other'}"]))
     assert set(other) == set(flat)
     children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
-                                  search_all_experiments=True, output_format="list")
+                                  experiment_names=["pipeline-test"], output_format="list")
     assert len(children) == 1
     assert children[0].data.metrics["test/acc"] == pytest.approx(other["test/acc"])
     # predictions follow the input order and carry the true labels

@@ -157,6 +157,7 @@ def iter_source_columns(
         if source.format == "text":
             # A whole-file read gathers all pieces and joins them once.
             block = bytes_step or (DEFAULT_CHUNK_BYTES if step_size is not None else 1 << 62)
+            assert source.label is not None  # resolved by plan_sources
             chunks = iter_text_columns(shown, source.label, on_error, file_report, block)
         elif source.format == "root":
             step = events_step if events_step else (f"{bytes_step} B" if bytes_step else None)

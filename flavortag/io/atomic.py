@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 @contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it to ``path``, else delete it.
 
     The parent directory is created if needed. The temporary file is created

@@ -183,6 +183,86 @@ class EventColumns:
         )
 
 
+class ColumnsBuilder:
+    """Gathers chunks of :class:`EventColumns` into one, copying each as it comes.
+
+    Unlike :meth:`EventColumns.concat` of a list, the chunks need not all be
+    kept until the end: peak memory is the result plus one chunk, not twice
+    the result. :meth:`reserve` avoids regrowing when the size is foreseeable
+    (room reserved but never filled is never touched, so costs no memory).
+    """
+
+    def __init__(self) -> None:
+        self._store: EventColumns | None = None  # its first n_events / n_tracks rows are used
+        self._want = (0, 0)
+        self.n_events = 0
+        self.n_tracks = 0
+
+    def __len__(self) -> int:
+        return self.n_events
+
+    def reserve(self, n_events: int, n_tracks: int) -> None:
+        """Make room for at least ``n_events`` events holding ``n_tracks`` tracks in all."""
+        self._want = (max(self._want[0], n_events), max(self._want[1], n_tracks))
+        if self._store is not None:
+            self._room_for(n_events, n_tracks)
+
+    def append(self, cols: EventColumns) -> None:
+        """Copy ``cols`` in (``ValueError`` if its fields differ from the first chunk's)."""
+        if self._store is None:
+            self._store = _storage_like(cols, max(len(cols), self._want[0]), max(cols.n_tracks, self._want[1]))
+        elif cols.signature != self._store.signature:
+            raise ValueError(
+                "event chunks hold different fields: "
+                f"{describe_signature(self._store.signature)} vs {describe_signature(cols.signature)}"
+            )
+        e0, t0 = self.n_events, self.n_tracks
+        e1, t1 = e0 + len(cols), t0 + cols.n_tracks
+        self._room_for(e1, t1)
+        store = self._store
+        store.axis[e0:e1] = cols.axis
+        store.offsets[e0 + 1 : e1 + 1] = cols.offsets[1:] + t0
+        store.label[e0:e1] = cols.label
+        for name, values in cols.tracks.items():
+            store.tracks[name][t0:t1] = values
+        for name, values in cols.extras.items():
+            store.extras[name][e0:e1] = values
+        self.n_events, self.n_tracks = e1, t1
+
+    def build(self) -> EventColumns:
+        """The gathered events (views of the filled part of the storage)."""
+        return EventColumns.empty() if self._store is None else self._store.slice(0, self.n_events)
+
+    def _room_for(self, n_events: int, n_tracks: int) -> None:
+        old = self._store
+        assert old is not None
+        if n_events <= len(old) and n_tracks <= old.n_tracks:
+            return
+        new = _storage_like(old, max(n_events, len(old) * 3 // 2), max(n_tracks, old.n_tracks * 3 // 2))
+        e, t = self.n_events, self.n_tracks
+        new.axis[:e] = old.axis[:e]
+        new.offsets[: e + 1] = old.offsets[: e + 1]
+        new.label[:e] = old.label[:e]
+        for name in new.tracks:
+            new.tracks[name][:t] = old.tracks[name][:t]
+        for name in new.extras:
+            new.extras[name][:e] = old.extras[name][:e]
+        self._store = new
+
+
+def _storage_like(cols: EventColumns, n_events: int, n_tracks: int) -> EventColumns:
+    """Uninitialised room for the fields of ``cols`` (``offsets[-1]`` = ``n_tracks``: the capacity)."""
+    offsets = np.zeros(n_events + 1, np.int64)
+    offsets[-1] = n_tracks
+    return EventColumns(
+        axis=np.empty((n_events, 3), np.float32),
+        offsets=offsets,
+        tracks={k: np.empty(n_tracks, v.dtype) for k, v in cols.tracks.items()},
+        label=np.empty(n_events, np.int32),
+        extras={k: np.empty(n_events, v.dtype) for k, v in cols.extras.items()},
+    )
+
+
 def _numpy(values: ak.Array, what: str) -> np.ndarray:
     try:
         return np.asarray(ak.to_numpy(values, allow_missing=False))

@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``flavortag convert``."""
     parser = argparse.ArgumentParser(
         prog="flavortag convert",
-        description="Convert event files between text (FORMAT.md), ROOT and Parquet. "
-        "Streams in chunks (bounded memory) and writes the output atomically.",
+        description="Convert event files between text (FORMAT.md), ROOT and Parquet.\n"
+        "Streams in chunks (bounded memory); the output appears only when complete.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -144,6 +144,7 @@ def _columns(arrays: ak.Array, plan: _Plan, label: int | None, path: str, entry:
                 f"than {TRACK_PREFIX}E", entry=entry + max(bad, 0),
             )
         tracks[field] = values.astype(np.float32, copy=False) if field in TRACK_FIELDS else values
+    assert offsets is not None  # TRACK_FIELDS are always read
     labels = (
         ak.to_numpy(arrays["label"]).astype(np.int32, copy=False)
         if label is None else np.full(n, label, np.int32)
@@ -152,12 +153,18 @@ def _columns(arrays: ak.Array, plan: _Plan, label: int | None, path: str, entry:
     return EventColumns(axis=axis, offsets=offsets, tracks=tracks, label=labels, extras=extras)
 
 
-def _branch_data(cols: EventColumns) -> dict[str, object]:
+def _branch_types(data: dict[str, np.ndarray | ak.Array]) -> dict[str, object]:
+    return {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()}
+
+
+def _branch_data(cols: EventColumns) -> dict[str, np.ndarray | ak.Array]:
     clash = [n for n in cols.extras if n in (*AXIS_BRANCHES, "label", COUNTER_BRANCH, "track")
              or n.startswith(TRACK_PREFIX)]
     if clash:
         raise ValueError(f"per-event fields {clash} clash with the branch names of the event tree")
-    data: dict[str, object] = {name: np.ascontiguousarray(cols.axis[:, k]) for k, name in enumerate(AXIS_BRANCHES)}
+    data: dict[str, np.ndarray | ak.Array] = {
+        name: np.ascontiguousarray(cols.axis[:, k]) for k, name in enumerate(AXIS_BRANCHES)
+    }
     data["label"] = cols.label
     data.update(cols.extras)
     data["track"] = ak.Array(
@@ -182,10 +189,8 @@ def write_root_chunks(chunks: Iterable[EventColumns], path: Path, tree_name: str
             for start in range(0, max(len(cols), 1), WRITE_STEP_EVENTS):
                 data = _branch_data(cols.slice(start, min(start + WRITE_STEP_EVENTS, len(cols))))
                 if tree is None:
-                    types = {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()}
-                    tree = file.mktree(tree_name, types)
-                if len(data["label"]):  # type: ignore[arg-type]
+                    tree = file.mktree(tree_name, _branch_types(data))
+                if len(data["label"]):
                     tree.extend(data)
         if tree is None:
-            data = _branch_data(EventColumns.empty())
-            file.mktree(tree_name, {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()})
+            file.mktree(tree_name, _branch_types(_branch_data(EventColumns.empty())))

@@ -31,7 +31,7 @@ from flavortag.io.columns import EventColumns
 from flavortag.io.errors import EventFormatError, OnError, ReadReport
 from flavortag.io.text_careful import parse_careful
 from flavortag.io.text_fast import normalise as normalise_text
-from flavortag.io.text_fast import parse_fast
+from flavortag.io.text_fast import parse_fast, parse_prepared, prepare
 
 #: Default bytes of text per chunk handed to the caller.
 DEFAULT_CHUNK_BYTES: int = 16_000_000
@@ -114,6 +114,35 @@ class _PieceParser:
         self.lines = lines
         self.normalise_first = False  # the previous piece needed normalising
 
+    def parse_all(self, pieces: Iterator[_Piece]) -> Iterator[tuple[_Piece, list[EventColumns]]]:
+        """Events of each piece, in order; the fast parse of one piece overlaps the next one's reading.
+
+        A worker thread runs pyarrow and the column extraction of piece N
+        while this thread reads and prepares piece N + 1 (both release the
+        GIL for their heavy parts). ``pieces`` must leave a piece's buffer
+        alone until the piece after the next one is asked for.
+        """
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flavortag-parse") as pool:
+            pending: tuple[_Piece, Future | None] | None = None
+            for piece in pieces:
+                prepared = None
+                if not self.normalise_first:
+                    prepared = prepare(piece.buf, 0, piece.cut, last=piece.last)
+                future = pool.submit(parse_prepared, prepared, self.label) if prepared else None
+                if pending is not None:
+                    yield pending[0], self._finish(*pending)
+                pending = (piece, future)
+            if pending is not None:
+                yield pending[0], self._finish(*pending)
+
+    def _finish(self, piece: _Piece, future: Future | None) -> list[EventColumns]:
+        cols = future.result() if future is not None else None
+        if cols is not None:
+            return [cols]
+        out: list[EventColumns] = []
+        self._parse(piece.buf, 0, piece.cut, piece.offset, piece.last, out, fast_tried=future is not None)
+        return out
+
     def parse(self, buf: bytearray, start: int, stop: int, offset: int, last: bool) -> list[EventColumns]:
         """Events of ``buf[start:stop]``, which starts at byte ``offset`` of the file."""
         out: list[EventColumns] = []
@@ -121,18 +150,20 @@ class _PieceParser:
         return out
 
     def _parse(
-        self, buf: bytearray, start: int, stop: int, offset: int, last: bool, out: list[EventColumns]
+        self, buf: bytearray, start: int, stop: int, offset: int, last: bool, out: list[EventColumns],
+        *, fast_tried: bool = False,
     ) -> None:
         if start >= stop:
             return
-        cols = None if self.normalise_first else parse_fast(buf, start, stop, self.label, last=last)
+        skip_fast = self.normalise_first or fast_tried
+        cols = None if skip_fast else parse_fast(buf, start, stop, self.label, last=last)
         if cols is None:
             original = bytes(memoryview(buf)[start:stop])
             plain = normalise_text(original)
             if plain != original:
                 cols = parse_fast(bytearray(plain), 0, len(plain), self.label, last=last)
                 self.normalise_first = cols is not None
-            elif self.normalise_first:
+            elif self.normalise_first and not fast_tried:
                 self.normalise_first = False
                 cols = parse_fast(buf, start, stop, self.label, last=last)
         if cols is not None:
@@ -191,10 +222,10 @@ def _pieces(
 ) -> Iterator[_Piece]:
     """Pieces of whole events, each about ``piece_bytes`` of text.
 
-    Without ``read_ahead`` one buffer is refilled after the caller is done
-    with the previous piece. With it (gzip input), two buffers take turns: a
-    thread reads and decompresses the next piece (zlib releases the GIL) while
-    the caller parses this one.
+    Buffers are used in turn, so a piece's text stays intact until the piece
+    after the next one is asked for (the parser works on one piece while it
+    prepares the next). With ``read_ahead`` (gzip input) a thread also reads
+    and decompresses the following piece (zlib releases the GIL) meanwhile.
     """
     def fill(buf: bytearray, pending: bytes) -> tuple[bytearray, int, bool, int]:
         need = len(pending) + piece_bytes
@@ -205,19 +236,19 @@ def _pieces(
             n_read = _read_into(stream, view[len(pending) : need], path, open_streams)
         return buf, len(pending) + n_read, n_read < piece_bytes, raw.tell()
 
-    buf = bytearray(piece_bytes + _SLACK_BYTES)
-    spare = bytearray(piece_bytes + _SLACK_BYTES) if read_ahead else buf
+    ring = [bytearray(piece_bytes + _SLACK_BYTES) for _ in range(3 if read_ahead else 2)]
+    turn = 0
     pending = b""
     offset = 0
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flavortag-read") if read_ahead else None
-    future: Future | None = pool.submit(fill, buf, pending) if pool else None
+    future: Future | None = pool.submit(fill, ring[0], pending) if pool else None
     try:
         while True:
             if future is not None:
                 buf, length, eof, raw_position = future.result()
                 future = None
             else:
-                buf, length, eof, raw_position = fill(buf, pending)
+                buf, length, eof, raw_position = fill(ring[turn], pending)
             if offset == 0 and buf.startswith(_BOM):
                 buf[: len(_BOM)] = b"   "  # a UTF-8 byte-order mark: whitespace to the parsers
             cut = length if eof else _last_event_start(buf, length)
@@ -228,15 +259,15 @@ def _pieces(
                         break
                 buf, length, eof, raw_position = fill(buf, bytes(memoryview(buf)[:length]))  # a huge event
                 cut = length if eof else _last_event_start(buf, length)
+            ring[turn] = buf  # it may have grown
+            turn = (turn + 1) % len(ring)
             pending = bytes(memoryview(buf)[cut:length])
             if pool is not None and not eof:
-                future = pool.submit(fill, spare, pending)
+                future = pool.submit(fill, ring[turn], pending)
             yield _Piece(buf, cut, offset, eof, raw_position)
             if eof:
                 return
             offset += cut
-            if pool is not None:
-                buf, spare = spare, buf
     finally:
         if pool is not None:
             if future is not None:
@@ -273,8 +304,8 @@ def iter_text_columns(
         )
         parts: list[EventColumns] = []
         n_bytes = 0
-        for piece in pieces:
-            parts += parser.parse(piece.buf, 0, piece.cut, piece.offset, last=piece.last)
+        for piece, events in parser.parse_all(pieces):
+            parts += events
             n_bytes += piece.cut
             # Hand the parser's scratch memory back now rather than later: keeps a
             # long streaming pass at the same resident size from start to end.

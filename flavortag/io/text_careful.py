@@ -134,12 +134,11 @@ def parse_careful(
         event = events[axis_event[a]]
         event.fail(event.line, *describe_axis(axes[a]))
 
-    broken = [b for b in ([orphans] if orphans else []) + events if b.error is not None]
+    broken = [(b, b.error) for b in ([orphans] if orphans else []) + events if b.error is not None]
     if broken and on_error == "raise":
-        line, _, message = min(b.error for b in broken)  # type: ignore[type-var]
+        line, _, message = min(error for _, error in broken)
         raise EventFormatError(path, line, message)
-    for block in broken:
-        line, kind, message = block.error  # type: ignore[misc]
+    for block, (line, kind, message) in broken:
         report.drop(
             kind, format_location(path, line) + message,
             events=0 if block is orphans else 1, lines=block.n_lines,

@@ -35,7 +35,8 @@ _MARKER = b" 0 0 0 "  # same length as AXIS_PREFIX: empty E, px = py = pz = 0, t
 _PREFIX_CODES = np.frombuffer(AXIS_PREFIX, np.uint8)
 _MARKER_CODES = np.frombuffer(_MARKER, np.uint8)
 
-_READ_OPTIONS = pacsv.ReadOptions(column_names=list(TRACK_FIELDS), use_threads=True)
+# 512 kB blocks: a 2 MB piece gives the parser's threads four blocks to share.
+_READ_OPTIONS = pacsv.ReadOptions(column_names=list(TRACK_FIELDS), use_threads=True, block_size=512 * 1024)
 _PARSE_OPTIONS = pacsv.ParseOptions(
     delimiter=" ", quote_char=False, double_quote=False, escape_char=False,
     newlines_in_values=False, ignore_empty_lines=True,
@@ -57,11 +58,15 @@ def float32_array(n: int) -> np.ndarray:
     return np.frombuffer(pa.allocate_buffer(4 * n), np.float32)
 
 
-def parse_fast(buf: bytearray, start: int, stop: int, label: int, *, last: bool) -> EventColumns | None:
-    """Parse ``buf[start:stop]`` (whole lines, whole events) or return None if it is not plain.
+def prepare(buf: bytearray, start: int, stop: int, *, last: bool) -> tuple[pa.Buffer, int] | None:
+    """The parser's copy of ``buf[start:stop]`` and its number of axis lines, or None if not plain.
 
     ``last``: the text ends the file, so its last line must end with a newline.
-    ``buf`` is left as it is: the edits go to the copy handed to the parser.
+    ``buf`` is left as it is: the edits go to the copy, which lives in
+    Arrow-owned memory (Arrow's I/O threads may drop their reference to the
+    input after read_csv returns; dropping one to Python-owned memory needs
+    the GIL, which at interpreter exit aborts the process with "terminate
+    called without an active exception").
     """
     if start >= stop:
         return None
@@ -72,18 +77,22 @@ def parse_fast(buf: bytearray, start: int, stop: int, label: int, *, last: bool)
     positions = _axis_line_starts(buf, start, stop)
     if len(positions) == 0:
         return None
-    # The marked text is copied into Arrow-owned memory for the parser: Arrow's
-    # I/O threads may drop their reference to the input after read_csv returns,
-    # and dropping a reference to Python-owned memory needs the GIL, which at
-    # interpreter exit aborts the process ("terminate called without an
-    # active exception").
     text = pa.allocate_buffer(stop - start)
     copy = np.frombuffer(text, np.uint8)
     copy[:] = np.frombuffer(buf, np.uint8)[start:stop]
     marks = positions - start
     _overwrite(copy, marks, _MARKER_CODES)
     _blank_dash_lines(buf, start, copy, marks)
-    del copy
+    return text, len(positions)
+
+
+def parse_prepared(prepared: tuple[pa.Buffer, int], label: int) -> EventColumns | None:
+    """Events of a text prepared by :func:`prepare`, or None if anything is unusual.
+
+    Safe to run in a worker thread: pyarrow and numpy release the GIL for
+    the heavy parts, so the caller can prepare the next piece meanwhile.
+    """
+    text, n_axis = prepared
     try:
         table = pacsv.read_csv(
             pa.BufferReader(text), read_options=_READ_OPTIONS,
@@ -91,8 +100,13 @@ def parse_fast(buf: bytearray, start: int, stop: int, label: int, *, last: bool)
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    del text
-    return _columns_from_table(table, len(positions), label)
+    return _columns_from_table(table, n_axis, label)
+
+
+def parse_fast(buf: bytearray, start: int, stop: int, label: int, *, last: bool) -> EventColumns | None:
+    """Parse ``buf[start:stop]`` (whole lines, whole events) or return None if it is not plain."""
+    prepared = prepare(buf, start, stop, last=last)
+    return None if prepared is None else parse_prepared(prepared, label)
 
 
 def _overwrite(codes: np.ndarray, positions: np.ndarray, text: np.ndarray) -> None:
