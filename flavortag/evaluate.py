@@ -105,8 +105,11 @@ def _write_table(table: ak.Array, path: Path, fmt: str) -> None:
     else:
         import uproot
 
+        columns = {name: ak.to_numpy(table[name]) for name in table.fields}
         with uproot.recreate(tmp) as fh:
-            fh["predictions"] = {name: ak.to_numpy(table[name]) for name in table.fields}
+            # mktree: a TTree (plain assignment would write an RNTuple in uproot >= 5.7)
+            fh.mktree("predictions", {name: col.dtype for name, col in columns.items()})
+            fh["predictions"].extend(columns)
     os.replace(tmp, path)
 
 

@@ -165,3 +165,19 @@ def test_format_from_name_or_argument(tmp_path, events):
         write_events(events, tmp_path / "sample.h5")
     path = write_events(events, tmp_path / "sample.h5", format="parquet")
     assert len(read_events(path, format="parquet")) == len(events)
+
+
+def test_columns_builder_grows_and_checks_fields():
+    from flavortag.io.columns import ColumnsBuilder, EventColumns
+    from flavortag.io.synthetic import synthetic_columns
+
+    parts = [synthetic_columns(n, seed=n) for n in (3, 0, 50, 7, 200)]
+    builder = ColumnsBuilder()
+    builder.reserve(10, 10)  # too small: it has to grow
+    for part in parts:
+        builder.append(part)
+    assert builder.build().to_awkward().tolist() == EventColumns.concat(parts).to_awkward().tolist()
+    other = synthetic_columns(2)
+    other.extras["weight"] = np.ones(2, np.float32)
+    with pytest.raises(ValueError, match="different fields"):
+        builder.append(other)

@@ -7,9 +7,10 @@ piece. A chunk handed to the caller gathers the pieces of about ``step_size``
 bytes. Each piece goes through the fast path (:mod:`flavortag.io.text_fast`);
 a piece it refuses is cut in halves at event boundaries until the broken part
 is small, and that part goes through the careful parser
-(:mod:`flavortag.io.text_careful`), which names the exact line. Line numbers
-are only needed on that rare path, so they are counted lazily (by re-reading
-the file up to the piece) instead of on every piece.
+(:mod:`flavortag.io.text_careful`), which names the exact line. A worker
+thread runs the fast parse of one piece while the next is read and prepared.
+Line numbers are only needed on the careful path, so they are counted lazily
+(by re-reading the file up to the piece) instead of on every piece.
 
 Compression is recognised by the gzip magic bytes, whatever the file name. A
 gzip stream that ends before its end-of-stream marker (a truncated copy) is
@@ -19,6 +20,7 @@ always an error, even with ``on_error="skip"``: how much is missing is unknown.
 from __future__ import annotations
 
 import gzip
+import os
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,7 +29,7 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from flavortag.io.columns import EventColumns
+from flavortag.io.columns import ColumnsBuilder, EventColumns
 from flavortag.io.errors import EventFormatError, OnError, ReadReport
 from flavortag.io.text_careful import parse_careful
 from flavortag.io.text_fast import normalise as normalise_text
@@ -123,30 +125,23 @@ class _PieceParser:
         alone until the piece after the next one is asked for.
         """
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flavortag-parse") as pool:
-            pending: tuple[_Piece, Future | None] | None = None
+            pending: tuple[_Piece, Future | None, bool] | None = None
             for piece in pieces:
-                prepared = None
-                if not self.normalise_first:
-                    prepared = prepare(piece.buf, 0, piece.cut, last=piece.last)
+                tried = not self.normalise_first
+                prepared = prepare(piece.buf, 0, piece.cut, last=piece.last) if tried else None
                 future = pool.submit(parse_prepared, prepared, self.label) if prepared else None
                 if pending is not None:
                     yield pending[0], self._finish(*pending)
-                pending = (piece, future)
+                pending = (piece, future, tried)
             if pending is not None:
                 yield pending[0], self._finish(*pending)
 
-    def _finish(self, piece: _Piece, future: Future | None) -> list[EventColumns]:
+    def _finish(self, piece: _Piece, future: Future | None, tried: bool) -> list[EventColumns]:
         cols = future.result() if future is not None else None
         if cols is not None:
             return [cols]
         out: list[EventColumns] = []
-        self._parse(piece.buf, 0, piece.cut, piece.offset, piece.last, out, fast_tried=future is not None)
-        return out
-
-    def parse(self, buf: bytearray, start: int, stop: int, offset: int, last: bool) -> list[EventColumns]:
-        """Events of ``buf[start:stop]``, which starts at byte ``offset`` of the file."""
-        out: list[EventColumns] = []
-        self._parse(buf, start, stop, offset, last, out)
+        self._parse(piece.buf, 0, piece.cut, piece.offset, piece.last, out, fast_tried=tried)
         return out
 
     def _parse(
@@ -298,26 +293,41 @@ def iter_text_columns(
     lines = _LineCounter(open_streams)
     parser = _PieceParser(shown, label, on_error, report, lines)
     stream, raw = open_streams()
+    text_bytes = os.path.getsize(path) if stream is raw else None  # unknown for gzip
     try:
         pieces = _pieces(
             stream, raw, min(chunk_bytes, PIECE_BYTES), shown, open_streams, read_ahead=stream is not raw
         )
-        parts: list[EventColumns] = []
+        chunk = ColumnsBuilder()
         n_bytes = 0
         for piece, events in parser.parse_all(pieces):
-            parts += events
+            for cols in events:
+                chunk.append(cols)
+            if n_bytes == 0 and len(chunk) and piece.offset == 0:
+                _reserve(chunk, piece, chunk_bytes, text_bytes)
             n_bytes += piece.cut
             # Hand the parser's scratch memory back now rather than later: keeps a
             # long streaming pass at the same resident size from start to end.
             pa.default_memory_pool().release_unused()
             if n_bytes >= chunk_bytes or piece.last:
-                if parts:
-                    yield EventColumns.concat(parts), piece.raw_position
-                parts, n_bytes = [], 0
+                if len(chunk):
+                    yield chunk.build(), piece.raw_position
+                size = (len(chunk), chunk.n_tracks)
+                chunk, n_bytes = ColumnsBuilder(), 0
+                chunk.reserve(size[0] * 11 // 10, size[1] * 11 // 10)  # the next chunk: about as big
     finally:
         stream.close()
         raw.close()
         lines.close()
+
+
+def _reserve(chunk: ColumnsBuilder, first: _Piece, chunk_bytes: int, text_bytes: int | None) -> None:
+    """Room for the first chunk, scaled from its first piece (later ones reserve the size of the last)."""
+    expected = chunk_bytes if text_bytes is None else min(chunk_bytes, text_bytes - first.offset)
+    if expected >= 1 << 40:
+        return  # a whole gzip file: its size is unknown, let the chunk grow
+    scale = 1.05 * expected / max(first.cut, 1)
+    chunk.reserve(int(len(chunk) * scale) + 64, int(chunk.n_tracks * scale) + 1024)
 
 
 def _read_into(
