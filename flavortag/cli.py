@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("flavortag.evaluate", "metrics, plots, working points of a trained run (Hydra)"),
     "predict": ("flavortag.predict", "score new files, write probabilities and discriminants (Hydra)"),
     "compare": ("flavortag.compare", "compare runs side by side: table + rejection overlays (Hydra)"),
+    "export": ("flavortag.export_cli", "export a trained tagger to ONNX + TorchScript, working points beside"),
     "convert": ("flavortag.io.convert_cli", "convert event files between text, ROOT and Parquet"),
     "info": ("flavortag.info", "summarise event files (counts, multiplicity, classes)"),
 }
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage(), file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[command][0])
-    if command in ("convert", "info"):
+    if command in ("convert", "info", "export"):
         return int(module.main(rest) or 0)
     # Hydra reads sys.argv itself; the program name shows in its --help.
     sys.argv = [f"flavortag {command}", *rest]

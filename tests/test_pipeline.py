@@ -253,3 +253,33 @@ def test_mlflow_server_lists_runs_with_same_metric_keys(trained: dict[str, dict]
     assert {"mlp", "transformer"} <= set(by_model)
     assert by_model["mlp"] == by_model["transformer"]
     assert "test/rej_c_at_b80" in by_model["mlp"]
+
+
+def test_export_cli_writes_onnx_torchscript_and_working_points(trained: dict[str, dict], store: str,
+                                                               tmp_path: Path) -> None:
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from flavortag.cli import main as cli_main
+    from flavortag.export import load_torchscript
+
+    out = tmp_path / "exported"
+    assert cli_main(["export", trained["deepsets"]["run_id"], str(out), "--tracking-uri", store]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "tagger.json", "tagger.onnx", "tagger.torchscript.pt", "working_points.json"]
+    info = json.loads((out / "tagger.json").read_text())
+    assert info["class_names"] == ["uds", "cc", "bb"]
+    assert info["max_tracks"] == 32
+    wp = json.loads((out / "working_points.json").read_text())
+    logged = json.loads(mlflow.artifacts.load_text(f"runs:/{trained['deepsets']['run_id']}/working_points.json"))
+    assert wp == logged
+    # ONNX and TorchScript give the same probabilities on a padded batch
+    rng = np.random.default_rng(1)
+    feats = rng.normal(size=(4, 9, len(info["feature_names"]["track"]))).astype(np.float32)
+    valid = np.arange(9)[None, :] < np.array([[9], [4], [1], [6]])
+    session = onnxruntime.InferenceSession(str(out / "tagger.onnx"))
+    names = [i.name for i in session.get_inputs()]
+    feeds = {"features": feats, "valid": valid}
+    onnx_probs = session.run(["probabilities"], {k: v for k, v in feeds.items() if k in names})[0]
+    module, _ = load_torchscript(out / "tagger.torchscript.pt")
+    with torch.no_grad():
+        ts_logits = module(torch.from_numpy(feats), torch.from_numpy(valid))
+    np.testing.assert_allclose(onnx_probs, torch.softmax(ts_logits, 1).numpy(), atol=1e-4)
