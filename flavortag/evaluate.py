@@ -207,9 +207,16 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if own_data and "data" not in train_cfg:
         raise ValueError("this checkpoint carries no data config: pass data=<config group>")
     data_cfg = train_cfg.data if own_data else cfg.data
-    events = load_sample(data_cfg)
     split = str(cfg.split)
-    if split == "test" and own_data:
+    streamed = own_data and bool(train_cfg.data.get("streaming", False))
+    if streamed:
+        # a streaming run's held-out events are its test files, not a split of data.paths
+        if not train_cfg.data.get("test_paths"):
+            raise ValueError("this run was trained with data.streaming=true and no data.test_paths: "
+                             "pass data=<config group> split=all to evaluate it")
+        data_cfg = OmegaConf.merge(train_cfg.data, {"paths": train_cfg.data.test_paths})
+    events = load_sample(data_cfg)
+    if split == "test" and own_data and not streamed:
         fractions = {str(k): float(v) for k, v in train_cfg.data.split.items()}
         idx = split_indices(np.asarray(events["label"]), fractions,
                             int(train_cfg.data.get("split_seed", train_cfg.get("seed", 0))))["test"]

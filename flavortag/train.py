@@ -1,9 +1,12 @@
 """The training app: ``flavortag train`` / ``python -m flavortag.train`` (Hydra).
 
 One run = one MLflow record: resolved config (params + ``config.yaml``), git
-commit, feature lists, per-epoch train/validation loss and accuracy,
-throughput, checkpoints, the logged model and, by default, the test-split
-evaluation (metrics, plots, working points, predictions).
+commit, feature lists, per-epoch train/validation loss and accuracy, the
+number of training events used (``train/events``), throughput, checkpoints,
+the logged model and, by default, the test-split evaluation (metrics, plots,
+working points, predictions). After a mid-epoch resume, that epoch's
+``train/loss`` and ``train/acc`` cover the steps after the resume;
+``train/events`` counts the whole epoch.
 
 The torch loop: AdamW, linear warm-up + cosine schedule per step, gradient
 clipping, early stopping on the validation loss, best/last checkpoints written
@@ -13,6 +16,30 @@ MLflow run, same data order). ``trainer.device=auto`` picks CUDA when present;
 bf16 autocast on GPU; DistributedDataParallel under ``torchrun`` with
 ``trainer=ddp``. ``model=bdt`` trains scikit-learn gradient-boosted trees on the
 event features through the same app.
+
+Streaming (``data.streaming=true``, torch models only) is for training files
+larger than memory. The training events are read from ``data.paths`` chunk by
+chunk every epoch (``data.step_size``), their features computed per chunk,
+shuffled inside a buffer of ``data.shuffle_buffer`` events and dealt out over
+DDP ranks and loader workers (``flavortag.batching.StreamingEventDataset``,
+reseeded per epoch), so every training event is seen once per epoch
+(``train/events`` says how many were). Validation and test events come from
+their own files, ``data.val_paths`` (required) and ``data.test_paths`` (optional:
+without it there is no test evaluation), read into memory; ``data.split`` is not
+used. Before training, the events are counted once (Parquet / ROOT: file
+metadata and the label column; text: one reading pass) for the length of the
+learning-rate schedule and the class weights, and the input standardisation is
+fitted on ``data.normalisation_events`` events taken from the start of every
+training file (the first N / n_files of each). The buffer only mixes events
+that are near each other in the stream, so each training file should hold a
+mix of classes (not one class per file) unless the buffer holds the whole
+sample. Under DDP, ranks whose share of the stream runs out before the others'
+take zero-weight steps until every rank is done, so all ranks take the same
+steps and keep identical weights. Resuming (``trainer.resume``) works at epoch
+and mid-epoch level; a mid-epoch resume replays the interrupted epoch's stream
+(same file order, same buffer shuffling) up to the checkpointed step without
+training on it, which costs reading time but keeps the data order of an
+uninterrupted run.
 """
 
 from __future__ import annotations
@@ -34,9 +61,18 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from flavortag import tracking
-from flavortag.batching import EventTensors, build_event_tensors, make_loader
+from flavortag.batching import (
+    EventTensors,
+    PaddedBatch,
+    RaggedBatch,
+    StreamingEventDataset,
+    build_event_tensors,
+    concat_event_tensors,
+    make_loader,
+    make_streaming_loader,
+)
 from flavortag.classes import N_CLASSES
-from flavortag.dataset import load_sample, split_indices
+from flavortag.dataset import load_sample, resolve_paths, split_indices
 from flavortag.detector import DetectorModel
 from flavortag.inference import feature_names_from_config
 from flavortag.models import build_model, checkpoint_state, count_parameters
@@ -48,8 +84,33 @@ CHECKPOINT_VERSION = 1
 
 
 @dataclass
+class StreamingSource:
+    """Training events read from files each epoch (``data.streaming``) instead of held in memory.
+
+    ``n_events`` / ``class_counts`` [N_CLASSES] come from one counting pass
+    before training; ``normalisation`` holds the events the input
+    standardisation is fitted on (the first of every file).
+    """
+
+    paths: list[str]
+    n_events: int
+    class_counts: np.ndarray
+    step_size: int | str
+    shuffle_buffer: int
+    io_options: dict[str, Any]
+    normalisation: EventTensors
+
+
+@dataclass
 class PreparedData:
-    """Feature tensors of each split plus what is needed to reproduce them."""
+    """Feature tensors of each split plus what is needed to reproduce them.
+
+    In memory, ``tensors`` holds train / val / test, ``events`` (if kept) the
+    whole sample and ``indices[split]`` the split's positions in it. When
+    streaming, ``stream`` describes the training files, ``tensors`` holds only
+    val (and test) and ``events`` (if kept) the val events followed by the test
+    events, ``indices`` giving their positions.
+    """
 
     tensors: dict[str, EventTensors]
     indices: dict[str, np.ndarray]
@@ -57,6 +118,14 @@ class PreparedData:
     event_names: list[str]
     detector: DetectorModel
     events: Any = None
+    stream: StreamingSource | None = None
+
+    def n_events(self) -> dict[str, int]:
+        """Number of events per split (streamed training events included)."""
+        sizes = {name: len(t.labels) for name, t in self.tensors.items()}
+        if self.stream is not None:
+            sizes = {"train": self.stream.n_events, **sizes}
+        return sizes
 
 
 @dataclass
@@ -74,7 +143,13 @@ class TrainState:
 
 
 def prepare_data(cfg: DictConfig, keep_events: bool = False) -> PreparedData:
-    """Read the sample, split it (stratified, seeded) and build feature tensors per split."""
+    """Read the sample, split it (stratified, seeded) and build feature tensors per split.
+
+    With ``data.streaming`` the training events stay on disk (see
+    :func:`prepare_streaming_data`).
+    """
+    if cfg.data.get("streaming", False):
+        return prepare_streaming_data(cfg, keep_events)
     events = load_sample(cfg.data)
     detector = DetectorModel.from_config(OmegaConf.to_container(cfg.detector, resolve=True))  # type: ignore[arg-type]
     track_names, event_names = feature_names_from_config(cfg.get("features"))
@@ -98,6 +173,144 @@ def prepare_data(cfg: DictConfig, keep_events: bool = False) -> PreparedData:
                  name, len(t.labels), t.n_truncated, int(cfg.data.max_tracks))
     return PreparedData(tensors, indices, track_names, event_names, detector,
                         events if keep_events else None)
+
+
+def _io_options(data_cfg: Any) -> dict[str, Any]:
+    """What ``flavortag.io.iter_events`` needs from a ``data`` node (as ``load_sample`` reads it)."""
+    rules = data_cfg.get("label_rules")
+    return {
+        "label": data_cfg.get("label"),
+        "label_rules": dict(rules) if rules else None,
+        "on_error": "skip" if data_cfg.get("on_error") == "skip" else "raise",
+    }
+
+
+def count_events(paths: list[str], io_options: Mapping[str, Any]) -> tuple[int, np.ndarray]:
+    """Events in total and per class [N_CLASSES] in ``paths``, without holding them in memory.
+
+    Parquet and ROOT: the number of rows / entries from the file metadata and
+    the classes from the ``label`` column alone (or the file's class when it
+    has none). Text: one pass through ``iter_events``. With
+    ``on_error="skip"`` events dropped later as broken are still counted.
+    """
+    from flavortag.io import detect_format, iter_events
+    from flavortag.io.api import resolve_label
+
+    label, rules = io_options.get("label"), io_options.get("label_rules")
+    counts = np.zeros(N_CLASSES, dtype=np.int64)
+    n_total = 0
+    text_paths: list[str] = []
+
+    def add(labels: np.ndarray) -> None:
+        labels = np.asarray(labels, dtype=np.int64)
+        counts[:] += np.bincount(labels[(labels >= 0) & (labels < N_CLASSES)], minlength=N_CLASSES)
+
+    for path in paths:
+        fmt = detect_format(path)
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            parquet = pq.ParquetFile(path)
+            n = int(parquet.metadata.num_rows)
+            if "label" in parquet.schema_arrow.names:
+                add(parquet.read(columns=["label"]).column("label").to_numpy())
+            else:
+                add(np.full(n, resolve_label(label, path, rules)))
+        elif fmt == "root":
+            import uproot
+
+            with uproot.open(path) as file:
+                tree = file[str(io_options.get("tree", "events"))]
+                n = int(tree.num_entries)
+                if "label" in tree.keys():
+                    add(tree["label"].array(library="np"))
+                else:
+                    add(np.full(n, resolve_label(label, path, rules)))
+        else:
+            text_paths.append(path)
+            continue
+        n_total += n
+    if text_paths:
+        for chunk in iter_events(text_paths, **io_options):
+            n_total += len(chunk)
+            add(np.asarray(chunk["label"]))
+    return n_total, counts
+
+
+def _read_first_events(paths: list[str], n_events: int, io_options: Mapping[str, Any]) -> list[Any]:
+    """About ``n_events`` events from the start of the files: the first ``n_events / len(paths)`` of each."""
+    from flavortag.io import iter_events
+
+    per_file = max(1, math.ceil(n_events / len(paths)))
+    parts = []
+    for path in paths:
+        chunks = iter_events(path, step_size=per_file, **io_options)
+        first = next(chunks, None)
+        del chunks  # the rest of the file is not read
+        if first is not None and len(first):
+            parts.append(first)
+    return parts
+
+
+def prepare_streaming_data(cfg: DictConfig, keep_events: bool = False) -> PreparedData:
+    """Streaming set-up: count the training files, read the normalisation events, load val / test."""
+    import awkward as ak
+
+    from flavortag.io.api import parse_step_size
+
+    data_cfg = cfg.data
+    if not data_cfg.get("val_paths"):
+        raise ValueError("data.streaming=true needs data.val_paths: the validation events come "
+                         "from their own files (data.split is not used when streaming)")
+    if data_cfg.get("max_events_per_class") is not None:
+        log.warning("data.max_events_per_class is ignored when streaming")
+    detector = DetectorModel.from_config(OmegaConf.to_container(cfg.detector, resolve=True))  # type: ignore[arg-type]
+    track_names, event_names = feature_names_from_config(cfg.get("features"))
+    io_options = _io_options(data_cfg)
+    step_size: int | str = data_cfg.get("step_size") or "16 MB"
+    parse_step_size(step_size)  # a bad value fails here, not in the first epoch
+    shuffle_buffer = int(data_cfg.get("shuffle_buffer") or 50_000)
+    max_tracks = int(data_cfg.max_tracks)
+    sort_by = data_cfg.get("sort_by", "E")
+
+    def tensors_of(events: Any) -> EventTensors:
+        return build_event_tensors(events, track_feature_names=track_names,
+                                   event_feature_names=event_names, max_tracks=max_tracks,
+                                   detector=detector, sort_by=sort_by)
+
+    train_paths = [str(p) for p in resolve_paths(data_cfg.paths)]
+    t0 = time.perf_counter()
+    n_train, class_counts = count_events(train_paths, io_options)
+    if n_train == 0:
+        raise ValueError(f"no training events in {train_paths}")
+    log.info("streaming %d training events from %d file(s) (%s; counted in %.1f s)", n_train,
+             len(train_paths), ", ".join(f"class {c}: {n}" for c, n in enumerate(class_counts)),
+             time.perf_counter() - t0)
+    n_norm = int(data_cfg.get("normalisation_events") or 20_000)
+    normalisation = concat_event_tensors(
+        [tensors_of(part) for part in _read_first_events(train_paths, n_norm, io_options)])
+    log.info("input normalisation from %d events (the first of each training file)", len(normalisation))
+
+    plain = {**_plain(data_cfg), "max_events_per_class": None}
+    split_events: dict[str, Any] = {}
+    for name, key in (("val", "val_paths"), ("test", "test_paths")):
+        if data_cfg.get(key):
+            split_events[name] = load_sample({**plain, "paths": data_cfg.get(key)})
+    tensors = {name: tensors_of(events) for name, events in split_events.items()}
+    indices: dict[str, np.ndarray] = {}
+    start = 0
+    for name, events in split_events.items():
+        indices[name] = np.arange(start, start + len(events))
+        start += len(events)
+    for name, t in tensors.items():
+        log.info("%s split: %d events, %d tracks truncated at max_tracks=%d",
+                 name, len(t.labels), t.n_truncated, max_tracks)
+    if "test" not in tensors:
+        log.info("no data.test_paths: the run will not be evaluated on a test split")
+    events = ak.concatenate(list(split_events.values())) if keep_events else None
+    stream = StreamingSource(train_paths, n_train, class_counts, step_size, shuffle_buffer,
+                             io_options, normalisation)
+    return PreparedData(tensors, indices, track_names, event_names, detector, events, stream)
 
 
 def _plain(node: Any) -> dict[str, Any]:
@@ -171,6 +384,14 @@ class _Distributed:
         torch.distributed.all_reduce(tensor)
         return tensor.tolist()
 
+    def any_rank(self, flag: bool, device: torch.device) -> bool:
+        """True if ``flag`` is true on at least one rank."""
+        if not self.enabled:
+            return flag
+        tensor = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+        torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+        return bool(tensor.item())
+
     def broadcast_object(self, obj: Any) -> Any:
         if not self.enabled:
             return obj
@@ -183,8 +404,8 @@ class _Distributed:
             torch.distributed.destroy_process_group()
 
 
-def _class_weights(labels: np.ndarray) -> torch.Tensor:
-    counts = np.bincount(labels, minlength=N_CLASSES).astype(np.float64)
+def _class_weights(class_counts: np.ndarray) -> torch.Tensor:
+    counts = np.asarray(class_counts, dtype=np.float64)
     weights = counts.sum() / np.maximum(counts, 1) / N_CLASSES
     return torch.tensor(weights, dtype=torch.float32)
 
@@ -238,17 +459,30 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: _Distrib
     """Train a torch tagger; returns the best model (weights restored) and the final state.
 
     ``run_id`` (the MLflow run) is stored in every checkpoint so that a resumed
-    job logs into the same run.
+    job logs into the same run. The training events come from
+    ``data.tensors["train"]`` or, when ``data.stream`` is set, are streamed from
+    its files (see the module docstring).
     """
     device = resolve_device(str(cfg.trainer.device), dist.local_rank)
     amp_dtype = _autocast_dtype(str(cfg.trainer.precision), device)
     torch.manual_seed(int(cfg.seed))
-    train_t, val_t = data.tensors["train"], data.tensors["val"]
+    stream = data.stream
+    val_t = data.tensors["val"]
+    train_t: EventTensors | None = None
+    if stream is None:
+        train_t = data.tensors["train"]
+        norm_t = train_t
+        n_train = len(train_t.labels)
+        class_counts = np.bincount(train_t.labels, minlength=N_CLASSES)
+    else:
+        norm_t = stream.normalisation
+        n_train = stream.n_events
+        class_counts = stream.class_counts
     model = build_model(_plain(cfg.model), len(data.track_names), len(data.event_names))
     model.feature_names = {"track": list(data.track_names), "event": list(data.event_names)}  # type: ignore[assignment]
     model.detector = data.detector.to_dict()  # type: ignore[assignment]
     model.max_tracks = int(cfg.data.max_tracks)  # type: ignore[assignment]
-    model.fit_normalisation(train_t.features[train_t.valid], train_t.event_features)
+    model.fit_normalisation(norm_t.features[norm_t.valid], norm_t.event_features)
     model.to(device)
 
     checkpoint_dir = run_dir / "checkpoints"
@@ -271,10 +505,15 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: _Distrib
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(cfg.trainer.lr),
                                   weight_decay=float(cfg.trainer.weight_decay))
     batch_size = int(cfg.trainer.batch_size)
-    n_train_local = len(train_t.labels) // dist.world_size
-    steps_per_epoch = max(1, math.ceil(n_train_local / batch_size))
-    if cfg.trainer.get("max_steps_per_epoch"):
-        steps_per_epoch = min(steps_per_epoch, int(cfg.trainer.max_steps_per_epoch))
+    max_steps = int(cfg.trainer.get("max_steps_per_epoch") or 0)
+    if stream is None:
+        n_train_local = n_train // dist.world_size
+        steps_per_epoch = max(1, math.ceil(n_train_local / batch_size))
+    else:
+        # ranks' shares of the stream differ a little: this is the schedule's estimate
+        steps_per_epoch = max(1, math.ceil(n_train / dist.world_size / batch_size))
+    if max_steps:
+        steps_per_epoch = min(steps_per_epoch, max_steps)
     total_steps = steps_per_epoch * int(cfg.trainer.max_epochs)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: _lr_factor(s, total_steps, float(cfg.trainer.warmup_fraction),
@@ -283,10 +522,26 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: _Distrib
         optimizer.load_state_dict(resume_blob["optimizer"])
         scheduler.load_state_dict(resume_blob["scheduler"])
 
-    weight = _class_weights(train_t.labels).to(device) if cfg.trainer.class_weights else None
+    weight = _class_weights(class_counts).to(device) if cfg.trainer.class_weights else None
     pin = (device.type == "cuda") if str(cfg.trainer.pin_memory) == "auto" else bool(cfg.trainer.pin_memory)
     clip = float(cfg.trainer.grad_clip_norm or 0.0)
     ckpt_every = int(cfg.trainer.get("checkpoint_every_steps") or 0)
+
+    stream_loader = None
+    stream_ds: StreamingEventDataset | None = None
+    filler: PaddedBatch | RaggedBatch | None = None
+    if stream is not None:
+        stream_ds = StreamingEventDataset(
+            stream.paths, batch_size, data.track_names, data.event_names, int(cfg.data.max_tracks),
+            _layout(cfg), detector=data.detector, sort_by=cfg.data.get("sort_by", "E"),
+            step_size=stream.step_size, shuffle=True, buffer_size=stream.shuffle_buffer,
+            seed=int(cfg.seed), rank=dist.rank, world_size=dist.world_size, drop_last=False,
+            io_options=stream.io_options)
+        stream_loader = make_streaming_loader(stream_ds, num_workers=int(cfg.trainer.get("num_workers") or 0),
+                                              pin_memory=pin)
+        if dist.enabled:
+            # a zero-weight step for a rank whose share of the stream is used up
+            filler = val_t.batch(np.arange(1), _layout(cfg))
 
     def save_checkpoint(name: str) -> None:
         if not dist.is_main:
@@ -307,58 +562,86 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: _Distrib
     best_state = None
     while state.epoch < max_epochs:
         epoch = state.epoch
-        sampler: torch.utils.data.distributed.DistributedSampler[Any] | None = None
-        if dist.enabled:
-            sampler = torch.utils.data.distributed.DistributedSampler(
-                range(len(train_t.labels)),  # type: ignore[arg-type]
-                num_replicas=dist.world_size, rank=dist.rank,
-                shuffle=True, seed=int(cfg.seed), drop_last=True)
-            sampler.set_epoch(epoch)
-        loader = make_loader(train_t, batch_size=batch_size, shuffle=sampler is None,
-                             seed=int(cfg.seed) + epoch, layout=_layout(cfg),
-                             drop_last=True, sampler=sampler, pin_memory=pin)
+        loader: Any
+        step_limit: int | None
+        if stream_ds is not None:
+            stream_ds.set_epoch(epoch)
+            loader, step_limit = stream_loader, (max_steps or None)
+        else:
+            assert train_t is not None
+            sampler: torch.utils.data.distributed.DistributedSampler[Any] | None = None
+            if dist.enabled:
+                sampler = torch.utils.data.distributed.DistributedSampler(
+                    range(len(train_t.labels)),  # type: ignore[arg-type]
+                    num_replicas=dist.world_size, rank=dist.rank,
+                    shuffle=True, seed=int(cfg.seed), drop_last=True)
+                sampler.set_epoch(epoch)
+            loader = make_loader(train_t, batch_size=batch_size, shuffle=sampler is None,
+                                 seed=int(cfg.seed) + epoch, layout=_layout(cfg),
+                                 drop_last=True, sampler=sampler, pin_memory=pin)
+            step_limit = steps_per_epoch
         train_model.train()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
         seen = 0
+        skipped = 0  # events of the steps done before a mid-epoch resume
         t0 = time.perf_counter()
         skip = state.step_in_epoch
         bar = _progress(loader, show, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{max_epochs}")
-        for step, batch in enumerate(bar):
-            if step >= steps_per_epoch:
+        batches = iter(bar)
+        step = 0
+        while step_limit is None or step < step_limit:
+            batch = next(batches, None)
+            if filler is not None:
+                # streaming under DDP: go on while any rank has batches left
+                if not dist.any_rank(batch is not None, device):
+                    break
+            elif batch is None:
                 break
             if step < skip:
+                skipped += 0 if batch is None else len(batch.labels)
+                step += 1
                 continue
+            real = batch is not None
+            if batch is None:
+                assert filler is not None
+                batch = filler
             batch = batch.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 logits = train_model(batch)
             loss = torch.nn.functional.cross_entropy(logits.float(), batch.labels, weight=weight)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if real else loss * 0.0).backward()
             if clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
             scheduler.step()
-            n = len(batch.labels)
-            loss_sum += loss.detach() * n
-            correct += (logits.detach().argmax(1) == batch.labels).sum()
-            seen += n
+            if real:
+                n = len(batch.labels)
+                loss_sum += loss.detach() * n
+                correct += (logits.detach().argmax(1) == batch.labels).sum()
+                seen += n
             state.step_in_epoch = step + 1
             state.global_step += 1
-            if show and step % 10 == 0:
+            if show and step % 10 == 0 and seen:
                 rate = seen / max(time.perf_counter() - t0, 1e-9)
                 bar.set_postfix(loss=f"{(loss_sum / seen).item():.4f}", ev_s=f"{rate:,.0f}")
             if ckpt_every and state.global_step % ckpt_every == 0:
                 save_checkpoint("last.pt")
+            step += 1
+        del batches
+        if show:
+            bar.close()
         elapsed = time.perf_counter() - t0
-        totals = dist.all_reduce_sum([loss_sum.item(), correct.item(), float(seen)], device)
+        totals = dist.all_reduce_sum([loss_sum.item(), correct.item(), float(seen), float(skipped)], device)
         train_loss = totals[0] / max(totals[2], 1.0)
         train_acc = totals[1] / max(totals[2], 1.0)
         events_per_s = totals[2] / max(elapsed, 1e-9)
         val_loss, val_acc = _evaluate_loss(model, val_t, cfg, device, dist, amp_dtype)
         metrics: dict[str, float] = {"train/loss": train_loss, "train/acc": train_acc, "val/loss": val_loss,
                    "val/acc": val_acc, "train/events_per_s": events_per_s,
-                   "train/lr": float(scheduler.get_last_lr()[0])}
+                   "train/lr": float(scheduler.get_last_lr()[0]),
+                   "train/events": totals[2] + totals[3]}
         for key, value in metrics.items():
             state.history.setdefault(key, []).append(float(value))
         if dist.is_main:
@@ -405,7 +688,8 @@ def fit_bdt(cfg: DictConfig, data: PreparedData) -> tuple[Any, TrainState]:
     clf.feature_names = {"track": [], "event": list(data.event_names)}
     clf.detector = data.detector.to_dict()
     state = TrainState(epoch=1)
-    metrics: dict[str, float] = {"train/events_per_s": len(train_t.labels) / max(elapsed, 1e-9)}
+    metrics: dict[str, float] = {"train/events_per_s": len(train_t.labels) / max(elapsed, 1e-9),
+                                 "train/events": float(len(train_t.labels))}
     for split, t in (("train", train_t), ("val", val_t)):
         probs = clf.predict_proba(t.event_features)
         metrics[f"{split}/loss"] = float(log_loss(t.labels, probs, labels=list(range(N_CLASSES))))
@@ -441,10 +725,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job from a composed config; returns run id, history and test metrics."""
     run_dir = Path(str(cfg.get("output_dir") or "outputs/train")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    is_torch = str(cfg.model.name) != "bdt"
+    if not is_torch and cfg.data.get("streaming", False):
+        raise ValueError("model=bdt trains on the whole sample in memory: data.streaming=true "
+                         "is for the torch models")
     dist = _Distributed(bool(cfg.trainer.get("distributed", False)), str(cfg.trainer.get("backend", "auto")))
     try:
         data = prepare_data(cfg, keep_events=bool(cfg.get("evaluate_after_training", False)))
-        is_torch = str(cfg.model.name) != "bdt"
         # The run to log into: a fresh one, or the run of the checkpoint being resumed.
         resume_path = _find_resume_checkpoint(cfg, run_dir / "checkpoints") if is_torch else None
         resume_run_id = None
@@ -462,7 +749,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 tracking.log_config(cfg)
                 mlflow.log_dict({"track": data.track_names, "event": data.event_names}, "features.json")
                 mlflow.log_dict(data.detector.to_dict(), "detector.json")
-                mlflow.log_params({f"n_{k}_events": len(v.labels) for k, v in data.tensors.items()})
+                mlflow.log_params({f"n_{k}_events": n for k, n in data.n_events().items()})
             if is_torch:
                 model, state = fit_torch(cfg, data, run_dir, dist, run_id=run.info.run_id)
                 if resume_run_id is None:
