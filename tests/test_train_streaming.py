@@ -89,6 +89,16 @@ def test_streaming_run_sees_every_event_once_per_epoch(split_files: dict[str, li
     # evaluated on the test files: above chance (1/3)
     assert result["metrics"]["test/acc"] > 0.45
     assert run.data.metrics["test/acc"] == pytest.approx(result["metrics"]["test/acc"])
+    # `flavortag evaluate run_id=...` of a streaming run scores its test files: same accuracy
+    from flavortag.evaluate import evaluate
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        eval_cfg = compose(config_name="evaluate", overrides=[
+            f"run_id={result['run_id']}", f"tracking.tracking_uri={store}",
+            f"tracking.experiment_name={run.data.tags.get('mlflow.experimentName', 'streaming-test')}",
+            f"output_dir={tmp_path / 'eval'}"])
+    flat = evaluate(eval_cfg)
+    assert flat["test/acc"] == pytest.approx(result["metrics"]["test/acc"], abs=1e-9)
 
 
 def test_streaming_needs_validation_files(split_files: dict[str, list[Path]], store: str,
