@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from flavortag import metrics as ftm
 from flavortag import plots, tracking
-from flavortag.evaluate import _eval_settings
+from flavortag.evaluate import evaluation_settings
 
 log = logging.getLogger("flavortag.compare")
 
@@ -78,7 +78,7 @@ def compare(cfg: DictConfig) -> dict[str, dict[str, float]]:
     if not runs:
         raise ValueError("no evaluated runs to compare (train with evaluate_after_training=true "
                          "or run flavortag evaluate first)")
-    settings = _eval_settings(cfg.get("evaluate"))
+    settings = evaluation_settings(cfg.get("evaluate"))
     results: dict[str, Any] = {}
     for run in runs:
         name = run.data.tags.get("mlflow.runName", run.info.run_id)

@@ -42,6 +42,16 @@ def resolve_paths(paths: str | Path | Sequence[str | Path]) -> list[Path]:
     return resolved
 
 
+def reader_options(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The :mod:`flavortag.io` reader arguments of a ``data`` node: ``label``, ``label_rules``, ``on_error``."""
+    rules = data_cfg.get("label_rules")
+    return {
+        "label": data_cfg.get("label"),
+        "label_rules": dict(rules) if rules else None,
+        "on_error": "skip" if data_cfg.get("on_error") == "skip" else "raise",
+    }
+
+
 def load_sample(data_cfg: Mapping[str, Any]) -> ak.Array:
     """Read the events named by a ``data`` config node.
 
@@ -53,13 +63,7 @@ def load_sample(data_cfg: Mapping[str, Any]) -> ak.Array:
     from flavortag.io import read_events
 
     paths = resolve_paths(data_cfg["paths"])
-    rules = data_cfg.get("label_rules")
-    events = read_events(
-        [str(p) for p in paths],
-        label=data_cfg.get("label"),
-        label_rules=dict(rules) if rules else None,
-        on_error="skip" if data_cfg.get("on_error") == "skip" else "raise",
-    )
+    events = read_events([str(p) for p in paths], **reader_options(data_cfg))
     limit = data_cfg.get("max_events_per_class")
     if limit is not None:
         labels = np.asarray(events["label"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
 PREDICTION_FIELDS: tuple[str, ...] = ("prob_uds", "prob_cc", "prob_bb", "D_b", "D_c")
 
 
-def _eval_settings(eval_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
+def evaluation_settings(eval_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     cfg = dict(eval_cfg or {})
     return {
         "f_c": ftm.DEFAULT_F_C if cfg.get("f_c") is None else float(cfg["f_c"]),
@@ -97,20 +98,19 @@ def write_predictions(
 
 
 def _write_table(table: ak.Array, path: Path, fmt: str) -> None:
-    import os
+    from flavortag.io.atomic import atomic_output
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    if fmt == "parquet":
-        ak.to_parquet(table, tmp)
-    else:
-        import uproot
+    with atomic_output(path) as tmp:
+        if fmt == "parquet":
+            ak.to_parquet(table, tmp)
+        else:
+            import uproot
 
-        columns = {name: ak.to_numpy(table[name]) for name in table.fields}
-        with uproot.recreate(tmp) as fh:
-            # mktree: a TTree (plain assignment would write an RNTuple in uproot >= 5.7)
-            fh.mktree("predictions", {name: col.dtype for name, col in columns.items()})
-            fh["predictions"].extend(columns)
-    os.replace(tmp, path)
+            columns = {name: ak.to_numpy(table[name]) for name in table.fields}
+            with uproot.recreate(tmp) as fh:
+                # mktree: a TTree (plain assignment would write an RNTuple in uproot >= 5.7)
+                fh.mktree("predictions", {name: col.dtype for name, col in columns.items()})
+                fh["predictions"].extend(columns)
 
 
 def report(
@@ -128,7 +128,7 @@ def report(
 
     Returns the flat metrics (``test/acc``, ``test/rej_c_at_b80``, ...).
     """
-    settings = _eval_settings(eval_cfg)
+    settings = evaluation_settings(eval_cfg)
     out = Path(out_dir)
     plot_dir = out / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)
@@ -234,30 +234,25 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     out_dir = Path(str(cfg.output_dir))
     data_name = str(data_cfg.get("name", "data"))
     caption = f"{model_name} on {data_name}" + (" (test split)" if split == "test" else "")
-    prefix = "test/"
-    if own_data and run_id:
-        with tracking.start_run(cfg.tracking, run_id=str(run_id)):
-            return report(probs, tensors.labels, cfg.get("evaluate"), out_dir, prefix=prefix,
-                          events=events, caption=caption)
     import mlflow
 
-    parent = str(run_id) if run_id else None
     tags = {"flavortag.kind": "evaluation", "flavortag.data": data_name,
             "flavortag.model": str(train_cfg.get("model", {}).get("name", "unknown"))}
-    if parent:
-        with tracking.start_run(cfg.tracking, run_id=parent) as parent_run:
-            # the child lives in the parent's experiment (not the default one)
-            with mlflow.start_run(run_name=f"eval-{data_name}", nested=True, tags=tags,
-                                  experiment_id=parent_run.info.experiment_id):
+    with ExitStack() as stack:
+        if run_id:
+            parent_run = stack.enter_context(tracking.start_run(cfg.tracking, run_id=str(run_id)))
+            if not own_data:
+                # other data: a child run, in the parent's experiment (not the default one)
+                stack.enter_context(mlflow.start_run(run_name=f"eval-{data_name}", nested=True, tags=tags,
+                                                     experiment_id=parent_run.info.experiment_id))
                 mlflow.log_params({"eval.data": data_name, "eval.split": split,
-                                   "eval.source_run": parent})
-                return report(probs, tensors.labels, cfg.get("evaluate"), out_dir, prefix=prefix,
-                              events=events, caption=caption)
-    with tracking.start_run(cfg.tracking, run_name=f"eval-{Path(str(checkpoint)).stem}-{data_name}",
-                            tags=tags):
-        mlflow.log_params({"eval.data": data_name, "eval.split": split,
-                           "eval.checkpoint": str(checkpoint)})
-        return report(probs, tensors.labels, cfg.get("evaluate"), out_dir, prefix=prefix,
+                                   "eval.source_run": str(run_id)})
+        else:
+            stack.enter_context(tracking.start_run(
+                cfg.tracking, run_name=f"eval-{Path(str(checkpoint)).stem}-{data_name}", tags=tags))
+            mlflow.log_params({"eval.data": data_name, "eval.split": split,
+                               "eval.checkpoint": str(checkpoint)})
+        return report(probs, tensors.labels, cfg.get("evaluate"), out_dir, prefix="test/",
                       events=events, caption=caption)
 
 

@@ -15,6 +15,7 @@ import awkward as ak
 import numpy as np
 
 from flavortag.classes import CLASS_NAMES
+from flavortag.features import TrackQuantities
 
 
 def summarise(events: ak.Array) -> list[dict[str, Any]]:
@@ -23,9 +24,7 @@ def summarise(events: ak.Array) -> list[dict[str, Any]]:
     tracks = events["tracks"]
     n_tracks = np.asarray(ak.num(tracks, axis=1))
     e_sum = np.asarray(ak.sum(tracks["E"], axis=1))
-    pt = np.hypot(ak.flatten(tracks["px"]).to_numpy(), ak.flatten(tracks["py"]).to_numpy())
-    d0 = (ak.flatten(tracks["x"]).to_numpy() * ak.flatten(tracks["py"]).to_numpy()
-          - ak.flatten(tracks["y"]).to_numpy() * ak.flatten(tracks["px"]).to_numpy()) / np.maximum(pt, 1e-9)
+    d0 = TrackQuantities(events).d0  # mm, FORMAT.md's straight-line formula
     track_label = np.repeat(labels, n_tracks)
     rows = []
     for cls, name in enumerate(CLASS_NAMES):

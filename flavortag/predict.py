@@ -32,7 +32,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     from flavortag.batching import build_event_tensors
     from flavortag.dataset import resolve_paths
     from flavortag.detector import DetectorModel
-    from flavortag.evaluate import _eval_settings, write_predictions
+    from flavortag.evaluate import evaluation_settings, write_predictions
     from flavortag.inference import load_model, predict_proba
     from flavortag.io import read_events
 
@@ -45,7 +45,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     names = model.feature_names
     detector = DetectorModel.from_config(model.detector)
     max_tracks = int(getattr(model, "max_tracks", 0) or 64)
-    settings = _eval_settings(cfg.get("evaluate"))
+    settings = evaluation_settings(cfg.get("evaluate"))
     inputs = [cfg.inputs] if isinstance(cfg.inputs, str) else list(cfg.inputs)
     written: list[Path] = []
     for path in resolve_paths(inputs):

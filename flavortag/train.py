@@ -72,9 +72,10 @@ from flavortag.batching import (
     make_streaming_loader,
 )
 from flavortag.classes import N_CLASSES
-from flavortag.dataset import load_sample, resolve_paths, split_indices
+from flavortag.dataset import load_sample, reader_options, resolve_paths, split_indices
 from flavortag.detector import DetectorModel
 from flavortag.inference import feature_names_from_config
+from flavortag.io.atomic import atomic_output
 from flavortag.models import build_model, checkpoint_state, count_parameters
 
 log = logging.getLogger("flavortag.train")
@@ -175,68 +176,6 @@ def prepare_data(cfg: DictConfig, keep_events: bool = False) -> PreparedData:
                         events if keep_events else None)
 
 
-def _io_options(data_cfg: Any) -> dict[str, Any]:
-    """What ``flavortag.io.iter_events`` needs from a ``data`` node (as ``load_sample`` reads it)."""
-    rules = data_cfg.get("label_rules")
-    return {
-        "label": data_cfg.get("label"),
-        "label_rules": dict(rules) if rules else None,
-        "on_error": "skip" if data_cfg.get("on_error") == "skip" else "raise",
-    }
-
-
-def count_events(paths: list[str], io_options: Mapping[str, Any]) -> tuple[int, np.ndarray]:
-    """Events in total and per class [N_CLASSES] in ``paths``, without holding them in memory.
-
-    Parquet and ROOT: the number of rows / entries from the file metadata and
-    the classes from the ``label`` column alone (or the file's class when it
-    has none). Text: one pass through ``iter_events``. With
-    ``on_error="skip"`` events dropped later as broken are still counted.
-    """
-    from flavortag.io import detect_format, iter_events
-    from flavortag.io.api import resolve_label
-
-    label, rules = io_options.get("label"), io_options.get("label_rules")
-    counts = np.zeros(N_CLASSES, dtype=np.int64)
-    n_total = 0
-    text_paths: list[str] = []
-
-    def add(labels: np.ndarray) -> None:
-        labels = np.asarray(labels, dtype=np.int64)
-        counts[:] += np.bincount(labels[(labels >= 0) & (labels < N_CLASSES)], minlength=N_CLASSES)
-
-    for path in paths:
-        fmt = detect_format(path)
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            parquet = pq.ParquetFile(path)
-            n = int(parquet.metadata.num_rows)
-            if "label" in parquet.schema_arrow.names:
-                add(parquet.read(columns=["label"]).column("label").to_numpy())
-            else:
-                add(np.full(n, resolve_label(label, path, rules)))
-        elif fmt == "root":
-            import uproot
-
-            with uproot.open(path) as file:
-                tree = file[str(io_options.get("tree", "events"))]
-                n = int(tree.num_entries)
-                if "label" in tree.keys():
-                    add(tree["label"].array(library="np"))
-                else:
-                    add(np.full(n, resolve_label(label, path, rules)))
-        else:
-            text_paths.append(path)
-            continue
-        n_total += n
-    if text_paths:
-        for chunk in iter_events(text_paths, **io_options):
-            n_total += len(chunk)
-            add(np.asarray(chunk["label"]))
-    return n_total, counts
-
-
 def _read_first_events(paths: list[str], n_events: int, io_options: Mapping[str, Any]) -> list[Any]:
     """About ``n_events`` events from the start of the files: the first ``n_events / len(paths)`` of each."""
     from flavortag.io import iter_events
@@ -256,6 +195,7 @@ def prepare_streaming_data(cfg: DictConfig, keep_events: bool = False) -> Prepar
     """Streaming set-up: count the training files, read the normalisation events, load val / test."""
     import awkward as ak
 
+    from flavortag.io import count_events
     from flavortag.io.api import parse_step_size
 
     data_cfg = cfg.data
@@ -266,7 +206,7 @@ def prepare_streaming_data(cfg: DictConfig, keep_events: bool = False) -> Prepar
         log.warning("data.max_events_per_class is ignored when streaming")
     detector = DetectorModel.from_config(OmegaConf.to_container(cfg.detector, resolve=True))  # type: ignore[arg-type]
     track_names, event_names = feature_names_from_config(cfg.get("features"))
-    io_options = _io_options(data_cfg)
+    io_options = reader_options(data_cfg)
     step_size: int | str = data_cfg.get("step_size") or "16 MB"
     parse_step_size(step_size)  # a bad value fails here, not in the first epoch
     shuffle_buffer = int(data_cfg.get("shuffle_buffer") or 50_000)
@@ -280,7 +220,7 @@ def prepare_streaming_data(cfg: DictConfig, keep_events: bool = False) -> Prepar
 
     train_paths = [str(p) for p in resolve_paths(data_cfg.paths)]
     t0 = time.perf_counter()
-    n_train, class_counts = count_events(train_paths, io_options)
+    n_train, class_counts = count_events(train_paths, **io_options)
     if n_train == 0:
         raise ValueError(f"no training events in {train_paths}")
     log.info("streaming %d training events from %d file(s) (%s; counted in %.1f s)", n_train,
@@ -345,10 +285,9 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` through a temporary file, so a kill never leaves a half-written checkpoint."""
+    with atomic_output(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _lr_factor(step: int, total_steps: int, warmup_fraction: float, min_ratio: float) -> float:
@@ -391,13 +330,6 @@ class _Distributed:
         tensor = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
         torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
         return bool(tensor.item())
-
-    def broadcast_object(self, obj: Any) -> Any:
-        if not self.enabled:
-            return obj
-        box = [obj]
-        torch.distributed.broadcast_object_list(box, src=0)
-        return box[0]
 
     def close(self) -> None:
         if self.enabled and torch.distributed.is_initialized():

@@ -29,6 +29,7 @@ from flavortag.io.api import (
 from flavortag.io.checks import AXIS_NORM_TOLERANCE, ENERGY_TOLERANCE_ABS_GEV, ENERGY_TOLERANCE_REL
 from flavortag.io.columns import EVENT_FIELDS, TRACK_FIELDS, UNKNOWN_LABEL
 from flavortag.io.convert import convert
+from flavortag.io.count import count_events
 from flavortag.io.errors import EventFormatError, ReadReport
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "EventFormatError",
     "ReadReport",
     "convert",
+    "count_events",
     "detect_format",
     "iter_events",
     "read_events",

@@ -58,9 +58,7 @@ class MLPTagger(TaggerModel):
         vectors: Tensor | None = None,
     ) -> Tensor:
         """Return logits ``[B, 3]`` from raw ``event_features [B, G]`` (tracks unused)."""
-        if event_features is None:
-            raise ValueError("the mlp model needs event_features in the batch")
-        return self.net(self.normalisation.events(event_features))
+        return self._logits(event_features)
 
     def forward_ragged(
         self,
@@ -70,6 +68,9 @@ class MLPTagger(TaggerModel):
         vectors: Tensor | None = None,
     ) -> Tensor:
         """Return logits ``[B, 3]`` from raw ``event_features [B, G]`` (tracks unused)."""
+        return self._logits(event_features)
+
+    def _logits(self, event_features: Tensor | None) -> Tensor:
         if event_features is None:
             raise ValueError("the mlp model needs event_features in the batch")
         return self.net(self.normalisation.events(event_features))
