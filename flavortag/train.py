@@ -608,7 +608,8 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: _Distrib
 def fit_bdt(cfg: DictConfig, data: PreparedData) -> tuple[Any, TrainState]:
     """Train scikit-learn gradient-boosted trees on the event features (LCFIPlus-style reference)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.metrics import log_loss
+
+    from flavortag.metrics import accuracy, log_loss
 
     params = {k: v for k, v in _plain(cfg.model).items() if k not in ("name", "description")}
     params.setdefault("random_state", int(cfg.seed))
@@ -624,8 +625,8 @@ def fit_bdt(cfg: DictConfig, data: PreparedData) -> tuple[Any, TrainState]:
                                  "train/events": float(len(train_t.labels))}
     for split, t in (("train", train_t), ("val", val_t)):
         probs = clf.predict_proba(t.event_features)
-        metrics[f"{split}/loss"] = float(log_loss(t.labels, probs, labels=list(range(N_CLASSES))))
-        metrics[f"{split}/acc"] = float(np.mean(probs.argmax(1) == t.labels))
+        metrics[f"{split}/loss"] = log_loss(probs, t.labels)
+        metrics[f"{split}/acc"] = accuracy(probs, t.labels)
     state.best_val_loss = metrics["val/loss"]
     state.best_epoch = 1
     state.history = {k: [v] for k, v in metrics.items()}
