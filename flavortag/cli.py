@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("flavortag.evaluate", "metrics, plots, working points of a trained run (Hydra)"),
     "predict": ("flavortag.predict", "score new files, write probabilities and discriminants (Hydra)"),
     "compare": ("flavortag.compare", "compare runs side by side: table + rejection overlays (Hydra)"),
+    "calibrate": ("flavortag.apps.calibrate", "fit a sample's impact-parameter resolution scale, no labels (Hydra)"),
+    "robustness": ("flavortag.apps.robustness", "taggers on nominal vs shifted samples: kept fractions, ablations (Hydra)"),
     "export": ("flavortag.export_cli", "export a trained tagger to ONNX + TorchScript, working points beside"),
     "convert": ("flavortag.io.convert_cli", "convert event files between text, ROOT and Parquet"),
     "info": ("flavortag.info", "summarise event files (counts, multiplicity, classes)"),

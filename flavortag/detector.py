@@ -33,7 +33,17 @@ class DetectorModel:
     tracks (the resolution constants are still used for significances).
     ``ip_resolution_scale`` multiplies both impact-parameter resolutions when
     smearing (not when computing significances): samples made with a worse
-    detector than the tagger was trained for, for robustness studies.
+    detector than the tagger was trained for, for robustness studies. The
+    other smearing-only variations (all defaults leave the nominal detector):
+
+    * ``momentum_resolution_scale`` multiplies sigma(1/pT);
+    * ``d0_bias_um`` / ``z0_bias_um``: a systematic shift of every measured
+      d0 / z0 in micrometres (a misaligned vertex detector);
+    * ``fake_tracks_per_event``: mean (Poisson) number of fake tracks added to
+      each event: flat in cos theta inside the acceptance and in phi,
+      ``pT = pt_min_gev + Exp(fake_track_pt_gev)``, d0 and z0 Gaussian of width
+      ``fake_track_ip_mm``, pion mass, random charge, ``origin = -1``, ``pdg = 0``;
+    * lost tracks: ``track_efficiency`` below its nominal 0.99.
     """
 
     name: str = "ild"
@@ -49,6 +59,27 @@ class DetectorModel:
     z0_b_mm_gev: float = 0.010
     beam_spot_mm: tuple[float, float, float] = field(default=(0.0, 0.0, 0.0))
     ip_resolution_scale: float = 1.0
+    momentum_resolution_scale: float = 1.0
+    d0_bias_um: float = 0.0
+    z0_bias_um: float = 0.0
+    fake_tracks_per_event: float = 0.0
+    fake_track_pt_gev: float = 0.5
+    fake_track_ip_mm: float = 0.5
+
+    def __post_init__(self) -> None:
+        """Refuse settings that cannot describe a detector, naming the setting."""
+        positive = ("ip_resolution_scale", "momentum_resolution_scale", "fake_track_pt_gev",
+                    "fake_track_ip_mm")
+        for name in positive:
+            if not float(getattr(self, name)) > 0.0:
+                raise ValueError(f"detector.{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 < self.track_efficiency <= 1.0:
+            raise ValueError(f"detector.track_efficiency must be in (0, 1], got {self.track_efficiency}")
+        if not self.fake_tracks_per_event >= 0.0:
+            raise ValueError("detector.fake_tracks_per_event must be >= 0, "
+                             f"got {self.fake_tracks_per_event}")
+        if not 0.0 < self.cos_theta_max <= 1.0:
+            raise ValueError(f"detector.cos_theta_max must be in (0, 1], got {self.cos_theta_max}")
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> DetectorModel:

@@ -184,6 +184,7 @@ def evaluate_split(model: Any, data: Any, split: str, cfg: DictConfig, run_dir: 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Evaluate a run (``run_id``) or a checkpoint (``checkpoint``) on a sample."""
     from flavortag.batching import build_event_tensors
+    from flavortag.calibration import apply_calibration, resolve_calibration
     from flavortag.dataset import load_sample, split_indices
     from flavortag.detector import DetectorModel
     from flavortag.inference import load_model, predict_proba
@@ -225,9 +226,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise ValueError(f"split must be 'test' (the run's held-out events) or 'all', not {split!r}")
     names = model.feature_names
     max_tracks = int(train_cfg.data.max_tracks) if "data" in train_cfg else int(data_cfg.max_tracks)
-    tensors = build_event_tensors(events, track_feature_names=names["track"],
+    detector = DetectorModel.from_config(model.detector)
+    calibration = resolve_calibration(cfg.get("calibration"), events, detector)
+    if calibration is not None:
+        log.info("significances with the calibrated resolution: d0 x %.3f, z0 x %.3f",
+                 calibration.d0_scale, calibration.z0_scale)
+    tensors = build_event_tensors(apply_calibration(events, calibration),
+                                  track_feature_names=names["track"],
                                   event_feature_names=names["event"], max_tracks=max_tracks,
-                                  detector=DetectorModel.from_config(model.detector),
+                                  detector=detector,
                                   sort_by=data_cfg.get("sort_by", "E"))
     probs = predict_proba(model, tensors)
     model_name = str(train_cfg.get("run_name", "model")) if "run_name" in train_cfg else "model"
@@ -252,6 +259,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
                 cfg.tracking, run_name=f"eval-{Path(str(checkpoint)).stem}-{data_name}", tags=tags))
             mlflow.log_params({"eval.data": data_name, "eval.split": split,
                                "eval.checkpoint": str(checkpoint)})
+        if calibration is not None:
+            tracking.log_calibration(calibration)
         return report(probs, tensors.labels, cfg.get("evaluate"), out_dir, prefix="test/",
                       events=events, caption=caption)
 

@@ -30,6 +30,7 @@ def output_stem(input_path: Path, out_dir: str | None) -> Path:
 def predict(cfg: DictConfig) -> list[Path]:
     """Score every input file; returns the written files."""
     from flavortag.batching import build_event_tensors
+    from flavortag.calibration import apply_calibration, resolve_calibration
     from flavortag.dataset import resolve_paths
     from flavortag.detector import DetectorModel
     from flavortag.evaluate import evaluation_settings, write_predictions
@@ -50,7 +51,8 @@ def predict(cfg: DictConfig) -> list[Path]:
     written: list[Path] = []
     for path in resolve_paths(inputs):
         events = read_events(str(path), label="unknown")
-        tensors = build_event_tensors(events, track_feature_names=names["track"],
+        calibrated = apply_calibration(events, resolve_calibration(cfg.get("calibration"), events, detector))
+        tensors = build_event_tensors(calibrated, track_feature_names=names["track"],
                                       event_feature_names=names["event"], max_tracks=max_tracks,
                                       detector=detector)
         probs = predict_proba(model, tensors, batch_size=int(cfg.batch_size))

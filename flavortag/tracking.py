@@ -126,3 +126,17 @@ def load_run_config(run_id: str) -> DictConfig:
     cfg = OmegaConf.create(text)
     assert isinstance(cfg, DictConfig)
     return cfg
+
+
+def log_calibration(calibration: Any, path: str | Path | None = None) -> None:
+    """Log a resolution calibration to the active run: scales as metrics, the file as artifact."""
+    mlflow.log_metrics({
+        "calibration/d0_scale": float(calibration.d0_scale),
+        "calibration/d0_scale_err": float(calibration.d0_scale_error),
+        "calibration/z0_scale": float(calibration.z0_scale),
+        "calibration/z0_scale_err": float(calibration.z0_scale_error),
+    })
+    if path is not None:
+        mlflow.log_artifact(str(path), artifact_path="calibration")
+    else:
+        mlflow.log_dict(calibration.to_dict(), "calibration/calibration.json")

@@ -61,6 +61,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from flavortag import tracking
+from flavortag.augment import ResolutionAugmentation, augment_events
 from flavortag.batching import (
     EventTensors,
     PaddedBatch,
@@ -157,12 +158,19 @@ def prepare_data(cfg: DictConfig, keep_events: bool = False) -> PreparedData:
     labels = np.asarray(events["label"])
     fractions = {str(k): float(v) for k, v in cfg.data.split.items()}
     indices = split_indices(labels, fractions, int(cfg.data.get("split_seed", cfg.seed)))
+    augment = ResolutionAugmentation.from_config(_plain(cfg.augment) if cfg.get("augment") else None)
     tensors: dict[str, EventTensors] = {}
-    for name, idx in indices.items():
+    for k, (name, idx) in enumerate(indices.items()):
         if len(idx) == 0:
             continue
+        split_events = events[idx]
+        if augment.enabled and name in ("train", "val"):
+            # the test split stays as simulated: it measures the nominal performance
+            split_events = augment_events(split_events, augment, detector, seed_offset=k)
+            log.info("%s split re-smeared: resolution scale in [%.2f, %.2f] for %.0f%% of the events",
+                     name, augment.scale_min, augment.scale_max, 100 * augment.fraction)
         tensors[name] = build_event_tensors(
-            events[idx],
+            split_events,
             track_feature_names=track_names,
             event_feature_names=event_names,
             max_tracks=int(cfg.data.max_tracks),
@@ -199,6 +207,9 @@ def prepare_streaming_data(cfg: DictConfig, keep_events: bool = False) -> Prepar
     from flavortag.io.api import parse_step_size
 
     data_cfg = cfg.data
+    if cfg.get("augment") and cfg.augment.get("enabled", False):
+        raise ValueError("augment (resolution augmentation) works on in-memory samples only: "
+                         "set data.streaming=false or augment=none")
     if not data_cfg.get("val_paths"):
         raise ValueError("data.streaming=true needs data.val_paths: the validation events come "
                          "from their own files (data.split is not used when streaming)")

@@ -28,6 +28,7 @@ import numpy as np
 from flavortag.detector import DetectorModel
 from flavortag.features.probability import log10_joint_probability, log_prompt_probability
 from flavortag.features.track import (
+    D0_SCALE_FIELD,
     FeatureSpec,
     TrackQuantities,
     argsort_within_events,
@@ -284,6 +285,10 @@ _register("min_log10_jprob_d0", "joint_probability", "log10",
 _register("log10_jprob_d0", "joint_probability", "log10",
           "log10 joint prompt probability of all lifetime tracks of the event with signed d0 sig > 0",
           lambda e: e._jprob(e.d0_sig, "event"))
+
+_register("event_log_d0_resolution_scale", "event_resolution", "ln 1",
+          "ln of the event's d0 resolution scale (calibrated or augmented; 0 when nominal)",
+          lambda e: np.log(e.q.event_scale(D0_SCALE_FIELD)))
 
 #: Every per-event feature that can be asked for, with its group, unit and definition.
 EVENT_FEATURE_SPECS: dict[str, FeatureSpec] = {k: v[0] for k, v in _EVENT_REGISTRY.items()}

@@ -58,7 +58,9 @@ def log10_joint_probability(
     a group with no tracks gets 0 (P = 1), values below ``floor`` are set to
     ``floor``.
     """
-    log_prob = np.asarray(log_prob, dtype=np.float64)
+    # ln R <= 0; the erfc fit gives ln R(0) a hair above 0 (exactly prompt tracks of a
+    # generator-level sample), which would make -ln Pi negative and its log nan
+    log_prob = np.minimum(np.asarray(log_prob, dtype=np.float64), 0.0)
     group = np.asarray(group, dtype=np.int64)
     ln_pi = np.bincount(group, weights=log_prob, minlength=n_groups)
     n = np.bincount(group, minlength=n_groups)

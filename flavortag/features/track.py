@@ -17,7 +17,11 @@ Conventions (see docs/FEATURES.md for the table of features):
   of z0: sign of ``z0 * oriented_axis_z`` (LCFIPlus / ATLAS convention; a zero
   dot product counts as +);
 * significances divide by the detector's (unscaled) resolution functions
-  ``DetectorModel.sigma_d0_mm(p, sin theta)`` and ``sigma_z0_mm``.
+  ``DetectorModel.sigma_d0_mm(p, sin theta)`` and ``sigma_z0_mm``, times the
+  event's resolution scale where the event array carries one: the optional
+  per-event fields ``d0_resolution_scale`` / ``z0_resolution_scale`` (set by a
+  resolution calibration, ``flavortag.calibration``, or by the training
+  augmentation, ``flavortag.augment``; absent = 1).
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ import numpy as np
 from flavortag.detector import PION_MASS_GEV, DetectorModel
 
 _TINY = 1e-12
+
+#: Optional per-event fields that scale the resolutions used for the significances.
+D0_SCALE_FIELD: str = "d0_resolution_scale"
+Z0_SCALE_FIELD: str = "z0_resolution_scale"
 
 
 @dataclass(frozen=True)
@@ -256,15 +264,35 @@ class TrackQuantities:
         """sign(z0 * oriented_axis_z); +1 on ties."""
         return np.where(self.z0 * self.oriented_axis[:, 2] >= 0.0, 1.0, -1.0)
 
+    def event_scale(self, name: str) -> np.ndarray:
+        """Per-event value ``[n_events]`` of the optional field ``name`` (1 where the events have none)."""
+        if name not in ak.fields(self.events):
+            return np.ones(self.n_events)
+        return np.asarray(ak.to_numpy(self.events[name]), dtype=np.float64).reshape(-1)
+
+    def _event_scale(self, name: str) -> np.ndarray:
+        """Per-track value of the optional per-event field ``name`` (1 where the events have none)."""
+        return self.event_scale(name)[self.event_index]
+
+    @cached_property
+    def d0_resolution_scale(self) -> np.ndarray:
+        """Scale of the d0 resolution of each track's event (``D0_SCALE_FIELD``, default 1)."""
+        return self._event_scale(D0_SCALE_FIELD)
+
+    @cached_property
+    def z0_resolution_scale(self) -> np.ndarray:
+        """Scale of the z0 resolution of each track's event (``Z0_SCALE_FIELD``, default 1)."""
+        return self._event_scale(Z0_SCALE_FIELD)
+
     @cached_property
     def sigma_d0(self) -> np.ndarray:
-        """d0 resolution (mm) from the detector model."""
-        return self.detector.sigma_d0_mm(self.p, self.sin_theta)
+        """d0 resolution (mm): the detector model's, times the event's resolution scale."""
+        return self.detector.sigma_d0_mm(self.p, self.sin_theta) * self.d0_resolution_scale
 
     @cached_property
     def sigma_z0(self) -> np.ndarray:
-        """z0 resolution (mm) from the detector model."""
-        return self.detector.sigma_z0_mm(self.p, self.sin_theta)
+        """z0 resolution (mm): the detector model's, times the event's resolution scale."""
+        return self.detector.sigma_z0_mm(self.p, self.sin_theta) * self.z0_resolution_scale
 
     @cached_property
     def d0_sig(self) -> np.ndarray:
@@ -355,10 +383,19 @@ _register("signed_d0_log1p_um", "impact_parameters", "ln(1+um)",
           "sign * ln(1 + |d0| / 1 um), lifetime sign", lambda q: _log1p_um(q.signed_d0))
 _register("signed_z0_log1p_um", "impact_parameters", "ln(1+um)",
           "sign * ln(1 + |z0| / 1 um), lifetime sign", lambda q: _log1p_um(q.signed_z0))
-_register("sigma_d0_mm", "impact_parameters", "mm", "DetectorModel.sigma_d0_mm(|p|, sin theta)",
+_register("sigma_d0_mm", "impact_parameters", "mm",
+          "DetectorModel.sigma_d0_mm(|p|, sin theta) * event's d0 resolution scale",
           lambda q: q.sigma_d0)
-_register("sigma_z0_mm", "impact_parameters", "mm", "DetectorModel.sigma_z0_mm(|p|, sin theta)",
+_register("sigma_z0_mm", "impact_parameters", "mm",
+          "DetectorModel.sigma_z0_mm(|p|, sin theta) * event's z0 resolution scale",
           lambda q: q.sigma_z0)
+# the resolution the significances were formed with (resolution-aware taggers)
+_register("log_d0_resolution_scale", "resolution", "ln 1",
+          "ln of the event's d0 resolution scale (calibrated or augmented; 0 when nominal)",
+          lambda q: np.log(q.d0_resolution_scale))
+_register("log_z0_resolution_scale", "resolution", "ln 1",
+          "ln of the event's z0 resolution scale (calibrated or augmented; 0 when nominal)",
+          lambda q: np.log(q.z0_resolution_scale))
 # impact-parameter significances
 _register("d0_sig", "ip_significances", "1", "d0 / sigma_d0 (geometric sign)", lambda q: q.d0_sig)
 _register("z0_sig", "ip_significances", "1", "z0 / sigma_z0 (geometric sign)", lambda q: q.z0_sig)

@@ -14,8 +14,13 @@ For each event (all events of a chunk at once, on flat arrays):
    ``x = d0 py/pT, y = -d0 px/pT, z = z0``, so that FORMAT.md's
    ``d0 = (x py - y px)/pT`` and ``z0 = z - (x px + y py) pz/pT^2`` give back
    the smeared values. Without smearing the reference point is the true
-   production vertex (generator-level sample);
-4. ``E`` from the pion mass.
+   production vertex (generator-level sample). The variations of the detector
+   model enter here: ``momentum_resolution_scale`` multiplies sigma(1/pT),
+   ``d0_bias_um`` / ``z0_bias_um`` shift every smeared d0 / z0;
+4. ``E`` from the pion mass;
+5. with ``fake_tracks_per_event > 0``: fake tracks (see ``DetectorModel``),
+   appended after the real tracks of each event, drawn after every other
+   number so that a sample without fakes is unchanged.
 
 Random numbers come from the ``numpy.random.Generator`` given (one per chunk),
 drawn in a fixed order for every candidate, so the result depends only on the
@@ -100,7 +105,10 @@ def simulate_tracks(
         scale = detector.ip_resolution_scale
         d0 = d0 + gauss[0, idx] * scale * detector.sigma_d0_mm(p, sin_theta)
         z0 = z0 + gauss[1, idx] * scale * detector.sigma_z0_mm(p, sin_theta)
-        inv_pt = 1.0 / pt + gauss[2, idx] * detector.sigma_inv_pt_per_gev(p, sin_theta)
+        d0 = d0 + detector.d0_bias_um * 1e-3
+        z0 = z0 + detector.z0_bias_um * 1e-3
+        inv_pt = 1.0 / pt + (gauss[2, idx] * detector.momentum_resolution_scale
+                             * detector.sigma_inv_pt_per_gev(p, sin_theta))
         # |1/pT| keeps the direction; a sign flip needs a >1000 sigma fluctuation here.
         ratio = (1.0 / pt) / np.maximum(np.abs(inv_pt), 1e-9)
         ux, uy = px / pt, py / pt
@@ -109,24 +117,57 @@ def simulate_tracks(
     else:
         x, y, z = vx, vy, vz
 
-    counts = np.bincount(event[idx], minlength=particles.n_events)
+    values: dict[str, np.ndarray] = {
+        "p": p, "px": px, "py": py, "pz": pz, "x": np.asarray(x), "y": np.asarray(y), "z": np.asarray(z),
+        "charge": particles.charge[idx], "vx": vx, "vy": vy, "vz": vz,
+        "pdg": particles.pdg[idx], "origin": particles.origin[idx],
+    }
+    track_event = event[idx]
+    if detector.fake_tracks_per_event > 0.0:
+        fakes, fake_event = _fake_tracks(particles.n_events, detector, rng)
+        track_event = np.concatenate([track_event, fake_event])
+        values = {k: np.concatenate([v, fakes[k]]) for k, v in values.items()}
+        order = np.argsort(track_event, kind="stable")  # each event: real tracks, then fakes
+        track_event = track_event[order]
+        values = {k: v[order] for k, v in values.items()}
+
+    counts = np.bincount(track_event, minlength=particles.n_events)
     offsets = np.zeros(particles.n_events + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    energy = np.sqrt(p * p + PION_MASS_GEV**2)
+    px, py, pz = values["px"], values["py"], values["pz"]
+    energy = np.sqrt(values["p"] ** 2 + PION_MASS_GEV**2)
     f32 = np.float32
-    columns = {
-        "E": energy.astype(f32),
-        "px": px.astype(f32),
-        "py": py.astype(f32),
-        "pz": pz.astype(f32),
-        "x": np.asarray(x, dtype=f32),
-        "y": np.asarray(y, dtype=f32),
-        "z": np.asarray(z, dtype=f32),
-        "charge": particles.charge[idx].astype(np.int8),
-        "vx": vx.astype(f32),
-        "vy": vy.astype(f32),
-        "vz": vz.astype(f32),
-        "pdg": particles.pdg[idx].astype(np.int32),
-        "origin": particles.origin[idx].astype(np.int8),
-    }
+    columns = {"E": energy.astype(f32)}
+    columns.update({k: values[k].astype(f32) for k in ("px", "py", "pz", "x", "y", "z")})
+    columns["charge"] = values["charge"].astype(np.int8)
+    columns.update({k: values[k].astype(f32) for k in ("vx", "vy", "vz")})
+    columns["pdg"] = values["pdg"].astype(np.int32)
+    columns["origin"] = values["origin"].astype(np.int8)
     return Tracks(offsets=offsets, columns=columns, momenta=np.stack([px, py, pz], axis=1))
+
+
+#: ``origin`` of a fake track (real tracks: 0 light, 1 below a c hadron, 2 below a b hadron).
+FAKE_ORIGIN: int = -1
+
+
+def _fake_tracks(
+    n_events: int, detector: DetectorModel, rng: np.random.Generator
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Fake tracks of ``DetectorModel.fake_tracks_per_event`` (flat per-field arrays, their events)."""
+    n_per_event = rng.poisson(detector.fake_tracks_per_event, n_events)
+    fake_event = np.repeat(np.arange(n_events, dtype=np.int64), n_per_event)
+    n = len(fake_event)
+    cos_theta = rng.uniform(-detector.cos_theta_max, detector.cos_theta_max, n)
+    phi = rng.uniform(-np.pi, np.pi, n)
+    pt = detector.pt_min_gev + rng.exponential(detector.fake_track_pt_gev, n)
+    d0 = rng.normal(0.0, detector.fake_track_ip_mm, n)
+    z0 = rng.normal(0.0, detector.fake_track_ip_mm, n)
+    charge = np.where(rng.random(n) < 0.5, -1, 1)
+    sin_theta = np.sqrt(np.maximum(1.0 - cos_theta**2, 1e-12))
+    px, py = pt * np.cos(phi), pt * np.sin(phi)
+    pz = pt * cos_theta / sin_theta
+    x, y = d0 * np.sin(phi), -d0 * np.cos(phi)  # d0 = (x py - y px) / pT
+    fakes = {"p": pt / sin_theta, "px": px, "py": py, "pz": pz, "x": x, "y": y, "z": z0, "charge": charge,
+             "vx": x, "vy": y, "vz": z0, "pdg": np.zeros(n, dtype=np.int64),
+             "origin": np.full(n, FAKE_ORIGIN)}
+    return fakes, fake_event

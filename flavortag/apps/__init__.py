@@ -1,0 +1,1 @@
+"""The command-line apps of ``flavortag`` (thin Hydra / argparse entry points)."""

@@ -1,0 +1,208 @@
+"""``flavortag robustness``: the robustness report as a Hydra app (see ``configs/robustness.yaml``).
+
+Each run is scored on its own held-out test split (nominal) and on every
+shifted sample, with the calibration modes asked for; ablations retrain each
+run without one feature group first (their own MLflow runs, tagged
+``flavortag.ablation_of``). Everything lands in one MLflow parent run
+(tables as Markdown and CSV, overlay plots, the fitted calibrations) with a
+child run per (tagger, sample) holding ``nominal/``, ``shifted/`` and ``kept/``
+metrics.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from flavortag import robustness as rb
+from flavortag import tracking
+from flavortag.calibration import MIN_TRACKS
+
+log = logging.getLogger("flavortag.robustness")
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+_SAMPLE_SUFFIXES = (".parquet", ".root", ".txt", ".txt.gz")
+
+
+def sample_specs(entries: Any) -> list[tuple[str, list[str]]]:
+    """``(name, files)`` of each ``samples`` entry (directory, file, glob or ``{name, paths}``)."""
+    specs: list[tuple[str, list[str]]] = []
+    for entry in list(entries or []):
+        if isinstance(entry, Mapping) or OmegaConf.is_dict(entry):
+            name, paths = str(entry["name"]), [str(p) for p in entry["paths"]]
+        else:
+            path = Path(str(entry))
+            if path.is_dir():
+                paths = sorted(str(p) for p in path.iterdir()
+                               if p.is_file() and str(p).endswith(_SAMPLE_SUFFIXES))
+                if not paths:
+                    raise FileNotFoundError(f"{path} is a directory without event files "
+                                            f"({', '.join(_SAMPLE_SUFFIXES)})")
+                name = path.name
+            else:
+                paths = sorted(glob.glob(str(path))) if any(c in str(path) for c in "*?[") else [str(path)]
+                if not paths or not Path(paths[0]).exists():
+                    raise FileNotFoundError(f"no sample at {path}: make one with e.g. `flavortag "
+                                            f"generate detector.ip_resolution_scale=1.5 out={path}`")
+                name = path.stem.split(".")[0] if path.is_file() else path.parent.name
+        specs.append((name, paths))
+    names = [n for n, _ in specs]
+    if len(set(names)) != len(names) or "nominal" in names:
+        raise ValueError(f"sample names must be unique and not 'nominal': {names}; "
+                         "use {name: ..., paths: [...]} entries")
+    return specs
+
+
+def held_out_events(train_cfg: DictConfig) -> Any:
+    """The test split of the run's own sample (the events its training never saw)."""
+    from flavortag.dataset import load_sample, split_indices
+
+    data_cfg = train_cfg.data
+    if data_cfg.get("streaming", False):
+        if not data_cfg.get("test_paths"):
+            raise ValueError("a streaming run without data.test_paths has no held-out events")
+        return load_sample(OmegaConf.merge(data_cfg, {"paths": data_cfg.test_paths}))
+    events = load_sample(data_cfg)
+    fractions = {str(k): float(v) for k, v in data_cfg.split.items()}
+    idx = split_indices(np.asarray(events["label"]), fractions,
+                        int(data_cfg.get("split_seed", train_cfg.get("seed", 0))))["test"]
+    return events[idx]
+
+
+def _retrain_without(run_id: str, group: str, cfg: DictConfig, out_dir: Path) -> str:
+    """Train the run's tagger again without ablation ``group``; returns the new run id."""
+    from flavortag.inference import load_model
+    from flavortag.train import train
+
+    train_cfg = tracking.load_run_config(run_id)
+    names = load_model(run_id).feature_names
+    features = {"track": rb.ablation_features(group, "track", names["track"]),
+                "event": rb.ablation_features(group, "event", names["event"])}
+    if str(train_cfg.model.name) == "bdt" or (str(train_cfg.model.name) == "mlp"):
+        if not features["event"]:
+            raise ValueError(f"no event features left without {group}")
+    overrides: dict[str, Any] = {
+        "features": features, "run_name": f"{train_cfg.run_name}-no_{group}",
+        "output_dir": str(out_dir / f"{train_cfg.run_name}-no_{group}"),
+        "tracking": OmegaConf.to_container(cfg.tracking, resolve=True),
+        "evaluate_after_training": True,
+    }
+    if cfg.get("ablation_epochs") is not None:
+        overrides["trainer"] = {"max_epochs": int(cfg.ablation_epochs)}
+    new_cfg = OmegaConf.merge(train_cfg, overrides)
+    log.info("retraining %s without %s (%d track, %d event features)", train_cfg.run_name, group,
+             len(features["track"]), len(features["event"]))
+    result = train(new_cfg)  # type: ignore[arg-type]
+    import mlflow
+
+    mlflow.MlflowClient().set_tag(result["run_id"], "flavortag.ablation_of", run_id)
+    return str(result["run_id"])
+
+
+def robustness(cfg: DictConfig) -> dict[str, Any]:
+    """Build the report (see the module doc); returns the tables and the parent run id."""
+    from flavortag.dataset import load_sample
+    from flavortag.inference import load_model
+
+    runs = [str(r) for r in (cfg.runs or [])]
+    if not runs:
+        raise ValueError("give the taggers to study: runs=[<run id>,...] (MLflow run ids)")
+    specs = sample_specs(cfg.samples)
+    if not specs:
+        raise ValueError("give the shifted samples: samples=[<directory or files>,...]")
+    mode = str(cfg.calibration)
+    modes = ["none", "auto"] if mode == "both" else [mode]
+    for m in modes:
+        if m not in rb.CALIBRATION_MODES:
+            raise ValueError(f"calibration must be none, auto or both, not {mode!r}")
+    ablations = [str(a) for a in (cfg.ablations or [])]
+    for a in ablations:
+        if a not in rb.ABLATION_GROUPS:
+            raise ValueError(f"unknown ablation {a!r}; known: {sorted(rb.ABLATION_GROUPS)}")
+    out_dir = Path(str(cfg.output_dir))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tracking.configure(cfg.tracking)
+
+    taggers: list[tuple[str, str]] = []  # (label, run id)
+    for run_id in runs:
+        name = str(tracking.load_run_config(run_id).get("run_name", run_id[:8]))
+        taggers.append((name, run_id))
+        for group in ablations:
+            taggers.append((f"{name} -{group}", _retrain_without(run_id, group, cfg, out_dir)))
+
+    cap = cfg.get("max_events_per_class")
+    shifted_events = {name: load_sample({"paths": paths, "max_events_per_class": cap})
+                      for name, paths in specs}
+    scored: dict[str, dict[str, rb.Scored]] = {}
+    for label, run_id in taggers:
+        model = load_model(run_id)
+        train_cfg = tracking.load_run_config(run_id)
+        max_tracks = int(train_cfg.data.max_tracks)
+        sort_by = str(train_cfg.data.get("sort_by", "E"))
+        nominal_events = held_out_events(train_cfg)
+        for m in modes:
+            key = label if len(modes) == 1 else f"{label} [calib {m}]"
+            entry: dict[str, rb.Scored] = {}
+            for sample, events in [("nominal", nominal_events), *shifted_events.items()]:
+                probs, labels, calib = rb.score_events(
+                    model, events, max_tracks, sort_by, m,
+                    min_tracks=int(cfg.get("calibration_min_tracks") or MIN_TRACKS))
+                entry[sample] = rb.Scored(key, sample, rb.evaluate_scores(probs, labels), calib)
+                log.info("%s on %s: acc %.3f%s", key, sample, entry[sample].result.accuracy,
+                         f" (d0 scale {calib.d0_scale:.3f})" if calib else "")
+            scored[key] = entry
+
+    tables = rb.robustness_rows(scored)
+    text = rb.format_markdown(tables)
+    (out_dir / "robustness.md").write_text(text)
+    rb.write_csv(tables, out_dir / "robustness.csv")
+    plots = rb.plot_overlay(scored, out_dir / "plots" / "overlay_b_tagger", tagger="b")
+    plots += rb.plot_overlay(scored, out_dir / "plots" / "overlay_c_tagger", tagger="c")
+    calibrations = {f"{t}/{s}": item.calibration.to_dict() for t, by in scored.items()
+                    for s, item in by.items() if item.calibration is not None}
+    (out_dir / "calibrations.json").write_text(json.dumps(calibrations, indent=2))
+
+    import mlflow
+
+    with tracking.start_run(cfg.tracking, run_name=str(cfg.run_name),
+                            tags={"flavortag.kind": "robustness"}) as parent:
+        mlflow.log_params({"runs": ",".join(runs), "samples": ",".join(n for n, _ in specs),
+                           "calibration": mode, "ablations": ",".join(ablations) or "none"})
+        mlflow.log_artifact(str(out_dir / "robustness.md"))
+        mlflow.log_artifact(str(out_dir / "robustness.csv"))
+        mlflow.log_artifact(str(out_dir / "calibrations.json"))
+        for path in plots:
+            mlflow.log_artifact(str(path), artifact_path="plots")
+        for tagger, by_sample in scored.items():
+            for sample, item in by_sample.items():
+                if sample == "nominal":
+                    continue
+                with mlflow.start_run(run_name=f"{tagger} on {sample}", nested=True,
+                                      experiment_id=parent.info.experiment_id,
+                                      tags={"flavortag.kind": "robustness-child"}):
+                    mlflow.log_params({"tagger": tagger, "sample": sample})
+                    mlflow.log_metrics(rb.kept_metrics(by_sample["nominal"], item))
+                    if item.calibration is not None:
+                        mlflow.log_metrics({"calibration/d0_scale": item.calibration.d0_scale,
+                                            "calibration/z0_scale": item.calibration.z0_scale})
+        parent_id = parent.info.run_id
+    return {"tables": tables, "markdown": text, "parent_run_id": parent_id, "scored": scored}
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="robustness", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point of ``flavortag robustness``."""
+    result = robustness(cfg)
+    print(result["markdown"])
+    print(f"MLflow parent run {result['parent_run_id']}")
+
+
+if __name__ == "__main__":
+    main()

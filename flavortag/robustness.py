@@ -1,0 +1,294 @@
+"""Robustness report: trained taggers scored on the nominal test split and on shifted samples.
+
+For every tagger (an MLflow run) and every shifted sample (a detector
+variation, e.g. 1.5x worse impact-parameter resolution) the headline figures
+of flavour tagging are computed on the tagger's own held-out test split
+(nominal) and on the shifted sample, with binomial uncertainties, and the
+fraction kept ``shifted / nominal`` with its uncertainty (the two samples are
+independent). Overlay plots draw the rejection curves nominal (solid) and
+shifted (dashed, dotted, ...).
+
+``calibration`` chooses how the significances are formed on each sample:
+``none`` (the detector model's nominal resolution) or ``auto`` (the label-free
+resolution calibration of ``flavortag.calibration``, fitted on that very
+sample's tracks; the nominal test split is calibrated the same way).
+
+The MLflow side (one parent run, a child per (run, sample)) lives in the app,
+``flavortag.apps.robustness``; this module is numbers, tables and plots.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from flavortag import metrics as ftm
+from flavortag.calibration import (
+    MIN_TRACKS,
+    ResolutionCalibration,
+    apply_calibration,
+    calibrate_resolution,
+)
+from flavortag.detector import DetectorModel
+
+#: Headline figures of the report: (flat metric key without prefix, label).
+HEADLINE: tuple[tuple[str, str], ...] = (
+    ("acc", "accuracy"),
+    ("rej_c_at_b70", "c rejection at 70% b efficiency"),
+    ("rej_c_at_b80", "c rejection at 80% b efficiency"),
+    ("rej_uds_at_b80", "uds rejection at 80% b efficiency"),
+    ("rej_uds_at_c50", "uds rejection at 50% c efficiency"),
+    ("rej_b_at_c50", "b rejection at 50% c efficiency"),
+)
+
+CALIBRATION_MODES: tuple[str, ...] = ("none", "auto")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A value with its uncertainty; ``limit`` marks a 95% CL lower limit (no background passed)."""
+
+    value: float
+    error: float
+    limit: bool = False
+
+    def format(self) -> str:
+        """``0.909 ± 0.003``, ``61 ± 7``, ``> 450``; ``-`` for nan."""
+        if not math.isfinite(self.value):
+            return "-"
+        digits = 3 if abs(self.value) < 2 else (1 if abs(self.value) < 20 else 0)
+        if self.limit:
+            return f"> {self.value:.{digits}f}"
+        if not math.isfinite(self.error):
+            return f"{self.value:.{digits}f}"
+        return f"{self.value:.{digits}f} ± {self.error:.{digits}f}"
+
+
+@dataclass
+class Scored:
+    """One tagger on one sample: its metrics and the calibration used (if any)."""
+
+    tagger: str
+    sample: str
+    result: ftm.EvaluationResult
+    calibration: ResolutionCalibration | None = None
+
+    def figure(self, key: str) -> Figure:
+        """The headline figure ``key`` (see ``HEADLINE``) with its uncertainty."""
+        if key == "acc":
+            a, n = self.result.accuracy, self.result.n_events
+            return Figure(a, math.sqrt(a * (1 - a) / n) if n else math.nan)
+        background, rest = key[len("rej_"):].split("_at_")
+        tagger, eff = rest[0], float(rest[1:]) / 100.0
+        r = self.result.rejection(tagger, background, eff)
+        if r.rejection_lower_limit is not None:
+            return Figure(float(r.rejection_lower_limit), math.nan, limit=True)
+        return Figure(r.rejection, r.rejection_err)
+
+
+def kept_fraction(nominal: Figure, shifted: Figure) -> Figure:
+    """``shifted / nominal`` with the uncertainty of a ratio of independent figures."""
+    if nominal.limit or shifted.limit or not nominal.value:
+        return Figure(math.nan, math.nan)
+    ratio = shifted.value / nominal.value
+    rel = math.hypot(nominal.error / nominal.value, shifted.error / shifted.value) \
+        if shifted.value else math.nan
+    return Figure(ratio, abs(ratio) * rel)
+
+
+def score_events(
+    model: Any,
+    events: ak.Array,
+    max_tracks: int,
+    sort_by: str = "E",
+    calibration: str | ResolutionCalibration | None = None,
+    min_tracks: int = MIN_TRACKS,
+) -> tuple[np.ndarray, np.ndarray, ResolutionCalibration | None]:
+    """Probabilities ``[n, 3]``, labels and the calibration used for ``events`` scored by ``model``.
+
+    ``calibration``: None / ``"none"`` (nominal resolutions), ``"auto"`` (fit
+    on these events' tracks, labels not read) or a ``ResolutionCalibration``.
+    """
+    from flavortag.batching import build_event_tensors
+    from flavortag.inference import predict_proba
+
+    detector = DetectorModel.from_config(getattr(model, "detector", None))
+    calib: ResolutionCalibration | None
+    if calibration is None or calibration == "none":
+        calib = None
+    elif calibration == "auto":
+        calib = calibrate_resolution(events, detector, min_tracks=min_tracks)
+    elif isinstance(calibration, ResolutionCalibration):
+        calib = calibration
+    else:
+        raise ValueError(f"calibration must be one of {CALIBRATION_MODES} or a calibration, "
+                         f"got {calibration!r}")
+    names = model.feature_names
+    tensors = build_event_tensors(apply_calibration(events, calib),
+                                  track_feature_names=names["track"],
+                                  event_feature_names=names["event"], max_tracks=max_tracks,
+                                  detector=detector, sort_by=sort_by)
+    return predict_proba(model, tensors), np.asarray(tensors.labels), calib
+
+
+def evaluate_scores(probs: np.ndarray, labels: np.ndarray,
+                    efficiencies: Sequence[float] = (0.5, 0.7, 0.8)) -> ftm.EvaluationResult:
+    """Metrics of one set of predictions at the report's efficiencies (curves included)."""
+    return ftm.evaluate_predictions(probs, labels, efficiencies=sorted(set(efficiencies) | {0.5, 0.7, 0.8}))
+
+
+def robustness_rows(
+    scored: Mapping[str, Mapping[str, Scored]], nominal: str = "nominal"
+) -> dict[str, list[dict[str, str]]]:
+    """One table per headline figure: rows ``tagger, sample, nominal, shifted, kept``.
+
+    ``scored[tagger][sample]``; ``scored[tagger][nominal]`` is the reference.
+    """
+    tables: dict[str, list[dict[str, str]]] = {}
+    for key, _label in HEADLINE:
+        rows = []
+        for tagger, by_sample in scored.items():
+            ref = by_sample[nominal].figure(key)
+            for sample, item in by_sample.items():
+                if sample == nominal:
+                    continue
+                shifted = item.figure(key)
+                rows.append({"tagger": tagger, "sample": sample, "nominal": ref.format(),
+                             "shifted": shifted.format(), "kept": kept_fraction(ref, shifted).format()})
+        tables[key] = rows
+    return tables
+
+
+def kept_metrics(nominal: Scored, shifted: Scored) -> dict[str, float]:
+    """Flat MLflow metrics of one (tagger, shifted sample): ``nominal/``, ``shifted/``, ``kept/``."""
+    out: dict[str, float] = {}
+    for key, _label in HEADLINE:
+        ref, new = nominal.figure(key), shifted.figure(key)
+        kept = kept_fraction(ref, new)
+        for prefix, fig in (("nominal/", ref), ("shifted/", new), ("kept/", kept)):
+            out[prefix + key] = float(fig.value)
+            out[prefix + key + "_err"] = float(fig.error)
+    return out
+
+
+def format_markdown(tables: Mapping[str, Sequence[Mapping[str, str]]]) -> str:
+    """The tables of ``robustness_rows`` as Markdown, one section per headline figure."""
+    labels = dict(HEADLINE)
+    lines: list[str] = []
+    for key, rows in tables.items():
+        lines += [f"### {labels.get(key, key)}", "",
+                  "| tagger | sample | nominal | shifted | kept |", "|---|---|---|---|---|"]
+        lines += [f"| {r['tagger']} | {r['sample']} | {r['nominal']} | {r['shifted']} | {r['kept']} |"
+                  for r in rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_csv(tables: Mapping[str, Sequence[Mapping[str, str]]], path: str | Path) -> Path:
+    """All tables in one CSV (column ``figure`` says which)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, ["figure", "tagger", "sample", "nominal", "shifted", "kept"])
+        writer.writeheader()
+        for key, rows in tables.items():
+            for row in rows:
+                writer.writerow({"figure": key, **row})
+    return path
+
+
+_LINESTYLES = ("--", ":", "-.", (0, (5, 1, 1, 1)))
+
+
+def plot_overlay(
+    scored: Mapping[str, Mapping[str, Scored]],
+    path: str | Path,
+    tagger: str = "b",
+    nominal: str = "nominal",
+    formats: Sequence[str] = ("png", "pdf"),
+) -> list[Path]:
+    """Rejection versus efficiency of every tagger: nominal solid, each shifted sample dashed/dotted.
+
+    One panel per background of ``tagger`` ("b": c and uds; "c": uds and b),
+    logarithmic rejection; the legend names tagger and sample.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import mplhep
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as MplFigure
+
+    backgrounds = ("c", "uds") if tagger == "b" else ("uds", "b")
+    signal = {"b": r"$b\bar{b}$", "c": r"$c\bar{c}$"}[tagger]
+    fig = MplFigure(figsize=(6.0 * len(backgrounds), 4.8))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(backgrounds))
+    colours = [f"C{i}" for i in range(10)]
+    samples = [s for s in next(iter(scored.values())) if s != nominal]
+    with matplotlib.rc_context(mplhep.style.ROOT):
+        for ax, bkg in zip(np.atleast_1d(axes), backgrounds):
+            for i, (name, by_sample) in enumerate(scored.items()):
+                colour = colours[i % len(colours)]
+                for j, sample in enumerate([nominal, *samples]):
+                    if sample not in by_sample:
+                        continue
+                    curve = by_sample[sample].result.taggers[tagger].curve
+                    if curve is None:
+                        continue
+                    rej = np.asarray(curve.rejection[bkg], dtype=np.float64)
+                    ok = np.isfinite(rej) & (rej > 0)
+                    style = "-" if sample == nominal else _LINESTYLES[(j - 1) % len(_LINESTYLES)]
+                    ax.plot(curve.efficiency[ok], rej[ok], color=colour, linestyle=style,
+                            label=f"{name}, {sample}")
+            ax.set_yscale("log")
+            ax.set_xlim(0.4, 1.0)
+            ax.set_xlabel(f"{signal} efficiency ({tagger}-tagger)")
+            ax.set_ylabel(f"{bkg} rejection")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize="x-small", title="solid: nominal; dashed: shifted",
+                      title_fontsize="x-small")
+    fig.tight_layout()
+    out = []
+    stem = Path(path)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for fmt in formats:
+        target = stem.with_suffix(f".{fmt}")
+        fig.savefig(target)
+        out.append(target)
+    return out
+
+
+def ablation_features(
+    group: str, kind: str, current: Sequence[str]
+) -> list[str]:
+    """``current`` (names of ``kind`` "track" / "event") without the features of ablation ``group``.
+
+    Groups: ``impact_parameters`` (lengths, significances, and the event
+    features built on them), ``kinematics`` (energies, momenta, multiplicity
+    and event shape), ``angles`` (the track's angles to the axis).
+    """
+    from flavortag.features import FEATURE_GROUPS
+
+    if group not in ABLATION_GROUPS:
+        raise ValueError(f"unknown ablation {group!r}; known: {sorted(ABLATION_GROUPS)}")
+    drop: set[str] = set()
+    for feature_group in ABLATION_GROUPS[group]:
+        drop |= set(FEATURE_GROUPS.get(feature_group, ()))
+    return [n for n in current if n not in drop]
+
+
+#: Ablation name -> the feature groups (track and event) it removes.
+ABLATION_GROUPS: dict[str, tuple[str, ...]] = {
+    "impact_parameters": ("impact_parameters", "ip_significances", "leading_significances",
+                          "displaced_tracks", "joint_probability"),
+    "kinematics": ("kinematics", "event_shape"),
+    "angles": ("axis_relative",),
+}
