@@ -16,7 +16,7 @@ STAMP := $(VENV)/.flavortag-installed
 EPOCHS ?= 6
 STUDY_EPOCHS ?= 10
 
-.PHONY: study install run test lint typecheck pytest bench bench-io bench-generate bench-batching bench-models ui clean
+.PHONY: study robustness-study install run test lint typecheck pytest bench bench-io bench-generate bench-batching bench-models ui clean
 
 install: $(STAMP)
 
@@ -67,3 +67,8 @@ clean:
 # The Z-pole physics study (samples, four taggers, robustness to worse IP resolution).
 study: install
 	$(BIN)/python scripts/zpole_study.py --samples samples --epochs $(STUDY_EPOCHS)
+
+# Robustness: every tagger as today / augmented / resolution-aware, on six detector
+# variations, with and without the label-free calibration (scripts/robustness_study.py).
+robustness-study: install
+	$(BIN)/python scripts/robustness_study.py --samples samples
