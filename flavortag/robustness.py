@@ -282,6 +282,9 @@ def ablation_features(
     drop: set[str] = set()
     for feature_group in ABLATION_GROUPS[group]:
         drop |= set(FEATURE_GROUPS.get(feature_group, ()))
+    if group == "impact_parameters":
+        # multiplicities of displaced tracks are impact-parameter features too
+        drop |= {n for n in FEATURE_GROUPS.get("multiplicity", ()) if "sig" in n or "far" in n}
     return [n for n in current if n not in drop]
 
 

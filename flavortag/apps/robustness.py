@@ -85,15 +85,18 @@ def _retrain_without(run_id: str, group: str, cfg: DictConfig, out_dir: Path) ->
     names = load_model(run_id).feature_names
     features = {"track": rb.ablation_features(group, "track", names["track"]),
                 "event": rb.ablation_features(group, "event", names["event"])}
-    if str(train_cfg.model.name) == "bdt" or (str(train_cfg.model.name) == "mlp"):
-        if not features["event"]:
-            raise ValueError(f"no event features left without {group}")
+    if str(train_cfg.model.name) in ("bdt", "mlp") and not features["event"]:
+        raise ValueError(f"{train_cfg.run_name} has no event features left without {group}")
     overrides: dict[str, Any] = {
         "features": features, "run_name": f"{train_cfg.run_name}-no_{group}",
         "output_dir": str(out_dir / f"{train_cfg.run_name}-no_{group}"),
         "tracking": OmegaConf.to_container(cfg.tracking, resolve=True),
         "evaluate_after_training": True,
     }
+    pair = train_cfg.model.get("pair_features")
+    if group == "impact_parameters" and pair is not None:
+        # the pairs' distance of closest approach is built from the track positions
+        overrides["model"] = {"pair_features": [p for p in pair if p != "ln_dca"]}
     if cfg.get("ablation_epochs") is not None:
         overrides["trainer"] = {"max_epochs": int(cfg.ablation_epochs)}
     new_cfg = OmegaConf.merge(train_cfg, overrides)
