@@ -201,11 +201,11 @@ def log_dataset_input(
     count per class) and input tags ``n_<class>``; ``context`` is the split
     ("training", "validation", "testing").
     """
-    import mlflow.data
     import numpy as np
+    from mlflow.data.numpy_dataset import from_numpy
 
     counts = {str(k): int(v) for k, v in class_counts.items()}
-    dataset = mlflow.data.from_numpy(
+    dataset = from_numpy(
         np.asarray(list(counts.values()), dtype=np.int64), source=source, name=name, digest=digest)
     mlflow.log_input(dataset, context=context, tags={f"n_{k}": str(v) for k, v in counts.items()})
 

@@ -22,7 +22,7 @@ from flavortag.batching import (
     make_streaming_loader,
 )
 from flavortag.classes import N_CLASSES
-from flavortag.models import build_model, checkpoint_state
+from flavortag.models import TaggerModel, build_model, checkpoint_state
 from flavortag.training.checkpoint import (
     CHECKPOINT_VERSION,
     TrainState,
@@ -73,7 +73,7 @@ def _evaluate_loss(model: torch.nn.Module, tensors: EventTensors, settings: Trai
     return loss_sum / max(count, 1.0), correct / max(count, 1.0)
 
 
-def _build_model(cfg: DictConfig, data: PreparedData, device: torch.device) -> torch.nn.Module:
+def _build_model(cfg: DictConfig, data: PreparedData, device: torch.device) -> TaggerModel:
     """A fresh tagger with its feature lists and detector attached and its standardisation fitted."""
     norm_t = data.stream.normalisation if data.stream is not None else data.tensors["train"]
     model = build_model(plain_dict(cfg.model), len(data.track_names), len(data.event_names))
