@@ -15,6 +15,7 @@ import importlib
 import json
 import os
 import subprocess
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -205,8 +206,11 @@ def log_dataset_input(
     from mlflow.data.numpy_dataset import from_numpy
 
     counts = {str(k): int(v) for k, v in class_counts.items()}
-    dataset = from_numpy(
-        np.asarray(list(counts.values()), dtype=np.int64), source=source, name=name, digest=digest)
+    with warnings.catch_warnings():
+        # local paths match two registered local-artifact sources; MLflow picks one, which is right
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        dataset = from_numpy(np.asarray(list(counts.values()), dtype=np.int64), source=source,
+                             name=name, digest=digest)
     mlflow.log_input(dataset, context=context, tags={f"n_{k}": str(v) for k, v in counts.items()})
 
 

@@ -6,6 +6,7 @@ import csv
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 from flavortag.metrics.result import EvaluationResult
 
@@ -18,10 +19,11 @@ DEFAULT_TABLE_METRICS: tuple[str, ...] = (
 )
 
 
-def _as_flat(result: EvaluationResult | Mapping[str, float], prefix: str) -> dict[str, float]:
+def _as_flat(result: EvaluationResult | Mapping[str, float], prefix: str,
+             infinite_rejection: Literal["inf", "limit"] = "inf") -> dict[str, float]:
     """Metrics of one model without ``prefix``; accepts a result or a flat dict (e.g. from MLflow)."""
     if isinstance(result, EvaluationResult):
-        return result.flat_metrics(prefix="")
+        return result.flat_metrics(prefix="", infinite_rejection=infinite_rejection)
     return {k[len(prefix):]: float(v) for k, v in result.items() if k.startswith(prefix)}
 
 
@@ -33,14 +35,22 @@ def _decimals(name: str, value: float) -> int:
     return 0 if a >= 100 else 1 if a >= 10 else 2
 
 
-def _format_cell(name: str, value: float | None, err: float | None) -> str:
+def _format_cell(name: str, value: float | None, err: float | None, with_errors: bool) -> str:
+    """One table cell: ``value ± err``, ``> limit`` for a rejection where no background passed, "-" if missing.
+
+    A finite rejection whose error is nan is the 95% CL lower limit logged
+    when no background event passed the cut (see
+    :meth:`EvaluationResult.flat_metrics`); an inf from older runs stays "inf".
+    """
     if value is None or math.isnan(value):
         return "-"
     if math.isinf(value):
         return "inf"
     d = _decimals(name, value)
+    if name.startswith("rej_") and err is not None and math.isnan(err):
+        return f"> {value:.{d}f}"
     cell = f"{value:.{d}f}"
-    if err is not None and math.isfinite(err):
+    if with_errors and err is not None and math.isfinite(err):
         cell += f" ± {err:.{d}f}"
     return cell
 
@@ -57,15 +67,16 @@ def format_comparison_table(
     (names carrying ``prefix``, as logged to MLflow). ``metrics`` are names
     without prefix. Rejections are shown as ``value ± err`` when
     ``with_errors`` and the ``_err`` metric exists; missing values as "-".
+    Where no background event passed, the 95% CL lower limit is shown as
+    ``> limit`` (for example "> 450").
     """
-    flat = {model: _as_flat(r, prefix) for model, r in results.items()}
+    flat = {model: _as_flat(r, prefix, infinite_rejection="limit") for model, r in results.items()}
     header = ["model", *metrics]
     rows = []
     for model, m in flat.items():
         row = [model]
         for name in metrics:
-            err = m.get(f"{name}_err") if with_errors else None
-            cell = _format_cell(name, m.get(name), err)
+            cell = _format_cell(name, m.get(name), m.get(f"{name}_err"), with_errors)
             row.append(cell)
         rows.append(row)
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]

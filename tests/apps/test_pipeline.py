@@ -7,6 +7,7 @@ the MLflow store is a real SQLite store in a temporary directory.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import awkward as ak
@@ -144,11 +145,45 @@ def test_evaluate_adds_to_run_and_child_run(trained: dict[str, dict], store: str
     np.testing.assert_array_equal(np.asarray(pred["label"]), np.repeat([0, 1, 2], N_PER_CLASS))
 
 
+
+def test_evaluate_own_files_without_a_data_config(trained: dict[str, dict], store: str,
+                                                 sample_dir: Path, tmp_path: Path) -> None:
+    """``data.paths=[...]`` alone: the run's data settings, a child run, the model's name in the table."""
+    from flavortag.evaluation import evaluate_run
+
+    mlflow.set_tracking_uri(store)
+    run_id = trained["mlp"]["run_id"]
+    paths = ",".join(str(sample_dir / f"{f}.parquet") for f in ("cc", "bb"))
+    name, flat = evaluate_run(_cfg("evaluate", [f"run_id={run_id}", f"tracking.tracking_uri={store}",
+                                                "tracking.experiment_name=pipeline-test",
+                                                f"data.paths=[{paths}]", "split=all",
+                                                f"output_dir={tmp_path / 'files'}"]))
+    assert name == "mlp" and 0 < flat["test/acc"] <= 1
+    assert math.isnan(flat["test/auc_uds"])  # no uds among these files
+    children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
+                                  experiment_names=["pipeline-test"], output_format="list")
+    assert [c.data.tags["mlflow.runName"] for c in children] == ["eval-custom"]
+    pred = ak.from_parquet(tmp_path / "files" / "predictions" / "predictions.parquet")
+    np.testing.assert_array_equal(np.asarray(pred["label"]), np.repeat([1, 2], N_PER_CLASS))
+
+
+def test_training_samples_are_logged_as_datasets(trained: dict[str, dict], store: str) -> None:
+    mlflow.set_tracking_uri(store)
+    inputs = mlflow.get_run(trained["transformer"]["run_id"]).inputs.dataset_inputs
+    by_context = {next(t.value for t in i.tags if t.key == "mlflow.data.context"): i for i in inputs}
+    assert set(by_context) == {"training", "validation", "testing"}
+    train = by_context["training"]
+    assert train.dataset.name == "zpole_embedded/train" and len(train.dataset.digest) == 10
+    counts = {t.key: int(t.value) for t in train.tags if t.key.startswith("n_")}
+    assert counts == {"n_uds": 210, "n_cc": 210, "n_bb": 210}  # 70% of each class of the tiny sample
+    assert by_context["validation"].dataset.digest != train.dataset.digest
+
+
 def test_compare_and_predict(trained: dict[str, dict], store: str, sample_dir: Path,
                              tmp_path: Path) -> None:
-    from flavortag.reporting.comparison import compare
     from flavortag.io import read_events
     from flavortag.prediction import predict
+    from flavortag.reporting.comparison import compare
 
     flat = compare(_cfg("compare", [f"tracking.tracking_uri={store}",
                                     "tracking.experiment_name=pipeline-test",

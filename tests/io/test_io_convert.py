@@ -8,8 +8,8 @@ import sys
 import awkward as ak
 import pytest
 
-from flavortag.io import EventFormatError, convert, read_events, write_events
 from flavortag.apps.convert import main
+from flavortag.io import EventFormatError, convert, read_events, write_events
 from flavortag.io.synthetic import synthetic_events
 
 

@@ -322,3 +322,16 @@ def test_comparison_table_and_csv(tmp_path):
     assert float(rows[1]["rej_c_at_b70"]) == rej.rejection
     assert float(rows[0]["acc"]) == r1.accuracy
     assert len(rows[0]) == 1 + 45
+
+
+def test_comparison_table_shows_the_lower_limit_where_nothing_passed():
+    labels = np.repeat([0, 1, 2], 400)
+    probs = np.full((len(labels), 3), 0.01)
+    probs[np.arange(len(labels)), labels] = 0.98  # perfect separation: no c passes any b cut
+    result = M.evaluate_predictions(probs, labels)
+    r = result.rejection("b", "c", 0.7)
+    assert r.rejection == math.inf and r.rejection_lower_limit is not None
+    limit = f"> {r.rejection_lower_limit:.0f}"
+    for source in (result, result.flat_metrics("test/", infinite_rejection="limit")):
+        row = M.format_comparison_table({"transformer": source}).splitlines()[2]
+        assert row.startswith("transformer ") and limit in row and "inf" not in row

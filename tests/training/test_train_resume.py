@@ -85,3 +85,12 @@ def test_ddp_two_ranks_end_with_identical_weights(sample_dir: Path, tmp_path: Pa
     runs = mlflow.search_runs(experiment_names=["resume-test"], output_format="list")
     assert len(runs) == 1  # only rank 0 logged
     assert runs[0].data.metrics["train/events_per_s"] > 0
+
+
+def test_reader_options_reject_a_mistyped_on_error():
+    from flavortag.dataset import reader_options
+
+    assert reader_options({"on_error": "skip"})["on_error"] == "skip"
+    assert reader_options({})["on_error"] == "raise"
+    with pytest.raises(ValueError, match="on_error"):
+        reader_options({"on_error": "skp"})
