@@ -1,0 +1,72 @@
+"""The class convention, in one place: 0 = uds, 1 = cc, 2 = bb.
+
+Every model, prediction file and metric uses this order. The mapping from a
+file name to a class (``uds.txt`` -> uds) lives here too, so a reader and a
+config agree on it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+CLASS_NAMES: tuple[str, ...] = ("uds", "cc", "bb")
+N_CLASSES: int = len(CLASS_NAMES)
+UDS, CC, BB = 0, 1, 2
+
+#: Accepted spellings of each class (case-insensitive).
+CLASS_ALIASES: dict[str, int] = {
+    "uds": UDS, "light": UDS, "qq": UDS, "q": UDS, "l": UDS, "udsg": UDS,
+    "cc": CC, "c": CC, "charm": CC,
+    "bb": BB, "b": BB, "bottom": BB, "beauty": BB,
+}
+
+#: Default file-name rule: a regular expression on the file name (without
+#: directory and extensions) -> class name. The first match wins.
+DEFAULT_LABEL_RULES: dict[str, str] = {
+    r"(^|[_\-.])(uds|light|qq)([_\-.]|$)": "uds",
+    r"(^|[_\-.])(cc|charm)([_\-.]|$)": "cc",
+    r"(^|[_\-.])(bb|bottom)([_\-.]|$)": "bb",
+}
+
+
+def class_index(label: int | str) -> int:
+    """Return the class index (0 uds, 1 cc, 2 bb) of a class name or index.
+
+    Raises ``ValueError`` naming the accepted values for anything else.
+    """
+    if isinstance(label, bool):
+        raise ValueError(f"class label must be a name or an index, not {label!r}")
+    if isinstance(label, int):
+        if 0 <= label < N_CLASSES:
+            return label
+        raise ValueError(f"class index {label} out of range 0..{N_CLASSES - 1} ({CLASS_NAMES})")
+    key = str(label).strip().lower()
+    if key.isdigit():
+        return class_index(int(key))
+    if key in CLASS_ALIASES:
+        return CLASS_ALIASES[key]
+    raise ValueError(
+        f"unknown class {label!r}; use one of {sorted(CLASS_ALIASES)} or an index 0..{N_CLASSES - 1}"
+    )
+
+
+def label_from_path(path: str | os.PathLike[str], rules: Mapping[str, str] | None = None) -> int:
+    """Return the class index of a file from its name using ``rules``.
+
+    ``rules`` maps a regular expression (searched case-insensitively in the
+    file name stripped of directory and all extensions) to a class name.
+    Raises ``ValueError`` naming the file when no rule matches.
+    """
+    rules = DEFAULT_LABEL_RULES if rules is None else rules
+    name = Path(path).name
+    stem = name.split(".")[0]
+    for pattern, cls in rules.items():
+        if re.search(pattern, stem, flags=re.IGNORECASE):
+            return class_index(cls)
+    raise ValueError(
+        f"{path}: cannot tell the class from the file name {name!r}; pass label=... "
+        f"or a file-name rule (patterns tried: {list(rules)})"
+    )

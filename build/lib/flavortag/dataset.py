@@ -1,0 +1,109 @@
+"""Samples for training and evaluation: which files, which events, which split.
+
+Turns a ``data`` config node into an awkward event array (through
+:mod:`flavortag.io`) and a reproducible, class-stratified train / validation /
+test split. No torch here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from flavortag.classes import CLASS_NAMES
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
+
+
+def resolve_path(path: str | Path) -> Path:
+    """Resolve a data path: as given if it exists, else relative to the project root."""
+    candidate = Path(path).expanduser()
+    if candidate.exists() or candidate.is_absolute():
+        return candidate
+    in_project = PROJECT_ROOT / candidate
+    return in_project if in_project.exists() else candidate
+
+
+def resolve_paths(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The files named by ``paths`` (one or a list; glob patterns allowed), each resolved as in
+    :func:`resolve_path`; missing files are an error (:func:`flavortag.io.api.expand_paths`)."""
+    from flavortag.io.api import expand_paths
+
+    items = [paths] if isinstance(paths, str | Path) else list(paths)
+    return expand_paths([str(resolve_path(p)) for p in items])
+
+
+def reader_options(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The :mod:`flavortag.io` reader arguments of a ``data`` node: ``label``, ``label_rules``, ``on_error``.
+
+    ``on_error`` (default "raise") must be "raise" or "skip", as the readers require.
+    """
+    from flavortag.io.errors import check_on_error
+
+    rules = data_cfg.get("label_rules")
+    return {
+        "label": data_cfg.get("label"),
+        "label_rules": dict(rules) if rules else None,
+        "on_error": check_on_error(str(data_cfg.get("on_error") or "raise")),
+    }
+
+
+def load_sample(data_cfg: Mapping[str, Any]) -> ak.Array:
+    """Read the events named by a ``data`` config node.
+
+    Keys: ``paths`` (list of files), ``label`` (class for text files, or None
+    to take it from the file name / label branch), ``label_rules``,
+    ``on_error`` ("raise" | "skip"), ``max_events_per_class`` (None = all;
+    the first events of each class are kept, so the choice is reproducible).
+    """
+    from flavortag.io import read_events
+
+    paths = resolve_paths(data_cfg["paths"])
+    events = read_events([str(p) for p in paths], **reader_options(data_cfg))
+    limit = data_cfg.get("max_events_per_class")
+    if limit is not None:
+        labels = np.asarray(events["label"])
+        keep = np.concatenate([np.flatnonzero(labels == c)[: int(limit)] for c in range(len(CLASS_NAMES))])
+        events = events[np.sort(keep)]
+    counts = np.bincount(np.asarray(events["label"]), minlength=len(CLASS_NAMES))
+    log.info(
+        "read %d events from %d file(s): %s",
+        len(events), len(paths), ", ".join(f"{n}={c}" for n, c in zip(CLASS_NAMES, counts)),
+    )
+    return events
+
+
+def split_indices(
+    labels: np.ndarray, fractions: Mapping[str, float], seed: int
+) -> dict[str, np.ndarray]:
+    """Class-stratified random split of event indices into train / val / test.
+
+    ``fractions`` maps split names to fractions summing to 1 (within 1e-6).
+    The same labels, fractions and seed always give the same split; each
+    returned index array is sorted.
+    """
+    total = sum(float(fractions.get(name, 0.0)) for name in SPLIT_NAMES)
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(f"split fractions must sum to 1, got {dict(fractions)}")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLIT_NAMES}
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        idx = idx[rng.permutation(len(idx))]
+        edges = np.cumsum([float(fractions.get(name, 0.0)) for name in SPLIT_NAMES])
+        cuts = np.round(edges * len(idx)).astype(int)
+        start = 0
+        for name, stop in zip(SPLIT_NAMES, cuts):
+            parts[name].append(idx[start:stop])
+            start = stop
+    return {name: np.sort(np.concatenate(chunks)) if chunks else np.empty(0, np.int64)
+            for name, chunks in parts.items()}

@@ -1,0 +1,196 @@
+"""Export trained taggers for use outside Python training code: ONNX and TorchScript.
+
+Both exports take *raw* inputs (the normalisation buffers are inside the
+graph) in the padded layout of :meth:`TaggerModel.forward_padded`:
+
+* ``features [B, N, F]`` float32, ``valid [B, N]`` bool (True = real track),
+* ``event_features [B, G]`` float32 (models that read them),
+* ``vectors [B, N, 7]`` float32 raw (E, px, py, pz, x, y, z) in GeV/mm
+  (transformers with pair features).
+
+ONNX: the graph inputs are exactly those the model reads
+(``model.export_inputs``, in that order), with dynamic batch and track axes;
+outputs ``logits [B, 3]`` and ``probabilities [B, 3]`` (softmax; class order
+uds, cc, bb). The model config, class names and feature names are stored as
+metadata properties (JSON strings). Exported with the TorchScript-based
+exporter (``dynamo=False``): the dynamo exporter needs ``onnxscript``.
+
+TorchScript: a scripted module whose ``forward(features, valid,
+event_features=None, vectors=None)`` returns logits; the same JSON documents
+ride along as extra files (``config.json``, ``class_names.json``,
+``feature_names.json``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from flavortag.classes import CLASS_NAMES
+from flavortag.models.base import TaggerModel
+
+ONNX_OUTPUTS: tuple[str, ...] = ("logits", "probabilities")
+
+
+def example_inputs(model: TaggerModel, batch_size: int = 2, max_tracks: int = 16, seed: int = 0) -> dict[str, Tensor]:
+    """Return plausible random raw inputs for ``model`` (all four names), with padding.
+
+    Event ``b`` has ``max_tracks - b * max_tracks // batch_size`` valid tracks
+    (at least one), so every batch mixes full and padded events. Momenta are
+    pion-like (E >= |p|), reference points within a millimetre of the origin.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    n_valid = [max(1, max_tracks - (b * max_tracks) // max(batch_size, 1)) for b in range(batch_size)]
+    valid = torch.arange(max_tracks)[None, :] < torch.tensor(n_valid)[:, None]
+    momentum = torch.randn(batch_size, max_tracks, 3, generator=gen) * 3.0
+    energy = (momentum.square().sum(-1) + 0.13957**2).sqrt()
+    points = torch.randn(batch_size, max_tracks, 3, generator=gen) * 0.1
+    vectors = torch.cat((energy[..., None], momentum, points), dim=-1)
+    return {
+        "features": torch.randn(batch_size, max_tracks, model.n_track_features, generator=gen),
+        "valid": valid,
+        "event_features": torch.randn(batch_size, max(model.n_event_features, 0), generator=gen),
+        "vectors": vectors,
+    }
+
+
+class _OnnxScorer(nn.Module):
+    """Positional inputs (``model.export_inputs``) -> ``(logits, probabilities)``, for tracing."""
+
+    def __init__(self, model: TaggerModel) -> None:
+        super().__init__()
+        self.model = model
+        self.input_names = tuple(model.export_inputs)
+
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
+        named: dict[str, Tensor] = dict(zip(self.input_names, inputs))
+        if "features" in named:
+            features, valid = named["features"], named["valid"]
+        else:  # event-level model: track inputs are not read
+            batch = named["event_features"].shape[0]
+            features = named["event_features"].new_zeros((batch, 0, self.model.n_track_features))
+            valid = torch.zeros((batch, 0), dtype=torch.bool)
+        logits = self.model.forward_padded(features, valid, named.get("event_features"), named.get("vectors"))
+        return logits, torch.softmax(logits, dim=-1)
+
+
+class PaddedScorer(nn.Module):
+    """``forward(features, valid, event_features=None, vectors=None) -> logits``: the scriptable face."""
+
+    def __init__(self, model: TaggerModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        features: Tensor,
+        valid: Tensor,
+        event_features: Tensor | None = None,
+        vectors: Tensor | None = None,
+    ) -> Tensor:
+        """Return logits ``[B, 3]`` from raw padded inputs."""
+        return self.model.forward_padded(features, valid, event_features, vectors)
+
+
+def _metadata(model: TaggerModel) -> dict[str, str]:
+    return {
+        "flavortag.config": json.dumps(model.config, sort_keys=True),
+        "flavortag.class_names": json.dumps(list(CLASS_NAMES)),
+        "flavortag.feature_names": json.dumps(getattr(model, "feature_names", None)),
+        "flavortag.inputs": json.dumps(list(model.export_inputs)),
+        "flavortag.n_track_features": str(model.n_track_features),
+        "flavortag.n_event_features": str(model.n_event_features),
+    }
+
+
+def _frozen_copy(model: TaggerModel) -> TaggerModel:
+    """A CPU, eval-mode deep copy (the caller's model keeps its device and mode)."""
+    frozen = copy.deepcopy(model).to("cpu").eval()
+    for param in frozen.parameters():
+        param.requires_grad_(False)
+    return frozen
+
+
+def _replace(tmp: Path, path: Path) -> Path:
+    os.replace(tmp, path)
+    return path
+
+
+def export_onnx(
+    model: TaggerModel,
+    path: str | os.PathLike[str],
+    max_tracks_example: int = 16,
+    opset: int = 17,
+    batch_size_example: int = 2,
+) -> Path:
+    """Write ``model`` as an ONNX file with dynamic batch and track axes; return the path.
+
+    ``max_tracks_example`` / ``batch_size_example`` only shape the tracing
+    example; the file accepts any batch size and track count. The file is
+    checked with ``onnx.checker`` and written atomically.
+    """
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frozen = _frozen_copy(model)
+    scorer = _OnnxScorer(frozen)
+    names = list(scorer.input_names)
+    inputs = example_inputs(frozen, batch_size_example, max_tracks_example)
+    args = tuple(inputs[n] for n in names)
+    dynamic_axes: dict[str, dict[int, str]] = {}
+    for n in names:
+        dynamic_axes[n] = {0: "batch"} if n == "event_features" else {0: "batch", 1: "tracks"}
+    for n in ONNX_OUTPUTS:
+        dynamic_axes[n] = {0: "batch"}
+    tmp = path.with_name(path.name + ".tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        torch.onnx.export(
+            scorer, args, str(tmp), dynamo=False, opset_version=opset, input_names=names,
+            output_names=list(ONNX_OUTPUTS), dynamic_axes=dynamic_axes, do_constant_folding=True,
+        )
+    proto = onnx.load(str(tmp))
+    for key, value in _metadata(frozen).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.doc_string = f"flavortag {frozen.name} tagger: raw inputs {names} -> logits/probabilities {list(CLASS_NAMES)}"
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp))
+    return _replace(tmp, path)
+
+
+def export_torchscript(model: TaggerModel, path: str | os.PathLike[str]) -> Path:
+    """Write ``model`` as a scripted :class:`PaddedScorer` (``torch.jit.load`` reads it); return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frozen = _frozen_copy(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        scripted = torch.jit.script(PaddedScorer(frozen))
+    extra = {
+        "config.json": json.dumps(frozen.config, sort_keys=True),
+        "class_names.json": json.dumps(list(CLASS_NAMES)),
+        "feature_names.json": json.dumps(getattr(frozen, "feature_names", None)),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.jit.save(scripted, str(tmp), _extra_files=extra)
+    return _replace(tmp, path)
+
+
+def load_torchscript(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """Load a TorchScript export; return the module and its JSON extras (config, class/feature names)."""
+    extra = {"config.json": "", "class_names.json": "", "feature_names.json": ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    info = {name.removesuffix(".json"): json.loads(text) if text else None for name, text in extra.items()}
+    return module, info

@@ -1,0 +1,174 @@
+"""Parallel sample production: chunks over worker processes, one file per class.
+
+The work is a fixed list of chunks (class-major, ``chunk_size`` events each,
+see :func:`flavortag.generate.events.plan_chunks`); each chunk's content
+depends only on ``(seed, class, chunk index)`` and the settings, so the files
+are the same bytes for any number of workers. Workers are separate processes
+(``multiprocessing``, ``spawn`` start method by default: no state is inherited
+from the parent, and Pythia objects live only in the workers); results come
+back in order and the parent writes each class with
+:func:`flavortag.io.write_events` (atomic: temporary name, then rename) as soon
+as its last chunk arrives, so at most one class is held in memory.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import awkward as ak
+
+from flavortag.classes import class_index
+from flavortag.detector import DetectorModel
+from flavortag.generate.detector_sim import KINEMATIC_FIELDS
+from flavortag.generate.events import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_SQRT_S_GEV,
+    ChunkColumns,
+    ChunkGenerator,
+    ChunkSpec,
+    empty_events,
+    events_from_chunks,
+    plan_chunks,
+)
+from flavortag.generate.pythia_setup import flavour_name
+
+#: File extension of each output format.
+EXTENSIONS: dict[str, str] = {"text": "txt", "root": "root", "parquet": "parquet"}
+
+_WORKER_GENERATOR: ChunkGenerator | None = None
+
+
+def _worker_chunk(spec: ChunkSpec) -> ChunkColumns:
+    global _WORKER_GENERATOR
+    if _WORKER_GENERATOR is None:
+        _WORKER_GENERATOR = ChunkGenerator()
+    return _WORKER_GENERATOR.columns(spec)
+
+
+@dataclass(frozen=True)
+class ProductionResult:
+    """What :func:`produce_samples` wrote: one path and event count per class."""
+
+    paths: dict[str, Path]
+    n_events: dict[str, int]
+    n_tracks: dict[str, int]
+    wall_s: float
+    workers: int
+
+
+def _kinematics_only(events: ak.Array) -> ak.Array:
+    tracks = events["tracks"]
+    return ak.zip(
+        {
+            "axis": events["axis"],
+            "tracks": ak.zip({f: tracks[f] for f in KINEMATIC_FIELDS}),
+            "label": events["label"],
+        },
+        depth_limit=1,
+    )
+
+
+def output_path(out_dir: str | Path, flavour: str, fmt: str) -> Path:
+    """``out_dir/<flavour>.<ext>`` for a format name (text, root, parquet)."""
+    if fmt not in EXTENSIONS:
+        raise ValueError(f"unknown format {fmt!r}; use one of {sorted(EXTENSIONS)}")
+    return Path(out_dir) / f"{flavour_name(flavour)}.{EXTENSIONS[fmt]}"
+
+
+def iter_chunks(
+    chunks: Sequence[ChunkSpec], workers: int, start_method: str = "spawn"
+) -> Generator[ChunkColumns, None, None]:
+    """Yield the chunks' flat columns in order, made by ``workers`` processes (1: this process)."""
+    if workers <= 1 or len(chunks) <= 1:
+        make = ChunkGenerator()
+        for spec in chunks:
+            yield make.columns(spec)
+        return
+    context = multiprocessing.get_context(start_method)
+    with context.Pool(processes=min(workers, len(chunks))) as pool:
+        yield from pool.imap(_worker_chunk, chunks, chunksize=1)
+
+
+def produce_samples(
+    out_dir: str | Path,
+    n_events: int,
+    flavours: Sequence[str] = ("uds", "cc", "bb"),
+    *,
+    fmt: str = "parquet",
+    seed: int = 1,
+    sqrt_s_gev: float = DEFAULT_SQRT_S_GEV,
+    detector: DetectorModel | None = None,
+    workers: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    isr: bool = False,
+    pythia_extra: Sequence[str] = (),
+    progress: bool = True,
+    start_method: str = "spawn",
+) -> ProductionResult:
+    """Generate ``n_events`` per class and write ``out_dir/<class>.<ext>``.
+
+    ``workers=None`` uses ``os.cpu_count()`` processes. Returns the paths
+    written, event and track counts, the wall time and the worker count.
+    """
+    import time
+
+    from tqdm.auto import tqdm
+
+    from flavortag.io import write_events
+
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, not {seed}")
+    names = [flavour_name(f) for f in flavours]
+    if len(set(names)) != len(names):
+        raise ValueError(f"classes repeated in flavours={list(flavours)}")
+    paths = {name: output_path(out_dir, name, fmt) for name in names}
+    workers = int(workers or os.cpu_count() or 1)
+    detector = detector or DetectorModel()
+    plans = {
+        name: plan_chunks(
+            name,
+            n_events,
+            chunk_size=chunk_size,
+            seed=int(seed),
+            sqrt_s_gev=float(sqrt_s_gev),
+            isr=bool(isr),
+            pythia_extra=tuple(pythia_extra),
+            detector=detector,
+        )
+        for name in names
+    }
+    chunks = [spec for name in names for spec in plans[name]]
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+
+    start = time.perf_counter()
+    counts: dict[str, int] = {}
+    tracks: dict[str, int] = {}
+    results = iter_chunks(chunks, workers, start_method)
+    try:
+        with tqdm(total=n_events * len(names), unit="ev", desc="generate", disable=not progress) as bar:
+            for name in names:
+                bar.set_postfix_str(name)
+                parts = []
+                for spec in plans[name]:
+                    parts.append(next(results))
+                    bar.update(spec.n_events)
+                events = events_from_chunks(parts) if parts else empty_events(class_index(name))
+                if fmt == "text":  # the text format has no truth fields (FORMAT.md)
+                    events = _kinematics_only(events)
+                write_events(events, paths[name], format=fmt)
+                counts[name] = len(events)
+                tracks[name] = int(ak.sum(ak.num(events["tracks"], axis=1)))
+                del parts, events
+    finally:
+        results.close()  # stops the worker pool
+    return ProductionResult(
+        paths=paths,
+        n_events=counts,
+        n_tracks=tracks,
+        wall_s=time.perf_counter() - start,
+        workers=workers,
+    )

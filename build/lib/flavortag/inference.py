@@ -1,0 +1,72 @@
+"""Scoring events with a trained tagger, whatever its kind and wherever it is stored.
+
+A tagger is either a :class:`flavortag.models.TaggerModel` (torch) or a
+scikit-learn classifier (``model=bdt``); both carry ``feature_names`` (the
+track and event feature lists they were trained on) and ``detector`` (the
+resolution model used for significances), so scoring needs nothing else.
+Models load from an MLflow run id, an MLflow model URI or a checkpoint file.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flavortag.batching import EventTensors
+
+
+def is_torch_model(model: Any) -> bool:
+    """True for a torch module (set models, MLP), False for a scikit-learn model."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return isinstance(model, torch.nn.Module)
+
+
+def predict_proba(model: Any, tensors: EventTensors, batch_size: int = 2048,
+                  device: str | None = None) -> np.ndarray:
+    """Class probabilities [n_events, 3] (order uds, cc, bb) for prepared feature tensors."""
+    if not is_torch_model(model):
+        return np.asarray(model.predict_proba(tensors.event_features), dtype=np.float64)
+    import torch
+
+    from flavortag.batching import make_loader
+
+    dev = torch.device(device) if device else next(model.parameters()).device
+    model = model.to(dev).eval()
+    out = []
+    loader = make_loader(tensors, batch_size=batch_size, shuffle=False, seed=0, layout="padded")
+    with torch.no_grad():
+        for batch in loader:
+            logits = model(batch.to(dev))
+            out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+    if not out:
+        return np.zeros((0, 3))
+    return np.concatenate(out).astype(np.float64)
+
+
+def load_model(source: str) -> Any:
+    """Load a tagger from an MLflow run id, a ``runs:/`` / ``models:/`` URI or a checkpoint file.
+
+    Checkpoints: ``*.pt`` written by the trainer (torch) or ``*.pkl`` (BDT).
+    """
+    path = Path(source)
+    if path.exists():
+        if path.suffix == ".pkl":
+            with open(path, "rb") as fh:
+                return pickle.load(fh)
+        import torch
+
+        from flavortag.models import model_from_checkpoint
+
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+        state = blob["model"] if "model" in blob else blob
+        return model_from_checkpoint(state)
+    from flavortag import tracking
+
+    uri = source if ":/" in source else f"runs:/{source}/model"
+    return tracking.load_logged_model(uri)

@@ -1,0 +1,320 @@
+"""The entry points: :func:`read_events`, :func:`iter_events`, :func:`write_events`.
+
+Formats come from the file name (``.txt``, ``.dat``, ``.txt.gz``, ``.gz`` ->
+text; ``.root``; ``.parquet``, ``.pq``) unless ``format=`` says otherwise. The
+class of a text file comes from ``label`` (a name such as ``"bb"``, an index,
+or ``"unknown"`` for -1) or else from the file name through ``label_rules``
+(regex -> class, see :func:`flavortag.classes.label_from_path`). ROOT and
+Parquet files keep their stored ``label``; ``label`` / the file name only
+serve those that have none.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+
+from flavortag.classes import CLASS_NAMES, class_index, label_from_path
+from flavortag.io.atomic import atomic_output
+from flavortag.io.columns import UNKNOWN_LABEL, EventColumns, describe_signature
+from flavortag.io.errors import OnError, ReadReport, check_on_error, log, log_file_report
+from flavortag.io.parquet import iter_parquet_columns, write_parquet_chunks
+from flavortag.io.root import iter_root_columns, write_root_chunks
+from flavortag.io.text import DEFAULT_CHUNK_BYTES, iter_text_columns
+from flavortag.io.text_write import write_text_chunks
+
+PathsLike = str | os.PathLike | Sequence[str | os.PathLike]
+FORMATS: tuple[str, ...] = ("text", "root", "parquet")
+_SUFFIXES: tuple[tuple[str, str], ...] = (
+    (".txt.gz", "text"), (".dat.gz", "text"), (".txt", "text"), (".dat", "text"), (".gz", "text"),
+    (".root", "root"), (".parquet", "parquet"), (".pq", "parquet"),
+)
+#: Default chunk of :func:`iter_events`: bytes of text, uproot's memory size, Parquet bytes.
+DEFAULT_STEP_SIZE: str = "16 MB"
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([kMGT]i?)?B\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+          "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def detect_format(path: str | os.PathLike, format: str | None = None) -> str:
+    """``"text"``, ``"root"`` or ``"parquet"``: ``format`` if given, else from the file name."""
+    if format is not None:
+        if format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
+        return format
+    name = Path(path).name.lower()
+    for suffix, fmt in _SUFFIXES:
+        if name.endswith(suffix):
+            return fmt
+    known = ", ".join(s for s, _ in _SUFFIXES)
+    raise ValueError(
+        f"{path}: cannot tell the format from the file name (known suffixes: {known}); "
+        f"pass format='text', 'root' or 'parquet'"
+    )
+
+
+def expand_paths(paths: PathsLike) -> list[Path]:
+    """The files named by ``paths`` (one or a list; glob patterns allowed), in order.
+
+    Raises ``FileNotFoundError`` listing every name that matches nothing.
+    """
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not items:
+        raise ValueError("no input files given")
+    found: list[Path] = []
+    missing: list[str] = []
+    for item in items:
+        path = Path(item)
+        if path.is_file():
+            found.append(path)
+        elif isinstance(item, str) and any(c in item for c in "*?[") and glob.glob(item):
+            found.extend(Path(p) for p in sorted(glob.glob(item)))
+        else:
+            missing.append(str(item))
+    if missing:
+        raise FileNotFoundError(f"no such file(s): {missing}")
+    return found
+
+
+def resolve_label(
+    label: int | str | None, path: str | os.PathLike, label_rules: Mapping[str, str] | None = None
+) -> int:
+    """Class index for a file: ``label`` (name, index or ``"unknown"`` -> -1) or from the file name."""
+    if label is None:
+        return label_from_path(path, label_rules)
+    if label == UNKNOWN_LABEL or (isinstance(label, str) and label.strip().lower() == "unknown"):
+        return UNKNOWN_LABEL
+    return class_index(label)
+
+
+def parse_step_size(step_size: int | str) -> tuple[int | None, int | None]:
+    """``(events, None)`` for an int, ``(None, bytes)`` for a size such as ``"16 MB"`` / ``"1 GiB"``."""
+    if isinstance(step_size, (int, np.integer)) and not isinstance(step_size, bool):
+        if step_size < 1:
+            raise ValueError(f"step_size must be >= 1 event, not {step_size}")
+        return int(step_size), None
+    match = _SIZE.match(str(step_size)) if isinstance(step_size, str) else None
+    if match is None:
+        raise ValueError(
+            f"step_size must be a number of events (int) or a size like '16 MB', not {step_size!r}"
+        )
+    n_bytes = int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
+    if n_bytes < 1:
+        raise ValueError(f"step_size must be at least 1 byte, not {step_size!r}")
+    return None, n_bytes
+
+
+@dataclass
+class _Source:
+    path: Path
+    format: str
+    label: int | None  # text: resolved up front, so a bad name fails before any reading
+    label_fallback: Callable[[], int]
+
+
+def plan_sources(
+    paths: PathsLike,
+    label: int | str | None,
+    label_rules: Mapping[str, str] | None,
+    format: str | None,
+) -> list[_Source]:
+    """Files, formats and (for text) classes, checked before anything is read."""
+    sources = []
+    for path in expand_paths(paths):
+        fmt = detect_format(path, format)
+        text_label = resolve_label(label, path, label_rules) if fmt == "text" else None
+        sources.append(_Source(path, fmt, text_label, partial(resolve_label, label, path, label_rules)))
+    return sources
+
+
+def iter_source_columns(
+    sources: Sequence[_Source],
+    on_error: OnError,
+    tree: str,
+    report: ReadReport,
+    step_size: int | str | None,
+    progress: Callable[[int], object] | None = None,
+) -> Iterator[EventColumns]:
+    """Yield the event chunks of all files in order (some may be empty).
+
+    ``step_size`` None reads each file at once (text is still read and
+    parsed piece by piece, then joined). ``progress`` is called with the number of input bytes consumed
+    since its previous call. Raises ``ValueError`` if files hold different fields.
+    """
+    events_step, bytes_step = (None, None) if step_size is None else parse_step_size(step_size)
+    first: tuple[tuple, Path] | None = None
+    for source in sources:
+        file_report = ReadReport(n_files=1)
+        shown = str(source.path)
+        if source.format == "text":
+            # A whole-file read gathers all pieces and joins them once.
+            block = bytes_step or (DEFAULT_CHUNK_BYTES if step_size is not None else 1 << 62)
+            assert source.label is not None  # resolved by plan_sources
+            chunks = iter_text_columns(shown, source.label, on_error, file_report, block)
+        elif source.format == "root":
+            step = events_step if events_step else (f"{bytes_step} B" if bytes_step else None)
+            chunks = iter_root_columns(shown, tree, source.label_fallback, on_error, file_report, step)
+        else:
+            chunks = iter_parquet_columns(
+                shown, source.label_fallback, on_error, file_report, events_step, bytes_step
+            )
+        done = 0
+        try:
+            for cols, position in chunks:
+                if first is None:
+                    first = (cols.signature, source.path)
+                elif cols.signature != first[0]:
+                    raise ValueError(
+                        f"{source.path} holds {describe_signature(cols.signature)} but {first[1]} holds "
+                        f"{describe_signature(first[0])}: files read together must hold the same fields"
+                    )
+                file_report.n_events += len(cols)
+                if progress is not None:
+                    progress(position - done)
+                done = position
+                yield cols
+            if progress is not None:
+                progress(os.path.getsize(source.path) - done)
+        finally:
+            log_file_report(shown, file_report)
+            report.merge(file_report)
+
+
+def rechunk(chunks: Iterable[EventColumns], n_events: int) -> Iterator[EventColumns]:
+    """Regroup chunks into chunks of exactly ``n_events`` events (the last one may be shorter)."""
+    pending: list[EventColumns] = []
+    n_pending = 0
+    for cols in chunks:
+        if not len(cols):
+            continue
+        pending.append(cols)
+        n_pending += len(cols)
+        if n_pending >= n_events:
+            merged = EventColumns.concat(pending)
+            stop = (n_pending // n_events) * n_events
+            for start in range(0, stop, n_events):
+                yield merged.slice(start, start + n_events)
+            pending = [merged.slice(stop, n_pending)] if stop < n_pending else []
+            n_pending -= stop
+    if n_pending:
+        yield EventColumns.concat(pending)
+
+
+def read_events(
+    paths: PathsLike,
+    label: int | str | None = None,
+    *,
+    label_rules: Mapping[str, str] | None = None,
+    on_error: OnError = "raise",
+    format: str | None = None,
+    tree: str = "events",
+    report: ReadReport | None = None,
+) -> ak.Array:
+    """Read all events of one or more files into one awkward Array.
+
+    Returns records ``axis`` (3 * float32), ``tracks`` (var * {E, px, py, pz
+    [GeV], x, y, z [mm]: float32, extra per-track fields}), ``label`` (int32)
+    and any extra per-event fields. ``on_error="raise"`` stops at the first
+    bad event with :class:`~flavortag.io.EventFormatError` (file, line, what);
+    ``"skip"`` drops broken events, logs a warning per file and fills in
+    ``report`` (a :class:`~flavortag.io.ReadReport`) if one is passed.
+    """
+    on_error = check_on_error(on_error)
+    sources = plan_sources(paths, label, label_rules, format)
+    report = ReadReport() if report is None else report
+    parts = list(iter_source_columns(sources, on_error, tree, report, None))
+    return EventColumns.concat([p for p in parts if len(p)] or parts[:1]).to_awkward()
+
+
+def iter_events(
+    paths: PathsLike,
+    step_size: int | str = DEFAULT_STEP_SIZE,
+    *,
+    label: int | str | None = None,
+    label_rules: Mapping[str, str] | None = None,
+    on_error: OnError = "raise",
+    format: str | None = None,
+    tree: str = "events",
+    report: ReadReport | None = None,
+) -> Iterator[ak.Array]:
+    """Yield the events of one or more files chunk by chunk, with bounded memory.
+
+    ``step_size``: an int gives chunks of exactly that many events (the last
+    one shorter; chunks may span files); a size such as ``"16 MB"`` reads
+    about that much at a time (text bytes per block, uproot's memory size,
+    Parquet uncompressed bytes; whole row groups), one file at a time. Other
+    arguments as :func:`read_events`; ``report`` fills in as the chunks go by.
+    Arguments and files are checked when this is called, not at the first chunk.
+    """
+    on_error = check_on_error(on_error)
+    events_step, _ = parse_step_size(step_size)
+    sources = plan_sources(paths, label, label_rules, format)
+    report = ReadReport() if report is None else report
+    chunks = iter_source_columns(sources, on_error, tree, report, step_size)
+    if events_step is not None:
+        chunks = rechunk(chunks, events_step)
+    return (cols.to_awkward() for cols in chunks if len(cols))
+
+
+def write_columns(chunks: Iterable[EventColumns], path: str | os.PathLike, fmt: str, tree: str = "events") -> None:
+    """Write event chunks to ``path`` atomically (temporary name in the same directory, then rename)."""
+    with atomic_output(path) as tmp:
+        if fmt == "text":
+            compress = str(path).lower().endswith(".gz")
+            write_text_chunks(_checked_for_text(chunks, Path(path)), tmp, compress=compress)
+        elif fmt == "root":
+            write_root_chunks(chunks, tmp, tree)
+        else:
+            write_parquet_chunks(chunks, tmp)
+
+
+def write_events(
+    events: ak.Array, path: str | os.PathLike, format: str | None = None, tree: str = "events"
+) -> Path:
+    """Write an event Array to ``path`` (format from the suffix unless given); returns the path.
+
+    The write is atomic: a temporary file in the same directory, renamed at
+    the end. Text holds one class per file and no extra fields (a warning
+    says which fields are left out); ``.gz`` text is gzip-compressed.
+    """
+    fmt = detect_format(path, format)
+    write_columns([EventColumns.from_awkward(events)], path, fmt, tree)
+    return Path(path)
+
+
+def _checked_for_text(chunks: Iterable[EventColumns], path: Path) -> Iterator[EventColumns]:
+    """Pass chunks on, refusing mixed classes and warning (once) about fields text cannot hold."""
+    try:
+        named = label_from_path(path)
+    except ValueError:
+        named = None
+    seen: int | None = None
+    warned = False
+    for cols in chunks:
+        labels = np.unique(cols.label)
+        if len(labels) > 1 or (len(labels) and seen is not None and labels[0] != seen):
+            found = sorted({*labels.tolist(), *([] if seen is None else [seen])})
+            raise ValueError(
+                f"{path}: a text file holds one class, but the events have labels {found}; "
+                "write one file per class"
+            )
+        if len(labels):
+            seen = int(labels[0])
+            if named is not None and seen not in (named, UNKNOWN_LABEL):
+                raise ValueError(
+                    f"{path}: the file name says {CLASS_NAMES[named]} but the events are "
+                    f"labelled {CLASS_NAMES[seen] if 0 <= seen < len(CLASS_NAMES) else seen}"
+                )
+        dropped = [f"tracks.{k}" for k in list(cols.tracks)[7:]] + list(cols.extras)
+        if dropped and not warned:
+            log.warning("%s: the text format has no place for %s; they are not written", path, dropped)
+            warned = True
+        yield cols

@@ -1,0 +1,72 @@
+"""Counting the events (in total and per class) of event files without reading them whole.
+
+Parquet and ROOT: the number of rows / entries from the file metadata and the
+classes from the ``label`` column alone (or the file's class when it has none).
+Text: one streaming pass through :func:`flavortag.io.iter_events`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from flavortag.classes import N_CLASSES
+from flavortag.io.api import detect_format, iter_events, resolve_label
+from flavortag.io.errors import OnError
+
+
+def count_events(
+    paths: Sequence[str | os.PathLike],
+    label: int | str | None = None,
+    *,
+    label_rules: Mapping[str, str] | None = None,
+    on_error: OnError = "raise",
+    tree: str = "events",
+) -> tuple[int, np.ndarray]:
+    """Events in total and per class ``[N_CLASSES]`` in ``paths``, in bounded memory.
+
+    ``label`` / ``label_rules`` give the class of files without a label column,
+    as for :func:`flavortag.io.read_events`. Events of unknown class (label -1)
+    count in the total only. With ``on_error="skip"`` the broken events of a
+    Parquet or ROOT file are still counted (its metadata does not know them).
+    """
+    counts = np.zeros(N_CLASSES, dtype=np.int64)
+    n_total = 0
+    text_paths: list[str | os.PathLike] = []
+
+    def add(labels: np.ndarray) -> None:
+        labels = np.asarray(labels, dtype=np.int64)
+        counts[:] += np.bincount(labels[(labels >= 0) & (labels < N_CLASSES)], minlength=N_CLASSES)
+
+    for path in paths:
+        fmt = detect_format(path)
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            parquet = pq.ParquetFile(path)
+            n = int(parquet.metadata.num_rows)
+            if "label" in parquet.schema_arrow.names:
+                add(parquet.read(columns=["label"]).column("label").to_numpy())
+            else:
+                add(np.full(n, resolve_label(label, path, label_rules)))
+        elif fmt == "root":
+            import uproot
+
+            with uproot.open(path) as file:
+                ttree = file[tree]
+                n = int(ttree.num_entries)
+                if "label" in ttree.keys():
+                    add(ttree["label"].array(library="np"))
+                else:
+                    add(np.full(n, resolve_label(label, path, label_rules)))
+        else:
+            text_paths.append(path)
+            continue
+        n_total += n
+    if text_paths:
+        for chunk in iter_events(text_paths, label=label, label_rules=label_rules, on_error=on_error):
+            n_total += len(chunk)
+            add(np.asarray(chunk["label"]))
+    return n_total, counts

@@ -1,0 +1,196 @@
+"""ROOT files through uproot: one TTree (default ``events``), one entry per event.
+
+Branches: ``axis_x, axis_y, axis_z`` (float32), ``label`` (int32), the jagged
+``track_E, track_px, ..., track_z`` and any extra ``track_<name>`` with their
+counter ``ntrack`` (what uproot writes for ``tree["track"] = ak.zip({...})``),
+and any extra flat per-event branches (carried along). Other branches are
+ignored with a warning. uproot is imported only when a ROOT file is touched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+
+from flavortag.io.checks import screen_columns
+from flavortag.io.columns import TRACK_FIELDS, EventColumns
+from flavortag.io.errors import EventFormatError, OnError, ReadReport, log
+
+AXIS_BRANCHES: tuple[str, ...] = ("axis_x", "axis_y", "axis_z")
+TRACK_PREFIX = "track_"
+COUNTER_BRANCH = "ntrack"
+#: Events per ``TTree.extend`` call (one basket per branch each) when writing.
+WRITE_STEP_EVENTS: int = 200_000
+
+
+class _Plan:
+    """Which branches of a tree hold what."""
+
+    def __init__(self, tree: object, path: str) -> None:
+        from uproot.interpretation.jagged import AsJagged
+
+        names = list(tree.keys(recursive=False))  # type: ignore[attr-defined]
+        jagged = {n for n in names if isinstance(tree[n].interpretation, AsJagged)}  # type: ignore[index]
+        self.track_fields = [n[len(TRACK_PREFIX):] for n in names if n.startswith(TRACK_PREFIX) and n in jagged]
+        missing = [b for b in AXIS_BRANCHES if b not in names]
+        missing += [TRACK_PREFIX + f for f in TRACK_FIELDS if f not in self.track_fields]
+        if missing:
+            raise EventFormatError(
+                path, None,
+                f"the tree has no branch(es) {missing}: an event tree holds {list(AXIS_BRANCHES)}, "
+                f"label and {[TRACK_PREFIX + f for f in TRACK_FIELDS]} (found {names})",
+            )
+        self.track_fields = list(TRACK_FIELDS) + [f for f in self.track_fields if f not in TRACK_FIELDS]
+        self.has_label = "label" in names
+        known = set(AXIS_BRANCHES) | {"label", COUNTER_BRANCH}
+        self.extras: list[str] = []
+        ignored = []
+        for name in names:
+            if name in known or (name.startswith(TRACK_PREFIX) and name in jagged):
+                continue
+            interp = tree[name].interpretation  # type: ignore[index]
+            dtype = getattr(interp, "to_dtype", None)
+            if dtype is not None and dtype.shape == () and dtype.kind in "biuf":
+                self.extras.append(name)
+            else:
+                ignored.append(name)
+        if ignored:
+            log.warning("%s: ignoring branches %s (not part of the event layout)", path, ignored)
+        self.branches = list(AXIS_BRANCHES) + [TRACK_PREFIX + f for f in self.track_fields]
+        self.branches += (["label"] if self.has_label else []) + self.extras
+
+
+def _open_tree(path: str, tree_name: str):  # noqa: ANN202 -- uproot objects
+    import uproot
+
+    try:
+        file = uproot.open(path)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # uproot raises several types for a file that is not ROOT
+        raise EventFormatError(path, None, f"not a readable ROOT file ({err})") from None
+    try:
+        tree = file[tree_name]
+    except KeyError:
+        file.close()
+        raise EventFormatError(
+            path, None, f"no tree {tree_name!r} in the file (keys: {file.keys()})"
+        ) from None
+    if not isinstance(tree, uproot.TTree):
+        file.close()
+        raise EventFormatError(path, None, f"{tree_name!r} is a {type(tree).__name__}, not a TTree")
+    return file, tree
+
+
+def iter_root_columns(
+    path: str | Path,
+    tree_name: str,
+    label_fallback: Callable[[], int],
+    on_error: OnError,
+    report: ReadReport,
+    step_size: int | str | None = None,
+) -> Iterator[tuple[EventColumns, int]]:
+    """Yield ``(events, approximate bytes of the file consumed)`` in steps of ``step_size``.
+
+    ``step_size``: entries (int) or a memory size for uproot (``"100 MB"``);
+    None reads the whole tree at once. ``label_fallback`` gives the class when
+    the tree has no ``label`` branch.
+    """
+    shown = str(path)
+    file, tree = _open_tree(shown, tree_name)
+    with file:
+        plan = _Plan(tree, shown)
+        label = None if plan.has_label else label_fallback()
+        size = os.path.getsize(path)
+        total = max(tree.num_entries, 1)
+        if step_size is None:
+            parts = iter([tree.arrays(plan.branches, library="ak")])
+        else:
+            parts = tree.iterate(plan.branches, step_size=step_size, library="ak")
+        entry = 0
+        for arrays in parts:
+            cols = _columns(arrays, plan, label, shown, entry)
+            cols = screen_columns(cols, shown, on_error, report, first_entry=entry)
+            entry += len(arrays)
+            yield cols, size * entry // total
+
+
+def _columns(arrays: ak.Array, plan: _Plan, label: int | None, path: str, entry: int) -> EventColumns:
+    n = len(arrays)
+    axis = np.empty((n, 3), np.float32)
+    for k, name in enumerate(AXIS_BRANCHES):
+        axis[:, k] = ak.to_numpy(arrays[name])
+    offsets = None
+    tracks = {}
+    for field in plan.track_fields:
+        layout = ak.to_layout(arrays[TRACK_PREFIX + field])
+        if not isinstance(layout, ak.contents.ListOffsetArray):
+            layout = layout.to_ListOffsetArray64(True)
+        these = np.asarray(layout.offsets.data, np.int64)
+        values = np.asarray(layout.content.data)
+        if these[0] != 0:
+            values = values[these[0] : these[-1]]
+            these = these - these[0]
+        if offsets is None:
+            offsets = these
+        elif not np.array_equal(offsets, these):
+            bad = int(np.flatnonzero(offsets != these)[0]) - 1
+            raise EventFormatError(
+                path, None, f"branch {TRACK_PREFIX + field} has a different number of tracks "
+                f"than {TRACK_PREFIX}E", entry=entry + max(bad, 0),
+            )
+        tracks[field] = values.astype(np.float32, copy=False) if field in TRACK_FIELDS else values
+    assert offsets is not None  # TRACK_FIELDS are always read
+    labels = (
+        ak.to_numpy(arrays["label"]).astype(np.int32, copy=False)
+        if label is None else np.full(n, label, np.int32)
+    )
+    extras = {name: ak.to_numpy(arrays[name]) for name in plan.extras}
+    return EventColumns(axis=axis, offsets=offsets, tracks=tracks, label=labels, extras=extras)
+
+
+def _branch_types(data: dict[str, np.ndarray | ak.Array]) -> dict[str, object]:
+    return {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()}
+
+
+def _branch_data(cols: EventColumns) -> dict[str, np.ndarray | ak.Array]:
+    clash = [n for n in cols.extras if n in (*AXIS_BRANCHES, "label", COUNTER_BRANCH, "track")
+             or n.startswith(TRACK_PREFIX)]
+    if clash:
+        raise ValueError(f"per-event fields {clash} clash with the branch names of the event tree")
+    data: dict[str, np.ndarray | ak.Array] = {
+        name: np.ascontiguousarray(cols.axis[:, k]) for k, name in enumerate(AXIS_BRANCHES)
+    }
+    data["label"] = cols.label
+    data.update(cols.extras)
+    data["track"] = ak.Array(
+        ak.contents.ListOffsetArray(
+            ak.index.Index64(cols.offsets),
+            ak.contents.RecordArray(
+                [ak.contents.NumpyArray(v) for v in cols.tracks.values()], list(cols.tracks),
+                length=cols.n_tracks,
+            ),
+        )
+    )
+    return data
+
+
+def write_root_chunks(chunks: Iterable[EventColumns], path: Path, tree_name: str = "events") -> None:
+    """Write events to a new ROOT file at ``path`` as the TTree ``tree_name``, chunk by chunk."""
+    import uproot
+
+    with uproot.recreate(path) as file:
+        tree = None
+        for cols in chunks:
+            for start in range(0, max(len(cols), 1), WRITE_STEP_EVENTS):
+                data = _branch_data(cols.slice(start, min(start + WRITE_STEP_EVENTS, len(cols))))
+                if tree is None:
+                    tree = file.mktree(tree_name, _branch_types(data))
+                if len(data["label"]):
+                    tree.extend(data)
+        if tree is None:
+            file.mktree(tree_name, _branch_types(_branch_data(EventColumns.empty())))
