@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -18,8 +19,13 @@ REPO = Path(__file__).resolve().parents[2]
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv holding only the built wheel; the dependencies come from this venv's site-packages."""
     tmp = tmp_path_factory.mktemp("wheel")
+    # build from a copy, so that setuptools' build/ and egg-info never land in the checkout
+    source = tmp / "source"
+    shutil.copytree(REPO, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "outputs", "multirun",
+        "mlruns", "mlartifacts", "mlflow.db", "samples", "data"))
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                            "-q", "-w", str(tmp / "dist"), str(REPO)], capture_output=True, text=True)
+                            "-q", "-w", str(tmp / "dist"), str(source)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-3000:]
     wheel = next((tmp / "dist").glob("flavortag-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()

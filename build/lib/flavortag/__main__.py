@@ -1,7 +1,0 @@
-"""``python -m flavortag`` is the ``flavortag`` command."""
-
-import sys
-
-from flavortag.cli import main
-
-sys.exit(main())
