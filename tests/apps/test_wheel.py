@@ -23,7 +23,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = tmp / "source"
     shutil.copytree(REPO, source, symlinks=True, ignore=shutil.ignore_patterns(
         ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "outputs", "multirun",
-        "mlruns", "mlartifacts", "mlflow.db", "samples", "data"))
+        "mlruns", "mlartifacts", "mlflow.db", "samples"))
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                             "-q", "-w", str(tmp / "dist"), str(source)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-3000:]
