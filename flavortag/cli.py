@@ -1,4 +1,4 @@
-"""The ``flavortag`` command: one entry point, one subcommand per stage.
+"""The ``flavortag`` command: one entry point, one subcommand per app (:mod:`flavortag.apps`).
 
 Hydra apps (``generate``, ``train``, ``evaluate``, ``predict``, ``compare``)
 take ``key=value`` overrides, ``--help`` shows their config groups and
@@ -12,16 +12,16 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "generate": ("flavortag.generate.app", "make samples with Pythia 8 + a parametric detector (Hydra)"),
-    "train": ("flavortag.train", "train a tagger: model=mlp|bdt|deepsets|transformer (Hydra)"),
-    "evaluate": ("flavortag.evaluate", "metrics, plots, working points of a trained run (Hydra)"),
-    "predict": ("flavortag.predict", "score new files, write probabilities and discriminants (Hydra)"),
-    "compare": ("flavortag.compare", "compare runs side by side: table + rejection overlays (Hydra)"),
+    "generate": ("flavortag.apps.generate", "make samples with Pythia 8 + a parametric detector (Hydra)"),
+    "train": ("flavortag.apps.train", "train a tagger: model=mlp|bdt|deepsets|transformer (Hydra)"),
+    "evaluate": ("flavortag.apps.evaluate", "metrics, plots, working points of a trained run (Hydra)"),
+    "predict": ("flavortag.apps.predict", "score new files, write probabilities and discriminants (Hydra)"),
+    "compare": ("flavortag.apps.compare", "compare runs side by side: table + rejection overlays (Hydra)"),
     "calibrate": ("flavortag.apps.calibrate", "fit a sample's impact-parameter resolution scale, no labels (Hydra)"),
     "robustness": ("flavortag.apps.robustness", "taggers on nominal vs shifted samples: kept fractions, ablations (Hydra)"),
-    "export": ("flavortag.export_cli", "export a trained tagger to ONNX + TorchScript, working points beside"),
-    "convert": ("flavortag.io.convert_cli", "convert event files between text, ROOT and Parquet"),
-    "info": ("flavortag.info", "summarise event files (counts, multiplicity, classes)"),
+    "export": ("flavortag.apps.export", "export a trained tagger to ONNX + TorchScript, working points beside"),
+    "convert": ("flavortag.apps.convert", "convert event files between text, ROOT and Parquet"),
+    "info": ("flavortag.apps.info", "summarise event files (counts, multiplicity, classes)"),
 }
 
 USAGE = """usage: flavortag <command> [args...]

@@ -33,22 +33,26 @@ def resolve_path(path: str | Path) -> Path:
 
 
 def resolve_paths(paths: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Resolve one path or a list of paths (see :func:`resolve_path`); missing files are an error."""
+    """The files named by ``paths`` (one or a list; glob patterns allowed), each resolved as in
+    :func:`resolve_path`; missing files are an error (:func:`flavortag.io.api.expand_paths`)."""
+    from flavortag.io.api import expand_paths
+
     items = [paths] if isinstance(paths, str | Path) else list(paths)
-    resolved = [resolve_path(p) for p in items]
-    missing = [str(p) for p in resolved if not p.exists()]
-    if missing:
-        raise FileNotFoundError(f"data file(s) not found: {missing}")
-    return resolved
+    return expand_paths([str(resolve_path(p)) for p in items])
 
 
 def reader_options(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The :mod:`flavortag.io` reader arguments of a ``data`` node: ``label``, ``label_rules``, ``on_error``."""
+    """The :mod:`flavortag.io` reader arguments of a ``data`` node: ``label``, ``label_rules``, ``on_error``.
+
+    ``on_error`` (default "raise") must be "raise" or "skip", as the readers require.
+    """
+    from flavortag.io.errors import check_on_error
+
     rules = data_cfg.get("label_rules")
     return {
         "label": data_cfg.get("label"),
         "label_rules": dict(rules) if rules else None,
-        "on_error": "skip" if data_cfg.get("on_error") == "skip" else "raise",
+        "on_error": check_on_error(str(data_cfg.get("on_error") or "raise")),
     }
 
 

@@ -10,35 +10,12 @@ Models load from an MLflow run id, an MLflow model URI or a checkpoint file.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from flavortag.batching import EventTensors
-
-
-def feature_names_from_config(features_cfg: Mapping[str, Any] | None) -> tuple[list[str], list[str]]:
-    """Track and event feature names from a ``features`` config node (None -> library defaults).
-
-    Entries may be feature names or group names from ``flavortag.features.FEATURE_GROUPS``.
-    """
-    from flavortag import features
-
-    groups: Mapping[str, Any] = getattr(features, "FEATURE_GROUPS", {})
-
-    def expand(names: Any, default: tuple[str, ...]) -> list[str]:
-        if names is None:
-            return list(default)
-        out: list[str] = []
-        for name in names:
-            out.extend(groups[name] if name in groups else [name])
-        return out
-
-    cfg = features_cfg or {}
-    return (expand(cfg.get("track"), features.TRACK_FEATURES),
-            expand(cfg.get("event"), features.EVENT_FEATURES))
 
 
 def is_torch_model(model: Any) -> bool:
@@ -89,21 +66,7 @@ def load_model(source: str) -> Any:
         blob = torch.load(path, map_location="cpu", weights_only=False)
         state = blob["model"] if "model" in blob else blob
         return model_from_checkpoint(state)
-    import mlflow
+    from flavortag import tracking
 
     uri = source if ":/" in source else f"runs:/{source}/model"
-    flavor = _model_flavor(uri)
-    if flavor == "sklearn":
-        import mlflow.sklearn
-
-        return mlflow.sklearn.load_model(uri)
-    import mlflow.pytorch
-
-    return mlflow.pytorch.load_model(uri, map_location="cpu")
-
-
-def _model_flavor(uri: str) -> str:
-    import mlflow
-
-    info = mlflow.models.get_model_info(uri)
-    return "pytorch" if "pytorch" in info.flavors else "sklearn"
+    return tracking.load_logged_model(uri)

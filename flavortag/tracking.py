@@ -4,13 +4,18 @@ By default runs go to an embedded SQLite store in the working directory
 (``sqlite:///mlflow.db``, artifacts under ``./mlartifacts``); set
 ``tracking.tracking_uri`` (or ``MLFLOW_TRACKING_URI``) for a shared server.
 Only rank 0 of a distributed job logs (see :func:`is_logging_rank`).
+
+This is the only module that imports MLflow: the apps and the library log,
+search and load through the functions below.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +26,9 @@ from omegaconf import DictConfig, OmegaConf
 
 #: MLflow rejects parameter values longer than this (characters).
 MAX_PARAM_LENGTH = 6000
+#: Experiment tags set on every experiment we create: MLflow 3's UI opens a
+#: "custom model development" experiment on its runs table, not the GenAI overview.
+EXPERIMENT_TAGS: dict[str, str] = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def is_logging_rank() -> bool:
@@ -46,7 +54,7 @@ def configure(tracking_cfg: Mapping[str, Any]) -> str:
         db_path = Path(uri.removeprefix("sqlite:///"))
         location = (db_path.resolve().parent / "mlartifacts").as_uri()
     try:
-        return mlflow.create_experiment(name, artifact_location=location)
+        return mlflow.create_experiment(name, artifact_location=location, tags=dict(EXPERIMENT_TAGS))
     except mlflow.exceptions.MlflowException:
         # created concurrently by another job
         experiment = mlflow.get_experiment_by_name(name)
@@ -128,6 +136,131 @@ def load_run_config(run_id: str) -> DictConfig:
     return cfg
 
 
+# --------------------------------------------------------------------------- logging to the active run
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Log scalar metrics to the active run."""
+    mlflow.log_metrics(dict(metrics), step=step)
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Log parameters to the active run."""
+    mlflow.log_params(dict(params))
+
+
+def log_dict(obj: Any, artifact_file: str) -> None:
+    """Log a JSON/YAML-serialisable object as an artifact file of the active run."""
+    mlflow.log_dict(obj, artifact_file)
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    """Log one local file as an artifact of the active run."""
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_artifacts(directory: str | Path, artifact_path: str | None = None) -> None:
+    """Log a local directory's files as artifacts of the active run."""
+    mlflow.log_artifacts(str(directory), artifact_path=artifact_path)
+
+
+def tracking_uri() -> str:
+    """The tracking URI MLflow currently logs to."""
+    return str(mlflow.get_tracking_uri())
+
+
+def set_tracking_uri(uri: str) -> None:
+    """Point MLflow at another store (for reading runs)."""
+    mlflow.set_tracking_uri(uri)
+
+
+def log_model(model: Any, is_torch: bool) -> None:
+    """Log a trained tagger as the run's MLflow model ``model`` (pytorch or sklearn flavour)."""
+    if is_torch:
+        import mlflow.pytorch
+
+        model_cpu = model.to("cpu").eval()
+        mlflow.pytorch.log_model(model_cpu, name="model", serialization_format="pickle",
+                                 pip_requirements=["torch", "flavortag"])
+    else:
+        import mlflow.sklearn
+
+        mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle",
+                                 pip_requirements=["scikit-learn", "flavortag"])
+
+
+def log_dataset_input(
+    name: str,
+    digest: str,
+    class_counts: Mapping[str, int],
+    source: str,
+    context: str,
+) -> None:
+    """Record a sample as a dataset input of the active run (the runs table's "Dataset" column).
+
+    ``class_counts`` (events per class) become the dataset's features (one
+    count per class) and input tags ``n_<class>``; ``context`` is the split
+    ("training", "validation", "testing").
+    """
+    import numpy as np
+    from mlflow.data.numpy_dataset import from_numpy
+
+    counts = {str(k): int(v) for k, v in class_counts.items()}
+    with warnings.catch_warnings():
+        # local paths match two registered local-artifact sources; MLflow picks one, which is right
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        dataset = from_numpy(np.asarray(list(counts.values()), dtype=np.int64), source=source,
+                             name=name, digest=digest)
+    mlflow.log_input(dataset, context=context, tags={f"n_{k}": str(v) for k, v in counts.items()})
+
+
+@contextmanager
+def start_child_run(run_name: str, experiment_id: str, tags: Mapping[str, str]) -> Iterator[Any]:
+    """A run nested in the active run, in ``experiment_id``."""
+    with mlflow.start_run(run_name=run_name, nested=True, tags=dict(tags),
+                          experiment_id=experiment_id) as run:
+        yield run
+
+
+# --------------------------------------------------------------------------- reading runs
+
+
+def get_run(run_id: str) -> Any:
+    """The MLflow run ``run_id`` (info, data.metrics, data.tags)."""
+    return mlflow.get_run(run_id)
+
+
+def finished_runs(experiment_name: str) -> list[Any]:
+    """Finished runs of an experiment, newest first; ``ValueError`` if there is no such experiment."""
+    experiment = mlflow.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        raise ValueError(f"no MLflow experiment named {experiment_name!r}")
+    return list(mlflow.search_runs(
+        experiment_ids=[experiment.experiment_id],
+        filter_string="attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], output_format="list",
+    ))
+
+
+def download_artifact(run_id: str, artifact_path: str, dst_path: str) -> str:
+    """Download one artifact of a run into ``dst_path``; returns the local path."""
+    return str(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
+                                                   dst_path=dst_path))
+
+
+def load_text(uri: str) -> str:
+    """The text of an artifact URI such as ``runs:/<id>/working_points.json``."""
+    return str(mlflow.artifacts.load_text(uri))
+
+
+def load_logged_model(uri: str) -> Any:
+    """Load a logged tagger (``runs:/<id>/model`` or ``models:/...``) in its own flavour."""
+    info = mlflow.models.get_model_info(uri)
+    if "pytorch" not in info.flavors:
+        return importlib.import_module("mlflow.sklearn").load_model(uri)
+    return importlib.import_module("mlflow.pytorch").load_model(uri, map_location="cpu")
+
+
 def log_calibration(calibration: Any, path: str | Path | None = None) -> None:
     """Log a resolution calibration to the active run: scales as metrics, the file as artifact."""
     mlflow.log_metrics({
@@ -140,3 +273,8 @@ def log_calibration(calibration: Any, path: str | Path | None = None) -> None:
         mlflow.log_artifact(str(path), artifact_path="calibration")
     else:
         mlflow.log_dict(calibration.to_dict(), "calibration/calibration.json")
+
+
+def set_run_tag(run_id: str, key: str, value: str) -> None:
+    """Set a tag on a run that need not be active."""
+    mlflow.MlflowClient().set_tag(run_id, key, value)

@@ -46,10 +46,15 @@ def main() -> int:
         extra = FAST_MODEL_SETTINGS.get(model, [f"trainer.max_epochs={args.epochs}"])
         run(["train", f"model={model}", *extra, "trainer.progress=true", exp])
     run(["compare", exp])
+    from flavortag import tracking
+
+    experiment_id = tracking.configure({"tracking_uri": f"sqlite:///{ROOT / 'mlflow.db'}",
+                                        "experiment_name": args.experiment})
+    runs_url = f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
     print("\nAll runs are in the MLflow store ./mlflow.db. Open the UI with\n"
           "  make ui     (or: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db)\n"
-          "and browse http://127.0.0.1:5000 -> experiment "
-          f"'{args.experiment}' (select the runs, then 'Compare').")
+          f"and browse the runs table of experiment '{args.experiment}':\n  {runs_url}\n"
+          f"or its chart view:\n  {runs_url}?compareRunsMode=CHART")
     return 0
 
 

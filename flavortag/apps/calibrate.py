@@ -18,23 +18,24 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from flavortag.apps import CONFIG_DIR
 from flavortag.calibration import ResolutionCalibration, calibrate_resolution
 from flavortag.detector import DetectorModel
 
 log = logging.getLogger("flavortag.calibrate")
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 
 
 def calibrate(cfg: DictConfig) -> ResolutionCalibration:
     """Read ``cfg.inputs``, fit, write ``cfg.out``; log the scales to MLflow if ``cfg.log_to_mlflow``."""
     from flavortag.io import read_events
     from flavortag.io.api import expand_paths
+    from flavortag.io.errors import check_on_error
 
     inputs = [str(p) for p in (cfg.inputs or [])]
     if not inputs:
         raise ValueError("give the files to calibrate: inputs=[<file>,...]")
     paths = [str(p) for p in expand_paths(inputs)]
-    events = read_events(paths, on_error=str(cfg.get("on_error", "raise")))
+    events = read_events(paths, on_error=check_on_error(str(cfg.get("on_error", "raise"))))
     detector = DetectorModel.from_config(OmegaConf.to_container(cfg.detector, resolve=True))  # type: ignore[arg-type]
     calib = calibrate_resolution(events, detector, inputs=paths)
     out = calib.save(str(cfg.out))

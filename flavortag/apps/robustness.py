@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from flavortag import robustness as rb
 from flavortag import tracking
+from flavortag.apps import CONFIG_DIR
 from flavortag.calibration import MIN_TRACKS
+from flavortag.evaluation import held_out_events
 
 log = logging.getLogger("flavortag.robustness")
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 _SAMPLE_SUFFIXES = (".parquet", ".root", ".txt", ".txt.gz")
 
 
@@ -60,26 +60,10 @@ def sample_specs(entries: Any) -> list[tuple[str, list[str]]]:
     return specs
 
 
-def held_out_events(train_cfg: DictConfig) -> Any:
-    """The test split of the run's own sample (the events its training never saw)."""
-    from flavortag.dataset import load_sample, split_indices
-
-    data_cfg = train_cfg.data
-    if data_cfg.get("streaming", False):
-        if not data_cfg.get("test_paths"):
-            raise ValueError("a streaming run without data.test_paths has no held-out events")
-        return load_sample(OmegaConf.merge(data_cfg, {"paths": data_cfg.test_paths}))
-    events = load_sample(data_cfg)
-    fractions = {str(k): float(v) for k, v in data_cfg.split.items()}
-    idx = split_indices(np.asarray(events["label"]), fractions,
-                        int(data_cfg.get("split_seed", train_cfg.get("seed", 0))))["test"]
-    return events[idx]
-
-
 def _retrain_without(run_id: str, group: str, cfg: DictConfig, out_dir: Path) -> str:
     """Train the run's tagger again without ablation ``group``; returns the new run id."""
     from flavortag.inference import load_model
-    from flavortag.train import train
+    from flavortag.training.job import train
 
     train_cfg = tracking.load_run_config(run_id)
     names = load_model(run_id).feature_names
@@ -103,9 +87,7 @@ def _retrain_without(run_id: str, group: str, cfg: DictConfig, out_dir: Path) ->
     log.info("retraining %s without %s (%d track, %d event features)", train_cfg.run_name, group,
              len(features["track"]), len(features["event"]))
     result = train(new_cfg)  # type: ignore[arg-type]
-    import mlflow
-
-    mlflow.MlflowClient().set_tag(result["run_id"], "flavortag.ablation_of", run_id)
+    tracking.set_run_tag(str(result["run_id"]), "flavortag.ablation_of", run_id)
     return str(result["run_id"])
 
 
@@ -172,29 +154,25 @@ def robustness(cfg: DictConfig) -> dict[str, Any]:
                     for s, item in by.items() if item.calibration is not None}
     (out_dir / "calibrations.json").write_text(json.dumps(calibrations, indent=2))
 
-    import mlflow
-
     with tracking.start_run(cfg.tracking, run_name=str(cfg.run_name),
                             tags={"flavortag.kind": "robustness"}) as parent:
-        mlflow.log_params({"runs": ",".join(runs), "samples": ",".join(n for n, _ in specs),
-                           "calibration": mode, "ablations": ",".join(ablations) or "none"})
-        mlflow.log_artifact(str(out_dir / "robustness.md"))
-        mlflow.log_artifact(str(out_dir / "robustness.csv"))
-        mlflow.log_artifact(str(out_dir / "calibrations.json"))
+        tracking.log_params({"runs": ",".join(runs), "samples": ",".join(n for n, _ in specs),
+                             "calibration": mode, "ablations": ",".join(ablations) or "none"})
+        for name in ("robustness.md", "robustness.csv", "calibrations.json"):
+            tracking.log_artifact(out_dir / name)
         for path in plots:
-            mlflow.log_artifact(str(path), artifact_path="plots")
+            tracking.log_artifact(path, artifact_path="plots")
         for tagger, by_sample in scored.items():
             for sample, item in by_sample.items():
                 if sample == "nominal":
                     continue
-                with mlflow.start_run(run_name=f"{tagger} on {sample}", nested=True,
-                                      experiment_id=parent.info.experiment_id,
-                                      tags={"flavortag.kind": "robustness-child"}):
-                    mlflow.log_params({"tagger": tagger, "sample": sample})
-                    mlflow.log_metrics(rb.kept_metrics(by_sample["nominal"], item))
+                with tracking.start_child_run(f"{tagger} on {sample}", parent.info.experiment_id,
+                                              {"flavortag.kind": "robustness-child"}):
+                    tracking.log_params({"tagger": tagger, "sample": sample})
+                    tracking.log_metrics(rb.kept_metrics(by_sample["nominal"], item))
                     if item.calibration is not None:
-                        mlflow.log_metrics({"calibration/d0_scale": item.calibration.d0_scale,
-                                            "calibration/z0_scale": item.calibration.z0_scale})
+                        tracking.log_metrics({"calibration/d0_scale": item.calibration.d0_scale,
+                                              "calibration/z0_scale": item.calibration.z0_scale})
         parent_id = parent.info.run_id
     return {"tables": tables, "markdown": text, "parent_run_id": parent_id, "scored": scored}
 

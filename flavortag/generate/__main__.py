@@ -1,6 +1,6 @@
 """``python -m flavortag.generate key=value ...``: same as ``flavortag generate``."""
 
-from flavortag.generate.app import main
+from flavortag.apps.generate import main
 
 if __name__ == "__main__":
     main()

@@ -32,6 +32,7 @@ from flavortag.generate.detector_sim import (
 )
 from flavortag.generate.pythia_setup import flavour_name, make_pythia, pythia_seed
 from flavortag.generate.thrust import thrust_axis
+from flavortag.ragged import offsets_from_counts
 
 DEFAULT_SQRT_S_GEV: float = 91.188
 DEFAULT_CHUNK_SIZE: int = 500
@@ -187,8 +188,7 @@ def events_from_chunks(chunks: Sequence[ChunkColumns]) -> ak.Array:
         return events_from_chunks([_empty_chunk(0)])
     contents = ak.contents
     counts = np.concatenate([c.counts for c in chunks])
-    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
+    offsets = offsets_from_counts(counts)
     fields = list(chunks[0].columns)
     track_record = contents.RecordArray(
         [contents.NumpyArray(np.concatenate([c.columns[f] for c in chunks])) for f in fields],

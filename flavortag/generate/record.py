@@ -26,6 +26,8 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from flavortag.ragged import event_index
+
 #: Bits of :func:`heavy_ancestor_bits`.
 C_ANCESTOR_BIT: int = 1
 B_ANCESTOR_BIT: int = 2
@@ -60,7 +62,7 @@ class EventRecord:
 
     def event_index(self) -> np.ndarray:
         """Event number of every row (int64)."""
-        return np.repeat(np.arange(self.n_events), np.diff(self.offsets))
+        return event_index(np.diff(self.offsets))
 
 
 def _column(flat: ak.Array) -> np.ndarray:
@@ -136,7 +138,7 @@ def heavy_ancestor_bits(record: EventRecord) -> np.ndarray:
     The particle itself is not included.
     """
     n = len(record.pdg)
-    start = np.repeat(record.offsets[:-1], np.diff(record.offsets))
+    start = record.offsets[:-1][event_index(np.diff(record.offsets))]  # first row of each row's event
     local = record.mother1.astype(np.int64)
     # Roots (no mother, or a broken index) point to themselves.
     valid = (local > 0) & (start + local < n)

@@ -24,6 +24,8 @@ import itertools
 
 import numpy as np
 
+from flavortag.ragged import ragged_to_padded
+
 #: Number of hardest tracks combined into seeds (2**(n-1) seeds per event).
 N_SEED_TRACKS: int = 4
 #: Upper bound on the alternating iterations (convergence takes 2-4 in practice).
@@ -32,12 +34,9 @@ MAX_ITERATIONS: int = 20
 
 def _padded(p: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Scatter flat tracks into ``[n_events, max_tracks, 3]`` (zero padding)."""
-    n_events = len(offsets) - 1
     counts = np.diff(offsets)
-    event_of_track = np.repeat(np.arange(n_events), counts)
-    slot = np.arange(len(p)) - np.repeat(offsets[:-1], counts)
-    padded = np.zeros((n_events, max(int(counts.max(initial=0)), 1), 3))
-    padded[event_of_track, slot] = p
+    padded, _ = ragged_to_padded(np.asarray(p, dtype=np.float64), offsets,
+                                 max(int(counts.max(initial=0)), 1))
     return padded
 
 

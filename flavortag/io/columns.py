@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import awkward as ak
 import numpy as np
 
+from flavortag.ragged import offsets_from_counts
+
 #: The per-track fields every event file holds, in this order (GeV, GeV, GeV, GeV, mm, mm, mm).
 TRACK_FIELDS: tuple[str, ...] = ("E", "px", "py", "pz", "x", "y", "z")
 #: The per-event fields of the event layout, in this order.
@@ -268,13 +270,6 @@ def _numpy(values: ak.Array, what: str) -> np.ndarray:
         return np.asarray(ak.to_numpy(values, allow_missing=False))
     except ValueError as err:
         raise ValueError(f"{what}: cannot be read as a flat array of numbers ({err})") from None
-
-
-def offsets_from_counts(counts: np.ndarray) -> np.ndarray:
-    """``[0, c0, c0 + c1, ...]`` as int64: list offsets from list lengths."""
-    offsets = np.zeros(len(counts) + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    return offsets
 
 
 def describe_signature(signature: tuple) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 
 from flavortag.detector import PION_MASS_GEV
 from flavortag.io.columns import TRACK_FIELDS, EventColumns, offsets_from_counts
+from flavortag.ragged import event_index
 
 
 def _round_significant(values: np.ndarray, digits: int = 7) -> np.ndarray:
@@ -36,7 +37,7 @@ def synthetic_columns(
     n_tracks = int(offsets[-1])
     axis = rng.normal(size=(n_events, 3))
     axis /= np.linalg.norm(axis, axis=1, keepdims=True)
-    event_of_track = np.repeat(np.arange(n_events), counts)
+    event_of_track = event_index(counts)
     hemisphere = rng.choice([-1.0, 1.0], n_tracks)[:, None]
     direction = axis[event_of_track] * hemisphere + rng.normal(scale=0.35, size=(n_tracks, 3))
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from flavortag.batching.batch import pad_ragged_tensor
 from flavortag.classes import N_CLASSES
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -90,34 +91,19 @@ class InputNormalisation(nn.Module):
         return (event_features - self.event_mean) / self.event_scale
 
 
-def segment_ids(offsets: Tensor, n_values: int | None = None) -> Tensor:
-    """Return the event index of each of the ``T`` values described by ``offsets [B+1]``."""
-    counts = offsets[1:] - offsets[:-1]
-    ids = torch.arange(counts.numel(), device=offsets.device)
-    total = int(offsets[-1]) if n_values is None else n_values
-    return torch.repeat_interleave(ids, counts, output_size=total)
-
-
 def ragged_to_padded_tensor(values: Tensor, offsets: Tensor, max_tracks: int | None = None) -> tuple[Tensor, Tensor]:
     """Scatter ragged ``values [T, ...]`` into ``padded [B, N, ...]`` (zeros) and ``valid [B, N]``.
 
     ``N`` is the largest multiplicity, or ``max_tracks`` when given (it must not
-    be smaller). Tensor-level helper for models; batch-level conversion lives in
-    :mod:`flavortag.batching`.
+    be smaller). Tensor-level helper for models; the scatter itself is
+    :func:`flavortag.batching.pad_ragged_tensor`.
     """
-    n_events = offsets.numel() - 1
     counts = offsets[1:] - offsets[:-1]
-    longest = int(counts.max()) if n_events > 0 else 0
+    longest = int(counts.max()) if counts.numel() > 0 else 0
     n_slots = longest if max_tracks is None else int(max_tracks)
     if n_slots < longest:
         raise ValueError(f"max_tracks={n_slots} is smaller than the longest event ({longest} tracks)")
-    seg = segment_ids(offsets, values.shape[0])
-    position = torch.arange(values.shape[0], device=values.device) - offsets[seg]
-    padded = values.new_zeros((n_events, n_slots, *values.shape[1:]))
-    padded[seg, position] = values
-    valid = torch.zeros((n_events, n_slots), dtype=torch.bool, device=values.device)
-    valid[seg, position] = True
-    return padded, valid
+    return pad_ragged_tensor(values, offsets, n_slots)
 
 
 def slot_index(valid: Tensor) -> Tensor:

@@ -19,12 +19,12 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from flavortag.batching import segment_ids
 from flavortag.models.attention import AttentionPooling
 from flavortag.models.base import (
     TaggerModel,
     pack_slots,
     ragged_to_padded_tensor,
-    segment_ids,
     slot_index,
     unpack_slots,
 )

@@ -1,0 +1,22 @@
+"""``flavortag compare``: evaluated runs side by side (Hydra, ``configs/compare.yaml``).
+
+The work is :func:`flavortag.reporting.comparison.compare`.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from flavortag.apps import CONFIG_DIR
+from flavortag.reporting.comparison import compare
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="compare", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point of ``flavortag compare``."""
+    compare(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""``flavortag evaluate run_id=...``: metrics, plots, working points of a trained tagger (Hydra).
+
+Config ``configs/evaluate.yaml``; the work is :func:`flavortag.evaluation.evaluate_run`.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from flavortag.apps import CONFIG_DIR
+from flavortag.evaluation import evaluate_run
+from flavortag.metrics import format_comparison_table
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point of ``flavortag evaluate``: prints the metrics under the model's name."""
+    model_name, flat = evaluate_run(cfg)
+    print(format_comparison_table({model_name: flat}))
+
+
+if __name__ == "__main__":
+    main()

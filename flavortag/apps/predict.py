@@ -1,0 +1,22 @@
+"""``flavortag predict``: score new event files with a trained tagger (Hydra, ``configs/predict.yaml``).
+
+The work is :func:`flavortag.prediction.predict`.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from flavortag.apps import CONFIG_DIR
+from flavortag.prediction import predict
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="predict", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point of ``flavortag predict``."""
+    predict(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The b- and c-tagging discriminants ``D_b`` / ``D_c`` and the constants that define them.
+
+See :mod:`flavortag.metrics` for the formulas and the default background
+fractions (hadronic Z decays).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flavortag.classes import BB, CC, UDS
+from flavortag.metrics.inputs import _check_probs
+
+#: Probabilities are clipped to at least this value before taking logs.
+PROB_FLOOR: float = 1e-12
+#: c fraction of the non-b background in hadronic Z decays, R_c / (R_c + R_uds).
+DEFAULT_F_C: float = 0.22
+#: b fraction of the non-c background in hadronic Z decays, R_b / (R_b + R_uds).
+DEFAULT_F_B: float = 0.26
+#: Signal efficiencies at which rejections are reported.
+
+
+#: Short flavour name of each class index, used in tagger and metric names.
+FLAVOUR: dict[int, str] = {UDS: "uds", CC: "c", BB: "b"}
+#: tagger name -> (signal class, background classes in reporting order).
+TAGGERS: dict[str, tuple[int, tuple[int, ...]]] = {
+    "b": (BB, (CC, UDS)),
+    "c": (CC, (BB, UDS)),
+}
+_FRACTION_NAME = {"b": "f_c", "c": "f_b"}
+_FORMULA = {
+    "b": "D_b = ln(p_b / (f_c * p_c + (1 - f_c) * p_uds))",
+    "c": "D_c = ln(p_c / (f_b * p_b + (1 - f_b) * p_uds))",
+}
+
+
+def _check_tagger(tagger: str) -> str:
+    if tagger not in TAGGERS:
+        raise ValueError(f"unknown tagger {tagger!r}; use one of {sorted(TAGGERS)}")
+    return tagger
+
+
+def _log_ratio(p: np.ndarray, signal: int, bkg_main: int, fraction: float) -> np.ndarray:
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"background fraction must lie in [0, 1], got {fraction}")
+    q = np.maximum(p, PROB_FLOOR)
+    denominator = fraction * q[:, bkg_main] + (1.0 - fraction) * q[:, UDS]
+    return np.log(q[:, signal]) - np.log(denominator)
+
+
+def discriminant_b(probs: np.ndarray, f_c: float = DEFAULT_F_C) -> np.ndarray:
+    """b-tagging discriminant ``D_b = ln(p_b / (f_c p_c + (1 - f_c) p_uds))``, float64 [n]."""
+    return _log_ratio(_check_probs(probs), BB, CC, f_c)
+
+
+def discriminant_c(probs: np.ndarray, f_b: float = DEFAULT_F_B) -> np.ndarray:
+    """c-tagging discriminant ``D_c = ln(p_c / (f_b p_b + (1 - f_b) p_uds))``, float64 [n]."""
+    return _log_ratio(_check_probs(probs), CC, BB, f_b)
+
+
+def discriminant(probs: np.ndarray, tagger: str, fraction: float | None = None) -> np.ndarray:
+    """Discriminant of ``tagger`` ("b" or "c"); ``fraction`` is f_c resp. f_b (None: default)."""
+    if _check_tagger(tagger) == "b":
+        return discriminant_b(probs, DEFAULT_F_C if fraction is None else fraction)
+    return discriminant_c(probs, DEFAULT_F_B if fraction is None else fraction)

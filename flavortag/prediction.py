@@ -1,0 +1,63 @@
+"""Scoring new event files with a trained tagger: what ``flavortag predict`` runs.
+
+For each input file writes ``<stem>.flavortag.parquet`` (and ``.root``) next to
+it (or into ``out_dir``): the input events, in their order, with
+``prob_uds``, ``prob_cc``, ``prob_bb``, ``D_b`` and ``D_c`` added. No labels
+are needed and no metrics are computed; see ``flavortag evaluate`` for those.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from flavortag import tracking
+
+log = logging.getLogger("flavortag.predict")
+
+
+def output_stem(input_path: Path, out_dir: str | None) -> Path:
+    """``events.txt.gz`` -> ``events.flavortag`` beside the input (or in ``out_dir``)."""
+    stem = input_path.name.split(".")[0] + ".flavortag"
+    return (Path(out_dir) if out_dir else input_path.parent) / stem
+
+
+def predict(cfg: DictConfig) -> list[Path]:
+    """Score every input file; returns the written files."""
+    from flavortag.batching import build_event_tensors
+    from flavortag.calibration import apply_calibration, resolve_calibration
+    from flavortag.dataset import resolve_paths
+    from flavortag.detector import DetectorModel
+    from flavortag.inference import load_model, predict_proba
+    from flavortag.io import read_events
+    from flavortag.reporting.predictions import write_predictions
+    from flavortag.reporting.report import evaluation_settings
+
+    if bool(cfg.get("run_id")) == bool(cfg.get("checkpoint")):
+        raise ValueError("give exactly one of run_id=<mlflow run id> or checkpoint=<path>")
+    source = str(cfg.run_id or cfg.checkpoint)
+    if cfg.get("run_id"):
+        tracking.configure(cfg.tracking)
+    model = load_model(source)
+    names = model.feature_names
+    detector = DetectorModel.from_config(model.detector)
+    max_tracks = int(getattr(model, "max_tracks", 0) or 64)
+    settings = evaluation_settings(cfg.get("evaluate"))
+    inputs = [cfg.inputs] if isinstance(cfg.inputs, str) else list(cfg.inputs)
+    written: list[Path] = []
+    for path in resolve_paths(inputs):
+        events = read_events(str(path), label="unknown")
+        calibrated = apply_calibration(events, resolve_calibration(cfg.get("calibration"), events, detector))
+        tensors = build_event_tensors(calibrated, track_feature_names=names["track"],
+                                      event_feature_names=names["event"], max_tracks=max_tracks,
+                                      detector=detector)
+        probs = predict_proba(model, tensors, batch_size=int(cfg.batch_size))
+        out = write_predictions(probs, events, None, output_stem(path, cfg.get("out_dir")),
+                                settings["f_c"], settings["f_b"], formats=list(cfg.formats))
+        for p in out:
+            log.info("wrote %s (%d events)", p, len(events))
+            print(p)
+        written.extend(out)
+    return written

@@ -1,0 +1,99 @@
+"""Several evaluated runs side by side: what ``flavortag compare`` runs.
+
+Collects runs (an explicit list, or the latest evaluated run of each run name
+in an experiment), recomputes their curves from the logged test predictions
+and writes one table (text + CSV) and overlays of the b- and c-tagging
+rejection curves with ratio panels to a reference model. Everything is logged
+as artifacts (and the table values as metrics) of a comparison run.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+from omegaconf import DictConfig
+
+from flavortag import metrics as ftm
+from flavortag import tracking
+from flavortag.reporting import plots
+from flavortag.reporting.report import evaluation_settings
+
+log = logging.getLogger("flavortag.compare")
+
+PREDICTIONS_ARTIFACT = "predictions/predictions.parquet"
+
+
+def find_runs(experiment_name: str, prefix: str = "test/") -> list[Any]:
+    """Latest finished run of each run name in the experiment that has ``<prefix>acc``."""
+    runs = tracking.finished_runs(experiment_name)
+    chosen: dict[str, Any] = {}
+    for run in runs:
+        tags = run.data.tags
+        if tags.get("flavortag.kind") in ("comparison", "evaluation"):
+            continue
+        if f"{prefix}acc" not in run.data.metrics:
+            continue
+        name = tags.get("mlflow.runName", run.info.run_id)
+        chosen.setdefault(name, run)
+    return list(reversed(list(chosen.values())))
+
+
+def load_predictions(run_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities [n, 3] and labels [n] from a run's logged test predictions."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = tracking.download_artifact(run_id, PREDICTIONS_ARTIFACT, tmp)
+        table = ak.from_parquet(path, columns=["prob_uds", "prob_cc", "prob_bb", "label"])
+    probs = np.stack([ak.to_numpy(table[f]) for f in ("prob_uds", "prob_cc", "prob_bb")], axis=1)
+    return probs.astype(np.float64), ak.to_numpy(table["label"]).astype(np.int64)
+
+
+def compare(cfg: DictConfig) -> dict[str, dict[str, float]]:
+    """Build the comparison of the configured runs; returns ``{run name: flat metrics}``."""
+    tracking.configure(cfg.tracking)
+    prefix = str(cfg.prefix)
+    if cfg.get("runs"):
+        runs = [tracking.get_run(str(r)) for r in cfg.runs]
+    else:
+        runs = find_runs(str(cfg.experiment_name), prefix)
+    if not runs:
+        raise ValueError("no evaluated runs to compare (train with evaluate_after_training=true "
+                         "or run flavortag evaluate first)")
+    settings = evaluation_settings(cfg.get("evaluate"))
+    results: dict[str, Any] = {}
+    for run in runs:
+        name = run.data.tags.get("mlflow.runName", run.info.run_id)
+        if name in results:
+            name = f"{name} ({run.info.run_id[:8]})"
+        try:
+            probs, labels = load_predictions(run.info.run_id)
+            results[name] = ftm.evaluate_predictions(probs, labels, efficiencies=settings["efficiencies"],
+                                                     f_c=settings["f_c"], f_b=settings["f_b"])
+        except Exception as err:  # noqa: BLE001 - fall back to the logged numbers
+            log.warning("run %s: no predictions artifact (%s); using logged metrics only", name, err)
+            results[name] = dict(run.data.metrics)
+    out = Path(str(cfg.output_dir))
+    out.mkdir(parents=True, exist_ok=True)
+    table = ftm.format_comparison_table(results, prefix=prefix)
+    (out / "comparison.txt").write_text(table)
+    ftm.write_comparison_csv(results, out / "comparison.csv", prefix=prefix)
+    curves = {k: v for k, v in results.items() if isinstance(v, ftm.EvaluationResult)}
+    reference = str(cfg.reference) if cfg.get("reference") else (next(iter(curves)) if curves else None)
+    if curves:
+        for tagger in ("b", "c"):
+            plots.plot_rejection(curves, out / f"rejection_{tagger}", tagger=tagger,
+                                 reference=reference)
+        plots.plot_roc(curves, out / "roc")
+    print(table)
+    flat = {name: (r.flat_metrics(prefix) if isinstance(r, ftm.EvaluationResult) else r)
+            for name, r in results.items()}
+    with tracking.start_run(cfg.tracking, run_name="compare",
+                            tags={"flavortag.kind": "comparison"}):
+        tracking.log_params({"runs": ",".join(r.info.run_id for r in runs)[:6000],
+                             "reference": reference})
+        tracking.log_artifacts(out, artifact_path="comparison")
+    return flat

@@ -1,0 +1,88 @@
+"""The evaluation report of one set of predictions: metrics, plots, working points, predictions.
+
+:func:`report` computes everything, writes it under an output directory and
+logs it to the active MLflow run (through :mod:`flavortag.tracking`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from flavortag import metrics as ftm
+from flavortag import tracking
+from flavortag.reporting import plots
+from flavortag.reporting.predictions import write_predictions
+
+log = logging.getLogger("flavortag.evaluate")
+
+
+def evaluation_settings(eval_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``evaluate`` node with defaults filled in: ``f_c``, ``f_b``, ``efficiencies``, ``write_predictions``."""
+    cfg = dict(eval_cfg or {})
+    return {
+        "f_c": ftm.DEFAULT_F_C if cfg.get("f_c") is None else float(cfg["f_c"]),
+        "f_b": ftm.DEFAULT_F_B if cfg.get("f_b") is None else float(cfg["f_b"]),
+        "efficiencies": tuple(float(e) for e in (cfg.get("efficiencies") or ftm.DEFAULT_EFFICIENCIES)),
+        "write_predictions": bool(cfg.get("write_predictions", True)),
+    }
+
+
+def report(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    eval_cfg: Mapping[str, Any] | None,
+    out_dir: str | Path,
+    prefix: str = "test/",
+    history: Mapping[str, Sequence[float]] | None = None,
+    events: ak.Array | None = None,
+    caption: str | None = None,
+    log_to_mlflow: bool = True,
+) -> dict[str, float]:
+    """Compute metrics, make plots, working points and predictions; log them to the active run.
+
+    Returns the flat metrics (``test/acc``, ``test/rej_c_at_b80``, ...).
+    """
+    settings = evaluation_settings(eval_cfg)
+    out = Path(out_dir)
+    plot_dir = out / "plots"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    result = ftm.evaluate_predictions(probs, labels, efficiencies=settings["efficiencies"],
+                                      f_c=settings["f_c"], f_b=settings["f_b"])
+    # zero mistag: log the 95% CL lower limit rather than inf (stays finite in MLflow and JSON)
+    flat = result.flat_metrics(prefix, infinite_rejection="limit")
+    plots.plot_rejection({caption or "model": result}, plot_dir / "rejection_b", tagger="b", caption=caption)
+    plots.plot_rejection({caption or "model": result}, plot_dir / "rejection_c", tagger="c", caption=caption)
+    plots.plot_roc(result, plot_dir / "roc", caption=caption)
+    plots.plot_discriminants(probs, labels, plot_dir / "discriminants",
+                             f_c=settings["f_c"], f_b=settings["f_b"], caption=caption)
+    plots.plot_confusion(result, plot_dir / "confusion", caption=caption)
+    if history:
+        curves = {k: v for k, v in history.items() if "loss" in k or "acc" in k}
+        if curves and max(len(v) for v in curves.values()) > 1:
+            plots.plot_training_curves(curves, plot_dir / "training_curves", caption=caption)
+    wp = result.working_points()
+    (out / "working_points.json").write_text(json.dumps(wp, indent=2))
+    (out / "metrics.json").write_text(
+        json.dumps({k: (v if np.isfinite(v) else None) for k, v in flat.items()}, indent=2))
+    pred_paths: list[Path] = []
+    if settings["write_predictions"]:
+        pred_paths = write_predictions(probs, events, labels, out / "predictions" / "predictions",
+                                       settings["f_c"], settings["f_b"])
+    log.info("%s\n%s", caption or "evaluation",
+             ftm.format_comparison_table({caption or "model": flat}, prefix=prefix))
+    if log_to_mlflow:
+        # every key is logged (nan errors included) so all runs share one metric set
+        tracking.log_metrics(flat)
+        tracking.log_artifacts(plot_dir, artifact_path="plots")
+        tracking.log_dict(wp, "working_points.json")
+        tracking.log_artifact(out / "metrics.json")
+        for path in pred_paths:
+            tracking.log_artifact(path, artifact_path="predictions")
+    return flat

@@ -1,0 +1,73 @@
+"""Training: what ``flavortag train`` / ``python -m flavortag.train`` runs (the app is :mod:`flavortag.apps.train`).
+
+One job per module: :mod:`.settings` (typed ``trainer`` settings), :mod:`.data`
+(read, split, feature tensors, streaming set-up), :mod:`.loop` (the torch loop),
+:mod:`.checkpoint`, :mod:`.runtime` (devices, precision, DDP), :mod:`.bdt` (the
+scikit-learn trees) and :mod:`.job` (one whole job and its MLflow record).
+
+One run = one MLflow record: resolved config (params + ``config.yaml``), git
+commit, feature lists, per-epoch train/validation loss and accuracy, the
+number of training events used (``train/events``), throughput, checkpoints,
+the logged model and, by default, the test-split evaluation (metrics, plots,
+working points, predictions). After a mid-epoch resume, that epoch's
+``train/loss`` and ``train/acc`` cover the steps after the resume;
+``train/events`` counts the whole epoch.
+
+The torch loop: AdamW, linear warm-up + cosine schedule per step, gradient
+clipping, early stopping on the validation loss, best/last checkpoints written
+atomically (also every ``checkpoint_every_steps`` steps inside an epoch), and
+``trainer.resume=auto`` to continue a killed run from its last checkpoint (same
+MLflow run, same data order). ``trainer.device=auto`` picks CUDA when present;
+bf16 autocast on GPU; DistributedDataParallel under ``torchrun`` with
+``trainer=ddp``. ``model=bdt`` trains scikit-learn gradient-boosted trees on the
+event features through the same app.
+
+Streaming (``data.streaming=true``, torch models only) is for training files
+larger than memory. The training events are read from ``data.paths`` chunk by
+chunk every epoch (``data.step_size``), their features computed per chunk,
+shuffled inside a buffer of ``data.shuffle_buffer`` events and dealt out over
+DDP ranks and loader workers (``flavortag.batching.StreamingEventDataset``,
+reseeded per epoch), so every training event is seen once per epoch
+(``train/events`` says how many were). Validation and test events come from
+their own files, ``data.val_paths`` (required) and ``data.test_paths`` (optional:
+without it there is no test evaluation), read into memory; ``data.split`` is not
+used. Before training, the events are counted once (Parquet / ROOT: file
+metadata and the label column; text: one reading pass) for the length of the
+learning-rate schedule and the class weights, and the input standardisation is
+fitted on ``data.normalisation_events`` events taken from the start of every
+training file (the first N / n_files of each). The buffer only mixes events
+that are near each other in the stream, so each training file should hold a
+mix of classes (not one class per file) unless the buffer holds the whole
+sample. Under DDP, ranks whose share of the stream runs out before the others'
+take zero-weight steps until every rank is done, so all ranks take the same
+steps and keep identical weights. Resuming (``trainer.resume``) works at epoch
+and mid-epoch level; a mid-epoch resume replays the interrupted epoch's stream
+(same file order, same buffer shuffling) up to the checkpointed step without
+training on it, which costs reading time but keeps the data order of an
+uninterrupted run.
+"""
+
+
+from flavortag.training.bdt import fit_bdt
+from flavortag.training.checkpoint import CHECKPOINT_VERSION, TrainState, find_resume_checkpoint
+from flavortag.training.data import PreparedData, StreamingSource, feature_names, prepare_data
+from flavortag.training.job import train
+from flavortag.training.loop import fit_torch
+from flavortag.training.runtime import Distributed, resolve_device
+from flavortag.training.settings import TrainerSettings
+
+__all__ = [
+    "CHECKPOINT_VERSION",
+    "Distributed",
+    "PreparedData",
+    "StreamingSource",
+    "TrainState",
+    "TrainerSettings",
+    "feature_names",
+    "find_resume_checkpoint",
+    "fit_bdt",
+    "fit_torch",
+    "prepare_data",
+    "resolve_device",
+    "train",
+]

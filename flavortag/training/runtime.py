@@ -1,0 +1,75 @@
+"""Where training runs: device choice, autocast precision, torchrun's DDP set-up, progress bars."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import torch
+
+log = logging.getLogger("flavortag.train")
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` -> CUDA (``cuda:<local_rank>``) when available, else CPU."""
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    return torch.device(name)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision in ("fp32", "32"):
+        return None
+    raise ValueError(f"trainer.precision must be auto, fp32 or bf16, not {precision!r}")
+
+
+class Distributed:
+    """torch.distributed set-up from torchrun's environment (no-op when not distributed)."""
+
+    def __init__(self, enabled: bool, backend: str) -> None:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.enabled = bool(enabled) and world > 1
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.world_size = world if self.enabled else 1
+        if self.enabled and not torch.distributed.is_initialized():
+            if backend == "auto":
+                backend = "nccl" if torch.cuda.is_available() else "gloo"
+            torch.distributed.init_process_group(backend=backend)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def all_reduce_sum(self, values: list[float], device: torch.device) -> list[float]:
+        if not self.enabled:
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(tensor)
+        return tensor.tolist()
+
+    def any_rank(self, flag: bool, device: torch.device) -> bool:
+        """True if ``flag`` is true on at least one rank."""
+        if not self.enabled:
+            return flag
+        tensor = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+        torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+        return bool(tensor.item())
+
+    def close(self) -> None:
+        if self.enabled and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def progress_bar(iterable: Any, enabled: bool, **kwargs: Any) -> Any:
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, dynamic_ncols=True, leave=False, file=sys.stderr, **kwargs)

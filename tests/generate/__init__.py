@@ -1,0 +1,1 @@
+"""Tests of flavortag's generate layer."""

@@ -1,0 +1,1 @@
+"""Tests of flavortag.tracking (the only module that imports MLflow)."""

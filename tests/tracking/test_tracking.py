@@ -1,0 +1,39 @@
+"""Experiments are tagged for MLflow 3's UI, samples are logged as dataset inputs, nothing else imports mlflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flavortag import tracking
+
+PACKAGE = Path(__file__).resolve().parents[2] / "flavortag"
+
+
+def test_new_experiments_open_on_the_runs_table(tmp_path):
+    import mlflow
+
+    cfg = {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment_name": "kind-test"}
+    experiment_id = tracking.configure(cfg)
+    tags = mlflow.get_experiment(experiment_id).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    assert tracking.configure(cfg) == experiment_id
+
+
+def test_samples_are_dataset_inputs(tmp_path):
+    cfg = {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment_name": "inputs"}
+    with tracking.start_run(cfg, run_name="r") as run:
+        tracking.log_dataset_input("zpole/train", "0123456789", {"uds": 7, "cc": 8, "bb": 9},
+                                   "a.parquet,b.parquet", context="training")
+    inputs = tracking.get_run(run.info.run_id).inputs.dataset_inputs
+    assert len(inputs) == 1
+    assert (inputs[0].dataset.name, inputs[0].dataset.digest) == ("zpole/train", "0123456789")
+    tags = {t.key: t.value for t in inputs[0].tags}
+    assert tags["mlflow.data.context"] == "training"
+    assert (tags["n_uds"], tags["n_cc"], tags["n_bb"]) == ("7", "8", "9")
+
+
+def test_only_tracking_imports_mlflow():
+    offenders = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                 if p.name != "tracking.py" and any(line.strip().startswith(("import mlflow", "from mlflow"))
+                                                    for line in p.read_text().splitlines())]
+    assert offenders == []
