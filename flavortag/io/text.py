@@ -247,7 +247,7 @@ def _pieces(
             if offset == 0 and buf.startswith(_BOM):
                 buf[: len(_BOM)] = b"   "  # a UTF-8 byte-order mark: whitespace to the parsers
             cut = length if eof else _last_event_start(buf, length)
-            while cut <= 0:  # no event boundary in the piece
+            while cut <= 0 and not eof:  # no event boundary in the piece
                 if offset == 0 and length >= piece_bytes and buf.find(b"Axis", 0, length) < 0:
                     cut = buf.rfind(b"\n", 0, length) + 1  # stray rows before any event: check them now
                     if cut > 0:
