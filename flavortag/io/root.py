@@ -16,6 +16,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
+from flavortag.classes import label_codes
 from flavortag.io.checks import screen_columns
 from flavortag.io.columns import TRACK_FIELDS, EventColumns
 from flavortag.io.errors import EventFormatError, OnError, ReadReport, log
@@ -114,7 +115,8 @@ def iter_root_columns(
         entry = 0
         for arrays in parts:
             cols = _columns(arrays, plan, label, shown, entry)
-            cols = screen_columns(cols, shown, on_error, report, first_entry=entry)
+            raw = _label_values(arrays["label"]) if plan.has_label else None
+            cols = screen_columns(cols, shown, on_error, report, first_entry=entry, raw_labels=raw)
             entry += len(arrays)
             yield cols, size * entry // total
 
@@ -145,12 +147,17 @@ def _columns(arrays: ak.Array, plan: _Plan, label: int | None, path: str, entry:
             )
         tracks[field] = values.astype(np.float32, copy=False) if field in TRACK_FIELDS else values
     assert offsets is not None  # TRACK_FIELDS are always read
-    labels = (
-        ak.to_numpy(arrays["label"]).astype(np.int32, copy=False)
-        if label is None else np.full(n, label, np.int32)
-    )
+    labels = label_codes(_label_values(arrays["label"]))[0] if label is None else np.full(n, label, np.int32)
     extras = {name: ak.to_numpy(arrays[name]) for name in plan.extras}
     return EventColumns(axis=axis, offsets=offsets, tracks=tracks, label=labels, extras=extras)
+
+
+def _label_values(values: ak.Array) -> np.ndarray:
+    """The stored labels as numpy (numbers, or strings for a string branch)."""
+    try:
+        return np.asarray(ak.to_numpy(values))
+    except (TypeError, ValueError):
+        return np.asarray(ak.to_list(values), dtype=object)
 
 
 def _branch_types(data: dict[str, np.ndarray | ak.Array]) -> dict[str, object]:
