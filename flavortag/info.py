@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         events = read_events(args.paths, label=args.label)
-    except (EventFormatError, FileNotFoundError, ValueError) as err:
+    except (EventFormatError, OSError, ValueError) as err:
         print(f"flavortag info: {err}", file=sys.stderr)
         return 1
     print(f"{len(events)} events in {len(args.paths)} file(s)")
