@@ -40,7 +40,7 @@ def count_events(
         codes, ok = label_codes(np.asarray(labels))
         if path is not None and on_error == "raise" and not ok.all():
             bad = int(np.flatnonzero(~ok)[0])
-            raise EventFormatError(path, None, describe_label(np.asarray(labels)[bad]), entry=bad)
+            raise EventFormatError(str(path), None, describe_label(np.asarray(labels)[bad]), entry=bad)
         counts[:] += np.bincount(codes[(codes >= 0) & (codes < N_CLASSES)], minlength=N_CLASSES)
 
     for path in paths:
