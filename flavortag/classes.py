@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
+
 CLASS_NAMES: tuple[str, ...] = ("uds", "cc", "bb")
 N_CLASSES: int = len(CLASS_NAMES)
 UDS, CC, BB = 0, 1, 2
@@ -70,3 +72,52 @@ def label_from_path(path: str | os.PathLike[str], rules: Mapping[str, str] | Non
         f"{path}: cannot tell the class from the file name {name!r}; pass label=... "
         f"or a file-name rule (patterns tried: {list(rules)})"
     )
+
+
+#: Stored label of an event of unknown class (``flavortag.io.UNKNOWN_LABEL``).
+_UNKNOWN = -1
+#: Code given to an invalid stored label (never a valid class, never -1).
+INVALID_LABEL_CODE: int = -(2**31)
+
+
+def valid_labels_text() -> str:
+    """The accepted stored labels, in words (for messages)."""
+    names = ", ".join(f"{i} or {name!r}" for i, name in enumerate(CLASS_NAMES))
+    return f"{names} ({N_CLASSES} classes; -1 or 'unknown' for an unknown class)"
+
+
+def label_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stored labels -> ``(int32 class indices, bool mask of valid entries)``.
+
+    Integers (and whole floats) ``0..N_CLASSES-1`` or -1 (unknown) are kept;
+    strings may be class names or aliases (``'bb'``, ``'charm'``), indices
+    (``'2'``) or ``'unknown'``. Anything else is invalid: its code is
+    :data:`INVALID_LABEL_CODE` and its mask entry False.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind in "biu":
+        ok = (values >= _UNKNOWN) & (values < N_CLASSES)
+        codes = np.where(ok, values, INVALID_LABEL_CODE).astype(np.int32)
+        return codes, ok
+    if values.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            ok = (values >= _UNKNOWN) & (values < N_CLASSES) & (np.floor(values) == values)
+        codes = np.where(ok, values, INVALID_LABEL_CODE).astype(np.int32)
+        return codes, ok
+    uniques, inverse = np.unique(values.astype(str), return_inverse=True)
+    table = np.empty(len(uniques), np.int32)
+    for k, text in enumerate(uniques):
+        key = str(text).strip().lower()
+        try:
+            table[k] = _UNKNOWN if key == "unknown" or key == "-1" else class_index(key)
+        except ValueError:
+            table[k] = INVALID_LABEL_CODE
+    codes = table[inverse.reshape(-1)]
+    return codes, codes != INVALID_LABEL_CODE
+
+
+def describe_label(value: object) -> str:
+    """Why a stored label is refused, naming the valid ones."""
+    item = getattr(value, "item", None)
+    value = item() if callable(item) else value
+    return f"label {value!r} is not a class: valid labels are {valid_labels_text()}"

@@ -18,10 +18,34 @@ from flavortag import tracking
 log = logging.getLogger("flavortag.predict")
 
 
+#: Suffixes of event files, stripped from an input's name to make its output's (longest first).
+_EVENT_SUFFIXES: tuple[str, ...] = (".txt.gz", ".dat.gz", ".txt", ".dat", ".gz", ".root", ".parquet", ".pq")
+
+
 def output_stem(input_path: Path, out_dir: str | None) -> Path:
-    """``events.txt.gz`` -> ``events.flavortag`` beside the input (or in ``out_dir``)."""
-    stem = input_path.name.split(".")[0] + ".flavortag"
-    return (Path(out_dir) if out_dir else input_path.parent) / stem
+    """``run.1.txt.gz`` -> ``run.1.flavortag`` beside the input (or in ``out_dir``): the whole stem."""
+    name = input_path.name
+    for suffix in _EVENT_SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    return (Path(out_dir) if out_dir else input_path.parent) / f"{name}.flavortag"
+
+
+def plan_outputs(inputs: list[Path], out_dir: str | None, formats: list[str]) -> list[Path]:
+    """The output stem of each input; ``ValueError`` if two inputs would write the same file."""
+    stems = [output_stem(path, out_dir) for path in inputs]
+    seen: dict[Path, Path] = {}
+    for path, stem in zip(inputs, stems):
+        for fmt in formats:
+            target = stem.with_name(f"{stem.name}.{fmt}").resolve()
+            if target in seen:
+                raise ValueError(
+                    f"{path} and {seen[target]} would both be written to {target}: "
+                    "predict them separately or with out_dir set apart; nothing written"
+                )
+            seen[target] = path
+    return stems
 
 
 def predict(cfg: DictConfig) -> list[Path]:
@@ -37,6 +61,8 @@ def predict(cfg: DictConfig) -> list[Path]:
 
     if bool(cfg.get("run_id")) == bool(cfg.get("checkpoint")):
         raise ValueError("give exactly one of run_id=<mlflow run id> or checkpoint=<path>")
+    inputs = resolve_paths([cfg.inputs] if isinstance(cfg.inputs, str) else list(cfg.inputs))
+    stems = plan_outputs(inputs, cfg.get("out_dir"), [str(f) for f in cfg.formats])
     source = str(cfg.run_id or cfg.checkpoint)
     if cfg.get("run_id"):
         tracking.configure(cfg.tracking)
@@ -45,16 +71,15 @@ def predict(cfg: DictConfig) -> list[Path]:
     detector = DetectorModel.from_config(model.detector)
     max_tracks = int(getattr(model, "max_tracks", 0) or 64)
     settings = evaluation_settings(cfg.get("evaluate"))
-    inputs = [cfg.inputs] if isinstance(cfg.inputs, str) else list(cfg.inputs)
     written: list[Path] = []
-    for path in resolve_paths(inputs):
+    for path, stem in zip(inputs, stems):
         events = read_events(str(path), label="unknown")
         calibrated = apply_calibration(events, resolve_calibration(cfg.get("calibration"), events, detector))
         tensors = build_event_tensors(calibrated, track_feature_names=names["track"],
                                       event_feature_names=names["event"], max_tracks=max_tracks,
                                       detector=detector)
         probs = predict_proba(model, tensors, batch_size=int(cfg.batch_size))
-        out = write_predictions(probs, events, None, output_stem(path, cfg.get("out_dir")),
+        out = write_predictions(probs, events, None, stem,
                                 settings["f_c"], settings["f_b"], formats=list(cfg.formats))
         for p in out:
             log.info("wrote %s (%d events)", p, len(events))

@@ -7,14 +7,23 @@ Only rank 0 of a distributed job logs (see :func:`is_logging_rank`).
 
 This is the only module that imports MLflow: the apps and the library log,
 search and load through the functions below.
+
+A new SQLite store is created atomically (:func:`ensure_sqlite_store`): MLflow
+needs seconds to create its tables, and jobs started together on a fresh store
+(or one killed in that window) would otherwise leave a half-made database that
+fails every later run. The tables are built under a temporary name in the same
+directory and renamed into place, under a lock file, so a job sees either no
+store (and builds it) or a complete one.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import subprocess
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,11 +33,98 @@ from typing import Any
 import mlflow
 from omegaconf import DictConfig, OmegaConf
 
+from flavortag.io.atomic import remove_stale_temporaries, temporary_name
+
+log = logging.getLogger("flavortag.tracking")
+
 #: MLflow rejects parameter values longer than this (characters).
 MAX_PARAM_LENGTH = 6000
 #: Experiment tags set on every experiment we create: MLflow 3's UI opens a
 #: "custom model development" experiment on its runs table, not the GenAI overview.
 EXPERIMENT_TAGS: dict[str, str] = {"mlflow.experimentKind": "custom_model_development"}
+_SQLITE_PREFIX = "sqlite:///"
+_INIT_SUFFIX = "init"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///...`` tracking URI (None for any other URI or in-memory)."""
+    if not uri.startswith(_SQLITE_PREFIX):
+        return None
+    path = uri[len(_SQLITE_PREFIX):].split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def _default_artifact_root(db_path: Path) -> str:
+    return (db_path.resolve().parent / "mlartifacts").as_uri()
+
+
+def _build_store(tmp: Path, artifact_root: str) -> None:
+    """Create MLflow's tables (and the Default experiment) in the new database file ``tmp``."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    uri = f"{_SQLITE_PREFIX}{tmp}"
+    store = SqlAlchemyStore(uri, artifact_root)
+    store.engine.dispose()  # close the connections: the file is complete
+    getattr(SqlAlchemyStore, "_engine_map", {}).pop(uri, None)  # MLflow caches engines by URI
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def ensure_sqlite_store(db_path: str | os.PathLike, artifact_root: str | None = None) -> bool:
+    """Make sure the SQLite MLflow store ``db_path`` exists complete; returns True if this call made it.
+
+    A missing store is built as ``.<name>.<pid>.<random>.init`` in the same
+    directory and renamed into place (``os.replace``) once MLflow has created
+    every table, all under an exclusive lock on ``.<name>.lock``: concurrent
+    first users wait for one builder, and a builder killed half-way leaves no
+    store (the next user builds it again and removes the dead builder's file).
+    """
+    path = Path(db_path)
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_name(f".{path.name}.lock")
+    with open(lock_path, "a") as lock:
+        started = time.monotonic()
+        _lock(lock)
+        waited = time.monotonic() - started
+        try:
+            if path.exists():
+                if waited > 1:
+                    log.info("%s: waited %.1f s for another job to create the store", path, waited)
+                return False
+            remove_stale_temporaries(path, suffix=_INIT_SUFFIX)
+            for suffix in ("-journal", "-wal", "-shm"):  # of a dead builder's database, if any
+                for leftover in path.parent.glob(f".{path.name}.*.{_INIT_SUFFIX}{suffix}"):
+                    if not leftover.with_name(leftover.name[: -len(suffix)]).exists():
+                        leftover.unlink(missing_ok=True)
+            tmp = temporary_name(path, _INIT_SUFFIX)
+            log.info("%s: creating a new MLflow store", path)
+            try:
+                _build_store(tmp, artifact_root or _default_artifact_root(path))
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            return True
+        finally:
+            _unlock(lock)
+
+
+def _lock(file: Any) -> None:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (first use should then not be concurrent)
+        return
+    fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+
+
+def _unlock(file: Any) -> None:
+    try:
+        import fcntl
+    except ImportError:
+        return
+    fcntl.flock(file.fileno(), fcntl.LOCK_UN)
 
 
 def is_logging_rank() -> bool:
@@ -44,15 +140,17 @@ def configure(tracking_cfg: Mapping[str, Any]) -> str:
     (None -> ``./mlartifacts`` for a local SQLite store).
     """
     uri = tracking_cfg.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    db_path = sqlite_path(str(uri))
+    if db_path is not None:
+        ensure_sqlite_store(db_path)
     mlflow.set_tracking_uri(uri)
     name = str(tracking_cfg.get("experiment_name") or "flavortag")
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     location = tracking_cfg.get("artifact_location")
-    if location is None and uri.startswith("sqlite:///"):
-        db_path = Path(uri.removeprefix("sqlite:///"))
-        location = (db_path.resolve().parent / "mlartifacts").as_uri()
+    if location is None and db_path is not None:
+        location = _default_artifact_root(db_path)
     try:
         return mlflow.create_experiment(name, artifact_location=location, tags=dict(EXPERIMENT_TAGS))
     except mlflow.exceptions.MlflowException:

@@ -3,12 +3,20 @@
 Prints, per file and per class: events, mean charged multiplicity, mean
 energy sum, and the fraction of tracks with a transverse impact parameter
 above 0.1 mm. Needs only the readers (no torch).
+
+It also warns, with file and event index, about events implausible as one
+event, such as two events merged by a missing ``Axis`` line (the format cannot
+tell): more than :data:`MULTIPLICITY_FACTOR` times the file's median number of
+tracks, or a visible (track) energy above sqrt(s). sqrt(s) comes from
+``--sqrt-s``, else from ``generation.yaml`` beside the file (written by
+``flavortag generate``), else :data:`DEFAULT_SQRT_S_GEV` (the Z pole).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 import awkward as ak
@@ -43,6 +51,67 @@ def summarise(events: ak.Array) -> list[dict[str, Any]]:
     return rows
 
 
+#: An event with more tracks than this times the file's median is flagged.
+MULTIPLICITY_FACTOR: float = 3.0
+#: sqrt(s) assumed for a file without generation metadata (GeV): the Z pole.
+DEFAULT_SQRT_S_GEV: float = 91.188
+#: Warnings printed per file (the rest are counted).
+MAX_WARNINGS_PER_FILE: int = 10
+
+
+def file_sqrt_s(path: str | Path) -> float | None:
+    """sqrt(s) in GeV from the ``generation.yaml`` beside ``path`` (``config.sqrt_s``), or None."""
+    meta = Path(path).parent / "generation.yaml"
+    if not meta.is_file():
+        return None
+    import yaml
+
+    try:
+        content = yaml.safe_load(meta.read_text())
+        return float(content["config"]["sqrt_s"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return None
+
+
+def implausible_events(events: ak.Array, sqrt_s_gev: float) -> list[tuple[int, str]]:
+    """``(event index, why)`` for events implausible as one event (see the module docstring)."""
+    n_tracks = np.asarray(ak.num(events["tracks"], axis=1))
+    e_sum = np.asarray(ak.sum(events["tracks"]["E"], axis=1), dtype=np.float64)
+    if not len(n_tracks):
+        return []
+    median = float(np.median(n_tracks))
+    flagged: list[tuple[int, str]] = []
+    too_many = n_tracks > MULTIPLICITY_FACTOR * median if median > 0 else np.zeros(len(n_tracks), bool)
+    too_much = e_sum > sqrt_s_gev
+    for index in np.flatnonzero(too_many | too_much):
+        why = []
+        if too_many[index]:
+            why.append(f"{int(n_tracks[index])} tracks, more than {MULTIPLICITY_FACTOR:g} x the "
+                       f"median multiplicity {median:g} of the file")
+        if too_much[index]:
+            why.append(f"visible energy {e_sum[index]:.1f} GeV above sqrt(s) = {sqrt_s_gev:g} GeV")
+        flagged.append((int(index), "; ".join(why) + ": two events merged (a missing Axis line)?"))
+    return flagged
+
+
+def _warn_implausible(paths: list[Path], label: str | None, sqrt_s: float | None) -> None:
+    from flavortag.io import read_events
+
+    for path in paths:
+        energy = sqrt_s if sqrt_s is not None else file_sqrt_s(path)
+        source = "--sqrt-s" if sqrt_s is not None else ("generation.yaml" if energy is not None else "default")
+        energy = DEFAULT_SQRT_S_GEV if energy is None else energy
+        flagged = implausible_events(read_events(path, label=label), energy)
+        for index, why in flagged[:MAX_WARNINGS_PER_FILE]:
+            print(f"flavortag info: warning: {path}: event {index}: {why}", file=sys.stderr)
+        if len(flagged) > MAX_WARNINGS_PER_FILE:
+            print(f"flavortag info: warning: {path}: {len(flagged) - MAX_WARNINGS_PER_FILE} more "
+                  "implausible events", file=sys.stderr)
+        if flagged:
+            print(f"flavortag info: {path}: {len(flagged)} implausible event(s) "
+                  f"(sqrt(s) = {energy:g} GeV from {source})", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(
@@ -52,12 +121,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("paths", nargs="+", help="event files")
     parser.add_argument("--label", default=None, help="class of text files (uds, cc, bb) if not in the name")
+    parser.add_argument("--sqrt-s", type=float, default=None, metavar="GEV",
+                        help="centre-of-mass energy for the visible-energy check (default: from "
+                             f"generation.yaml beside the file, else {DEFAULT_SQRT_S_GEV} GeV)")
     args = parser.parse_args(argv)
     from flavortag.io import EventFormatError, read_events
+    from flavortag.io.api import expand_paths
 
     try:
         events = read_events(args.paths, label=args.label)
-    except (EventFormatError, FileNotFoundError, ValueError) as err:
+        _warn_implausible(expand_paths(args.paths), args.label, args.sqrt_s)
+    except (EventFormatError, OSError, ValueError) as err:
         print(f"flavortag info: {err}", file=sys.stderr)
         return 1
     print(f"{len(events)} events in {len(args.paths)} file(s)")

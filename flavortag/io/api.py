@@ -64,7 +64,8 @@ def detect_format(path: str | os.PathLike, format: str | None = None) -> str:
 def expand_paths(paths: PathsLike) -> list[Path]:
     """The files named by ``paths`` (one or a list; glob patterns allowed), in order.
 
-    Raises ``FileNotFoundError`` listing every name that matches nothing.
+    Raises ``FileNotFoundError`` listing every name that matches nothing,
+    ``IsADirectoryError`` for a directory.
     """
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not items:
@@ -73,6 +74,10 @@ def expand_paths(paths: PathsLike) -> list[Path]:
     missing: list[str] = []
     for item in items:
         path = Path(item)
+        if path.is_dir():
+            raise IsADirectoryError(
+                f"{item}: is a directory, not an event file (name the files in it, e.g. {path / '*.parquet'})"
+            )
         if path.is_file():
             found.append(path)
         elif isinstance(item, str) and any(c in item for c in "*?[") and glob.glob(item):

@@ -2,16 +2,74 @@
 
 A reader of the output therefore sees either the old file (or none) or the
 complete new one, never a partial file, even if the writer fails or is killed
-half-way (a killed writer leaves only a hidden ``.<name>.<random>.tmp``).
+half-way. A killed writer leaves only a hidden ``.<name>.<pid>.<random>.tmp``;
+the next write to the same path removes such leftovers of writers that are no
+longer running (their process id is gone) and says so in a log line.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+log = logging.getLogger("flavortag.io")
+
+
+def temporary_name(target: Path, suffix: str = "tmp") -> Path:
+    """``.<name>.<pid>.<random>.<suffix>`` beside ``target``: the name of our temporary files."""
+    return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.{suffix}")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a process of another user holds the id
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: str | os.PathLike, suffix: str = "tmp") -> list[Path]:
+    """Delete the temporary files of ``target`` (see :func:`temporary_name`) left by dead writers.
+
+    Only names of exactly our pattern are touched, and only when their process
+    id is no longer running on this machine (a writer still at work keeps its
+    file). Each removal is logged at WARNING; returns the removed paths.
+    """
+    target = Path(target)
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.[0-9a-f]{{8}}\.{re.escape(suffix)}$")
+    removed: list[Path] = []
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.match(name)
+        if match is None or _pid_alive(int(match.group(1))):
+            continue
+        leftover = target.parent / name
+        try:
+            size = leftover.stat().st_size
+            leftover.unlink()
+        except FileNotFoundError:
+            continue  # removed by someone else meanwhile
+        except OSError as err:
+            log.warning("%s: cannot remove the leftover of a killed writer (%s)", leftover, err)
+            continue
+        log.warning(
+            "%s: removed %s (%d bytes), the unfinished output of a killed writer (process %s)",
+            target, name, size, match.group(1),
+        )
+        removed.append(leftover)
+    return removed
 
 
 @contextmanager
@@ -20,10 +78,12 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
 
     The parent directory is created if needed. The temporary file is created
     by the writer itself (so it gets the usual permissions from the umask).
+    Leftover temporaries of killed writers of ``path`` are removed first.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    remove_stale_temporaries(target)
+    tmp = temporary_name(target)
     try:
         yield tmp
         if not tmp.exists():

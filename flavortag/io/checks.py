@@ -23,7 +23,8 @@ import math
 
 import numpy as np
 
-from flavortag.io.columns import TRACK_FIELDS, EventColumns
+from flavortag.classes import N_CLASSES, describe_label
+from flavortag.io.columns import TRACK_FIELDS, UNKNOWN_LABEL, EventColumns
 from flavortag.io.errors import EventFormatError, OnError, ReadReport, format_location
 
 ENERGY_TOLERANCE_ABS_GEV: float = 1e-5
@@ -125,24 +126,32 @@ def screen_columns(
     on_error: OnError,
     report: ReadReport,
     first_entry: int = 0,
+    raw_labels: np.ndarray | None = None,
 ) -> EventColumns:
     """Check the values of events read from a binary file (entries numbered from ``first_entry``).
 
-    Raises :class:`EventFormatError` at the first bad event, or with
+    Labels must be a class index or -1 (unknown); ``raw_labels``, the stored
+    values before conversion (e.g. strings), only serve the message. Raises
+    :class:`EventFormatError` at the first bad event, or with
     ``on_error="skip"`` drops the bad events, accounts for them in ``report``
     and returns the rest.
     """
     t = cols.tracks
     track_values = [t[name] for name in TRACK_FIELDS]
     axis_ok = axis_ok_mask(cols.axis[:, 0], cols.axis[:, 1], cols.axis[:, 2])
-    if axis_ok.all() and tracks_all_ok(*track_values):
+    label_ok = (cols.label >= UNKNOWN_LABEL) & (cols.label < N_CLASSES)
+    if axis_ok.all() and label_ok.all() and tracks_all_ok(*track_values):
         return cols
     track_ok = track_ok_mask(*track_values)
     bad_tracks = np.flatnonzero(~track_ok)
     event_of_bad_track = np.searchsorted(cols.offsets, bad_tracks, side="right") - 1
-    bad_events = np.union1d(np.flatnonzero(~axis_ok), event_of_bad_track)
+    bad_events = np.union1d(np.union1d(np.flatnonzero(~axis_ok), np.flatnonzero(~label_ok)),
+                            event_of_bad_track)
     for event in bad_events:
-        if not axis_ok[event]:
+        if not label_ok[event]:
+            raw = cols.label[event] if raw_labels is None else raw_labels[event]
+            kind, message = "label not a class", describe_label(raw)
+        elif not axis_ok[event]:
             kind, message = describe_axis(cols.axis[event])
         else:
             track = bad_tracks[np.searchsorted(event_of_bad_track, event)]

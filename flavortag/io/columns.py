@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import awkward as ak
 import numpy as np
 
+from flavortag.classes import describe_label, label_codes
 from flavortag.ragged import offsets_from_counts
 
 #: The per-track fields every event file holds, in this order (GeV, GeV, GeV, GeV, mm, mm, mm).
@@ -134,12 +135,18 @@ class EventColumns:
         return ak.Array(ak.contents.RecordArray(contents, names, length=n))
 
     @classmethod
-    def from_awkward(cls, events: ak.Array, label: int | None = None) -> EventColumns:
+    def from_awkward(
+        cls, events: ak.Array, label: int | None = None, *, check_labels: bool = True
+    ) -> EventColumns:
         """Columns of an event Array (``ValueError`` saying what is missing or malformed).
 
         ``label``: the class of every event when the array has no ``label``
         field. The kinematic track fields and the axis are cast to float32 and
-        the label to int32; other fields keep their dtype.
+        the label to int32 (class names such as ``"bb"`` become their index);
+        other fields keep their dtype. A label that is no class is a
+        ``ValueError`` naming the event, unless ``check_labels`` is False (it
+        then becomes :data:`flavortag.classes.INVALID_LABEL_CODE`, for the
+        readers to report with file and entry).
         """
         fields = ak.fields(events)
         required = EVENT_FIELDS if label is None else ("axis", "tracks")
@@ -173,14 +180,19 @@ class EventColumns:
                     "only flat numbers can be kept beside axis, tracks and label"
                 )
             extras[name] = values
+        if "label" in fields:
+            raw = _numpy(events["label"], "label")
+            labels, ok = label_codes(raw)
+            if check_labels and not ok.all():
+                bad = int(np.flatnonzero(~ok)[0])
+                raise ValueError(f"event {bad}: {describe_label(raw[bad])}")
+        else:
+            labels = np.full(len(axis), label, np.int32)
         return cls(
             axis=axis.astype(np.float32, copy=False),
             offsets=offsets_from_counts(counts),
             tracks=flat,
-            label=(
-                _numpy(events["label"], "label").astype(np.int32, copy=False)
-                if "label" in fields else np.full(len(axis), label, np.int32)
-            ),
+            label=labels,
             extras=extras,
         )
 

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from flavortag.classes import N_CLASSES
+from flavortag.classes import N_CLASSES, describe_label, label_codes
 from flavortag.io.api import detect_format, iter_events, resolve_label
-from flavortag.io.errors import OnError
+from flavortag.io.errors import EventFormatError, OnError
 
 
 def count_events(
@@ -36,9 +36,12 @@ def count_events(
     n_total = 0
     text_paths: list[str | os.PathLike] = []
 
-    def add(labels: np.ndarray) -> None:
-        labels = np.asarray(labels, dtype=np.int64)
-        counts[:] += np.bincount(labels[(labels >= 0) & (labels < N_CLASSES)], minlength=N_CLASSES)
+    def add(labels: np.ndarray, path: str | os.PathLike | None = None) -> None:
+        codes, ok = label_codes(np.asarray(labels))
+        if path is not None and on_error == "raise" and not ok.all():
+            bad = int(np.flatnonzero(~ok)[0])
+            raise EventFormatError(str(path), None, describe_label(np.asarray(labels)[bad]), entry=bad)
+        counts[:] += np.bincount(codes[(codes >= 0) & (codes < N_CLASSES)], minlength=N_CLASSES)
 
     for path in paths:
         fmt = detect_format(path)
@@ -48,7 +51,7 @@ def count_events(
             parquet = pq.ParquetFile(path)
             n = int(parquet.metadata.num_rows)
             if "label" in parquet.schema_arrow.names:
-                add(parquet.read(columns=["label"]).column("label").to_numpy())
+                add(parquet.read(columns=["label"]).column("label").to_numpy(zero_copy_only=False), path)
             else:
                 add(np.full(n, resolve_label(label, path, label_rules)))
         elif fmt == "root":
@@ -58,7 +61,7 @@ def count_events(
                 ttree = file[tree]
                 n = int(ttree.num_entries)
                 if "label" in ttree.keys():
-                    add(ttree["label"].array(library="np"))
+                    add(ttree["label"].array(library="np"), path)
                 else:
                     add(np.full(n, resolve_label(label, path, label_rules)))
         else:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import awkward as ak
+import numpy as np
 
 from flavortag.io.checks import screen_columns
 from flavortag.io.columns import EventColumns
@@ -71,10 +72,11 @@ def iter_parquet_columns(
         array = ak.from_parquet(shown, row_groups=groups if groups else None)
         label = None if "label" in ak.fields(array) else label_fallback()
         try:
-            cols = EventColumns.from_awkward(array, label=label)
+            cols = EventColumns.from_awkward(array, label=label, check_labels=False)
+            raw = None if label is not None else np.asarray(ak.to_numpy(array["label"]))
         except ValueError as err:
             raise EventFormatError(shown, None, str(err)) from None
-        cols = screen_columns(cols, shown, on_error, report, first_entry=entry)
+        cols = screen_columns(cols, shown, on_error, report, first_entry=entry, raw_labels=raw)
         entry += len(array)
         yield cols, size * (k + 1) // len(plan)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
+from flavortag.classes import label_codes
 from flavortag.io.checks import screen_columns
 from flavortag.io.columns import TRACK_FIELDS, EventColumns
 from flavortag.io.errors import EventFormatError, OnError, ReadReport, log
@@ -64,6 +65,28 @@ class _Plan:
         self.branches += (["label"] if self.has_label else []) + self.extras
 
 
+def truncation_message(path: str) -> str | None:
+    """"the file is truncated: ..." when the file is shorter than its ROOT header says, else None."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    if len(head) < 20 or not head.startswith(b"root"):
+        return None
+    version = struct.unpack(">i", head[4:8])[0]
+    end = struct.unpack(">q", head[12:20])[0] if version >= 1_000_000 else struct.unpack(">i", head[12:16])[0]
+    if size >= end:
+        return None
+    return (
+        f"the file is truncated: it has {size} bytes but its ROOT header says {end} "
+        f"({end - size} bytes missing; an interrupted copy or write?)"
+    )
+
+
 def _open_tree(path: str, tree_name: str):  # noqa: ANN202 -- uproot objects
     import uproot
 
@@ -72,6 +95,9 @@ def _open_tree(path: str, tree_name: str):  # noqa: ANN202 -- uproot objects
     except FileNotFoundError:
         raise
     except Exception as err:  # uproot raises several types for a file that is not ROOT
+        truncated = truncation_message(path)
+        if truncated:
+            raise EventFormatError(path, None, truncated) from None
         raise EventFormatError(path, None, f"not a readable ROOT file ({err})") from None
     try:
         tree = file[tree_name]
@@ -108,15 +134,31 @@ def iter_root_columns(
         size = os.path.getsize(path)
         total = max(tree.num_entries, 1)
         if step_size is None:
-            parts = iter([tree.arrays(plan.branches, library="ak")])
+            parts = (tree.arrays(plan.branches, library="ak") for _ in range(1))
         else:
             parts = tree.iterate(plan.branches, step_size=step_size, library="ak")
         entry = 0
-        for arrays in parts:
+        for arrays in _reading(parts, shown):
             cols = _columns(arrays, plan, label, shown, entry)
-            cols = screen_columns(cols, shown, on_error, report, first_entry=entry)
+            raw = _label_values(arrays["label"]) if plan.has_label else None
+            cols = screen_columns(cols, shown, on_error, report, first_entry=entry, raw_labels=raw)
             entry += len(arrays)
             yield cols, size * entry // total
+
+
+def _reading(parts: Iterator[ak.Array], path: str) -> Iterator[ak.Array]:
+    """``parts``, with a read failure of a truncated file said in words (file, how much is missing)."""
+    while True:
+        try:
+            arrays = next(parts)
+        except StopIteration:
+            return
+        except (OSError, ValueError) as err:
+            truncated = truncation_message(path)
+            if truncated:
+                raise EventFormatError(path, None, truncated) from err
+            raise
+        yield arrays
 
 
 def _columns(arrays: ak.Array, plan: _Plan, label: int | None, path: str, entry: int) -> EventColumns:
@@ -145,12 +187,17 @@ def _columns(arrays: ak.Array, plan: _Plan, label: int | None, path: str, entry:
             )
         tracks[field] = values.astype(np.float32, copy=False) if field in TRACK_FIELDS else values
     assert offsets is not None  # TRACK_FIELDS are always read
-    labels = (
-        ak.to_numpy(arrays["label"]).astype(np.int32, copy=False)
-        if label is None else np.full(n, label, np.int32)
-    )
+    labels = label_codes(_label_values(arrays["label"]))[0] if label is None else np.full(n, label, np.int32)
     extras = {name: ak.to_numpy(arrays[name]) for name in plan.extras}
     return EventColumns(axis=axis, offsets=offsets, tracks=tracks, label=labels, extras=extras)
+
+
+def _label_values(values: ak.Array) -> np.ndarray:
+    """The stored labels as numpy (numbers, or strings for a string branch)."""
+    try:
+        return np.asarray(ak.to_numpy(values))
+    except (TypeError, ValueError):
+        return np.asarray(ak.to_list(values), dtype=object)
 
 
 def _branch_types(data: dict[str, np.ndarray | ak.Array]) -> dict[str, object]:

@@ -244,10 +244,12 @@ def _pieces(
                 future = None
             else:
                 buf, length, eof, raw_position = fill(ring[turn], pending)
+            if offset == 0:
+                _sniff(buf, length, path)
             if offset == 0 and buf.startswith(_BOM):
                 buf[: len(_BOM)] = b"   "  # a UTF-8 byte-order mark: whitespace to the parsers
             cut = length if eof else _last_event_start(buf, length)
-            while cut <= 0:  # no event boundary in the piece
+            while cut <= 0 and not eof:  # no event boundary in the piece
                 if offset == 0 and length >= piece_bytes and buf.find(b"Axis", 0, length) < 0:
                     cut = buf.rfind(b"\n", 0, length) + 1  # stray rows before any event: check them now
                     if cut > 0:
@@ -272,6 +274,29 @@ def _pieces(
                 except Exception:  # noqa: BLE001 -- the caller's error wins
                     pass
             pool.shutdown()
+
+
+def _sniff(buf: bytearray, length: int, path: str) -> None:
+    """Refuse, saying what it looks like, a file start that is UTF-16 or has lone-CR line breaks."""
+    head = bytes(memoryview(buf)[: min(length, 4096)])
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        order = "little" if head.startswith(b"\xff\xfe") else "big"
+        raise EventFormatError(
+            path, 1, f"this looks like UTF-16 text ({order}-endian byte-order mark): the event format "
+            "is plain ASCII / UTF-8; convert it first, e.g. iconv -f UTF-16 -t UTF-8"
+        )
+    if len(head) >= 16:
+        zeros_even, zeros_odd = head[0::2].count(0), head[1::2].count(0)
+        if max(zeros_even, zeros_odd) >= 0.4 * (len(head) // 2) and min(zeros_even, zeros_odd) == 0:
+            raise EventFormatError(
+                path, 1, "this looks like UTF-16 text without byte-order mark (every other byte is "
+                "zero): the event format is plain ASCII / UTF-8; convert it first, e.g. iconv -f UTF-16 -t UTF-8"
+            )
+    if b"\r" in buf[:length] and b"\n" not in buf[:length]:
+        raise EventFormatError(
+            path, 1, "the lines end in a lone CR (old Mac line breaks) and no LF: the whole file reads "
+            "as one line; convert it first, e.g. tr '\\r' '\\n' < in > out"
+        )
 
 
 def iter_text_columns(
@@ -352,5 +377,35 @@ def _read_into(
             "the file is truncated (the data stops in this line)"
         ) from None
     except (gzip.BadGzipFile, zlib.error) as err:
+        end = _gzip_valid_end(path)
+        if end is not None:
+            raise EventFormatError(
+                path, None, f"{os.path.getsize(path) - end} bytes of trailing garbage after the gzip "
+                f"stream, from byte offset {end} (the data before it is complete)"
+            ) from None
         raise EventFormatError(path, None, f"corrupt gzip data ({err})") from None
     return total
+
+
+def _gzip_valid_end(path: str) -> int | None:
+    """Byte offset where non-gzip bytes follow complete gzip member(s), or None (corrupt inside)."""
+    offset = 0
+    with open(path, "rb") as f:
+        data = f.read()
+    while offset < len(data):
+        if data[offset : offset + 2] != _GZIP_MAGIC:
+            rest = data[offset:]
+            return None if not offset or not rest.strip(b"\0") else offset
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            while not inflater.eof and offset < len(data):
+                block = data[offset : offset + (1 << 20)]
+                inflater.decompress(block, 0)
+                offset += len(block) - len(inflater.unused_data)
+                if inflater.unused_data:
+                    break
+        except zlib.error:
+            return None
+        if not inflater.eof:
+            return None
+    return None

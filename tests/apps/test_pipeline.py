@@ -208,6 +208,21 @@ def test_compare_and_predict(trained: dict[str, dict], store: str, sample_dir: P
         np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
 
 
+def test_predict_keeps_the_whole_stem(trained: dict[str, dict], store: str, sample_dir: Path,
+                                      tmp_path: Path) -> None:
+    from flavortag.io import read_events, write_events
+    from flavortag.prediction import predict
+
+    uds, bb = read_events(str(sample_dir / "uds.parquet")), read_events(str(sample_dir / "bb.parquet"))
+    write_events(uds[:50], tmp_path / "run.1.root")
+    write_events(bb[:70], tmp_path / "run.2.root")
+    written = predict(_cfg("predict", [f"checkpoint={trained['mlp']['out']}/checkpoints/best.pt",
+                                       f"inputs=[{tmp_path / 'run.1.root'},{tmp_path / 'run.2.root'}]",
+                                       "formats=[parquet]"]))
+    assert [p.name for p in written] == ["run.1.flavortag.parquet", "run.2.flavortag.parquet"]
+    assert [len(read_events(str(p))) for p in written] == [50, 70]
+
+
 def test_export_onnx_of_trained_transformer(trained: dict[str, dict], tmp_path: Path) -> None:
     onnxruntime = pytest.importorskip("onnxruntime")
     from flavortag.export import export_onnx
