@@ -31,9 +31,9 @@ from flavortag.features.track import (
     D0_SCALE_FIELD,
     FeatureSpec,
     TrackQuantities,
-    argsort_within_events,
     compressed,
 )
+from flavortag.ragged import argsort_within_events
 
 #: Value used for the k-th leading significance of a hemisphere with fewer than k tracks.
 MISSING_SIGNIFICANCE: float = -5.0

@@ -35,8 +35,10 @@ import awkward as ak
 import numpy as np
 
 from flavortag.detector import PION_MASS_GEV, DetectorModel
+from flavortag.ragged import event_index, offsets_from_counts
 
 _TINY = 1e-12
+
 
 #: Optional per-event fields that scale the resolutions used for the significances.
 D0_SCALE_FIELD: str = "d0_resolution_scale"
@@ -66,25 +68,6 @@ def _event_axis(events: ak.Array) -> np.ndarray:
     return unit
 
 
-def argsort_within_events(
-    values: np.ndarray, offsets: np.ndarray, descending: bool = True
-) -> np.ndarray:
-    """Global permutation of flat ``values`` that sorts each event's slice, events kept in place.
-
-    ``offsets`` ``[n + 1]`` delimit the events in ``values``. Stable (ties keep
-    their order). Uses awkward's per-list sort, several times faster than a
-    global ``np.lexsort`` on (event, value).
-    """
-    offsets = np.asarray(offsets, dtype=np.int64)
-    layout = ak.contents.ListOffsetArray(
-        ak.index.Index64(offsets), ak.contents.NumpyArray(np.ascontiguousarray(values))
-    )
-    local = ak.argsort(ak.Array(layout), axis=1, ascending=not descending, stable=True)
-    counts = np.diff(offsets)
-    start = np.repeat(offsets[:-1], counts)
-    return np.asarray(ak.to_numpy(ak.flatten(local, axis=1)), dtype=np.int64) + start
-
-
 def compressed(value: np.ndarray) -> np.ndarray:
     """``sign(v) * ln(1 + |v|)``: keeps the sign, tames the tails of significances."""
     return np.sign(value) * np.log1p(np.abs(value))
@@ -104,8 +87,7 @@ class TrackQuantities:
         self.tracks = events["tracks"]
         self.counts = np.asarray(ak.to_numpy(ak.num(self.tracks, axis=1)), dtype=np.int64)
         self.n_events = len(self.counts)
-        self.offsets = np.zeros(self.n_events + 1, dtype=np.int64)
-        np.cumsum(self.counts, out=self.offsets[1:])
+        self.offsets = offsets_from_counts(self.counts)
         self._fields: dict[str, np.ndarray] = {}
 
     def field(self, name: str) -> np.ndarray:
@@ -126,7 +108,7 @@ class TrackQuantities:
     @cached_property
     def event_index(self) -> np.ndarray:
         """Event of each track."""
-        return np.repeat(np.arange(self.n_events, dtype=np.int64), self.counts)
+        return event_index(self.counts)
 
     @cached_property
     def axis(self) -> np.ndarray:
