@@ -193,7 +193,12 @@ def _train_epoch(opt: _Optimisation, source: _EpochSource, state: TrainState, ep
                  show: bool, save_checkpoint: Any) -> tuple[list[float], float]:
     """One epoch of steps (skipping those done before a mid-epoch resume).
 
-    Returns the per-rank sums ``[loss * n, correct, seen, skipped]`` and the elapsed seconds.
+    Returns the per-rank sums ``[loss * n, correct, seen, skipped]`` and the
+    elapsed seconds of training. After a mid-epoch resume from a checkpoint
+    that carries the epoch's sums so far (``state.epoch_sums``), rank 0's sums
+    include them, so the epoch's figures cover the whole epoch; from an older
+    checkpoint without them, ``skipped`` counts the events of the steps done
+    before the resume.
     """
     settings = source.settings
     loader, step_limit = source.epoch(epoch)
@@ -202,8 +207,11 @@ def _train_epoch(opt: _Optimisation, source: _EpochSource, state: TrainState, ep
     correct = torch.zeros((), device=device)
     seen = 0
     skipped = 0  # events of the steps done before a mid-epoch resume
-    t0 = time.perf_counter()
     skip = state.step_in_epoch
+    resumed = skip > 0 and len(state.epoch_sums) == 3
+    carried = list(state.epoch_sums) if resumed and dist.is_main else [0.0, 0.0, 0.0]
+    carried_s = state.epoch_seconds if resumed else 0.0
+    t0 = time.perf_counter()
     bar = progress_bar(loader, show, total=source.steps_per_epoch,
                        desc=f"epoch {epoch + 1}/{settings.max_epochs}")
     batches = iter(bar)
@@ -219,6 +227,7 @@ def _train_epoch(opt: _Optimisation, source: _EpochSource, state: TrainState, ep
         if step < skip:
             skipped += 0 if batch is None else len(batch.labels)
             step += 1
+            t0 = time.perf_counter()  # replaying the steps done before the resume is not training
             continue
         real = batch is not None
         if batch is None:
@@ -237,13 +246,20 @@ def _train_epoch(opt: _Optimisation, source: _EpochSource, state: TrainState, ep
             rate = seen / max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix(loss=f"{(loss_sum / seen).item():.4f}", ev_s=f"{rate:,.0f}")
         if settings.checkpoint_every_steps and state.global_step % settings.checkpoint_every_steps == 0:
+            # every rank gets here at the same step: the reduction is collective
+            state.epoch_sums = dist.all_reduce_sum(
+                [loss_sum.item() + carried[0], correct.item() + carried[1], seen + carried[2]], device)
+            state.epoch_seconds = carried_s + time.perf_counter() - t0
             save_checkpoint("last.pt")
         step += 1
     del batches
     if show:
         bar.close()
-    elapsed = time.perf_counter() - t0
-    return [loss_sum.item(), correct.item(), float(seen), float(skipped)], elapsed
+    elapsed = carried_s + time.perf_counter() - t0
+    if resumed:
+        skipped = 0  # the carried sums count those events
+    return [loss_sum.item() + carried[0], correct.item() + carried[1], float(seen + carried[2]),
+            float(skipped)], elapsed
 
 
 def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distributed,
@@ -301,9 +317,12 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distribu
         sums, elapsed = _train_epoch(opt, source, state, epoch, device, amp_dtype, dist, show,
                                      save_checkpoint)
         totals = dist.all_reduce_sum(sums, device)
-        train_loss = totals[0] / max(totals[2], 1.0)
-        train_acc = totals[1] / max(totals[2], 1.0)
-        events_per_s = totals[2] / max(elapsed, 1e-9)
+        # no trained events: resumed from an old checkpoint taken at the epoch's last step,
+        # which does not carry the epoch's figures; those are then unknown, not 0
+        trained = totals[2] > 0
+        train_loss = totals[0] / totals[2] if trained else math.nan
+        train_acc = totals[1] / totals[2] if trained else math.nan
+        events_per_s = totals[2] / max(elapsed, 1e-9) if trained else math.nan
         val_loss, val_acc = _evaluate_loss(model, val_t, settings, device, dist, amp_dtype)
         metrics: dict[str, float] = {"train/loss": train_loss, "train/acc": train_acc, "val/loss": val_loss,
                                      "val/acc": val_acc, "train/events_per_s": events_per_s,
@@ -312,12 +331,13 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distribu
         for key, value in metrics.items():
             state.history.setdefault(key, []).append(float(value))
         if dist.is_main:
-            tracking.log_metrics(metrics, step=epoch + 1)
+            tracking.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)}, step=epoch + 1)
             log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f events/s",
                      epoch + 1, settings.max_epochs, train_loss, train_acc, val_loss, val_acc,
                      events_per_s)
         state.epoch = epoch + 1
         state.step_in_epoch = 0
+        state.epoch_sums, state.epoch_seconds = [], 0.0
         if val_loss < state.best_val_loss - 1e-6:
             state.best_val_loss, state.best_epoch, state.bad_epochs = val_loss, epoch + 1, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
