@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,8 @@ class _EpochSource:
         self.stream_loader: Any = None
         #: a zero-weight step for a rank whose share of the stream is used up (streaming DDP)
         self.filler: PaddedBatch | RaggedBatch | None = None
+        #: after a resume: restores the checkpoint's random state once its steps are replayed
+        self.restore_rng: Callable[[], None] | None = None
         stream = data.stream
         if stream is not None:
             self.stream_ds = StreamingEventDataset(
@@ -188,6 +191,13 @@ class _EpochSource:
         return loader, self.steps_per_epoch
 
 
+def _restore_rng(source: _EpochSource) -> None:
+    """Restore the random state of the checkpoint resumed from (once)."""
+    if source.restore_rng is not None:
+        source.restore_rng()
+        source.restore_rng = None
+
+
 def _train_epoch(opt: _Optimisation, source: _EpochSource, state: TrainState, epoch: int,
                  device: torch.device, amp_dtype: torch.dtype | None, dist: Distributed,
                  show: bool, save_checkpoint: Any) -> tuple[list[float], float]:
@@ -201,6 +211,8 @@ def _train_epoch(opt: _Optimisation, source: _EpochSource, state: TrainState, ep
     before the resume.
     """
     settings = source.settings
+    if state.step_in_epoch == 0:
+        _restore_rng(source)  # resumed at an epoch boundary
     loader, step_limit = source.epoch(epoch)
     opt.train_model.train()
     loss_sum = torch.zeros((), device=device)
@@ -228,6 +240,8 @@ def _train_epoch(opt: _Optimisation, source: _EpochSource, state: TrainState, ep
             skipped += 0 if batch is None else len(batch.labels)
             step += 1
             t0 = time.perf_counter()  # replaying the steps done before the resume is not training
+            if step == skip:
+                _restore_rng(source)
             continue
         real = batch is not None
         if batch is None:
@@ -253,6 +267,7 @@ def _train_epoch(opt: _Optimisation, source: _EpochSource, state: TrainState, ep
             save_checkpoint("last.pt")
         step += 1
     del batches
+    _restore_rng(source)
     if show:
         bar.close()
     elapsed = carried_s + time.perf_counter() - t0
@@ -292,10 +307,20 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distribu
     steps_per_epoch = _steps_per_epoch(n_train, settings, dist.world_size, data.stream is not None)
     opt = _Optimisation(model, settings, dist, device, steps_per_epoch * settings.max_epochs,
                         class_counts)
-    if resume_blob is not None:
-        opt.load_state(resume_blob)
     pin = (device.type == "cuda") if settings.pin_memory is None else settings.pin_memory
     source = _EpochSource(cfg, data, settings, dist, pin, steps_per_epoch)
+    if resume_blob is not None:
+        opt.load_state(resume_blob)
+        rng = resume_blob.get("rng")
+        if rng is not None and not dist.enabled:
+            # dropout etc. go on as in an uninterrupted run (under DDP each rank has its own):
+            # restored once the steps done before the checkpoint are replayed
+            def restore_rng() -> None:
+                torch.set_rng_state(rng["cpu"].cpu())
+                if device.type == "cuda" and rng.get("cuda") is not None:
+                    torch.cuda.set_rng_state(rng["cuda"].cpu(), device)
+
+            source.restore_rng = restore_rng
 
     def save_checkpoint(name: str) -> None:
         if not dist.is_main:
@@ -307,6 +332,8 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distribu
             "scheduler": opt.scheduler.state_dict(),
             "train_state": state.__dict__.copy(),
             "config": OmegaConf.to_container(cfg, resolve=True),
+            "rng": {"cpu": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
         }
         save_atomic(blob, checkpoint_dir / name)
 
