@@ -43,6 +43,7 @@ def _overrides(sample_dir: Path, store: str, out: Path, files: tuple[str, ...] =
         "tracking.experiment_name=faults", f"output_dir={out}", "trainer.max_epochs=2",
         "trainer.batch_size=32", "trainer.max_steps_per_epoch=4", "trainer.progress=false",
         "trainer.early_stopping_patience=10", "data.max_tracks=16", "evaluate_after_training=false",
+        "trainer.device=cpu",  # exact resume figures: CPU is deterministic
     ]
 
 
