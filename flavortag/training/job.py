@@ -129,6 +129,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         # The run to log into: a fresh one, or the run of the checkpoint being resumed.
         resume_run_id = _resume_point(cfg, settings, run_dir, directory, is_torch) if dist.is_main else None
         data = prepare_data(cfg, keep_events=bool(cfg.get("evaluate_after_training", False)))
+        if is_torch and data.stream is None:
+            # in memory the last incomplete batch is dropped: fewer events than a batch train nothing
+            n_train = len(data.tensors["train"].labels) // dist.world_size
+            if n_train < settings.batch_size:
+                raise ValueError(
+                    f"trainer.batch_size={settings.batch_size} is more than the {n_train} training "
+                    f"events{' per rank' if dist.enabled else ''}: not one step would be taken; "
+                    f"set trainer.batch_size to at most {n_train} (or train on more events)")
         if not dist.is_main:
             model, state = fit_torch(cfg, data, run_dir, dist)
             return {"run_id": None, "history": state.history, "metrics": {}}

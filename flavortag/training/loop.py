@@ -359,9 +359,14 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distribu
             state.history.setdefault(key, []).append(float(value))
         if dist.is_main:
             tracking.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)}, step=epoch + 1)
-            log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f events/s",
-                     epoch + 1, settings.max_epochs, train_loss, train_acc, val_loss, val_acc,
-                     events_per_s)
+            if trained:
+                log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f events/s",
+                         epoch + 1, settings.max_epochs, train_loss, train_acc, val_loss, val_acc,
+                         events_per_s)
+            else:
+                log.info("epoch %d/%d  no training step after the resume (the checkpoint does not "
+                         "hold the epoch's training figures) | val loss %.4f acc %.4f",
+                         epoch + 1, settings.max_epochs, val_loss, val_acc)
         state.epoch = epoch + 1
         state.step_in_epoch = 0
         state.epoch_sums, state.epoch_seconds = [], 0.0

@@ -89,6 +89,18 @@ def test_bad_settings_are_refused_before_anything_is_read(override: list[str], m
     assert not (tmp_path / "run").exists()
 
 
+def test_a_batch_larger_than_the_training_split_is_refused_before_the_run(sample_dir: Path, tmp_path: Path,
+                                                                           store: str) -> None:
+    # 0.7 * 3 * 40 = 84 training events; the last incomplete batch is dropped, so no step at all
+    cfg = _cfg([*_overrides(sample_dir, store, tmp_path / "run"), "data.max_events_per_class=40",
+                "trainer.batch_size=100"])
+    with pytest.raises(ValueError, match=re.escape(
+            "trainer.batch_size=100 is more than the 84 training events: not one step would be taken; "
+            "set trainer.batch_size to at most 84")):
+        train(cfg)
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 def test_zero_or_null_optional_settings_mean_off() -> None:
     from flavortag.training.settings import TrainerSettings
 
