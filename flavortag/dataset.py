@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import awkward as ak
 import numpy as np
 
 from flavortag.classes import CLASS_NAMES
+
+if TYPE_CHECKING:
+    from flavortag.io.errors import ReadReport
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +59,19 @@ def reader_options(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def load_sample(data_cfg: Mapping[str, Any]) -> ak.Array:
+def load_sample(data_cfg: Mapping[str, Any], report: ReadReport | None = None) -> ak.Array:
     """Read the events named by a ``data`` config node.
 
     Keys: ``paths`` (list of files), ``label`` (class for text files, or None
     to take it from the file name / label branch), ``label_rules``,
     ``on_error`` ("raise" | "skip"), ``max_events_per_class`` (None = all;
     the first events of each class are kept, so the choice is reproducible).
+    With ``on_error="skip"``, ``report`` (if given) counts what was dropped.
     """
     from flavortag.io import read_events
 
     paths = resolve_paths(data_cfg["paths"])
-    events = read_events([str(p) for p in paths], **reader_options(data_cfg))
+    events = read_events([str(p) for p in paths], **reader_options(data_cfg), report=report)
     limit = data_cfg.get("max_events_per_class")
     if limit is not None:
         labels = np.asarray(events["label"])

@@ -376,3 +376,21 @@ def log_calibration(calibration: Any, path: str | Path | None = None) -> None:
 def set_run_tag(run_id: str, key: str, value: str) -> None:
     """Set a tag on a run that need not be active."""
     mlflow.MlflowClient().set_tag(run_id, key, value)
+
+
+def end_orphaned_run(run_id: str, note: str) -> str | None:
+    """Mark run ``run_id`` KILLED if it is still RUNNING (its job died); returns the status it had.
+
+    ``note`` is set as the run's tag ``flavortag.orphaned`` (why it was ended
+    and by what). None when the current store has no such run.
+    """
+    client = mlflow.MlflowClient()
+    try:
+        run = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        return None
+    status = str(run.info.status)
+    if status == "RUNNING":
+        client.set_tag(run_id, "flavortag.orphaned", note)
+        client.set_terminated(run_id, status="KILLED")
+    return status

@@ -5,12 +5,44 @@ read their primary config from :data:`CONFIG_DIR` (``flavortag/configs``,
 shipped inside the package, also reachable as the top-level ``configs/`` of
 a checkout); ``export``, ``convert`` and ``info`` are argparse commands.
 Every module has ``main``; ``flavortag <app>`` (:mod:`flavortag.cli`) and
-``python -m flavortag.apps.<app>`` run it.
+``python -m flavortag.apps.<app>`` run it. Importing this package registers the
+config resolver ``${flavortag.run_suffix:}`` (:func:`run_suffix`).
 """
 
+import hashlib
+import os
+import secrets
 from pathlib import Path
+
+from omegaconf import OmegaConf
 
 #: Directory of the Hydra configs (package data).
 CONFIG_DIR: str = str(Path(__file__).resolve().parents[1] / "configs")
 
-__all__ = ["CONFIG_DIR"]
+__all__ = ["CONFIG_DIR", "run_suffix"]
+
+_SUFFIX: dict[int, str] = {}
+
+
+def run_suffix() -> str:
+    """``<pid>-<4 hex digits>``: the same all through one job, different in every other.
+
+    The config resolver ``${flavortag.run_suffix:}`` (in ``hydra.run.dir`` of
+    ``train``): jobs started in the same second get their own run directories.
+    A plain process uses its pid and 4 random digits. The local ranks of one
+    ``torchrun`` job (``LOCAL_RANK`` set) must share their run directory, so
+    they use the pid of their torchrun agent (their parent) and digits derived
+    from it and the rendezvous (``TORCHELASTIC_RUN_ID``, ``MASTER_PORT``).
+    """
+    pid = os.getpid()
+    if pid not in _SUFFIX:
+        if "LOCAL_RANK" in os.environ:
+            agent = os.getppid()
+            key = f"{agent}:{os.environ.get('TORCHELASTIC_RUN_ID', '')}:{os.environ.get('MASTER_PORT', '')}"
+            _SUFFIX[pid] = f"{agent}-{hashlib.sha256(key.encode()).hexdigest()[:4]}"
+        else:
+            _SUFFIX[pid] = f"{pid}-{secrets.token_hex(2)}"
+    return _SUFFIX[pid]
+
+
+OmegaConf.register_new_resolver("flavortag.run_suffix", run_suffix, replace=True)

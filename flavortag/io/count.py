@@ -14,7 +14,7 @@ import numpy as np
 
 from flavortag.classes import N_CLASSES, describe_label, label_codes
 from flavortag.io.api import detect_format, iter_events, resolve_label
-from flavortag.io.errors import EventFormatError, OnError
+from flavortag.io.errors import EventFormatError, OnError, ReadReport
 
 
 def count_events(
@@ -24,13 +24,15 @@ def count_events(
     label_rules: Mapping[str, str] | None = None,
     on_error: OnError = "raise",
     tree: str = "events",
+    report: ReadReport | None = None,
 ) -> tuple[int, np.ndarray]:
     """Events in total and per class ``[N_CLASSES]`` in ``paths``, in bounded memory.
 
     ``label`` / ``label_rules`` give the class of files without a label column,
     as for :func:`flavortag.io.read_events`. Events of unknown class (label -1)
     count in the total only. With ``on_error="skip"`` the broken events of a
-    Parquet or ROOT file are still counted (its metadata does not know them).
+    Parquet or ROOT file are still counted (its metadata does not know them);
+    the events dropped from text files are counted in ``report`` if one is given.
     """
     counts = np.zeros(N_CLASSES, dtype=np.int64)
     n_total = 0
@@ -69,7 +71,8 @@ def count_events(
             continue
         n_total += n
     if text_paths:
-        for chunk in iter_events(text_paths, label=label, label_rules=label_rules, on_error=on_error):
+        for chunk in iter_events(text_paths, label=label, label_rules=label_rules, on_error=on_error,
+                                 report=report):
             n_total += len(chunk)
             add(np.asarray(chunk["label"]))
     return n_total, counts

@@ -1,6 +1,7 @@
 """Training: what ``flavortag train`` / ``python -m flavortag.train`` runs (the app is :mod:`flavortag.apps.train`).
 
-One job per module: :mod:`.settings` (typed ``trainer`` settings), :mod:`.data`
+One job per module: :mod:`.settings` (typed ``trainer`` settings, checked before
+anything is read), :mod:`.owner` (who owns a run directory), :mod:`.data`
 (read, split, feature tensors, streaming set-up), :mod:`.loop` (the torch loop),
 :mod:`.checkpoint`, :mod:`.runtime` (devices, precision, DDP), :mod:`.bdt` (the
 scikit-learn trees) and :mod:`.job` (one whole job and its MLflow record).
@@ -10,8 +11,18 @@ commit, feature lists, per-epoch train/validation loss and accuracy, the
 number of training events used (``train/events``), throughput, checkpoints,
 the logged model and, by default, the test-split evaluation (metrics, plots,
 working points, predictions). After a mid-epoch resume, that epoch's
-``train/loss`` and ``train/acc`` cover the steps after the resume;
-``train/events`` counts the whole epoch.
+``train/loss``, ``train/acc`` and ``train/events`` cover the whole epoch (the
+checkpoint carries the epoch's sums so far; ``train/events_per_s`` counts the
+training time before and after the resume, not the replay); from a checkpoint
+of an older version without those sums, the figures cover the steps after the
+resume, and none are logged if there were none. With ``data.on_error=skip``
+the dropped events are logged per reason (``data/skipped/<reason>``).
+
+Every job claims its run directory (:mod:`.owner`): no two live jobs share
+one, ``owner.json`` names the MLflow run the directory's checkpoints belong
+to, and ``trainer.resume`` refuses a checkpoint of another run or model. The
+default run directory, ``outputs/train/<run name>/<time>_<pid><random>``, is
+unique per job.
 
 The torch loop: AdamW, linear warm-up + cosine schedule per step, gradient
 clipping, early stopping on the validation loss, best/last checkpoints written

@@ -26,6 +26,11 @@ class TrainState:
     bad_epochs: int = 0
     run_id: str | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
+    #: the current epoch's ``[loss * n, correct, events]`` over all ranks up to ``step_in_epoch``
+    #: (empty at an epoch boundary), so a resumed epoch logs figures for the whole epoch
+    epoch_sums: list[float] = field(default_factory=list)
+    #: seconds of training in the current epoch up to ``step_in_epoch``
+    epoch_seconds: float = 0.0
 
 
 def save_atomic(obj: Any, path: Path) -> None:

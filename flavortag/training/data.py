@@ -6,6 +6,11 @@ files larger than memory: the training events stay on disk and are counted once
 (for the schedule and the class weights); the input standardisation is fitted on
 ``data.normalisation_events`` events from the start of every training file;
 validation and test events come from ``data.val_paths`` / ``data.test_paths``.
+
+Training data of fewer than two classes is refused here, before any training
+(:func:`check_classes`); with ``data.on_error=skip`` the events the readers
+dropped are counted in :attr:`PreparedData.read_report`, which the job logs
+with the run.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from flavortag.classes import CLASS_NAMES, N_CLASSES
 from flavortag.dataset import load_sample, reader_options, resolve_paths, split_indices
 from flavortag.detector import DetectorModel
 from flavortag.features import expand_feature_names
+from flavortag.io.errors import ReadReport
 
 log = logging.getLogger("flavortag.train")
 
@@ -72,6 +78,9 @@ class PreparedData:
     detector: DetectorModel
     events: Any = None
     stream: StreamingSource | None = None
+    #: what the readers kept and dropped (``data.on_error=skip``); when streaming, the
+    #: validation / test files and the counting pass of text training files
+    read_report: ReadReport | None = None
 
     def n_events(self) -> dict[str, int]:
         """Number of events per split (streamed training events included)."""
@@ -88,6 +97,24 @@ def feature_names(features_cfg: Mapping[str, Any] | None) -> tuple[list[str], li
             list(expand_feature_names("event", node.get("event"))))
 
 
+def check_classes(class_counts: np.ndarray, paths: list[str], what: str = "training data") -> None:
+    """Refuse training data of fewer than two classes (naming the classes and files); warn when one is missing."""
+    counts = np.asarray(class_counts)
+    present = [k for k in range(N_CLASSES) if counts[k] > 0]
+    found = ", ".join(f"{CLASS_NAMES[k]}: {int(counts[k])} events" for k in present) or "no events"
+    files = ", ".join(paths)
+    if len(present) < 2:
+        raise ValueError(
+            f"the {what} hold {len(present)} class only ({found}) from {files}: a tagger learns "
+            f"to tell classes apart and needs events of at least two of {', '.join(CLASS_NAMES)}; "
+            "add the files of the other classes to data.paths (or check data.label / "
+            "data.label_rules, which give the class of files without a label)")
+    if len(present) < N_CLASSES:
+        missing = ", ".join(CLASS_NAMES[k] for k in range(N_CLASSES) if k not in present)
+        log.warning("the %s hold no %s events (%s, from %s): the tagger will never predict %s "
+                    "and its AUCs involving it are undefined", what, missing, found, files, missing)
+
+
 def prepare_data(cfg: DictConfig, keep_events: bool = False) -> PreparedData:
     """Read the sample, split it (stratified, seeded) and build feature tensors per split.
 
@@ -96,12 +123,15 @@ def prepare_data(cfg: DictConfig, keep_events: bool = False) -> PreparedData:
     """
     if cfg.data.get("streaming", False):
         return prepare_streaming_data(cfg, keep_events)
-    events = load_sample(cfg.data)
+    report = ReadReport()
+    events = load_sample(cfg.data, report=report)
     detector = DetectorModel.from_config(OmegaConf.to_container(cfg.detector, resolve=True))  # type: ignore[arg-type]
     track_names, event_names = feature_names(cfg.get("features"))
     labels = np.asarray(events["label"])
     fractions = {str(k): float(v) for k, v in cfg.data.split.items()}
     indices = split_indices(labels, fractions, int(cfg.data.get("split_seed", cfg.seed)))
+    check_classes(np.bincount(labels[indices["train"]], minlength=N_CLASSES),
+                  [str(p) for p in resolve_paths(cfg.data.paths)], "training events")
     tensors: dict[str, EventTensors] = {}
     augment = ResolutionAugmentation.from_config(plain_dict(cfg.augment) if cfg.get("augment") else None)
     for k, (name, idx) in enumerate(indices.items()):
@@ -125,7 +155,7 @@ def prepare_data(cfg: DictConfig, keep_events: bool = False) -> PreparedData:
         log.info("%s split: %d events, %d tracks truncated at max_tracks=%d",
                  name, len(t.labels), t.n_truncated, int(cfg.data.max_tracks))
     return PreparedData(tensors, indices, track_names, event_names, detector,
-                        events if keep_events else None)
+                        events if keep_events else None, read_report=report)
 
 
 def _read_first_events(paths: list[str], n_events: int, io_options: Mapping[str, Any]) -> list[Any]:
@@ -175,9 +205,11 @@ def prepare_streaming_data(cfg: DictConfig, keep_events: bool = False) -> Prepar
 
     train_paths = [str(p) for p in resolve_paths(data_cfg.paths)]
     t0 = time.perf_counter()
-    n_train, class_counts = count_events(train_paths, **io_options)
+    report = ReadReport()
+    n_train, class_counts = count_events(train_paths, **io_options, report=report)
     if n_train == 0:
         raise ValueError(f"no training events in {train_paths}")
+    check_classes(class_counts, train_paths, "training files")
     log.info("streaming %d training events from %d file(s) (%s; counted in %.1f s)", n_train,
              len(train_paths), ", ".join(f"class {c}: {n}" for c, n in enumerate(class_counts)),
              time.perf_counter() - t0)
@@ -190,7 +222,7 @@ def prepare_streaming_data(cfg: DictConfig, keep_events: bool = False) -> Prepar
     split_events: dict[str, Any] = {}
     for name, key in (("val", "val_paths"), ("test", "test_paths")):
         if data_cfg.get(key):
-            split_events[name] = load_sample({**plain, "paths": data_cfg.get(key)})
+            split_events[name] = load_sample({**plain, "paths": data_cfg.get(key)}, report=report)
     tensors = {name: tensors_of(events) for name, events in split_events.items()}
     indices: dict[str, np.ndarray] = {}
     start = 0
@@ -205,7 +237,8 @@ def prepare_streaming_data(cfg: DictConfig, keep_events: bool = False) -> Prepar
     events = ak.concatenate(list(split_events.values())) if keep_events else None
     stream = StreamingSource(train_paths, n_train, class_counts, step_size, shuffle_buffer,
                              io_options, normalisation)
-    return PreparedData(tensors, indices, track_names, event_names, detector, events, stream)
+    return PreparedData(tensors, indices, track_names, event_names, detector, events, stream,
+                        read_report=report)
 
 
 def plain_dict(node: Any) -> dict[str, Any]:

@@ -1,9 +1,20 @@
-"""One training job from a composed config: data, fit, checkpoints and the MLflow record."""
+"""One training job from a composed config: data, fit, checkpoints and the MLflow record.
+
+Before any data is read or MLflow run opened, the job checks its settings
+(:mod:`.settings`), claims its run directory (:mod:`.owner`: no other live job
+may use it) and decides which run it continues: ``trainer.resume`` refuses a
+checkpoint of another run or model, and a run of this directory whose job died
+before its first checkpoint is marked KILLED in MLflow (with a message) instead
+of being left RUNNING. With ``data.on_error=skip`` the events the readers
+dropped are logged with the run: metric ``data/skipped/<reason>`` per reason,
+``data/skipped_events`` in total and the param ``n_skipped_events``.
+"""
 
 from __future__ import annotations
 
 import logging
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +22,15 @@ import torch
 from omegaconf import DictConfig
 
 from flavortag import tracking
+from flavortag.io.errors import ReadReport
 from flavortag.models import count_parameters
 from flavortag.training.bdt import fit_bdt
 from flavortag.training.checkpoint import find_resume_checkpoint
 from flavortag.training.data import SPLIT_CONTEXT, PreparedData, prepare_data, sample_records
 from flavortag.training.loop import fit_torch
+from flavortag.training.owner import OWNER_FILE, RunDirectory, RunDirectoryError
 from flavortag.training.runtime import Distributed
-from flavortag.training.settings import TrainerSettings
+from flavortag.training.settings import TrainerSettings, check_split
 
 log = logging.getLogger("flavortag.train")
 
@@ -29,34 +42,124 @@ def log_samples(cfg: DictConfig, data: PreparedData) -> None:
         tracking.log_dataset_input(f"{name}/{split}", digest, counts, source, context=SPLIT_CONTEXT[split])
 
 
+def skip_metrics(report: ReadReport | None) -> dict[str, float]:
+    """The MLflow metrics of what the readers dropped: ``data/skipped/<reason>`` and totals (empty: none)."""
+    if report is None or report.ok:
+        return {}
+    metrics = {f"data/skipped/{re.sub(r'[^0-9a-z]+', '_', str(kind).lower()).strip('_') or 'other'}":
+               float(n) for kind, n in report.reasons.items()}
+    metrics["data/skipped_events"] = float(report.n_dropped_events)
+    metrics["data/skipped_lines"] = float(report.n_dropped_lines)
+    return metrics
+
+
+def _checkpoints(run_dir: Path) -> list[Path]:
+    directory = run_dir / "checkpoints"
+    return sorted(p for p in directory.glob("*") if p.suffix in (".pt", ".pkl")) if directory.is_dir() else []
+
+
+def _resume_point(cfg: DictConfig, settings: TrainerSettings, run_dir: Path, directory: RunDirectory | None,
+                  is_torch: bool) -> str | None:
+    """The MLflow run id this job continues (None: a new run), after checking the checkpoint is ours.
+
+    Refuses (:class:`RunDirectoryError`) a checkpoint of another run than the
+    one the directory belongs to, a checkpoint of another model, and a new run
+    in a directory that holds another run's checkpoints.
+    """
+    resume_path = find_resume_checkpoint(settings.resume, run_dir / "checkpoints") if is_torch else None
+    owner = directory.previous if directory is not None else None
+    if resume_path is None:
+        if settings.resume == "auto":
+            log.warning("trainer.resume=auto: no checkpoint in %s; starting a new run",
+                        run_dir / "checkpoints")
+        held = _checkpoints(run_dir)
+        if owner is not None and held:
+            raise RunDirectoryError(
+                f"{run_dir} holds the checkpoints ({', '.join(p.name for p in held)}) of "
+                f"{owner.describe()}; a new run here would overwrite them. Continue that run "
+                "with trainer.resume=auto, or give the new run its own directory "
+                "(hydra.run.dir=... or output_dir=...)")
+        return None
+    blob = torch.load(resume_path, map_location="cpu", weights_only=False)
+    run_id = blob["train_state"].get("run_id")
+    saved = blob.get("config") or {}
+    saved_model = str((saved.get("model") or {}).get("name", ""))
+    if saved_model and saved_model != str(cfg.model.name):
+        raise RunDirectoryError(
+            f"trainer.resume={settings.resume}: {resume_path} is a checkpoint of a {saved_model} "
+            f"model (run {saved.get('run_name', '?')}, MLflow run {run_id}), but this job trains "
+            f"model={cfg.model.name}; resume with model={saved_model}, or start a new run in "
+            "another directory")
+    if owner is not None and run_id is not None and owner.run_id != run_id:
+        raise RunDirectoryError(
+            f"trainer.resume={settings.resume}: {resume_path} belongs to MLflow run {run_id}, but "
+            f"{run_dir} belongs to {owner.describe()} (its {OWNER_FILE}); resuming would mix the "
+            "two runs. Resume each run from its own directory, or start a new run in another one")
+    return None if run_id is None else str(run_id)
+
+
+def _end_orphan(cfg: DictConfig, directory: RunDirectory | None, resume_run_id: str | None) -> None:
+    """Mark the run of a job that died in this directory before its first checkpoint KILLED (not RUNNING)."""
+    owner = directory.previous if directory is not None else None
+    if owner is None or owner.run_id == resume_run_id:
+        return
+    assert directory is not None
+    tracking.configure(cfg.tracking)
+    note = (f"its job (pid {owner.pid} on {owner.host}) died without ending the run; "
+            f"found by a later job in {directory.path}")
+    if tracking.end_orphaned_run(owner.run_id, note) == "RUNNING":
+        log.warning("MLflow run %s (%s) of %s was left RUNNING by a job that died before its "
+                    "first checkpoint: marked KILLED; nothing to resume, starting a new run",
+                    owner.run_id, owner.run_name, directory.path)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job from a composed config; returns run id, history and test metrics."""
+    settings = TrainerSettings.from_config(cfg.trainer)  # bad settings fail before anything is read
+    check_split(cfg.data)
     run_dir = Path(str(cfg.get("output_dir") or "outputs/train")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     is_torch = str(cfg.model.name) != "bdt"
     if not is_torch and cfg.data.get("streaming", False):
         raise ValueError("model=bdt trains on the whole sample in memory: data.streaming=true "
                          "is for the torch models")
-    dist = Distributed(bool(cfg.trainer.get("distributed", False)), str(cfg.trainer.get("backend", "auto")))
+    dist = Distributed(settings.distributed, settings.backend)
+    directory = RunDirectory.claim(run_dir) if dist.is_main else None
     try:
-        data = prepare_data(cfg, keep_events=bool(cfg.get("evaluate_after_training", False)))
         # The run to log into: a fresh one, or the run of the checkpoint being resumed.
-        resume_path = find_resume_checkpoint(TrainerSettings.from_config(cfg.trainer).resume, run_dir / "checkpoints") if is_torch else None
-        resume_run_id = None
-        if resume_path is not None:
-            resume_run_id = torch.load(resume_path, map_location="cpu", weights_only=False)["train_state"].get("run_id")
+        resume_run_id = _resume_point(cfg, settings, run_dir, directory, is_torch) if dist.is_main else None
+        data = prepare_data(cfg, keep_events=bool(cfg.get("evaluate_after_training", False)))
+        if is_torch and data.stream is None:
+            # in memory the last incomplete batch is dropped: fewer events than a batch train nothing
+            n_train = len(data.tensors["train"].labels) // dist.world_size
+            if n_train < settings.batch_size:
+                raise ValueError(
+                    f"trainer.batch_size={settings.batch_size} is more than the {n_train} training "
+                    f"events{' per rank' if dist.enabled else ''}: not one step would be taken; "
+                    f"set trainer.batch_size to at most {n_train} (or train on more events)")
         if not dist.is_main:
             model, state = fit_torch(cfg, data, run_dir, dist)
             return {"run_id": None, "history": state.history, "metrics": {}}
+        _end_orphan(cfg, directory, resume_run_id)
         with tracking.start_run(cfg.tracking, run_name=str(cfg.run_name), run_id=resume_run_id,
                                 tags={"flavortag.model": str(cfg.model.name),
                                       "flavortag.data": str(cfg.data.get("name", ""))}) as run:
+            if directory is not None:
+                directory.record(run.info.run_id, str(cfg.run_name), str(cfg.model.name))
             if resume_run_id is None:
                 tracking.log_config(cfg)
                 log_samples(cfg, data)
                 tracking.log_dict({"track": data.track_names, "event": data.event_names}, "features.json")
                 tracking.log_dict(data.detector.to_dict(), "detector.json")
                 tracking.log_params({f"n_{k}_events": n for k, n in data.n_events().items()})
+                report = data.read_report
+                tracking.log_params({"n_skipped_events": 0 if report is None else report.n_dropped_events})
+                skipped = skip_metrics(report)
+                if skipped:
+                    tracking.log_metrics(skipped)
+                    if report is not None:
+                        tracking.log_dict({"reasons": dict(report.reasons), "examples": report.examples,
+                                           "summary": report.summary()}, "data/skipped.json")
             if is_torch:
                 model, state = fit_torch(cfg, data, run_dir, dist, run_id=run.info.run_id)
                 if resume_run_id is None:
@@ -84,4 +187,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                      tracking.tracking_uri())
             return {"run_id": run.info.run_id, "history": state.history, "metrics": metrics}
     finally:
+        if directory is not None:
+            directory.release()
         dist.close()

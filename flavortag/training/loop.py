@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,8 @@ class _EpochSource:
         self.stream_loader: Any = None
         #: a zero-weight step for a rank whose share of the stream is used up (streaming DDP)
         self.filler: PaddedBatch | RaggedBatch | None = None
+        #: after a resume: restores the checkpoint's random state once its steps are replayed
+        self.restore_rng: Callable[[], None] | None = None
         stream = data.stream
         if stream is not None:
             self.stream_ds = StreamingEventDataset(
@@ -188,22 +191,39 @@ class _EpochSource:
         return loader, self.steps_per_epoch
 
 
+def _restore_rng(source: _EpochSource) -> None:
+    """Restore the random state of the checkpoint resumed from (once)."""
+    if source.restore_rng is not None:
+        source.restore_rng()
+        source.restore_rng = None
+
+
 def _train_epoch(opt: _Optimisation, source: _EpochSource, state: TrainState, epoch: int,
                  device: torch.device, amp_dtype: torch.dtype | None, dist: Distributed,
                  show: bool, save_checkpoint: Any) -> tuple[list[float], float]:
     """One epoch of steps (skipping those done before a mid-epoch resume).
 
-    Returns the per-rank sums ``[loss * n, correct, seen, skipped]`` and the elapsed seconds.
+    Returns the per-rank sums ``[loss * n, correct, seen, skipped]`` and the
+    elapsed seconds of training. After a mid-epoch resume from a checkpoint
+    that carries the epoch's sums so far (``state.epoch_sums``), rank 0's sums
+    include them, so the epoch's figures cover the whole epoch; from an older
+    checkpoint without them, ``skipped`` counts the events of the steps done
+    before the resume.
     """
     settings = source.settings
+    if state.step_in_epoch == 0:
+        _restore_rng(source)  # resumed at an epoch boundary
     loader, step_limit = source.epoch(epoch)
     opt.train_model.train()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)
     seen = 0
     skipped = 0  # events of the steps done before a mid-epoch resume
-    t0 = time.perf_counter()
     skip = state.step_in_epoch
+    resumed = skip > 0 and len(state.epoch_sums) == 3
+    carried = list(state.epoch_sums) if resumed and dist.is_main else [0.0, 0.0, 0.0]
+    carried_s = state.epoch_seconds if resumed else 0.0
+    t0 = time.perf_counter()
     bar = progress_bar(loader, show, total=source.steps_per_epoch,
                        desc=f"epoch {epoch + 1}/{settings.max_epochs}")
     batches = iter(bar)
@@ -219,6 +239,9 @@ def _train_epoch(opt: _Optimisation, source: _EpochSource, state: TrainState, ep
         if step < skip:
             skipped += 0 if batch is None else len(batch.labels)
             step += 1
+            t0 = time.perf_counter()  # replaying the steps done before the resume is not training
+            if step == skip:
+                _restore_rng(source)
             continue
         real = batch is not None
         if batch is None:
@@ -237,13 +260,21 @@ def _train_epoch(opt: _Optimisation, source: _EpochSource, state: TrainState, ep
             rate = seen / max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix(loss=f"{(loss_sum / seen).item():.4f}", ev_s=f"{rate:,.0f}")
         if settings.checkpoint_every_steps and state.global_step % settings.checkpoint_every_steps == 0:
+            # every rank gets here at the same step: the reduction is collective
+            state.epoch_sums = dist.all_reduce_sum(
+                [loss_sum.item() + carried[0], correct.item() + carried[1], seen + carried[2]], device)
+            state.epoch_seconds = carried_s + time.perf_counter() - t0
             save_checkpoint("last.pt")
         step += 1
     del batches
+    _restore_rng(source)
     if show:
         bar.close()
-    elapsed = time.perf_counter() - t0
-    return [loss_sum.item(), correct.item(), float(seen), float(skipped)], elapsed
+    elapsed = carried_s + time.perf_counter() - t0
+    if resumed:
+        skipped = 0  # the carried sums count those events
+    return [loss_sum.item() + carried[0], correct.item() + carried[1], float(seen + carried[2]),
+            float(skipped)], elapsed
 
 
 def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distributed,
@@ -276,10 +307,20 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distribu
     steps_per_epoch = _steps_per_epoch(n_train, settings, dist.world_size, data.stream is not None)
     opt = _Optimisation(model, settings, dist, device, steps_per_epoch * settings.max_epochs,
                         class_counts)
-    if resume_blob is not None:
-        opt.load_state(resume_blob)
     pin = (device.type == "cuda") if settings.pin_memory is None else settings.pin_memory
     source = _EpochSource(cfg, data, settings, dist, pin, steps_per_epoch)
+    if resume_blob is not None:
+        opt.load_state(resume_blob)
+        rng = resume_blob.get("rng")
+        if rng is not None and not dist.enabled:
+            # dropout etc. go on as in an uninterrupted run (under DDP each rank has its own):
+            # restored once the steps done before the checkpoint are replayed
+            def restore_rng() -> None:
+                torch.set_rng_state(rng["cpu"].cpu())
+                if device.type == "cuda" and rng.get("cuda") is not None:
+                    torch.cuda.set_rng_state(rng["cuda"].cpu(), device)
+
+            source.restore_rng = restore_rng
 
     def save_checkpoint(name: str) -> None:
         if not dist.is_main:
@@ -291,6 +332,8 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distribu
             "scheduler": opt.scheduler.state_dict(),
             "train_state": state.__dict__.copy(),
             "config": OmegaConf.to_container(cfg, resolve=True),
+            "rng": {"cpu": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
         }
         save_atomic(blob, checkpoint_dir / name)
 
@@ -301,9 +344,12 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distribu
         sums, elapsed = _train_epoch(opt, source, state, epoch, device, amp_dtype, dist, show,
                                      save_checkpoint)
         totals = dist.all_reduce_sum(sums, device)
-        train_loss = totals[0] / max(totals[2], 1.0)
-        train_acc = totals[1] / max(totals[2], 1.0)
-        events_per_s = totals[2] / max(elapsed, 1e-9)
+        # no trained events: resumed from an old checkpoint taken at the epoch's last step,
+        # which does not carry the epoch's figures; those are then unknown, not 0
+        trained = totals[2] > 0
+        train_loss = totals[0] / totals[2] if trained else math.nan
+        train_acc = totals[1] / totals[2] if trained else math.nan
+        events_per_s = totals[2] / max(elapsed, 1e-9) if trained else math.nan
         val_loss, val_acc = _evaluate_loss(model, val_t, settings, device, dist, amp_dtype)
         metrics: dict[str, float] = {"train/loss": train_loss, "train/acc": train_acc, "val/loss": val_loss,
                                      "val/acc": val_acc, "train/events_per_s": events_per_s,
@@ -312,12 +358,18 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distribu
         for key, value in metrics.items():
             state.history.setdefault(key, []).append(float(value))
         if dist.is_main:
-            tracking.log_metrics(metrics, step=epoch + 1)
-            log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f events/s",
-                     epoch + 1, settings.max_epochs, train_loss, train_acc, val_loss, val_acc,
-                     events_per_s)
+            tracking.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)}, step=epoch + 1)
+            if trained:
+                log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f events/s",
+                         epoch + 1, settings.max_epochs, train_loss, train_acc, val_loss, val_acc,
+                         events_per_s)
+            else:
+                log.info("epoch %d/%d  no training step after the resume (the checkpoint does not "
+                         "hold the epoch's training figures) | val loss %.4f acc %.4f",
+                         epoch + 1, settings.max_epochs, val_loss, val_acc)
         state.epoch = epoch + 1
         state.step_in_epoch = 0
+        state.epoch_sums, state.epoch_seconds = [], 0.0
         if val_loss < state.best_val_loss - 1e-6:
             state.best_val_loss, state.best_epoch, state.bad_epochs = val_loss, epoch + 1, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

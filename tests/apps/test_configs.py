@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,9 @@ def test_run_directories_per_app():
     train = _compose("train", hydra_node=True)
     assert OmegaConf.select(train, "hydra.run.dir", throw_on_resolution_failure=False) is not None
     assert train.hydra.run.dir.startswith("outputs/train/mlp/")
+    # <time>_<pid>-<random>: two jobs started in the same second get their own directories
+    assert re.fullmatch(rf"outputs/train/mlp/\d{{4}}-\d\d-\d\d_\d\d-\d\d-\d\d_{os.getpid()}-[0-9a-f]{{4}}",
+                        train.hydra.run.dir), train.hydra.run.dir
     evaluate = _compose("evaluate", hydra_node=True)
     assert evaluate.hydra.run.dir.startswith("outputs/evaluate/")
     assert _compose("predict", hydra_node=True).hydra.run.dir == "."
