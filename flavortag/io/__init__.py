@@ -1,4 +1,4 @@
-"""Event files in, awkward Arrays out: text (FORMAT.md, plain or gzip), ROOT and Parquet.
+"""Event files in, awkward Arrays out: text (docs/FORMAT.md, plain or gzip), ROOT and Parquet.
 
 Example::
 

@@ -262,11 +262,24 @@ def read_events(
     tree: str = "events",
     report: ReadReport | None = None,
 ) -> ak.Array:
-    """Read all events of one or more files into one awkward Array.
+    """Read all events of one or more files into one awkward Array (the layout: docs/FORMAT.md).
 
-    Returns records ``axis`` (3 * float32), ``tracks`` (var * {E, px, py, pz
-    [GeV], x, y, z [mm]: float32, extra per-track fields}), ``label`` (int32)
-    and any extra per-event fields. ``on_error="raise"`` stops at the first
+    ``paths``: one or more text (``.txt``, ``.dat``, ``.gz``), ROOT or Parquet
+    files; glob patterns allowed. Returns one record per event:
+
+    * ``axis``: 3 * float32, the unit thrust axis;
+    * ``tracks``: var * record, one per charged track: ``E`` (GeV, pion mass),
+      ``px, py, pz`` (GeV), ``x, y, z`` (mm, the reference point: production
+      vertex or point of closest approach to the beam axis), all float32; files
+      made by ``flavortag generate`` (Parquet, ROOT) add the truth fields
+      ``charge`` (int8, e), ``vx, vy, vz`` (float32, mm: true production
+      vertex), ``pdg`` (int32 PDG id, 0 for a fake track) and ``origin`` (int8:
+      2 b-hadron decay chain, 1 c hadron, 0 prompt/light, -1 fake track);
+    * ``label``: int32 class, 0 uds, 1 cc, 2 bb, -1 unknown;
+    * any extra per-event fields of the file (e.g. ``prob_bb``, ``D_b``).
+
+    ``label`` / ``label_rules``: the class of files that do not store it (text),
+    by default from the file name (``bb.txt`` -> bb). ``on_error="raise"`` stops at the first
     bad event with :class:`~flavortag.io.EventFormatError` (file, line, what);
     ``"skip"`` drops broken events, logs a warning per file and fills in
     ``report`` (a :class:`~flavortag.io.ReadReport`) if one is passed.
