@@ -142,7 +142,8 @@ class Tagger:
 
     # ---------------------------------------------------------------- constructors
     @classmethod
-    def _from_model(cls, model: Any, source: str, **kwargs: Any) -> Tagger:
+    def from_model(cls, model: Any, source: str = "", **kwargs: Any) -> Tagger:
+        """A tagger loaded already (a torch :class:`~flavortag.models.TaggerModel` or a BDT)."""
         from flavortag.inference import is_torch_model
 
         return cls(model, feature_names=model.feature_names, detector=getattr(model, "detector", None),
@@ -158,7 +159,7 @@ class Tagger:
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint at {path}: a training writes them under "
                                     "<output_dir>/checkpoints/ (best.pt, or bdt.pkl for model=bdt)")
-        return cls._from_model(load_model(str(path)), str(path), **kwargs)
+        return cls.from_model(load_model(str(path)), str(path), **kwargs)
 
     @classmethod
     def from_uri(cls, uri: str, tracking_uri: str | None = None, **kwargs: Any) -> Tagger:
@@ -177,7 +178,7 @@ class Tagger:
             raise FileNotFoundError(f"no MLflow store at {db}: train a tagger first (`flavortag train`), "
                                     "or pass tracking_uri= / set MLFLOW_TRACKING_URI to the store of the run")
         tracking.set_tracking_uri(store)
-        return cls._from_model(load_model(uri), uri, **kwargs)
+        return cls.from_model(load_model(uri), uri, **kwargs)
 
     @classmethod
     def from_run(cls, run_id: str, tracking_uri: str | None = None, **kwargs: Any) -> Tagger:

@@ -113,3 +113,19 @@ def test_generate_help_has_its_own_header(tmp_path: Path) -> None:
     assert proc.stdout.startswith("Generate e+e- -> Z/gamma* -> q qbar samples")
     assert "flavortag generate n_events=30000 out=samples/zpole_ild_30k" in proc.stdout
     assert "generate is powered by Hydra" not in proc.stdout  # Hydra's stock header
+
+
+@pytest.mark.parametrize(("app", "own", "foreign"), [
+    ("predict", ["tracking: local, server"], ["model:", "trainer:", "augment:"]),
+    ("generate", ["detector: ild"], ["model:", "tracking:", "data:"]),
+    ("train", ["model: bdt, deepsets, mlp, transformer   (default: mlp)", "trainer:"], []),
+])
+def test_help_lists_only_the_apps_own_groups(app: str, own: list[str], foreign: list[str],
+                                             tmp_path: Path) -> None:
+    proc = _flavortag([app, "--help"], tmp_path)
+    assert proc.returncode == 0
+    groups = proc.stdout.split("== Config groups (group=option) ==", 1)[1].split("== Options", 1)[0]
+    for line in own:
+        assert line in groups
+    for line in foreign:
+        assert f"\n{line}" not in groups

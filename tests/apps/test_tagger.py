@@ -7,6 +7,7 @@ temporary SQLite MLflow store; the scores are compared with the files that
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -101,7 +102,11 @@ def test_exported_onnx_tagger_agrees_with_torch(trained: dict[str, dict], store:
     run_id = trained["deepsets"]["run_id"]
     set_tracking_uri(store)
     assert export_main([run_id, str(tmp_path / "exported"), "--formats", "onnx",
-                        "--tracking-uri", store]) == 0
+                        "--tracking-uri", store, "--check-n", "300"]) == 0
+    # the export itself checked onnxruntime against torch on the run's own (real) training events
+    check = json.loads((tmp_path / "exported" / "tagger.json").read_text())["onnx_check"]
+    assert check["n_events"] == 300 and check["max_abs_diff"] <= 1e-4
+    assert check["events"] == [str(sample_dir / f"{f}.parquet") for f in ("uds", "cc", "bb")]
     events = read_events(str(sample_dir / "bb.parquet"))
     onnx_tagger = flavortag.Tagger.load(tmp_path / "exported", batch_size=128)
     assert onnx_tagger.kind == "onnx"
