@@ -125,8 +125,11 @@ def _check_paths(args: argparse.Namespace, is_run: bool) -> list[str]:
             candidates = [str(p) for p in tracking.load_run_config(run_id).data.paths]
         except Exception:  # noqa: BLE001 - a run without a config: fall back to the embedded sample
             candidates = []
-    candidates += [f"data/zpole_ild/{name}.parquet" for name in ("uds", "cc", "bb")]
-    return [str(resolve_path(p)) for p in candidates if resolve_path(p).is_file()]
+    found = [str(resolve_path(p)) for p in candidates if resolve_path(p).is_file()]
+    if found:
+        return found
+    embedded = [f"data/zpole_ild/{name}.parquet" for name in ("uds", "cc", "bb")]
+    return [str(resolve_path(p)) for p in embedded if resolve_path(p).is_file()]
 
 
 def check_onnx(model: Any, out: Path, paths: list[str], n_events: int) -> dict[str, Any] | None:
