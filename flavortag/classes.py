@@ -68,10 +68,20 @@ def label_from_path(path: str | os.PathLike[str], rules: Mapping[str, str] | Non
     for pattern, cls in rules.items():
         if re.search(pattern, stem, flags=re.IGNORECASE):
             return class_index(cls)
-    raise ValueError(
-        f"{path}: cannot tell the class from the file name {name!r}; pass label=... "
-        f"or a file-name rule (patterns tried: {list(rules)})"
-    )
+    raise UnknownClassError(path, list(rules))
+
+
+class UnknownClassError(ValueError):
+    """A file whose class its name does not tell; :meth:`describe` spells the fix for a caller."""
+
+    def __init__(self, path: str | os.PathLike[str], patterns: list[str]) -> None:
+        self.path, self.patterns = path, patterns
+        super().__init__(self.describe("label=...", "a file-name rule"))
+
+    def describe(self, label: str, rule: str) -> str:
+        """The message with the two fixes spelt as the caller's options (``"--label CLASS"``, ...)."""
+        return (f"{self.path}: cannot tell the class from the file name {Path(self.path).name!r}; "
+                f"pass {label} or {rule} (patterns tried: {self.patterns})")
 
 
 #: Stored label of an event of unknown class (``flavortag.io.UNKNOWN_LABEL``).

@@ -2,14 +2,31 @@
 
 Hydra apps (``generate``, ``train``, ``evaluate``, ``predict``, ``compare``)
 take ``key=value`` overrides, ``--help`` shows their config groups and
-``--cfg job`` prints the composed config. ``convert`` and ``info`` are plain
-argparse commands.
+``--cfg job`` prints the composed config. ``convert``, ``info`` and ``export``
+are plain argparse commands.
+
+Errors: every command reports a runtime error as one line on stderr,
+``flavortag <command>: error: <what, where, and the fix>`` (see
+:func:`describe_error`), and exits with 2 for a usage error (a wrong, missing
+or unknown option or config key: :class:`flavortag.errors.UsageError`, Hydra's
+and OmegaConf's config errors, argparse) and 1 for anything else. The
+traceback is printed only with ``-v`` / ``--verbose`` (anywhere among the
+arguments) or ``HYDRA_FULL_ERROR=1``. For the Hydra apps the command sets
+``HYDRA_FULL_ERROR=1`` itself, Hydra's documented switch that makes it
+re-raise instead of printing its own trimmed traceback, so that the error
+reaches this module.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import re
 import sys
+import traceback
+
+from flavortag import errors
+from flavortag.errors import CarriedError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("flavortag.apps.generate", "make samples with Pythia 8 + a parametric detector (Hydra)"),
@@ -37,7 +54,17 @@ Hydra commands take overrides, e.g.
   flavortag train -m model=mlp,bdt,deepsets,transformer
   flavortag evaluate run_id=<mlflow run id>
 Run `flavortag <command> --help` for the options of one command.
+Errors are one line; add -v (or set HYDRA_FULL_ERROR=1) for the traceback.
 """
+
+#: Commands that parse their own arguments (argparse); the others are Hydra apps.
+ARGPARSE_COMMANDS: frozenset[str] = frozenset({"convert", "info", "export"})
+_VERBOSE_FLAGS = ("-v", "--verbose")
+#: Lines of Hydra's and OmegaConf's messages that are noise on one line (or bad advice:
+#: ``+key=value`` would append a mistyped key silently).
+_DROPPED_LINES = re.compile(r"^(To append to your config use|full_key:|object_type=|reference_type=|"
+                            r"Set the environment variable HYDRA_FULL_ERROR)")
+_RUN_NOT_FOUND = re.compile(r"Run (?:with id=|')([0-9A-Za-z_-]+)'? not found")
 
 
 def _usage() -> str:
@@ -62,13 +89,108 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flavortag: unknown command {command!r}\n", file=sys.stderr)
         print(_usage(), file=sys.stderr)
         return 2
+    verbose = any(a in _VERBOSE_FLAGS for a in rest)
+    rest = [a for a in rest if a not in _VERBOSE_FLAGS]
+    full_error = verbose or _env_flag("HYDRA_FULL_ERROR")
+    error: BaseException
+    try:
+        return _run(command, rest)
+    except KeyboardInterrupt:
+        print(f"flavortag {command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `flavortag ... | head`: the reader is gone, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except CarriedError as carried:  # an app's error, carried past Hydra's handler
+        error = carried.error
+    except Exception as exc:  # noqa: BLE001 - every error ends here, as one line
+        error = exc
+    if full_error:
+        traceback.print_exception(error)
+    else:
+        print(f"flavortag {command}: error: {describe_error(error, command)}", file=sys.stderr)
+    return 2 if is_usage_error(error) else 1
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _run(command: str, rest: list[str]) -> int:
     module = importlib.import_module(COMMANDS[command][0])
-    if command in ("convert", "info", "export"):
+    if command in ARGPARSE_COMMANDS:
         return int(module.main(rest) or 0)
-    # Hydra reads sys.argv itself; the program name shows in its --help.
+    # Hydra reads sys.argv itself; the program name shows in its --help. With
+    # HYDRA_FULL_ERROR set Hydra re-raises errors (its own and the app's) to us.
     sys.argv = [f"flavortag {command}", *rest]
-    module.main()
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    errors.carry_to_cli = True
+    try:
+        module.main()
+    finally:
+        errors.carry_to_cli = False
     return 0
+
+
+def is_usage_error(exc: BaseException) -> bool:
+    """True for a wrong use of a command (exit code 2): bad options or config keys/values."""
+    if isinstance(exc, errors.UsageError):
+        return True
+    hydra_errors = sys.modules.get("hydra.errors")
+    if hydra_errors is not None and isinstance(exc, hydra_errors.CompactHydraException):
+        return True
+    omegaconf_errors = sys.modules.get("omegaconf.errors")
+    return omegaconf_errors is not None and isinstance(exc, omegaconf_errors.OmegaConfBaseException)
+
+
+def _one_line(text: str) -> str:
+    """A message on one line: noise lines dropped, a ``...:`` line's list joined with commas."""
+    kept: list[str] = []
+    listing = False
+    for raw in str(text).splitlines():
+        line = raw.strip()
+        if line.startswith("Config search path:"):
+            break
+        if not line or _DROPPED_LINES.match(line):
+            continue
+        if listing:
+            kept[-1] += (" " if kept[-1].endswith(":") else ", ") + line
+            continue
+        kept.append(line)
+        listing = line.endswith(":") and line.startswith("Available")
+    return "; ".join(line.rstrip(".;") if i < len(kept) - 1 else line for i, line in enumerate(kept))
+
+
+def describe_error(exc: BaseException, command: str) -> str:
+    """One line for ``exc``: its message (and its config cause), plus the fix where we know it."""
+    text = _one_line(str(exc))
+    cause = exc.__cause__
+    omegaconf_errors = sys.modules.get("omegaconf.errors")
+    if cause is not None and omegaconf_errors is not None and isinstance(cause, omegaconf_errors.OmegaConfBaseException):
+        text = f"{text.rstrip('.')}: {_one_line(str(cause))}"
+    if omegaconf_errors is not None and isinstance(exc, omegaconf_errors.MissingMandatoryValue):
+        key = getattr(exc, "full_key", None) or "the key"
+        return f"{text}: give it on the command line, `flavortag {command} {key}=...`"
+    if not text:
+        text = type(exc).__name__
+    elif isinstance(exc, KeyError | AttributeError | TypeError | IndexError | ZeroDivisionError):
+        text = f"{type(exc).__name__}: {text}"
+    found = _RUN_NOT_FOUND.search(text)
+    if found:
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or _tracking_uri()
+        return (f"no MLflow run {found.group(1)} in the store {uri}: see its runs with "
+                f"`mlflow ui --backend-store-uri {uri}` (or `flavortag compare`), "
+                "or give tracking.tracking_uri=<the store of the run>")
+    if is_usage_error(exc) and "--help" not in text:
+        text = f"{text} (see `flavortag {command} --help`)"
+    return text
+
+
+def _tracking_uri() -> str:
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is None:
+        return "sqlite:///mlflow.db"
+    return str(mlflow.get_tracking_uri())
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from flavortag import tracking
+from flavortag.errors import UsageError
 from flavortag.reporting.report import report
 
 log = logging.getLogger("flavortag.evaluate")
@@ -93,11 +94,11 @@ def evaluate_run(cfg: DictConfig) -> tuple[str, dict[str, float]]:
     from flavortag.detector import DetectorModel
     from flavortag.inference import load_model, predict_proba
 
-    tracking.configure(cfg.tracking)
     run_id = cfg.get("run_id")
     checkpoint = cfg.get("checkpoint")
     if bool(run_id) == bool(checkpoint):
-        raise ValueError("give exactly one of run_id=<mlflow run id> or checkpoint=<path>")
+        raise UsageError("give exactly one of run_id=<mlflow run id> or checkpoint=<path>")
+    tracking.configure(cfg.tracking, must_exist=bool(run_id))
     if run_id:
         model = load_model(str(run_id))
         train_cfg = tracking.load_run_config(str(run_id))

@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from flavortag import tracking
+from flavortag.errors import UsageError
 
 log = logging.getLogger("flavortag.predict")
 
@@ -60,12 +61,12 @@ def predict(cfg: DictConfig) -> list[Path]:
     from flavortag.reporting.report import evaluation_settings
 
     if bool(cfg.get("run_id")) == bool(cfg.get("checkpoint")):
-        raise ValueError("give exactly one of run_id=<mlflow run id> or checkpoint=<path>")
+        raise UsageError("give exactly one of run_id=<mlflow run id> or checkpoint=<path>")
     inputs = resolve_paths([cfg.inputs] if isinstance(cfg.inputs, str) else list(cfg.inputs))
     stems = plan_outputs(inputs, cfg.get("out_dir"), [str(f) for f in cfg.formats])
     source = str(cfg.run_id or cfg.checkpoint)
     if cfg.get("run_id"):
-        tracking.configure(cfg.tracking)
+        tracking.configure(cfg.tracking, must_exist=True)
     model = load_model(source)
     names = model.feature_names
     detector = DetectorModel.from_config(model.detector)

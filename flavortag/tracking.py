@@ -132,16 +132,21 @@ def is_logging_rank() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def configure(tracking_cfg: Mapping[str, Any]) -> str:
+def configure(tracking_cfg: Mapping[str, Any], must_exist: bool = False) -> str:
     """Point MLflow at the configured store and experiment; return the experiment id.
 
     ``tracking_cfg`` keys: ``tracking_uri`` (None -> ``MLFLOW_TRACKING_URI`` or
     ``sqlite:///mlflow.db``), ``experiment_name``, ``artifact_location``
-    (None -> ``./mlartifacts`` for a local SQLite store).
+    (None -> ``./mlartifacts`` for a local SQLite store). ``must_exist``: a
+    missing local SQLite store is an error (reading a run) instead of made.
     """
     uri = tracking_cfg.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
     db_path = sqlite_path(str(uri))
     if db_path is not None:
+        if must_exist and not db_path.is_file():
+            raise FileNotFoundError(
+                f"no MLflow store at {db_path} (working directory {Path.cwd()}): run where you trained, "
+                "or give tracking.tracking_uri=sqlite:///<path of the store of the run>")
         ensure_sqlite_store(db_path)
     mlflow.set_tracking_uri(uri)
     name = str(tracking_cfg.get("experiment_name") or "flavortag")

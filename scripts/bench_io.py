@@ -1,6 +1,6 @@
 """Benchmark of flavortag.io: each figure measured in one run beside its baseline, as a ratio.
 
-Makes a text file of ``--size-mb`` MB in the FORMAT.md layout (toy events from
+Makes a text file of ``--size-mb`` MB in the docs/FORMAT.md layout (toy events from
 :mod:`flavortag.io.synthetic`: ~20 tracks per event, 7 significant digits),
 then measures on that same file:
 

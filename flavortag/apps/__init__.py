@@ -18,8 +18,9 @@ from omegaconf import OmegaConf
 
 #: Directory of the Hydra configs (package data).
 CONFIG_DIR: str = str(Path(__file__).resolve().parents[1] / "configs")
+#: Config groups that are not a user's choice (hydra settings, path defaults).
+_HIDDEN_GROUPS: frozenset[str] = frozenset({"hydra", "paths"})
 
-__all__ = ["CONFIG_DIR", "run_suffix"]
 
 _SUFFIX: dict[int, str] = {}
 
@@ -46,3 +47,29 @@ def run_suffix() -> str:
 
 
 OmegaConf.register_new_resolver("flavortag.run_suffix", run_suffix, replace=True)
+
+
+def app_config_groups() -> str:
+    """The ``--help`` list of the running app's own config groups: each group's options, the chosen one.
+
+    Hydra's ``$APP_CONFIG_GROUPS`` lists every group of the config directory,
+    whichever app asks; this reads the groups of this app's defaults list
+    (``hydra.runtime.choices``), so ``predict --help`` does not offer ``model=``.
+    Used by the help template of ``configs/hydra/default.yaml`` as ``${flavortag_groups:}``.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    choices = HydraConfig.get().runtime.choices
+    lines = []
+    for group, chosen in choices.items():
+        if group.split("/", 1)[0] in _HIDDEN_GROUPS:
+            continue
+        options = sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+        lines.append(f"{group}: {', '.join(options)}   (default: {chosen if chosen else 'none'})")
+    return "\n".join(lines) if lines else "(none)"
+
+
+OmegaConf.register_new_resolver("flavortag_groups", app_config_groups, replace=True)
+
+
+__all__ = ["CONFIG_DIR", "app_config_groups", "run_suffix"]

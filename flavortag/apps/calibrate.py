@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from flavortag.apps import CONFIG_DIR
 from flavortag.calibration import ResolutionCalibration, calibrate_resolution
 from flavortag.detector import DetectorModel
+from flavortag.errors import reported
 
 log = logging.getLogger("flavortag.calibrate")
 
@@ -58,6 +59,7 @@ def calibrate(cfg: DictConfig) -> ResolutionCalibration:
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="calibrate", version_base="1.3")
+@reported
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``flavortag calibrate``."""
     calibrate(cfg)

@@ -9,10 +9,12 @@ import hydra
 from omegaconf import DictConfig
 
 from flavortag.apps import CONFIG_DIR
+from flavortag.errors import reported
 from flavortag.reporting.comparison import compare
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="compare", version_base="1.3")
+@reported
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``flavortag compare``."""
     compare(cfg)

@@ -6,7 +6,12 @@ import argparse
 import logging
 import sys
 
+from flavortag.classes import UnknownClassError
+from flavortag.io.api import UnknownFormatError
 from flavortag.io.errors import EventFormatError, ReadReport
+
+#: The option of this command that sets what each ``convert()`` argument sets.
+CLI_OPTIONS: dict[str, str] = {"format": "--from ", "output_format": "--to "}
 
 EPILOG = """\
 formats come from the suffixes: .txt .dat .txt.gz .gz (text), .root, .parquet .pq
@@ -37,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``flavortag convert``."""
     parser = argparse.ArgumentParser(
         prog="flavortag convert",
-        description="Convert event files between text (FORMAT.md), ROOT and Parquet.\n"
+        description="Convert event files between text (docs/FORMAT.md), ROOT and Parquet.\n"
         "Streams in chunks (bounded memory); the output appears only when complete.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -79,9 +84,16 @@ def main(argv: list[str] | None = None) -> int:
             tree=args.tree, step_size=step, progress=False if args.no_progress or args.quiet else None,
             report=report,
         )
+    except UnknownFormatError as err:  # the fix in the options typed here, not convert()'s arguments
+        print(f"flavortag convert: error: {err.describe(CLI_OPTIONS[err.option])}; nothing written",
+              file=sys.stderr)
+        return 2
+    except UnknownClassError as err:
+        print(f"flavortag convert: error: {err.describe('--label CLASS', '--label-rule REGEX=CLASS')}; "
+              "nothing written", file=sys.stderr)
+        return 2
     except (EventFormatError, ValueError, FileNotFoundError, OSError) as err:
-        print(f"flavortag convert: error: {err}", file=sys.stderr)
-        print("flavortag convert: nothing written", file=sys.stderr)
+        print(f"flavortag convert: error: {err}; nothing written", file=sys.stderr)
         return 1
     if not args.quiet:
         print(f"flavortag convert: {args.output}: {report.summary()}", file=sys.stderr)

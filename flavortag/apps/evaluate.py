@@ -9,11 +9,13 @@ import hydra
 from omegaconf import DictConfig
 
 from flavortag.apps import CONFIG_DIR
+from flavortag.errors import reported
 from flavortag.evaluation import evaluate_run
 from flavortag.metrics import format_comparison_table
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="evaluate", version_base="1.3")
+@reported
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``flavortag evaluate``: prints the metrics under the model's name."""
     model_name, flat = evaluate_run(cfg)

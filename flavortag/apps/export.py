@@ -6,7 +6,14 @@ Writes into OUT_DIR:
 * ``tagger.torchscript.pt``,
 * ``working_points.json`` (from the MLflow run, when exporting a run),
 * ``tagger.json``: class order, feature lists, detector model and max_tracks,
-  i.e. what an analysis needs to build the inputs.
+  i.e. what an analysis needs to build the inputs (``flavortag.Tagger.load(OUT_DIR)``
+  scores with it), and the result of the check below.
+
+The ONNX file is checked as part of the export: onnxruntime and torch score
+the same real events (``--check-events``; by default the first
+``--check-n`` events of the run's training files, else of the embedded
+sample) through :class:`flavortag.Tagger`, and the export fails (exit 1)
+if a class probability differs by more than ``--check-tolerance``.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 EPILOG = """examples:
   flavortag export 3f2c0d... exported/transformer           # an MLflow run id (./mlflow.db)
@@ -31,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", help="output directory (created)")
     parser.add_argument("--formats", default="onnx,torchscript", help="comma-separated: onnx, torchscript")
     parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow store of the run")
+    parser.add_argument("--check-events", action="append", metavar="FILE",
+                        help="event files to check onnxruntime against torch on (default: the run's "
+                             "training files, else the embedded sample)")
+    parser.add_argument("--check-n", type=int, default=1000, metavar="N", help="events checked (default 1000)")
+    parser.add_argument("--check-tolerance", type=float, default=1e-4, metavar="TOL",
+                        help="largest accepted probability difference (default 1e-4)")
     args = parser.parse_args(argv)
 
     from flavortag import tracking
@@ -69,6 +83,21 @@ def main(argv: list[str] | None = None) -> int:
     }
     (out / "tagger.json").write_text(json.dumps(info, indent=2))
     written.append(out / "tagger.json")
+    if "onnx" in formats:
+        check = check_onnx(model, out, _check_paths(args, is_run), args.check_n)
+        if check is None:
+            print("flavortag export: no events found to check onnxruntime against torch: "
+                  "give --check-events FILE", file=sys.stderr)
+        else:
+            info["onnx_check"] = check
+            (out / "tagger.json").write_text(json.dumps(info, indent=2))
+            if not check["max_abs_diff"] <= args.check_tolerance:
+                print(f"flavortag export: error: onnxruntime and torch disagree on {check['n_events']} events "
+                      f"of {check['events'][0]}: max |delta p| = {check['max_abs_diff']:.3g} > "
+                      f"{args.check_tolerance:g}; do not use {out / 'tagger.onnx'}", file=sys.stderr)
+                return 1
+            print(f"flavortag export: onnxruntime agrees with torch on {check['n_events']} events "
+                  f"(max |delta p| = {check['max_abs_diff']:.2g})", file=sys.stderr)
     if is_run:
         uri = args.source if ":/" in args.source else f"runs:/{args.source}"
         try:
@@ -80,6 +109,49 @@ def main(argv: list[str] | None = None) -> int:
     for path in written:
         print(path)
     return 0
+
+
+def _check_paths(args: argparse.Namespace, is_run: bool) -> list[str]:
+    """The event files of the ORT check: given, the run's training files, or the embedded sample."""
+    from flavortag import tracking
+    from flavortag.dataset import resolve_path
+
+    if args.check_events:
+        return list(args.check_events)
+    candidates: list[str] = []
+    if is_run:
+        run_id = args.source.removeprefix("runs:/").split("/", 1)[0]
+        try:
+            candidates = [str(p) for p in tracking.load_run_config(run_id).data.paths]
+        except Exception:  # noqa: BLE001 - a run without a config: fall back to the embedded sample
+            candidates = []
+    found = [str(resolve_path(p)) for p in candidates if resolve_path(p).is_file()]
+    if found:
+        return found
+    embedded = [f"data/zpole_ild/{name}.parquet" for name in ("uds", "cc", "bb")]
+    return [str(resolve_path(p)) for p in embedded if resolve_path(p).is_file()]
+
+
+def check_onnx(model: Any, out: Path, paths: list[str], n_events: int) -> dict[str, Any] | None:
+    """Score up to ``n_events`` of ``paths`` with torch and with onnxruntime (the files in ``out``).
+
+    Returns ``{"events", "n_events", "max_abs_diff"}`` (largest difference of a
+    class probability), or None when there are no events to check on.
+    """
+    import numpy as np
+
+    from flavortag.io import iter_events
+    from flavortag.tagger import Tagger
+
+    if not paths:
+        return None
+    events = next(iter_events(paths, step_size=max(n_events, 1), label="unknown"), None)
+    if events is None or len(events) == 0:
+        return None
+    torch_probs = Tagger.from_model(model, device="cpu").predict_proba(events)
+    onnx_probs = Tagger.from_exported(out, device="cpu").predict_proba(events)
+    return {"events": paths, "n_events": len(events),
+            "max_abs_diff": float(np.max(np.abs(torch_probs - onnx_probs)))}
 
 
 if __name__ == "__main__":

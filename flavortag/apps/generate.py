@@ -20,6 +20,7 @@ import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from flavortag.apps import CONFIG_DIR
+from flavortag.errors import reported
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ def run(cfg: DictConfig) -> dict:
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="generate", version_base="1.3")
+@reported
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``flavortag generate`` (see the module doc)."""
     run(cfg)

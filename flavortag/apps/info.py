@@ -33,7 +33,7 @@ def summarise(events: ak.Array) -> list[dict[str, Any]]:
     tracks = events["tracks"]
     n_tracks = np.asarray(ak.num(tracks, axis=1))
     e_sum = np.asarray(ak.sum(tracks["E"], axis=1))
-    d0 = TrackQuantities(events).d0  # mm, FORMAT.md's straight-line formula
+    d0 = TrackQuantities(events).d0  # mm, docs/FORMAT.md's straight-line formula
     track_label = labels[event_index(n_tracks)]
     rows = []
     for cls, name in enumerate(CLASS_NAMES):

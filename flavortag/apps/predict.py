@@ -9,10 +9,12 @@ import hydra
 from omegaconf import DictConfig
 
 from flavortag.apps import CONFIG_DIR
+from flavortag.errors import reported
 from flavortag.prediction import predict
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="predict", version_base="1.3")
+@reported
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``flavortag predict``."""
     predict(cfg)

@@ -25,6 +25,7 @@ from flavortag import robustness as rb
 from flavortag import tracking
 from flavortag.apps import CONFIG_DIR
 from flavortag.calibration import MIN_TRACKS
+from flavortag.errors import reported
 from flavortag.evaluation import held_out_events
 
 log = logging.getLogger("flavortag.robustness")
@@ -178,6 +179,7 @@ def robustness(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="robustness", version_base="1.3")
+@reported
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``flavortag robustness``."""
     result = robustness(cfg)

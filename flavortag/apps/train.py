@@ -12,10 +12,12 @@ import hydra
 from omegaconf import DictConfig
 
 from flavortag.apps import CONFIG_DIR
+from flavortag.errors import reported
 from flavortag.training import train
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
+@reported
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the best validation loss (for sweepers)."""
     result = train(cfg)

@@ -11,7 +11,7 @@ Conventions (see docs/FEATURES.md for the table of features):
 * hemisphere ``h = +1`` if ``p . axis >= 0`` else ``-1``; the *oriented axis*
   of a track is ``h * axis`` (the axis pointing into the track's hemisphere);
 * ``d0 = (x py - y px) / pT``, ``z0 = z - (x px + y py) pz / pT^2`` (mm; straight
-  line from the track's reference point to the beam line, FORMAT.md);
+  line from the track's reference point to the beam line, docs/FORMAT.md);
 * lifetime sign of d0: sign of ``PCA_xy . oriented_axis_xy`` where
   ``PCA_xy = d0 (py, -px) / pT`` is the point of closest approach in xy;
   of z0: sign of ``z0 * oriented_axis_z`` (LCFIPlus / ATLAS convention; a zero

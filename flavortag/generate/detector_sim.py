@@ -11,7 +11,7 @@ For each event (all events of a chunk at once, on flat arrays):
    smeared with ``ip_resolution_scale * sigma_d0/z0(p, sin theta)``; 1/pT
    smeared with ``sigma(1/pT)``, direction kept. The reference point written
    is the smeared point of closest approach to the z axis,
-   ``x = d0 py/pT, y = -d0 px/pT, z = z0``, so that FORMAT.md's
+   ``x = d0 py/pT, y = -d0 px/pT, z = z0``, so that docs/FORMAT.md's
    ``d0 = (x py - y px)/pT`` and ``z0 = z - (x px + y py) pz/pT^2`` give back
    the smeared values. Without smearing the reference point is the true
    production vertex (generator-level sample). The variations of the detector

@@ -157,7 +157,7 @@ def produce_samples(
                     parts.append(next(results))
                     bar.update(spec.n_events)
                 events = events_from_chunks(parts) if parts else empty_events(class_index(name))
-                if fmt == "text":  # the text format has no truth fields (FORMAT.md)
+                if fmt == "text":  # the text format has no truth fields (docs/FORMAT.md)
                     events = _kinematics_only(events)
                 write_events(events, paths[name], format=fmt)
                 counts[name] = len(events)

@@ -1,4 +1,4 @@
-"""Event files in, awkward Arrays out: text (FORMAT.md, plain or gzip), ROOT and Parquet.
+"""Event files in, awkward Arrays out: text (docs/FORMAT.md, plain or gzip), ROOT and Parquet.
 
 Example::
 
@@ -21,6 +21,7 @@ pyarrow only (uproot when a ROOT file is touched; never torch, Hydra or MLflow).
 from flavortag.io.api import (
     DEFAULT_STEP_SIZE,
     FORMATS,
+    UnknownFormatError,
     detect_format,
     iter_events,
     read_events,
@@ -45,6 +46,7 @@ __all__ = [
     "ReadReport",
     "convert",
     "count_events",
+    "UnknownFormatError",
     "detect_format",
     "iter_events",
     "read_events",

@@ -44,21 +44,44 @@ _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
           "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
 
 
-def detect_format(path: str | os.PathLike, format: str | None = None) -> str:
-    """``"text"``, ``"root"`` or ``"parquet"``: ``format`` if given, else from the file name."""
+class UnknownFormatError(ValueError):
+    """A file format that is not given and cannot be told from the name, or is not one of ``FORMATS``.
+
+    ``path`` is the file, ``option`` the argument that sets its format
+    (``format`` or ``output_format``): a command line names its own option instead.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, option: str, given: str | None = None) -> None:
+        self.path, self.option, self.given = path, option, given
+        super().__init__(self.describe(f"{option}="))
+
+    def describe(self, option: str) -> str:
+        """The message, the fix spelt with ``option``: ``"format="`` (Python) or ``"--from "`` (a command)."""
+        python = option.endswith("=")
+        names = [repr(f) if python else f for f in FORMATS]
+        choices = f"{', '.join(names[:-1])} or {names[-1]}"
+        if self.given is not None:
+            return f"{option.strip(' =')} must be one of {', '.join(FORMATS)}, not {self.given!r}"
+        known = ", ".join(s for s, _ in _SUFFIXES)
+        return (f"{self.path}: cannot tell the format from the file name (known suffixes: {known}); "
+                f"give {option}{choices}")
+
+
+def detect_format(path: str | os.PathLike, format: str | None = None, option: str = "format") -> str:
+    """``"text"``, ``"root"`` or ``"parquet"``: ``format`` if given, else from the file name.
+
+    ``UnknownFormatError`` (a ``ValueError``) otherwise; ``option`` names the
+    caller's argument in its message.
+    """
     if format is not None:
         if format not in FORMATS:
-            raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
+            raise UnknownFormatError(path, option, given=format)
         return format
     name = Path(path).name.lower()
     for suffix, fmt in _SUFFIXES:
         if name.endswith(suffix):
             return fmt
-    known = ", ".join(s for s, _ in _SUFFIXES)
-    raise ValueError(
-        f"{path}: cannot tell the format from the file name (known suffixes: {known}); "
-        f"pass format='text', 'root' or 'parquet'"
-    )
+    raise UnknownFormatError(path, option)
 
 
 def expand_paths(paths: PathsLike) -> list[Path]:
@@ -85,8 +108,24 @@ def expand_paths(paths: PathsLike) -> list[Path]:
         else:
             missing.append(str(item))
     if missing:
-        raise FileNotFoundError(f"no such file(s): {missing}")
+        raise FileNotFoundError(_missing_message(missing))
     return found
+
+
+def _missing_message(missing: Sequence[str]) -> str:
+    """What is missing and how to make it: a generated sample's directory gets the ``generate`` line."""
+    parents = {Path(m).parent for m in missing}
+    stems = {Path(m).name.split(".", 1)[0] for m in missing}
+    if len(parents) == 1 and stems <= set(CLASS_NAMES):
+        sample = parents.pop()
+        if not sample.is_dir() or not any(sample.glob(f"{c}.*") for c in CLASS_NAMES):
+            size = re.search(r"_(\d+)k$", sample.name)
+            n_events = f" n_events={int(size.group(1)) * 1000}" if size else ""
+            return (f"no sample at {sample}: make it with "
+                    f"`flavortag generate{n_events} out={sample}`")
+    if len(missing) == 1:
+        return f"no such file: {missing[0]} (working directory {Path.cwd()})"
+    return f"no such files: {', '.join(missing)} (working directory {Path.cwd()})"
 
 
 def resolve_label(
@@ -223,11 +262,24 @@ def read_events(
     tree: str = "events",
     report: ReadReport | None = None,
 ) -> ak.Array:
-    """Read all events of one or more files into one awkward Array.
+    """Read all events of one or more files into one awkward Array (the layout: docs/FORMAT.md).
 
-    Returns records ``axis`` (3 * float32), ``tracks`` (var * {E, px, py, pz
-    [GeV], x, y, z [mm]: float32, extra per-track fields}), ``label`` (int32)
-    and any extra per-event fields. ``on_error="raise"`` stops at the first
+    ``paths``: one or more text (``.txt``, ``.dat``, ``.gz``), ROOT or Parquet
+    files; glob patterns allowed. Returns one record per event:
+
+    * ``axis``: 3 * float32, the unit thrust axis;
+    * ``tracks``: var * record, one per charged track: ``E`` (GeV, pion mass),
+      ``px, py, pz`` (GeV), ``x, y, z`` (mm, the reference point: production
+      vertex or point of closest approach to the beam axis), all float32; files
+      made by ``flavortag generate`` (Parquet, ROOT) add the truth fields
+      ``charge`` (int8, e), ``vx, vy, vz`` (float32, mm: true production
+      vertex), ``pdg`` (int32 PDG id, 0 for a fake track) and ``origin`` (int8:
+      2 b-hadron decay chain, 1 c hadron, 0 prompt/light, -1 fake track);
+    * ``label``: int32 class, 0 uds, 1 cc, 2 bb, -1 unknown;
+    * any extra per-event fields of the file (e.g. ``prob_bb``, ``D_b``).
+
+    ``label`` / ``label_rules``: the class of files that do not store it (text),
+    by default from the file name (``bb.txt`` -> bb). ``on_error="raise"`` stops at the first
     bad event with :class:`~flavortag.io.EventFormatError` (file, line, what);
     ``"skip"`` drops broken events, logs a warning per file and fills in
     ``report`` (a :class:`~flavortag.io.ReadReport`) if one is passed.

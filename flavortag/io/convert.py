@@ -52,7 +52,7 @@ def convert(
     on_error = check_on_error(on_error)
     parse_step_size(step_size)
     sources = plan_sources(inputs, label, label_rules, format)
-    out_format = detect_format(output, output_format)
+    out_format = detect_format(output, output_format, option="output_format")
     target = Path(output).resolve()
     if any(s.path.resolve() == target for s in sources):
         raise ValueError(f"{output}: the output is also an input")

@@ -1,4 +1,4 @@
-"""Reading the event text format (FORMAT.md), plain or gzip-compressed, with bounded memory.
+"""Reading the event text format (docs/FORMAT.md), plain or gzip-compressed, with bounded memory.
 
 The text is read a piece at a time (:data:`PIECE_BYTES`): read a fixed number
 of bytes, cut at the last event boundary (the last line starting with

@@ -6,7 +6,7 @@ accepted number tokens with the same C++ float parser as the fast path (an
 Arrow string-to-float32 cast) and applies the same vectorised checks
 (:mod:`flavortag.io.checks`): both paths give identical numbers and verdicts.
 
-Line rules (FORMAT.md): blank lines and dash-only lines mean nothing; a line
+Line rules (docs/FORMAT.md): blank lines and dash-only lines mean nothing; a line
 starting with ``Axis`` starts an event and must read ``Axis = ax ay az``; any
 other line is a track row of 7 numbers in C float syntax (``nan``/``inf`` are
 refused). Lines split on ``\\n`` only; other ASCII whitespace (a stray ``\\r``

@@ -1,4 +1,4 @@
-"""Writing the event text format (FORMAT.md): ``Axis = ax ay az`` lines and track rows.
+"""Writing the event text format (docs/FORMAT.md): ``Axis = ax ay az`` lines and track rows.
 
 Numbers are written in the shortest form that reads back as the same float32
 (Arrow's formatter), so text round-trips exactly; ``.gz`` files are

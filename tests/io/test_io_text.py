@@ -12,8 +12,8 @@ import pytest
 from flavortag.io import EventFormatError, ReadReport, iter_events, read_events, write_events
 from flavortag.io.synthetic import synthetic_events
 
-# The example of FORMAT.md, except its last row: there E = 1.271398 GeV while
-# |p| = 1.383 GeV, which the reader rightly refuses (see test_format_example_as_published).
+# The example of docs/FORMAT.md; as first circulated its last row had E = 1.271398 GeV
+# while |p| = 1.383 GeV, which the reader rightly refuses (see test_format_example_as_published).
 EXAMPLE = """\
 Axis = 1.336348e-01 1.270638e-01 9.828512e-01
 3.600150e-01 2.364259e-02 2.897407e-01 1.600439e-01 1.355132e-04 -1.105776e-05 7.225226e-04
@@ -110,7 +110,7 @@ def test_labels(tmp_path):
         read_events(path, label="top")
 
 
-# ---- bad input: every case of FORMAT.md, with the exact line --------------------------------
+# ---- bad input: every case of docs/FORMAT.md, with the exact line --------------------------------
 
 BAD_CASES = {
     "six_numbers": (lines(AXIS, ROW, "1 0.5 0 0 0 0"), 3, "track row has 6 numbers, expected 7"),

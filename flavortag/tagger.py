@@ -1,0 +1,267 @@
+"""Scoring events from analysis code in one line: :class:`Tagger`.
+
+    >>> import flavortag
+    >>> from flavortag.io import read_events
+    >>> tagger = flavortag.Tagger.from_run("3f2c0d...")        # or .load(any source)
+    >>> scores = tagger.score(read_events("events.parquet"))
+    >>> scores.fields
+    ['prob_uds', 'prob_cc', 'prob_bb', 'D_b', 'D_c']
+
+A tagger comes from an MLflow run id (:meth:`Tagger.from_run`), an MLflow
+model URI (``runs:/<id>/model``, ``models:/<name>/<version>``;
+:meth:`Tagger.from_uri`), a trainer checkpoint (``best.pt`` or ``bdt.pkl``;
+:meth:`Tagger.from_checkpoint`) or the directory that ``flavortag export``
+writes (``tagger.onnx`` + ``tagger.json``, scored with onnxruntime;
+:meth:`Tagger.from_exported`); :meth:`Tagger.load` picks the right one.
+
+Scores are computed exactly as ``flavortag predict`` computes them: the same
+features (:func:`flavortag.batching.build_event_tensors`), the same model call
+(:func:`flavortag.inference.predict_proba`) and the same output columns and
+discriminant definitions (:func:`flavortag.reporting.predictions.prediction_table`,
+``f_c`` / ``f_b`` defaulting to :data:`flavortag.metrics.DEFAULT_F_C` /
+:data:`flavortag.metrics.DEFAULT_F_B`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import awkward as ak
+import numpy as np
+
+if TYPE_CHECKING:
+    from flavortag.batching import EventTensors
+    from flavortag.calibration import ResolutionCalibration
+
+#: What :meth:`Tagger.score` returns, per event, in this order.
+SCORE_FIELDS: tuple[str, ...] = ("prob_uds", "prob_cc", "prob_bb", "D_b", "D_c")
+#: The files of an exported tagger directory that :meth:`Tagger.from_exported` reads.
+EXPORTED_ONNX, EXPORTED_INFO = "tagger.onnx", "tagger.json"
+_DEFAULT_MAX_TRACKS = 64
+
+
+def _quiet_mlflow() -> None:
+    """No artifact-download progress bars (MLflow's documented switch), no INFO chatter."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
+def _resolve_device(device: str) -> str:
+    if device != "auto":
+        if device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise RuntimeError(f"device={device!r} asked for, but torch sees no CUDA device: "
+                                   "use device='cpu' or device='auto'")
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class _OnnxModel:
+    """An exported tagger (``tagger.onnx``) run by onnxruntime, fed the padded raw inputs."""
+
+    def __init__(self, path: Path, device: str) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - a dependency of the export extra
+            raise ImportError("scoring an exported tagger needs onnxruntime: pip install onnxruntime") from exc
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def predict_proba(self, tensors: EventTensors, batch_size: int) -> np.ndarray:
+        """Class probabilities [n, 3] in batches of ``batch_size`` (each trimmed to its longest event)."""
+        out = []
+        for start in range(0, len(tensors), batch_size):
+            batch = tensors.batch(np.arange(start, min(start + batch_size, len(tensors))), layout="padded")
+            feeds = {name: getattr(batch, name).numpy() for name in self.input_names}
+            (probs,) = self.session.run(["probabilities"], feeds)
+            out.append(np.asarray(probs, dtype=np.float64))
+        return np.concatenate(out) if out else np.zeros((0, 3))
+
+
+class Tagger:
+    """A trained tagger with everything needed to score events: features, detector model, max_tracks.
+
+    Build one with :meth:`load` (or ``from_run`` / ``from_uri`` /
+    ``from_checkpoint`` / ``from_exported``), then call :meth:`score`.
+
+    ``device``: ``"cpu"``, ``"cuda"`` (``"cuda:1"``, ...) or ``"auto"`` (CUDA
+    when torch sees one); a BDT always runs on the CPU. ``batch_size``: events
+    per model call. ``calibration``: the default of :meth:`score`'s
+    ``calibration``. ``f_c`` / ``f_b``: the discriminant fractions (None: the
+    package defaults, as ``flavortag predict`` uses).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        feature_names: dict[str, list[str]],
+        detector: Any = None,
+        max_tracks: int | None = None,
+        source: str = "",
+        kind: str = "torch",
+        device: str = "auto",
+        batch_size: int = 2048,
+        calibration: Any = None,
+        f_c: float | None = None,
+        f_b: float | None = None,
+    ) -> None:
+        from flavortag import metrics as ftm
+
+        self.model = model
+        self.feature_names = {"track": list(feature_names.get("track") or []),
+                              "event": list(feature_names.get("event") or [])}
+        self.detector_config = detector
+        self.max_tracks = int(max_tracks or _DEFAULT_MAX_TRACKS)
+        self.source = source
+        self.kind = kind
+        self.device = "cpu" if kind == "bdt" else _resolve_device(device)
+        self.batch_size = int(batch_size)
+        self.calibration = calibration
+        self.f_c = ftm.DEFAULT_F_C if f_c is None else float(f_c)
+        self.f_b = ftm.DEFAULT_F_B if f_b is None else float(f_b)
+        if kind == "torch":
+            self.model = model.to(self.device).eval()
+
+    def __repr__(self) -> str:
+        return (f"Tagger({self.kind}, source={self.source!r}, device={self.device!r}, "
+                f"max_tracks={self.max_tracks})")
+
+    # ---------------------------------------------------------------- constructors
+    @classmethod
+    def from_model(cls, model: Any, source: str = "", **kwargs: Any) -> Tagger:
+        """A tagger loaded already (a torch :class:`~flavortag.models.TaggerModel` or a BDT)."""
+        from flavortag.inference import is_torch_model
+
+        return cls(model, feature_names=model.feature_names, detector=getattr(model, "detector", None),
+                   max_tracks=getattr(model, "max_tracks", None), source=source,
+                   kind="torch" if is_torch_model(model) else "bdt", **kwargs)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike[str], **kwargs: Any) -> Tagger:
+        """A trainer checkpoint: ``checkpoints/best.pt`` (torch) or ``checkpoints/bdt.pkl`` (BDT)."""
+        from flavortag.inference import load_model
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint at {path}: a training writes them under "
+                                    "<output_dir>/checkpoints/ (best.pt, or bdt.pkl for model=bdt)")
+        return cls.from_model(load_model(str(path)), str(path), **kwargs)
+
+    @classmethod
+    def from_uri(cls, uri: str, tracking_uri: str | None = None, **kwargs: Any) -> Tagger:
+        """An MLflow model URI: ``runs:/<run id>/model`` or ``models:/<name>/<version or alias>``.
+
+        ``tracking_uri``: the MLflow store (None: ``MLFLOW_TRACKING_URI`` or
+        ``sqlite:///mlflow.db`` in the working directory, as the apps use).
+        """
+        from flavortag import tracking
+        from flavortag.inference import load_model
+
+        _quiet_mlflow()
+        store = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+        db = tracking.sqlite_path(store)
+        if db is not None and not db.is_file():
+            raise FileNotFoundError(f"no MLflow store at {db}: train a tagger first (`flavortag train`), "
+                                    "or pass tracking_uri= / set MLFLOW_TRACKING_URI to the store of the run")
+        tracking.set_tracking_uri(store)
+        return cls.from_model(load_model(uri), uri, **kwargs)
+
+    @classmethod
+    def from_run(cls, run_id: str, tracking_uri: str | None = None, **kwargs: Any) -> Tagger:
+        """The model logged by the training run ``run_id`` (see :meth:`from_uri` for ``tracking_uri``)."""
+        return cls.from_uri(f"runs:/{run_id}/model", tracking_uri=tracking_uri, **kwargs)
+
+    @classmethod
+    def from_exported(cls, directory: str | os.PathLike[str], **kwargs: Any) -> Tagger:
+        """The directory ``flavortag export`` writes: ``tagger.onnx`` run by onnxruntime, ``tagger.json`` beside."""
+        directory = Path(directory)
+        onnx_path, info_path = directory / EXPORTED_ONNX, directory / EXPORTED_INFO
+        for path in (onnx_path, info_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"no {path.name} in {directory}: make the directory with "
+                                        f"`flavortag export <run id> {directory}` (with --formats onnx)")
+        info = json.loads(info_path.read_text())
+        device = _resolve_device(str(kwargs.pop("device", "auto")))
+        model = _OnnxModel(onnx_path, device)
+        return cls(model, feature_names=info["feature_names"], detector=info.get("detector"),
+                   max_tracks=info.get("max_tracks"), source=str(directory), kind="onnx",
+                   device=device, **kwargs)
+
+    @classmethod
+    def load(cls, source: str | os.PathLike[str], **kwargs: Any) -> Tagger:
+        """Whatever ``source`` is: an exported directory, a checkpoint file, an MLflow URI or a run id."""
+        text = str(source)
+        path = Path(text)
+        if path.is_dir():
+            return cls.from_exported(path, **kwargs)
+        if path.is_file():
+            return cls.from_checkpoint(path, **kwargs)
+        if text.startswith(("runs:/", "models:/")):
+            return cls.from_uri(text, **kwargs)
+        if "/" in text or path.suffix in (".pt", ".pkl", ".onnx"):
+            raise FileNotFoundError(f"no tagger at {text}: give a checkpoint file, a directory from "
+                                    "`flavortag export`, an MLflow URI (runs:/<id>/model) or a run id")
+        return cls.from_run(text, **kwargs)
+
+    # ---------------------------------------------------------------- scoring
+    def _calibration(self, spec: Any, events: ak.Array, detector: Any) -> ResolutionCalibration | None:
+        from flavortag.calibration import ResolutionCalibration, resolve_calibration
+
+        if spec is None or isinstance(spec, ResolutionCalibration):
+            return spec
+        return resolve_calibration(str(spec), events, detector)
+
+    def tensors(self, events: ak.Array, calibration: Any = "default") -> EventTensors:
+        """The padded model inputs of ``events`` (features as the tagger was trained on)."""
+        from flavortag.batching import build_event_tensors
+        from flavortag.calibration import apply_calibration
+        from flavortag.detector import DetectorModel
+
+        detector = DetectorModel.from_config(self.detector_config)
+        spec = self.calibration if isinstance(calibration, str) and calibration == "default" else calibration
+        events = apply_calibration(events, self._calibration(spec, events, detector))
+        return build_event_tensors(events, track_feature_names=self.feature_names["track"],
+                                   event_feature_names=self.feature_names["event"],
+                                   max_tracks=self.max_tracks, detector=detector)
+
+    def predict_proba(self, events: ak.Array, calibration: Any = "default") -> np.ndarray:
+        """Class probabilities ``[n_events, 3]`` (order uds, cc, bb) of ``events``."""
+        tensors = self.tensors(events, calibration)
+        if self.kind == "onnx":
+            return np.asarray(self.model.predict_proba(tensors, self.batch_size))
+        from flavortag.inference import predict_proba
+
+        return predict_proba(self.model, tensors, batch_size=self.batch_size,
+                             device=None if self.kind == "bdt" else self.device)
+
+    def score(self, events: ak.Array, calibration: Any = "default") -> ak.Array:
+        """Per-event ``prob_uds, prob_cc, prob_bb, D_b, D_c`` (float32) of ``events``, in their order.
+
+        ``events``: from :func:`flavortag.io.read_events` or any awkward Array
+        of that layout (``tracks`` with E, px, py, pz, x, y, z; ``axis``).
+        ``calibration``: None (nominal resolutions), ``"auto"`` (fit these
+        events' resolution scale, no labels read), the path of a file from
+        ``flavortag calibrate`` or a :class:`~flavortag.calibration.ResolutionCalibration`;
+        by default the tagger's own ``calibration``.
+        """
+        from flavortag.reporting.predictions import prediction_table
+
+        if len(events) == 0:
+            probs = np.zeros((0, 3))
+        else:
+            probs = self.predict_proba(events, calibration)
+        return ak.zip(prediction_table(probs, self.f_c, self.f_b), depth_limit=1)

@@ -1,0 +1,131 @@
+"""Issue 15: every ``flavortag <command>`` reports an error as one line with its fix; exit 2 for usage, 1 else.
+
+Each case runs the real command in a subprocess (``python -m flavortag``) in an
+empty working directory and checks the whole of stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _flavortag(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ("HYDRA_FULL_ERROR", "FLAVORTAG_SAMPLES", "MLFLOW_TRACKING_URI")}
+    environ.update(env)
+    return subprocess.run([sys.executable, "-m", "flavortag", *args], cwd=cwd, env=environ,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_missing_sample_names_the_generate_command(tmp_path: Path) -> None:
+    proc = _flavortag(["train", "data=zpole_30k", "trainer.progress=false"], tmp_path)
+    assert proc.returncode == 1
+    assert _one_line(proc) == (
+        "flavortag train: error: no sample at samples/zpole_ild_30k: make it with "
+        "`flavortag generate n_events=30000 out=samples/zpole_ild_30k`")
+
+
+def test_unknown_run_id_says_so_and_how_to_list_runs(tmp_path: Path, sample_dir: Path) -> None:
+    from flavortag.tracking import ensure_sqlite_store
+
+    ensure_sqlite_store(tmp_path / "mlflow.db")
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = _flavortag(["predict", "run_id=0123456789abcdef", f"inputs=[{sample_dir / 'cc.parquet'}]",
+                       f"out_dir={tmp_path / 'out'}", f"tracking.tracking_uri={store}"], tmp_path)
+    assert proc.returncode == 1
+    line = _one_line(proc)
+    assert line.startswith(f"flavortag predict: error: no MLflow run 0123456789abcdef in the store {store}: ")
+    assert f"mlflow ui --backend-store-uri {store}" in line
+
+
+def test_missing_store_is_not_created(tmp_path: Path) -> None:
+    proc = _flavortag(["evaluate", "run_id=0123456789abcdef"], tmp_path)
+    assert proc.returncode == 1
+    assert _one_line(proc).startswith("flavortag evaluate: error: no MLflow store at mlflow.db")
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["train", "trainer.max_epoch=1"],
+     "flavortag train: error: Could not override 'trainer.max_epoch': Key 'max_epoch' is not in struct"),
+    (["train", "model=nope"],
+     "flavortag train: error: In 'train': Could not find 'model/nope'; "
+     "Available options in 'model': bdt, deepsets, mlp, transformer"),
+    (["predict", "checkpoint=best.pt"],
+     "flavortag predict: error: Missing mandatory value: inputs: give it on the command line, "
+     "`flavortag predict inputs=...`"),
+    (["predict", "inputs=[a.parquet]"],
+     "flavortag predict: error: give exactly one of run_id=<mlflow run id> or checkpoint=<path>"),
+])
+def test_usage_errors_exit_2_with_one_line(args: list[str], expected: str, tmp_path: Path) -> None:
+    proc = _flavortag(args, tmp_path)
+    assert proc.returncode == 2
+    assert _one_line(proc).startswith(expected)
+    assert "+trainer" not in proc.stderr  # no advice to append a mistyped key
+
+
+def test_traceback_only_when_asked(tmp_path: Path) -> None:
+    args = ["predict", "checkpoint=best.pt", "inputs=[missing.parquet]"]
+    plain = _flavortag(args, tmp_path)
+    assert plain.returncode == 1
+    assert _one_line(plain) == (f"flavortag predict: error: no such file: missing.parquet "
+                                f"(working directory {tmp_path})")
+    for proc in (_flavortag([*args, "-v"], tmp_path), _flavortag(args, tmp_path, HYDRA_FULL_ERROR="1")):
+        assert proc.returncode == 1
+        assert "Traceback (most recent call last)" in proc.stderr
+        assert proc.stderr.strip().endswith("FileNotFoundError: no such file: missing.parquet "
+                                            f"(working directory {tmp_path})")
+
+
+def test_convert_names_the_options_typed(tmp_path: Path, sample_dir: Path) -> None:
+    (tmp_path / "events.xyz").write_text("")
+    proc = _flavortag(["convert", "events.xyz", "out.parquet"], tmp_path)
+    assert proc.returncode == 2
+    line = _one_line(proc)
+    assert line.startswith("flavortag convert: error: events.xyz: cannot tell the format from the file name")
+    assert "give --from text, root or parquet; nothing written" in line and "format=" not in line
+
+    proc = _flavortag(["convert", str(sample_dir / "cc.parquet"), "out.xyz"], tmp_path)
+    assert proc.returncode == 2
+    assert "give --to text, root or parquet" in _one_line(proc)
+
+    (tmp_path / "events.txt").write_text("Axis = 0 0 1\n")
+    proc = _flavortag(["convert", "events.txt", "out.parquet"], tmp_path)
+    assert proc.returncode == 2
+    assert "pass --label CLASS or --label-rule REGEX=CLASS" in _one_line(proc)
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_generate_help_has_its_own_header(tmp_path: Path) -> None:
+    proc = _flavortag(["generate", "--help"], tmp_path)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("Generate e+e- -> Z/gamma* -> q qbar samples")
+    assert "flavortag generate n_events=30000 out=samples/zpole_ild_30k" in proc.stdout
+    assert "generate is powered by Hydra" not in proc.stdout  # Hydra's stock header
+
+
+@pytest.mark.parametrize(("app", "own", "foreign"), [
+    ("predict", ["tracking: local, server"], ["model:", "trainer:", "augment:"]),
+    ("generate", ["detector: ild"], ["model:", "tracking:", "data:"]),
+    ("train", ["model: bdt, deepsets, mlp, transformer   (default: mlp)", "trainer:"], []),
+])
+def test_help_lists_only_the_apps_own_groups(app: str, own: list[str], foreign: list[str],
+                                             tmp_path: Path) -> None:
+    proc = _flavortag([app, "--help"], tmp_path)
+    assert proc.returncode == 0
+    groups = proc.stdout.split("== Config groups (group=option) ==", 1)[1].split("== Options", 1)[0]
+    for line in own:
+        assert line in groups
+    for line in foreign:
+        assert f"\n{line}" not in groups

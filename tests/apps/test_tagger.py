@@ -1,0 +1,147 @@
+"""Issue 15: ``flavortag.Tagger`` scores events as ``flavortag predict`` does (torch, BDT, exported ONNX).
+
+Tiny real trainings (a few hundred Pythia events per class, two epochs) in a
+temporary SQLite MLflow store; the scores are compared with the files that
+``flavortag predict`` writes for the same input.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+import flavortag
+from flavortag.apps import CONFIG_DIR
+
+FIELDS = ["prob_uds", "prob_cc", "prob_bb", "D_b", "D_c"]
+
+
+def _cfg(app: str, overrides: list[str]) -> DictConfig:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name=app, overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def trained(sample_dir: Path, store: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    from flavortag.training import train
+
+    paths = ",".join(str(sample_dir / f"{f}.parquet") for f in ("uds", "cc", "bb"))
+    results = {}
+    for model, extra in (("deepsets", ["model.use_event_features=true", "model.phi_dims=[16,16]",
+                                       "model.rho_dims=[16]"]),
+                         ("bdt", ["model.max_iter=20"])):
+        out = tmp_path_factory.mktemp(f"tagger_{model}")
+        result = train(_cfg("train", [
+            f"model={model}", f"data.paths=[{paths}]", f"tracking.tracking_uri={store}",
+            "tracking.experiment_name=tagger-test", f"output_dir={out}", "trainer.max_epochs=2",
+            "trainer.batch_size=64", "trainer.progress=false", "data.max_tracks=24",
+            "evaluate.write_predictions=false", *extra]))
+        result["out"] = out
+        results[model] = result
+    return results
+
+
+def _predicted(run_id: str, store: str, events_path: Path, out: Path) -> ak.Array:
+    from flavortag.prediction import predict
+
+    written = predict(_cfg("predict", [f"run_id={run_id}", f"inputs=[{events_path}]", f"out_dir={out}",
+                                       f"tracking.tracking_uri={store}", "formats=[parquet]"]))
+    return ak.from_parquet(written[0])
+
+
+def _assert_scores_equal(scores: ak.Array, reference: ak.Array, atol: float) -> None:
+    assert scores.fields == FIELDS
+    assert len(scores) == len(reference)
+    for name in FIELDS:
+        np.testing.assert_allclose(np.asarray(scores[name]), np.asarray(reference[name]), atol=atol, err_msg=name)
+
+
+@pytest.mark.parametrize("model", ["deepsets", "bdt"])
+def test_tagger_scores_equal_flavortag_predict(model: str, trained: dict[str, dict], store: str,
+                                               sample_dir: Path, tmp_path: Path) -> None:
+    from flavortag.io import read_events
+
+    run_id = trained[model]["run_id"]
+    reference = _predicted(run_id, store, sample_dir / "cc.parquet", tmp_path)
+    events = read_events(str(sample_dir / "cc.parquet"))
+
+    tagger = flavortag.Tagger.from_run(run_id, tracking_uri=store, device="cpu", batch_size=100)
+    _assert_scores_equal(tagger.score(events), reference, atol=1e-6)
+    assert tagger.kind == ("bdt" if model == "bdt" else "torch")
+
+    # the same model from its checkpoint, through load(), and from a plain awkward array of the layout
+    ckpt = trained[model]["out"] / "checkpoints" / ("bdt.pkl" if model == "bdt" else "best.pt")
+    again = flavortag.Tagger.load(ckpt, device="auto")
+    plain = ak.Array(ak.to_list(events[["axis", "tracks"]]))
+    _assert_scores_equal(again.score(plain), reference, atol=1e-6)
+    by_uri = flavortag.Tagger.load(f"runs:/{run_id}/model", tracking_uri=store)
+    _assert_scores_equal(by_uri.score(events[:7]), reference[:7], atol=1e-6)
+    assert len(tagger.score(events[:0])) == 0
+
+
+def test_exported_onnx_tagger_agrees_with_torch(trained: dict[str, dict], store: str, sample_dir: Path,
+                                                tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from flavortag.apps.export import main as export_main
+    from flavortag.io import read_events
+    from flavortag.tracking import set_tracking_uri
+
+    run_id = trained["deepsets"]["run_id"]
+    set_tracking_uri(store)
+    assert export_main([run_id, str(tmp_path / "exported"), "--formats", "onnx",
+                        "--tracking-uri", store, "--check-n", "300"]) == 0
+    # the export itself checked onnxruntime against torch on the run's own (real) training events
+    check = json.loads((tmp_path / "exported" / "tagger.json").read_text())["onnx_check"]
+    assert check["n_events"] == 300 and check["max_abs_diff"] <= 1e-4
+    assert check["events"] == [str(sample_dir / f"{f}.parquet") for f in ("uds", "cc", "bb")]
+    events = read_events(str(sample_dir / "bb.parquet"))
+    onnx_tagger = flavortag.Tagger.load(tmp_path / "exported", batch_size=128)
+    assert onnx_tagger.kind == "onnx"
+    torch_tagger = flavortag.Tagger.from_run(run_id, tracking_uri=store, device="cpu")
+    _assert_scores_equal(onnx_tagger.score(events), torch_tagger.score(events), atol=1e-4)
+
+
+def test_tagger_calibration_option(trained: dict[str, dict], store: str, sample_dir: Path) -> None:
+    from flavortag.calibration import ResolutionCalibration
+    from flavortag.io import read_events
+
+    events = read_events(str(sample_dir / "bb.parquet"))
+    tagger = flavortag.Tagger.from_run(trained["deepsets"]["run_id"], tracking_uri=store, device="cpu")
+    nominal = tagger.score(events)
+    unit = ResolutionCalibration(1.0, 0.0, 1.0, 0.0, len(events), 0, 0)
+    np.testing.assert_allclose(np.asarray(tagger.score(events, calibration=unit)["D_b"]),
+                               np.asarray(nominal["D_b"]), atol=1e-6)
+    wider = ResolutionCalibration(2.0, 0.0, 2.0, 0.0, len(events), 0, 0)
+    assert not np.allclose(np.asarray(tagger.score(events, calibration=wider)["D_b"]),
+                           np.asarray(nominal["D_b"]), atol=1e-4)
+
+
+def test_unknown_sources_say_what_to_give(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no tagger at"):
+        flavortag.Tagger.load(tmp_path / "nothing.pt")
+    with pytest.raises(FileNotFoundError, match="no tagger.onnx in"):
+        flavortag.Tagger.from_exported(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no MLflow store at"):
+        flavortag.Tagger.from_run("0123abcd", tracking_uri=f"sqlite:///{tmp_path / 'none.db'}")
+
+
+def test_import_flavortag_stays_light() -> None:
+    code = ("import sys, flavortag\n"
+            "from flavortag.io import read_events\n"
+            "heavy = [m for m in ('torch', 'hydra', 'mlflow') if m in sys.modules]\n"
+            "assert not heavy, heavy\n"
+            "assert flavortag.Tagger.__name__ == 'Tagger'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
