@@ -19,7 +19,6 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from flavortag.apps import CONFIG_DIR
-from flavortag.errors import reported
 from flavortag.calibration import ResolutionCalibration, calibrate_resolution
 from flavortag.detector import DetectorModel
 from flavortag.errors import reported

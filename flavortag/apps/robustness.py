@@ -24,7 +24,6 @@ from omegaconf import DictConfig, OmegaConf
 from flavortag import robustness as rb
 from flavortag import tracking
 from flavortag.apps import CONFIG_DIR
-from flavortag.errors import reported
 from flavortag.calibration import MIN_TRACKS
 from flavortag.errors import reported
 from flavortag.evaluation import held_out_events
