@@ -217,53 +217,42 @@ def plot_overlay(
     """Rejection versus efficiency of every tagger: nominal solid, each shifted sample dashed/dotted.
 
     One panel per background of ``tagger`` ("b": c and uds; "c": uds and b),
-    logarithmic rejection; the legend names tagger and sample.
+    logarithmic rejection; the legend (outside, right) gives one colour per
+    tagger and one line style per sample.
     """
-    import matplotlib
+    from matplotlib.lines import Line2D
 
-    matplotlib.use("Agg", force=False)
-    import mplhep
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure as MplFigure
+    from flavortag.reporting.figures import _FLAVOUR_TEX, MODEL_COLOURS, _new_figure, _save, _style
 
     backgrounds = ("c", "uds") if tagger == "b" else ("uds", "b")
-    signal = {"b": r"$b\bar{b}$", "c": r"$c\bar{c}$"}[tagger]
-    fig = MplFigure(figsize=(6.0 * len(backgrounds), 4.8))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(backgrounds))
-    colours = [f"C{i}" for i in range(10)]
+    signal = "b" if tagger == "b" else "c"
     samples = [s for s in next(iter(scored.values())) if s != nominal]
-    with matplotlib.rc_context(mplhep.style.ROOT):
-        for ax, bkg in zip(np.atleast_1d(axes), backgrounds):
-            for i, (name, by_sample) in enumerate(scored.items()):
-                colour = colours[i % len(colours)]
-                for j, sample in enumerate([nominal, *samples]):
-                    if sample not in by_sample:
-                        continue
-                    curve = by_sample[sample].result.taggers[tagger].curve
+    colours = list(MODEL_COLOURS) + [f"C{i}" for i in range(10)]
+    styles = {nominal: "-", **{s: _LINESTYLES[i % len(_LINESTYLES)] for i, s in enumerate(samples)}}
+    with _style():
+        fig = _new_figure(6.5 * len(backgrounds) + 4.5, 6.0)
+        axes = np.atleast_1d(fig.subplots(1, len(backgrounds)))
+        for ax, bkg in zip(axes, backgrounds):
+            for i, by_sample in enumerate(scored.values()):
+                for sample, style in styles.items():
+                    curve = by_sample[sample].result.taggers[tagger].curve if sample in by_sample else None
                     if curve is None:
                         continue
                     rej = np.asarray(curve.rejection[bkg], dtype=np.float64)
                     ok = np.isfinite(rej) & (rej > 0)
-                    style = "-" if sample == nominal else _LINESTYLES[(j - 1) % len(_LINESTYLES)]
-                    ax.plot(curve.efficiency[ok], rej[ok], color=colour, linestyle=style,
-                            label=f"{name}, {sample}")
+                    ax.plot(curve.efficiency[ok], rej[ok], color=colours[i % len(colours)],
+                            linestyle=style, linewidth=1.6)
             ax.set_yscale("log")
             ax.set_xlim(0.4, 1.0)
-            ax.set_xlabel(f"{signal} efficiency ({tagger}-tagger)")
-            ax.set_ylabel(f"{bkg} rejection")
-            ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize="x-small", title="solid: nominal; dashed: shifted",
-                      title_fontsize="x-small")
-    fig.tight_layout()
-    out = []
-    stem = Path(path)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    for fmt in formats:
-        target = stem.with_suffix(f".{fmt}")
-        fig.savefig(target)
-        out.append(target)
-    return out
+            ax.set_xlabel(f"{_FLAVOUR_TEX[signal]} efficiency ({tagger}-tagger)")
+            ax.set_ylabel(f"{_FLAVOUR_TEX[bkg]} rejection")
+            ax.grid(True, which="major", alpha=0.3)
+        handles = [Line2D([], [], color=colours[i % len(colours)], label=name)
+                   for i, name in enumerate(scored)]
+        handles += [Line2D([], [], color="grey", linestyle=style, label=sample)
+                    for sample, style in styles.items()]
+        fig.legend(handles=handles, loc="outside right upper", fontsize="x-small", frameon=False)
+        return _save(fig, path, f"overlay_{tagger}_tagger", formats)
 
 
 def ablation_features(
