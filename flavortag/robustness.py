@@ -204,7 +204,7 @@ def write_csv(tables: Mapping[str, Sequence[Mapping[str, str]]], path: str | Pat
     return path
 
 
-_LINESTYLES = ("--", ":", "-.", (0, (5, 1, 1, 1)))
+_LINESTYLES: tuple[Any, ...] = ("--", ":", "-.", (0, (5, 1, 1, 1)))
 
 
 def plot_overlay(
@@ -228,7 +228,7 @@ def plot_overlay(
     signal = "b" if tagger == "b" else "c"
     samples = [s for s in next(iter(scored.values())) if s != nominal]
     colours = list(MODEL_COLOURS) + [f"C{i}" for i in range(10)]
-    styles = {nominal: "-", **{s: _LINESTYLES[i % len(_LINESTYLES)] for i, s in enumerate(samples)}}
+    styles: dict[str, Any] = {nominal: "-", **{s: _LINESTYLES[i % len(_LINESTYLES)] for i, s in enumerate(samples)}}
     with _style():
         fig = _new_figure(6.5 * len(backgrounds) + 4.5, 6.0)
         axes = np.atleast_1d(fig.subplots(1, len(backgrounds)))
