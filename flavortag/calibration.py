@@ -201,16 +201,20 @@ def apply_calibration(events: ak.Array, calibration: ResolutionCalibration | Non
 
 
 def resolve_calibration(
-    spec: str | None, events: ak.Array, detector: DetectorModel | None = None
+    spec: str | ResolutionCalibration | None, events: ak.Array,
+    detector: DetectorModel | None = None, min_tracks: int = MIN_TRACKS,
 ) -> ResolutionCalibration | None:
-    """The calibration an app's ``calibration=`` option asks for.
+    """The calibration an app's ``calibration=`` option (or a caller) asks for.
 
     ``None`` / ``"none"``: no calibration (nominal resolutions); ``"auto"``: fit
-    on ``events`` themselves (labels not read); anything else: the path of a
-    file written by ``flavortag calibrate``.
+    on ``events`` themselves (labels not read; at least ``min_tracks``); a
+    ``ResolutionCalibration``: itself; anything else: the path of a file
+    written by ``flavortag calibrate``.
     """
+    if isinstance(spec, ResolutionCalibration):
+        return spec
     if spec is None or str(spec) in ("", "none", "null"):
         return None
     if str(spec) == "auto":
-        return calibrate_resolution(events, detector)
+        return calibrate_resolution(events, detector, min_tracks=min_tracks)
     return ResolutionCalibration.load(str(spec))

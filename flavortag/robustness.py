@@ -34,7 +34,7 @@ from flavortag.calibration import (
     MIN_TRACKS,
     ResolutionCalibration,
     apply_calibration,
-    calibrate_resolution,
+    resolve_calibration,
 )
 from flavortag.detector import DetectorModel
 
@@ -113,23 +113,15 @@ def score_events(
 ) -> tuple[np.ndarray, np.ndarray, ResolutionCalibration | None]:
     """Probabilities ``[n, 3]``, labels and the calibration used for ``events`` scored by ``model``.
 
-    ``calibration``: None / ``"none"`` (nominal resolutions), ``"auto"`` (fit
-    on these events' tracks, labels not read) or a ``ResolutionCalibration``.
+    ``calibration``: as ``flavortag.calibration.resolve_calibration`` takes it
+    (None / ``"none"``, ``"auto"``: fit on these events' tracks, labels not
+    read; a ``ResolutionCalibration``; a calibration file).
     """
     from flavortag.batching import build_event_tensors
     from flavortag.inference import predict_proba
 
     detector = DetectorModel.from_config(getattr(model, "detector", None))
-    calib: ResolutionCalibration | None
-    if calibration is None or calibration == "none":
-        calib = None
-    elif calibration == "auto":
-        calib = calibrate_resolution(events, detector, min_tracks=min_tracks)
-    elif isinstance(calibration, ResolutionCalibration):
-        calib = calibration
-    else:
-        raise ValueError(f"calibration must be one of {CALIBRATION_MODES} or a calibration, "
-                         f"got {calibration!r}")
+    calib = resolve_calibration(calibration, events, detector, min_tracks=min_tracks)
     names = model.feature_names
     tensors = build_event_tensors(apply_calibration(events, calib),
                                   track_feature_names=names["track"],

@@ -219,11 +219,9 @@ class Tagger:
 
     # ---------------------------------------------------------------- scoring
     def _calibration(self, spec: Any, events: ak.Array, detector: Any) -> ResolutionCalibration | None:
-        from flavortag.calibration import ResolutionCalibration, resolve_calibration
+        from flavortag.calibration import resolve_calibration
 
-        if spec is None or isinstance(spec, ResolutionCalibration):
-            return spec
-        return resolve_calibration(str(spec), events, detector)
+        return resolve_calibration(spec, events, detector)
 
     def tensors(self, events: ak.Array, calibration: Any = "default") -> EventTensors:
         """The padded model inputs of ``events`` (features as the tagger was trained on)."""
