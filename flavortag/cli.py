@@ -9,7 +9,9 @@ Errors: every command reports a runtime error as one line on stderr,
 ``flavortag <command>: error: <what, where, and the fix>`` (see
 :func:`describe_error`), and exits with 2 for a usage error (a wrong, missing
 or unknown option or config key: :class:`flavortag.errors.UsageError`, Hydra's
-and OmegaConf's config errors, argparse) and 1 for anything else. The
+and OmegaConf's config errors, argparse), 75 for a training stopped by
+SIGTERM / SIGUSR1 after its checkpoint (resume by running it again) and 1 for
+anything else. The
 traceback is printed only with ``-v`` / ``--verbose`` (anywhere among the
 arguments) or ``HYDRA_FULL_ERROR=1``. For the Hydra apps the command sets
 ``HYDRA_FULL_ERROR=1`` itself, Hydra's documented switch that makes it
@@ -109,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exception(error)
     else:
         print(f"flavortag {command}: error: {describe_error(error, command)}", file=sys.stderr)
+    code = getattr(error, "exit_code", None)  # a training stopped by a signal: 75
+    if isinstance(code, int):
+        return code
     return 2 if is_usage_error(error) else 1
 
 

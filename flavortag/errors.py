@@ -12,13 +12,17 @@ overrides"); :func:`reported` turns the exception into a :class:`CarriedError`,
 a ``SystemExit`` that Hydra lets through untouched, so that ``flavortag.cli``
 prints it as one line. Run outside the command (``python -m
 flavortag.apps.train``), a ``CarriedError`` exits with status 1 after printing
-its message, and ``HYDRA_FULL_ERROR=1`` gives Hydra's own handling.
+its message, and ``HYDRA_FULL_ERROR=1`` gives Hydra's own handling. An
+exception with an int ``exit_code`` (a training stopped by SIGTERM / SIGUSR1
+after its checkpoint: 75) exits with that status, from the command and from
+``python -m`` / torchrun alike.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -48,6 +52,10 @@ def reported(task: F) -> F:
         try:
             return task(*args, **kwargs)
         except Exception as exc:
+            code = getattr(exc, "exit_code", None)  # e.g. a training stopped by a signal: 75
+            if isinstance(code, int) and not carry_to_cli:
+                print(f"error: {exc}", file=sys.stderr)
+                raise SystemExit(code) from exc
             full = os.environ.get("HYDRA_FULL_ERROR", "").strip().lower() not in ("", "0", "false", "no")
             if full and not carry_to_cli:
                 raise

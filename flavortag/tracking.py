@@ -399,3 +399,13 @@ def end_orphaned_run(run_id: str, note: str) -> str | None:
         client.set_tag(run_id, "flavortag.orphaned", note)
         client.set_terminated(run_id, status="KILLED")
     return status
+
+
+def end_active_run_stopped(note: str) -> None:
+    """End the active run as KILLED with tag ``flavortag.stopped`` = ``note`` (a job stopped by a signal).
+
+    The next job that resumes the checkpoint reopens the same run (RUNNING again).
+    """
+    if mlflow.active_run() is not None:
+        mlflow.set_tag("flavortag.stopped", note)
+        mlflow.end_run(status="KILLED")

@@ -6,7 +6,10 @@ shipped inside the package, also reachable as the top-level ``configs/`` of
 a checkout); ``export``, ``convert`` and ``info`` are argparse commands.
 Every module has ``main``; ``flavortag <app>`` (:mod:`flavortag.cli`) and
 ``python -m flavortag.apps.<app>`` run it. Importing this package registers the
-config resolver ``${flavortag.run_suffix:}`` (:func:`run_suffix`).
+config resolvers ``${flavortag.run_suffix:}`` (:func:`run_suffix`) and
+``${flavortag.job_dirname:<time>}`` (:func:`job_dirname`). Both are cached in
+the config (``use_cache``), so the jobs of a sweep that Hydra's submitit
+launcher runs in other processes get the sweep directory the launcher made.
 """
 
 import hashlib
@@ -46,7 +49,26 @@ def run_suffix() -> str:
     return _SUFFIX[pid]
 
 
-OmegaConf.register_new_resolver("flavortag.run_suffix", run_suffix, replace=True)
+OmegaConf.register_new_resolver("flavortag.run_suffix", run_suffix, replace=True, use_cache=True)
+
+
+def job_dirname(time_text: str) -> str:
+    """A run directory's name: ``slurm-<job key>`` inside a SLURM job, else ``<time_text>_<run_suffix>``.
+
+    The resolver ``${flavortag.job_dirname:${now:...}}`` of ``train``'s
+    ``hydra.run.dir``. SLURM's job key (:func:`flavortag.slurm.job_key`: the job
+    id, or ``<array job>_<task>``) stays the same when the job is requeued, so
+    the requeued job finds its own directory and checkpoints again and resumes
+    (:func:`flavortag.training.job.train`); every task of the job (``srun``,
+    torchrun on each node) shares it.
+    """
+    from flavortag.slurm import job_key
+
+    key = job_key()
+    return f"slurm-{key}" if key else f"{time_text}_{run_suffix()}"
+
+
+OmegaConf.register_new_resolver("flavortag.job_dirname", job_dirname, replace=True, use_cache=True)
 
 
 def app_config_groups() -> str:
@@ -72,4 +94,4 @@ def app_config_groups() -> str:
 OmegaConf.register_new_resolver("flavortag_groups", app_config_groups, replace=True)
 
 
-__all__ = ["CONFIG_DIR", "app_config_groups", "run_suffix"]
+__all__ = ["CONFIG_DIR", "app_config_groups", "job_dirname", "run_suffix"]

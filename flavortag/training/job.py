@@ -8,6 +8,13 @@ before its first checkpoint is marked KILLED in MLflow (with a message) instead
 of being left RUNNING. With ``data.on_error=skip`` the events the readers
 dropped are logged with the run: metric ``data/skipped/<reason>`` per reason,
 ``data/skipped_events`` in total and the param ``n_skipped_events``.
+
+Clusters: SIGTERM / SIGUSR1 stop the training at the next step with a
+checkpoint (:mod:`.preempt`; exit status 75, the MLflow run marked KILLED with
+tag ``flavortag.stopped``). Inside a SLURM job (``SLURM_JOB_ID`` set) the run
+directory is keyed by the job id (``hydra.run.dir``), and a job that finds its
+directory's ``last.pt`` with ``trainer.resume`` unset resumes it by itself:
+a requeued job goes on where the stopped one ended, in the same MLflow run.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from omegaconf import DictConfig
 from flavortag import tracking
 from flavortag.io.errors import ReadReport
 from flavortag.models import count_parameters
+from flavortag.slurm import job_key
+from flavortag.training import preempt
 from flavortag.training.bdt import fit_bdt
 from flavortag.training.checkpoint import find_resume_checkpoint
 from flavortag.training.data import SPLIT_CONTEXT, PreparedData, prepare_data, sample_records
@@ -113,13 +122,42 @@ def _end_orphan(cfg: DictConfig, directory: RunDirectory | None, resume_run_id: 
                     owner.run_id, owner.run_name, directory.path)
 
 
+def _requeued_resume(cfg: DictConfig, settings: TrainerSettings, run_dir: Path, is_torch: bool) -> TrainerSettings:
+    """Inside a SLURM job with ``trainer.resume`` unset: ``resume=auto`` when the run directory has ``last.pt``."""
+    key = job_key()
+    if key is None or settings.resume is not None or not is_torch:
+        return settings
+    last = run_dir / "checkpoints" / "last.pt"
+    if not last.exists():
+        return settings
+    log.info("SLURM job %s: %s holds this job's checkpoint (requeued): resuming it", key, last)
+    cfg.trainer.resume = "auto"
+    return TrainerSettings.from_config(cfg.trainer)
+
+
+def _stopped(stopped: preempt.TrainingStopped, run_dir: Path) -> preempt.TrainingStopped:
+    """The same stop, naming the checkpoint's full path."""
+    return preempt.TrainingStopped(stopped.signum, stopped.epoch, stopped.step_in_epoch,
+                                   str(run_dir / "checkpoints" / stopped.checkpoint))
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one training job from a composed config; returns run id, history and test metrics."""
+    """Run one training job from a composed config; returns run id, history and test metrics.
+
+    SIGTERM / SIGUSR1 while it runs: checkpoint at the next step and
+    :class:`~flavortag.training.preempt.TrainingStopped` (see the module doc).
+    """
+    with preempt.handling():
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict[str, Any]:
     settings = TrainerSettings.from_config(cfg.trainer)  # bad settings fail before anything is read
     check_split(cfg.data)
     run_dir = Path(str(cfg.get("output_dir") or "outputs/train")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     is_torch = str(cfg.model.name) != "bdt"
+    settings = _requeued_resume(cfg, settings, run_dir, is_torch)
     if not is_torch and cfg.data.get("streaming", False):
         raise ValueError("model=bdt trains on the whole sample in memory: data.streaming=true "
                          "is for the torch models")
@@ -138,7 +176,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                     f"events{' per rank' if dist.enabled else ''}: not one step would be taken; "
                     f"set trainer.batch_size to at most {n_train} (or train on more events)")
         if not dist.is_main:
-            model, state = fit_torch(cfg, data, run_dir, dist)
+            try:
+                model, state = fit_torch(cfg, data, run_dir, dist)
+            except preempt.TrainingStopped as stopped:
+                raise _stopped(stopped, run_dir) from None
             return {"run_id": None, "history": state.history, "metrics": {}}
         _end_orphan(cfg, directory, resume_run_id)
         with tracking.start_run(cfg.tracking, run_name=str(cfg.run_name), run_id=resume_run_id,
@@ -161,7 +202,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                         tracking.log_dict({"reasons": dict(report.reasons), "examples": report.examples,
                                            "summary": report.summary()}, "data/skipped.json")
             if is_torch:
-                model, state = fit_torch(cfg, data, run_dir, dist, run_id=run.info.run_id)
+                try:
+                    model, state = fit_torch(cfg, data, run_dir, dist, run_id=run.info.run_id)
+                except preempt.TrainingStopped as stopped:
+                    error = _stopped(stopped, run_dir)
+                    tracking.end_active_run_stopped(str(error))
+                    log.warning("%s", error)
+                    raise error from None
                 if resume_run_id is None:
                     tracking.log_params({"n_parameters": count_parameters(model)})
                 for name in ("best.pt", "last.pt"):

@@ -30,6 +30,7 @@ from flavortag.training.checkpoint import (
     find_resume_checkpoint,
     save_atomic,
 )
+from flavortag.training import preempt
 from flavortag.training.data import PreparedData, plain_dict
 from flavortag.training.runtime import Distributed, autocast_dtype, progress_bar, resolve_device
 from flavortag.training.settings import TrainerSettings
@@ -259,12 +260,16 @@ def _train_epoch(opt: _Optimisation, source: _EpochSource, state: TrainState, ep
         if show and step % 10 == 0 and seen:
             rate = seen / max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix(loss=f"{(loss_sum / seen).item():.4f}", ev_s=f"{rate:,.0f}")
-        if settings.checkpoint_every_steps and state.global_step % settings.checkpoint_every_steps == 0:
+        stop = preempt.stop_signal(dist, device, state.global_step)  # SIGTERM / SIGUSR1 received
+        if stop or (settings.checkpoint_every_steps
+                    and state.global_step % settings.checkpoint_every_steps == 0):
             # every rank gets here at the same step: the reduction is collective
             state.epoch_sums = dist.all_reduce_sum(
                 [loss_sum.item() + carried[0], correct.item() + carried[1], seen + carried[2]], device)
             state.epoch_seconds = carried_s + time.perf_counter() - t0
             save_checkpoint("last.pt")
+            if stop:
+                raise preempt.TrainingStopped(stop, epoch, state.step_in_epoch, "last.pt")
         step += 1
     del batches
     _restore_rng(source)

@@ -1,4 +1,9 @@
-"""Where training runs: device choice, autocast precision, torchrun's DDP set-up, progress bars."""
+"""Where training runs: device choice, autocast precision, DDP set-up (torchrun or srun), progress bars.
+
+Under a plain ``srun --ntasks=N`` (no torchrun) the ranks come from SLURM's
+task variables (:func:`flavortag.slurm.ddp_environment`), and N tasks of a
+non-distributed training are refused: they would be N copies of one run.
+"""
 
 from __future__ import annotations
 
@@ -30,9 +35,17 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 class Distributed:
-    """torch.distributed set-up from torchrun's environment (no-op when not distributed)."""
+    """torch.distributed set-up from torchrun's (or srun's) environment (no-op when not distributed)."""
 
     def __init__(self, enabled: bool, backend: str) -> None:
+        from flavortag.slurm import ddp_environment
+
+        mapped = ddp_environment(os.environ, bool(enabled))
+        if mapped:
+            os.environ.update(mapped)
+            log.info("SLURM task %s of %s: RANK/WORLD_SIZE/LOCAL_RANK from srun, rendezvous %s:%s",
+                     mapped["RANK"], mapped["WORLD_SIZE"], os.environ.get("MASTER_ADDR"),
+                     os.environ.get("MASTER_PORT"))
         world = int(os.environ.get("WORLD_SIZE", "1"))
         self.enabled = bool(enabled) and world > 1
         self.rank = int(os.environ.get("RANK", "0"))
