@@ -3,12 +3,15 @@
     flavortag generate n_events=3000 out=data/zpole_ild
     flavortag generate n_events=500 flavours=[bb] sqrt_s=250 detector=perfect format=root
     python -m flavortag.generate n_events=100 workers=1 out=/tmp/test
+    flavortag generate -m shard=0,1,2,3 n_shards=4 hydra/launcher=slurm   # 4 SLURM jobs, one shard each
 
 Config: ``configs/generate.yaml`` plus the ``detector`` group. The app does not
 change directory and writes nothing but its outputs (``hydra.run.dir: .``,
 ``hydra.output_subdir: null``, logging to stdout only): the event files
 ``out/<class>.<ext>`` and ``out/generation.yaml`` (the resolved config, the
-package versions, the counts and the wall time).
+package versions, the counts and the wall time). With ``n_shards=N`` the job
+writes shard ``shard`` of the sample (:mod:`flavortag.generate.production`):
+``out/<class>-<shard>-of-<N>.<ext>`` and ``out/generation-<shard>-of-<N>.yaml``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from flavortag.apps import CONFIG_DIR
-from flavortag.errors import reported
+from flavortag.errors import UsageError, reported
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,13 @@ def run(cfg: DictConfig) -> dict:
     import yaml
 
     from flavortag.detector import DetectorModel
-    from flavortag.generate.production import produce_samples
+    from flavortag.generate.production import check_shard, produce_samples, shard_name
+
+    shard, n_shards = int(cfg.get("shard", 0)), int(cfg.get("n_shards", 1))
+    try:
+        check_shard(shard, n_shards)
+    except ValueError as err:
+        raise UsageError(f"{err}; e.g. `flavortag generate -m shard=0,1,2,3 n_shards=4`") from None
 
     detector_cfg = OmegaConf.to_container(cfg.detector, resolve=True)
     assert isinstance(detector_cfg, dict)
@@ -59,6 +68,8 @@ def run(cfg: DictConfig) -> dict:
         pythia_extra=[str(s) for s in cfg.pythia],
         progress=bool(cfg.progress),
         start_method=str(cfg.start_method),
+        shard=shard,
+        n_shards=n_shards,
     )
     summary = {
         "config": OmegaConf.to_container(cfg, resolve=True),
@@ -69,7 +80,7 @@ def run(cfg: DictConfig) -> dict:
         "workers": result.workers,
         "wall_s": round(result.wall_s, 2),
     }
-    meta = Path(cfg.out) / "generation.yaml"
+    meta = Path(cfg.out) / f"generation{shard_name(shard, n_shards)}.yaml"
     tmp = meta.with_name(meta.name + ".tmp")
     tmp.write_text(yaml.safe_dump(summary, sort_keys=False))
     tmp.replace(meta)

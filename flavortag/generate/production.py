@@ -7,8 +7,17 @@ are the same bytes for any number of workers. Workers are separate processes
 (``multiprocessing``, ``spawn`` start method by default: no state is inherited
 from the parent, and Pythia objects live only in the workers); results come
 back in order and the parent writes each class with
-:func:`flavortag.io.write_events` (atomic: temporary name, then rename) as soon
-as its last chunk arrives, so at most one class is held in memory.
+:func:`flavortag.io.write_events` (atomic: temporary name, then rename) chunk by
+chunk as they arrive (one Parquet row group per chunk, so the files stream a
+chunk at a time; at most one chunk is held in memory).
+
+Shards. ``shard=i, n_shards=N`` makes the i-th of N disjoint parts of the same
+sample: of each class's chunk list (the same list as the unsharded run), the
+i-th contiguous block of ``len // N`` (or one more) chunks. Each chunk's events
+are fixed by ``(seed, class, chunk index)``, so the shards are reproducible
+and, concatenated in shard order, equal the unsharded sample event for event.
+Shard files are named ``<class>-<i>-of-<N>.<ext>`` (5 digits each), so a glob
+``out/*.parquet`` reads all of them.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from flavortag.generate.events import (
     plan_chunks,
 )
 from flavortag.generate.pythia_setup import flavour_name
+from flavortag.io.columns import EventColumns
 
 #: File extension of each output format.
 EXTENSIONS: dict[str, str] = {"text": "txt", "root": "root", "parquet": "parquet"}
@@ -72,11 +82,30 @@ def _kinematics_only(events: ak.Array) -> ak.Array:
     )
 
 
-def output_path(out_dir: str | Path, flavour: str, fmt: str) -> Path:
-    """``out_dir/<flavour>.<ext>`` for a format name (text, root, parquet)."""
+def shard_name(shard: int, n_shards: int) -> str:
+    """``""`` for an unsharded sample, else ``-<shard>-of-<n_shards>`` (5 digits each)."""
+    return "" if n_shards == 1 else f"-{shard:05d}-of-{n_shards:05d}"
+
+
+def check_shard(shard: int, n_shards: int) -> None:
+    """``ValueError`` unless ``0 <= shard < n_shards``."""
+    if n_shards < 1 or not 0 <= shard < n_shards:
+        raise ValueError(f"shard={shard} n_shards={n_shards}: need n_shards >= 1 and 0 <= shard < n_shards")
+
+
+def output_path(out_dir: str | Path, flavour: str, fmt: str, shard: int = 0, n_shards: int = 1) -> Path:
+    """``out_dir/<flavour>.<ext>`` (``<flavour>-<shard>-of-<n_shards>.<ext>`` for a shard) of a format."""
     if fmt not in EXTENSIONS:
         raise ValueError(f"unknown format {fmt!r}; use one of {sorted(EXTENSIONS)}")
-    return Path(out_dir) / f"{flavour_name(flavour)}.{EXTENSIONS[fmt]}"
+    check_shard(shard, n_shards)
+    return Path(out_dir) / f"{flavour_name(flavour)}{shard_name(shard, n_shards)}.{EXTENSIONS[fmt]}"
+
+
+def shard_chunks(chunks: Sequence[ChunkSpec], shard: int, n_shards: int) -> list[ChunkSpec]:
+    """The chunks of shard ``shard`` of ``n_shards``: the shard-th contiguous block (disjoint, covering)."""
+    check_shard(shard, n_shards)
+    n = len(chunks)
+    return list(chunks[shard * n // n_shards:(shard + 1) * n // n_shards])
 
 
 def iter_chunks(
@@ -108,28 +137,33 @@ def produce_samples(
     pythia_extra: Sequence[str] = (),
     progress: bool = True,
     start_method: str = "spawn",
+    shard: int = 0,
+    n_shards: int = 1,
 ) -> ProductionResult:
     """Generate ``n_events`` per class and write ``out_dir/<class>.<ext>``.
 
-    ``workers=None`` uses ``os.cpu_count()`` processes. Returns the paths
+    ``workers=None`` uses ``os.cpu_count()`` processes. ``shard`` / ``n_shards``:
+    write only that shard of the sample (see the module doc), to
+    ``out_dir/<class>-<shard>-of-<n_shards>.<ext>``. Returns the paths
     written, event and track counts, the wall time and the worker count.
     """
     import time
 
     from tqdm.auto import tqdm
 
-    from flavortag.io import write_events
+    from flavortag.io.api import write_columns
 
+    check_shard(shard, n_shards)
     if seed < 0:
         raise ValueError(f"seed must be >= 0, not {seed}")
     names = [flavour_name(f) for f in flavours]
     if len(set(names)) != len(names):
         raise ValueError(f"classes repeated in flavours={list(flavours)}")
-    paths = {name: output_path(out_dir, name, fmt) for name in names}
+    paths = {name: output_path(out_dir, name, fmt, shard, n_shards) for name in names}
     workers = int(workers or os.cpu_count() or 1)
     detector = detector or DetectorModel()
     plans = {
-        name: plan_chunks(
+        name: shard_chunks(plan_chunks(
             name,
             n_events,
             chunk_size=chunk_size,
@@ -138,9 +172,10 @@ def produce_samples(
             isr=bool(isr),
             pythia_extra=tuple(pythia_extra),
             detector=detector,
-        )
+        ), shard, n_shards)
         for name in names
     }
+    n_total = sum(spec.n_events for plan in plans.values() for spec in plan)
     chunks = [spec for name in names for spec in plans[name]]
     Path(out_dir).mkdir(parents=True, exist_ok=True)
 
@@ -149,20 +184,23 @@ def produce_samples(
     tracks: dict[str, int] = {}
     results = iter_chunks(chunks, workers, start_method)
     try:
-        with tqdm(total=n_events * len(names), unit="ev", desc="generate", disable=not progress) as bar:
+        with tqdm(total=n_total, unit="ev", desc="generate", disable=not progress) as bar:
             for name in names:
                 bar.set_postfix_str(name)
-                parts = []
-                for spec in plans[name]:
-                    parts.append(next(results))
-                    bar.update(spec.n_events)
-                events = events_from_chunks(parts) if parts else empty_events(class_index(name))
-                if fmt == "text":  # the text format has no truth fields (docs/FORMAT.md)
-                    events = _kinematics_only(events)
-                write_events(events, paths[name], format=fmt)
-                counts[name] = len(events)
-                tracks[name] = int(ak.sum(ak.num(events["tracks"], axis=1)))
-                del parts, events
+                counts[name] = tracks[name] = 0
+
+                def class_chunks(name: str = name) -> Generator[EventColumns, None, None]:
+                    specs: list[ChunkSpec | None] = [*plans[name]] or [None]  # None: an empty file
+                    for spec in specs:
+                        events = events_from_chunks([next(results)]) if spec else empty_events(class_index(name))
+                        if fmt == "text":  # the text format has no truth fields (docs/FORMAT.md)
+                            events = _kinematics_only(events)
+                        counts[name] += len(events)
+                        tracks[name] += int(ak.sum(ak.num(events["tracks"], axis=1)))
+                        bar.update(len(events))
+                        yield EventColumns.from_awkward(events)
+
+                write_columns(class_chunks(), paths[name], fmt)  # atomic; a row group per chunk
     finally:
         results.close()  # stops the worker pool
     return ProductionResult(
