@@ -2,8 +2,8 @@
 
 Hydra apps (``generate``, ``train``, ``evaluate``, ``predict``, ``compare``)
 take ``key=value`` overrides, ``--help`` shows their config groups and
-``--cfg job`` prints the composed config. ``convert``, ``info`` and ``export``
-are plain argparse commands.
+``--cfg job`` prints the composed config. ``convert``, ``info``, ``export`` and
+``shard`` are plain argparse commands.
 
 Errors: every command reports a runtime error as one line on stderr,
 ``flavortag <command>: error: <what, where, and the fix>`` (see
@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "robustness": ("flavortag.apps.robustness", "taggers on nominal vs shifted samples: kept fractions, ablations (Hydra)"),
     "export": ("flavortag.apps.export", "export a trained tagger to ONNX + TorchScript, working points beside"),
     "convert": ("flavortag.apps.convert", "convert event files between text, ROOT and Parquet"),
+    "shard": ("flavortag.apps.shard", "mixed-class, shuffled, row-grouped Parquet shards for cluster training"),
     "info": ("flavortag.apps.info", "summarise event files (counts, multiplicity, classes)"),
 }
 
@@ -60,7 +61,7 @@ Errors are one line; add -v (or set HYDRA_FULL_ERROR=1) for the traceback.
 """
 
 #: Commands that parse their own arguments (argparse); the others are Hydra apps.
-ARGPARSE_COMMANDS: frozenset[str] = frozenset({"convert", "info", "export"})
+ARGPARSE_COMMANDS: frozenset[str] = frozenset({"convert", "info", "export", "shard"})
 _VERBOSE_FLAGS = ("-v", "--verbose")
 #: Lines of Hydra's and OmegaConf's messages that are noise on one line (or bad advice:
 #: ``+key=value`` would append a mistyped key silently).

@@ -3,7 +3,7 @@
 Hydra apps (``train``, ``evaluate``, ``predict``, ``compare``, ``generate``)
 read their primary config from :data:`CONFIG_DIR` (``flavortag/configs``,
 shipped inside the package, also reachable as the top-level ``configs/`` of
-a checkout); ``export``, ``convert`` and ``info`` are argparse commands.
+a checkout); ``export``, ``convert``, ``info`` and ``shard`` are argparse commands.
 Every module has ``main``; ``flavortag <app>`` (:mod:`flavortag.cli`) and
 ``python -m flavortag.apps.<app>`` run it. Importing this package registers the
 config resolvers ``${flavortag.run_suffix:}`` (:func:`run_suffix`) and

@@ -24,13 +24,13 @@ from flavortag.batching import (
 )
 from flavortag.classes import N_CLASSES
 from flavortag.models import TaggerModel, build_model, checkpoint_state
+from flavortag.training import preempt
 from flavortag.training.checkpoint import (
     CHECKPOINT_VERSION,
     TrainState,
     find_resume_checkpoint,
     save_atomic,
 )
-from flavortag.training import preempt
 from flavortag.training.data import PreparedData, plain_dict
 from flavortag.training.runtime import Distributed, autocast_dtype, progress_bar, resolve_device
 from flavortag.training.settings import TrainerSettings
