@@ -151,3 +151,31 @@ def test_sigusr1_checkpoints_and_the_requeued_job_resumes(sample_dir: Path, tmp_
     history = mlflow.MlflowClient().get_metric_history(runs[0].info.run_id, "val/loss")
     assert sorted(m.step for m in history) == [1, 2]
     assert sorted(p.name for p in (tmp_path / "outputs" / "train" / "rq").iterdir()) == ["slurm-4242"]
+
+
+def test_cluster_commands_are_the_same_in_readme_help_and_scripts(capsys: pytest.CaptureFixture[str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    from flavortag.cli import main
+
+    repo = Path(__file__).resolve().parents[2]
+    readme = (repo / "README.md").read_text()
+    monkeypatch.setattr(sys, "argv", list(sys.argv))  # the command sets sys.argv for Hydra
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # ... and this: undone after the test
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--help"])
+    assert done.value.code in (0, None)
+    help_text = capsys.readouterr().out
+    for command in ("torchrun --standalone --nproc_per_node=4 -m flavortag.train trainer=ddp model=transformer",
+                    "torchrun --nnodes=2 --nproc_per_node=4 --rdzv_backend=c10d --rdzv_endpoint=$HEAD:29500",
+                    "--rdzv_id=$SLURM_JOB_ID -m flavortag.train trainer=ddp model=transformer",
+                    "scripts/slurm/train_ddp.sbatch", "hydra/launcher=slurm"):
+        assert command in readme and command in help_text, command
+    for script in ("train_ddp", "generate_shards", "tune_workers"):
+        path = repo / "scripts" / "slurm" / f"{script}.sbatch"
+        assert f"scripts/slurm/{script}.sbatch" in readme
+        assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
+        assert re.search(r"^#SBATCH --", path.read_text(), flags=re.MULTILINE)
+    assert "--rdzv_id=\"$SLURM_JOB_ID\" \\\n    -m flavortag.train trainer=ddp" in (
+        repo / "scripts" / "slurm" / "train_ddp.sbatch").read_text()
