@@ -5,8 +5,11 @@ runtime both use it). ``scontrol`` is not called: node lists are parsed here
 (:func:`first_host`).
 
 * :func:`job_key`: ``<array job>_<task>`` or ``<job id>``, the same when SLURM
-  requeues the job, so a run directory named after it is found again
-  (``hydra.run.dir`` of ``train``: ``.../slurm-<key>``).
+  requeues the job; :func:`run_key` adds ``.<step>`` inside an ``srun`` step
+  (steps are numbered again from 0 when the requeued script runs), so a run
+  directory named after it (``hydra.run.dir`` of ``train``: ``.../slurm-<key>``)
+  is found again by the requeued job, and two trainings run one after the
+  other in one job (two ``srun`` steps) do not share one.
 * :func:`ddp_environment`: the ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` /
   ``MASTER_ADDR`` / ``MASTER_PORT`` that ``torchrun`` would set, mapped from the
   task variables of a plain ``srun --ntasks=N`` (one process per GPU); or a
@@ -23,7 +26,7 @@ from collections.abc import Mapping
 from flavortag.errors import UsageError
 
 __all__ = ["SlurmEnvironmentError", "ddp_environment", "first_host", "in_srun_step", "job_key",
-           "n_tasks"]
+           "n_tasks", "run_key"]
 
 #: Variables torchrun sets; any of them present means the launcher already did the mapping.
 TORCHRUN_VARIABLES: tuple[str, ...] = ("RANK", "WORLD_SIZE")
@@ -43,6 +46,14 @@ def job_key(env: Mapping[str, str] | None = None) -> str | None:
         return f"{array}_{task}"
     job = env.get("SLURM_JOB_ID", "").strip() or env.get("SLURM_JOBID", "").strip()
     return job or None
+
+
+def run_key(env: Mapping[str, str] | None = None) -> str | None:
+    """:func:`job_key`, plus ``.<SLURM_STEP_ID>`` inside a numbered ``srun`` step; None outside SLURM."""
+    env = os.environ if env is None else env
+    key = job_key(env)
+    step = env.get("SLURM_STEP_ID", env.get("SLURM_STEPID", "")).strip()
+    return f"{key}.{step}" if key and step.isdigit() else key
 
 
 def first_host(nodelist: str) -> str:

@@ -53,18 +53,18 @@ OmegaConf.register_new_resolver("flavortag.run_suffix", run_suffix, replace=True
 
 
 def job_dirname(time_text: str) -> str:
-    """A run directory's name: ``slurm-<job key>`` inside a SLURM job, else ``<time_text>_<run_suffix>``.
+    """A run directory's name: ``slurm-<job key>[.<step>]`` inside a SLURM job, else ``<time_text>_<run_suffix>``.
 
     The resolver ``${flavortag.job_dirname:${now:...}}`` of ``train``'s
-    ``hydra.run.dir``. SLURM's job key (:func:`flavortag.slurm.job_key`: the job
-    id, or ``<array job>_<task>``) stays the same when the job is requeued, so
+    ``hydra.run.dir``. SLURM's job key (:func:`flavortag.slurm.run_key`: the job
+    id, or ``<array job>_<task>``, and ``.<step>`` inside an ``srun`` step) stays the same when the job is requeued, so
     the requeued job finds its own directory and checkpoints again and resumes
     (:func:`flavortag.training.job.train`); every task of the job (``srun``,
     torchrun on each node) shares it.
     """
-    from flavortag.slurm import job_key
+    from flavortag.slurm import run_key
 
-    key = job_key()
+    key = run_key()
     return f"slurm-{key}" if key else f"{time_text}_{run_suffix()}"
 
 

@@ -13,7 +13,7 @@ import mlflow
 import pytest
 import torch
 
-from flavortag.slurm import SlurmEnvironmentError, ddp_environment, first_host, job_key
+from flavortag.slurm import SlurmEnvironmentError, ddp_environment, first_host, job_key, run_key
 
 SRUN_TASK = {"SLURM_JOB_ID": "123456", "SLURM_STEP_ID": "0", "SLURM_PROCID": "5", "SLURM_LOCALID": "1",
              "SLURM_NTASKS": "8", "SLURM_STEP_NUM_TASKS": "8", "SLURM_NTASKS_PER_NODE": "4",
@@ -84,11 +84,17 @@ def test_job_key_and_run_directory_name(monkeypatch: pytest.MonkeyPatch) -> None
     assert job_key({"SLURM_JOB_ID": "42"}) == "42"
     assert job_key({"SLURM_JOB_ID": "43", "SLURM_ARRAY_JOB_ID": "40", "SLURM_ARRAY_TASK_ID": "3"}) == "40_3"
     assert job_key({}) is None
-    for key in ("SLURM_JOB_ID", "SLURM_JOBID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+    assert run_key({"SLURM_JOB_ID": "42", "SLURM_STEP_ID": "1"}) == "42.1"
+    assert run_key({"SLURM_JOB_ID": "42", "SLURM_STEP_ID": "batch"}) == "42"
+    assert run_key({"SLURM_STEP_ID": "0"}) is None
+    for key in ("SLURM_JOB_ID", "SLURM_JOBID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_STEP_ID",
+                "SLURM_STEPID"):
         monkeypatch.delenv(key, raising=False)
     assert job_dirname("2026-01-01_00-00-00").startswith(f"2026-01-01_00-00-00_{os.getpid()}-")
     monkeypatch.setenv("SLURM_JOB_ID", "99")
     assert job_dirname("2026-01-01_00-00-00") == "slurm-99"
+    monkeypatch.setenv("SLURM_STEP_ID", "2")
+    assert job_dirname("2026-01-01_00-00-00") == "slurm-99.2"
 
 
 def _wait_for_checkpoint(proc: subprocess.Popen, last: Path, timeout_s: float) -> dict | None:
