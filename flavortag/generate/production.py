@@ -6,9 +6,9 @@ depends only on ``(seed, class, chunk index)`` and the settings, so the files
 are the same bytes for any number of workers. Workers are separate processes
 (``multiprocessing``, ``spawn`` start method by default: no state is inherited
 from the parent, and Pythia objects live only in the workers); results come
-back in order and the parent writes each class with
-:func:`flavortag.io.write_events` (atomic: temporary name, then rename) chunk by
-chunk as they arrive (one Parquet row group per chunk, so the files stream a
+back in order and the parent writes each class's file
+(:func:`flavortag.io.api.write_columns`: atomic, temporary name then rename) chunk by
+chunk as the chunks arrive (one Parquet row group per chunk, so the files stream a
 chunk at a time; at most one chunk is held in memory).
 
 Shards. ``shard=i, n_shards=N`` makes the i-th of N disjoint parts of the same

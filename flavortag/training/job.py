@@ -9,7 +9,7 @@ of being left RUNNING. With ``data.on_error=skip`` the events the readers
 dropped are logged with the run: metric ``data/skipped/<reason>`` per reason,
 ``data/skipped_events`` in total and the param ``n_skipped_events``.
 
-Clusters: SIGTERM / SIGUSR1 stop the training at the next step with a
+Clusters: SIGTERM / SIGUSR1 while the torch loop runs stop the training at the next step with a
 checkpoint (:mod:`.preempt`; exit status 75, the MLflow run marked KILLED with
 tag ``flavortag.stopped``). Inside a SLURM job (``SLURM_JOB_ID`` set) the run
 directory is keyed by the job id (``hydra.run.dir``), and a job that finds its
@@ -144,14 +144,9 @@ def _stopped(stopped: preempt.TrainingStopped, run_dir: Path) -> preempt.Trainin
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job from a composed config; returns run id, history and test metrics.
 
-    SIGTERM / SIGUSR1 while it runs: checkpoint at the next step and
+    SIGTERM / SIGUSR1 while the torch loop runs: checkpoint at the next step and
     :class:`~flavortag.training.preempt.TrainingStopped` (see the module doc).
     """
-    with preempt.handling():
-        return _train(cfg)
-
-
-def _train(cfg: DictConfig) -> dict[str, Any]:
     settings = TrainerSettings.from_config(cfg.trainer)  # bad settings fail before anything is read
     check_split(cfg.data)
     run_dir = Path(str(cfg.get("output_dir") or "outputs/train")).resolve()
@@ -177,7 +172,8 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
                     f"set trainer.batch_size to at most {n_train} (or train on more events)")
         if not dist.is_main:
             try:
-                model, state = fit_torch(cfg, data, run_dir, dist)
+                with preempt.handling():
+                    model, state = fit_torch(cfg, data, run_dir, dist)
             except preempt.TrainingStopped as stopped:
                 raise _stopped(stopped, run_dir) from None
             return {"run_id": None, "history": state.history, "metrics": {}}
@@ -203,7 +199,8 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
                                            "summary": report.summary()}, "data/skipped.json")
             if is_torch:
                 try:
-                    model, state = fit_torch(cfg, data, run_dir, dist, run_id=run.info.run_id)
+                    with preempt.handling():
+                        model, state = fit_torch(cfg, data, run_dir, dist, run_id=run.info.run_id)
                 except preempt.TrainingStopped as stopped:
                     error = _stopped(stopped, run_dir)
                     tracking.end_active_run_stopped(str(error))
