@@ -51,6 +51,7 @@ def test_two_shards_are_the_unsharded_sample(tmp_path: Path) -> None:
     assert _digest(again.paths["bb"]) == _digest(shards[1].paths["bb"])  # reproducible
 
 
+@pytest.mark.slow
 def test_generate_multirun_with_the_submitit_local_launcher(tmp_path: Path) -> None:
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "flavortag", "generate", "-m", "shard=0,1", "n_shards=2", "n_events=30",
