@@ -21,7 +21,7 @@ def momenta(events: Any) -> ak.Array:
 
     ``events`` is an event array (its ``tracks`` field is used) or the track
     list itself; the result has the same ``var *`` structure, so
-    ``momenta(events).sum(axis=1).mass`` is each event's visible mass. The
+    ``ak.sum(momenta(events), axis=1).mass`` is each event's visible mass. The
     reference point, the truth fields and the files are untouched.
     """
     import vector
