@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 def _check_paths(args: argparse.Namespace, is_run: bool) -> list[str]:
     """The event files of the ORT check: given, the run's training files, or the embedded sample."""
     from flavortag import tracking
-    from flavortag.dataset import resolve_path
+    from flavortag.dataset import resolve_path, resolve_paths
 
     if args.check_events:
         return list(args.check_events)
@@ -136,7 +136,12 @@ def _check_paths(args: argparse.Namespace, is_run: bool) -> list[str]:
             candidates = [str(p) for p in tracking.load_run_config(run_id).data.paths]
         except Exception:  # noqa: BLE001 - a run without a config: fall back to the embedded sample
             candidates = []
-    found = [str(resolve_path(p)) for p in candidates if resolve_path(p).is_file()]
+    found: list[str] = []
+    for pattern in candidates:  # a file or a glob pattern
+        try:
+            found += [str(p) for p in resolve_paths([pattern])]
+        except (OSError, ValueError):
+            continue
     if found:
         return found
     embedded = [f"data/zpole_ild/{name}.parquet" for name in ("uds", "cc", "bb")]

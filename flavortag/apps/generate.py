@@ -20,6 +20,7 @@ import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from flavortag.apps import CONFIG_DIR
+from flavortag.apps.schema import check_config
 from flavortag.errors import reported
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def run(cfg: DictConfig) -> dict:
 @reported
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``flavortag generate`` (see the module doc)."""
+    check_config(cfg, "generate")  # before any data is read or any run opened
     run(cfg)
 
 

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from flavortag import robustness as rb
 from flavortag import tracking
 from flavortag.apps import CONFIG_DIR
+from flavortag.apps.schema import check_config
 from flavortag.calibration import MIN_TRACKS
 from flavortag.errors import reported
 from flavortag.evaluation import held_out_events
@@ -182,6 +183,7 @@ def robustness(cfg: DictConfig) -> dict[str, Any]:
 @reported
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``flavortag robustness``."""
+    check_config(cfg, "robustness")  # before any data is read or any run opened
     result = robustness(cfg)
     print(result["markdown"])
     print(f"MLflow parent run {result['parent_run_id']}")
