@@ -90,6 +90,8 @@ class EvaluateSchema:
     f_b: float | None = _f(None, ge=0.0, le=1.0)
     efficiencies: list[float] = _f([0.5, 0.6, 0.7, 0.8, 0.9], gt=0.0, lt=1.0)
     write_predictions: bool = True
+    vs_variables_b_efficiency: float = _f(0.7, gt=0.0, lt=1.0)
+    vs_variables_c_efficiency: float = _f(0.5, gt=0.0, lt=1.0)
 
 
 @dataclass
