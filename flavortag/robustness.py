@@ -205,16 +205,26 @@ def plot_overlay(
     tagger: str = "b",
     nominal: str = "nominal",
     formats: Sequence[str] = ("png", "pdf"),
+    sample: Any = None,
 ) -> list[Path]:
     """Rejection versus efficiency of every tagger: nominal solid, each shifted sample dashed/dotted.
 
     One panel per background of ``tagger`` ("b": c and uds; "c": uds and b),
     logarithmic rejection; the legend (outside, right) gives one colour per
-    tagger and one line style per sample.
+    tagger and one line style per sample, under the nominal sample's block
+    (``sample``, a :class:`flavortag.reporting.sample.SampleInfo`).
     """
     from matplotlib.lines import Line2D
 
-    from flavortag.reporting.figures import _FLAVOUR_TEX, MODEL_COLOURS, _new_figure, _save, _style
+    from flavortag.reporting.figures import (
+        _FLAVOUR_TEX,
+        MODEL_COLOURS,
+        _block,
+        _exp_label,
+        _new_figure,
+        _save,
+        _style,
+    )
 
     backgrounds = ("c", "uds") if tagger == "b" else ("uds", "b")
     signal = "b" if tagger == "b" else "c"
@@ -243,7 +253,10 @@ def plot_overlay(
                    for i, name in enumerate(scored)]
         handles += [Line2D([], [], color="grey", linestyle=style, label=sample)
                     for sample, style in styles.items()]
-        fig.legend(handles=handles, loc="outside right upper", fontsize="x-small", frameon=False)
+        _exp_label(axes[0], sample)
+        block = _block(sample, None).text()
+        fig.legend(handles=handles, loc="outside right upper", fontsize="x-small", frameon=False,
+                   title=f"nominal: {block}" if block else None, alignment="left", title_fontsize="x-small")
         return _save(fig, path, f"overlay_{tagger}_tagger", formats)
 
 
