@@ -434,7 +434,7 @@ class GenerateApp:
     detector: DetectorSchema = field(default_factory=DetectorSchema)
     paths: PathsSchema = field(default_factory=PathsSchema)
     n_events: int = _f(1000, ge=1)
-    flavours: Flavour | list[Flavour] = _f(["uds", "cc", "bb"])
+    flavours: str | list[Flavour] = _f(["uds", "cc", "bb"])  # a list, or one string "uds,cc"
     sqrt_s: float = _f(91.188, gt=0.0)
     seed: int = _f(1, ge=0)
     format: Literal["parquet", "root", "text"] = "parquet"
@@ -448,10 +448,14 @@ class GenerateApp:
 
     @staticmethod
     def check(values: dict[str, Any], key: str) -> None:
-        """At least one flavour (``flavours=uds,cc`` as one string is fine)."""
+        """At least one flavour; a string of comma-separated flavours (``flavours='uds,cc'``) is fine."""
         flavours = values.get("flavours")
-        if isinstance(flavours, list) and not flavours:
+        names = [f.strip() for f in flavours.split(",") if f.strip()] if isinstance(flavours, str) else flavours
+        if isinstance(names, list) and not names:
             raise ValueError("flavours must list at least one of uds, cc, bb")
+        for name in names or []:
+            if name not in ("uds", "cc", "bb"):
+                raise ValueError(f"flavours must be uds, cc or bb, not {name!r}")
 
 
 @dataclass

@@ -132,6 +132,12 @@ def performance_vs_variables_figure(
             for row, bkg in enumerate(backgrounds, start=1):
                 axes[row, col].set_yscale("log")
                 axes[row, col].set_ylabel(f"{_FLAVOUR_TEX[bkg]} rejection")
+                shown = np.concatenate([by_var[var].rejection[bkg] for by_var in results.values()])
+                shown = shown[np.isfinite(shown) & (shown > 0)]
+                if shown.size == 0:  # no background passes in any bin: a log axis needs limits
+                    axes[row, col].set_ylim(1.0, 10.0)
+                    axes[row, col].text(0.5, 0.5, "no background passes the cut", ha="center",
+                                        transform=axes[row, col].transAxes, fontsize="x-small")
             axes[-1, col].set_xlabel(VARIABLES.get(var, var))
             for ax in axes[:, col]:
                 ax.grid(True, which="major", alpha=0.4)

@@ -79,7 +79,8 @@ def test_every_model_logs_a_complete_run(trained: dict[str, dict], store: str) -
                 "checkpoints"} <= artifacts
         plots = {Path(a.path).name for a in mlflow.artifacts.list_artifacts(
             run_id=result["run_id"], artifact_path="plots")}
-        assert {"rejection_b.png", "roc.png", "confusion.png", "discriminants.pdf"} <= plots
+        assert {"rejection_b.png", "roc.png", "confusion.png", "discriminants.pdf",
+                "performance_vs_variables_b.png", "performance_vs_variables_c.pdf"} <= plots
         wp = json.loads(mlflow.artifacts.load_text(f"runs:/{result['run_id']}/working_points.json"))
         assert "b" in json.dumps(wp)
 
@@ -193,6 +194,7 @@ def test_compare_and_predict(trained: dict[str, dict], store: str, sample_dir: P
         assert flat[model]["test/acc"] == pytest.approx(result["metrics"]["test/acc"])
     assert (tmp_path / "cmp" / "comparison.csv").read_text().count("\n") == 5
     assert (tmp_path / "cmp" / "rejection_b.png").stat().st_size > 10_000
+    assert (tmp_path / "cmp" / "performance_vs_variables_b.png").stat().st_size > 10_000
 
     written = predict(_cfg("predict", [f"run_id={trained['transformer']['run_id']}",
                                        f"inputs=[{sample_dir / 'cc.parquet'}]",

@@ -126,3 +126,15 @@ def test_event_variables() -> None:
     np.testing.assert_allclose(variables["abs_cos_theta_axis"], [0.8, 1.0])
     np.testing.assert_allclose(variables["n_tracks"], [2, 0])
     np.testing.assert_allclose(variables["e_visible_gev"], [3.5, 0.0])
+
+
+def test_rejection_panels_without_any_passing_background_still_draw(tmp_path: Path) -> None:
+    from flavortag.reporting.binned import plot_performance_vs_variables
+
+    probs = np.array([[0.0, 0.0, 1.0]] * 5 + [[0.5, 0.5, 0.0]] * 10)   # no background passes any cut
+    labels = np.array([2] * 5 + [1] * 5 + [0] * 5)
+    result = performance_vs_variable(probs, labels, np.linspace(0.1, 0.9, 15), np.array([0.0, 0.5, 1.0]),
+                                     efficiency=0.5)
+    assert np.isinf(result.rejection["c"]).all()
+    paths = plot_performance_vs_variables({"m": {"x": result}}, tmp_path, formats=("png",))
+    assert [p.name for p in paths] == ["performance_vs_variables_b.png"] and paths[0].stat().st_size > 10_000
