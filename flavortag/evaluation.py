@@ -43,9 +43,11 @@ def evaluate_split(model: Any, data: Any, split: str, cfg: DictConfig, run_dir: 
 
     sample = sample_info(cfg.data, cfg.get("detector"), n_events=len(tensors.labels),
                          events_label=f"{'test' if split == 'test' else split} events")
+    # the standard plots only: the plots versus event variables (twice the drawing time) come
+    # with `flavortag evaluate` and `flavortag compare`
     return report(probs, tensors.labels, cfg.get("evaluate"), run_dir / "evaluation",
                   prefix=f"{split}/", history=history, events=events, caption=str(cfg.run_name),
-                  sample=sample)
+                  sample=sample, vs_variables=False)
 
 
 def _data_config(cfg: DictConfig, train_cfg: DictConfig) -> DictConfig | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from flavortag.metrics import DEFAULT_F_B, DEFAULT_F_C, BinnedPerformance, performance_vs_variable
 from flavortag.reporting.figures import (
@@ -111,7 +112,11 @@ def performance_vs_variables_figure(
     backgrounds = list(example.rejection)
     signal = {"b": "b", "c": "c"}[tagger]
     with _style():
-        fig = _new_figure(5.0 * len(variables) + 3.5, 3.4 * (1 + len(backgrounds)))
+        # a fixed layout (nine panels of ticks make the constrained one cost most of the time)
+        width = 5.0 * len(variables) + 3.5
+        fig = _new_figure(width, 3.4 * (1 + len(backgrounds)), constrained=False)
+        fig.subplots_adjust(left=1.3 / width, right=1.0 - 3.6 / width, bottom=0.08, top=0.95,
+                            wspace=0.32, hspace=0.08)
         axes = np.atleast_2d(fig.subplots(1 + len(backgrounds), len(variables), sharex="col", squeeze=False))
         for col, var in enumerate(variables):
             for i, (model, by_var) in enumerate(results.items()):
@@ -131,6 +136,7 @@ def performance_vs_variables_figure(
             axes[0, col].set_ylabel(f"{_FLAVOUR_TEX[signal]} efficiency")
             for row, bkg in enumerate(backgrounds, start=1):
                 axes[row, col].set_yscale("log")
+                axes[row, col].yaxis.set_minor_formatter(NullFormatter())
                 axes[row, col].set_ylabel(f"{_FLAVOUR_TEX[bkg]} rejection")
                 shown = np.concatenate([by_var[var].rejection[bkg] for by_var in results.values()])
                 shown = shown[np.isfinite(shown) & (shown > 0)]

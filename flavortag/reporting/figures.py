@@ -66,8 +66,8 @@ def _style() -> Iterator[None]:
         yield
 
 
-def _new_figure(width_in: float, height_in: float) -> Figure:
-    fig = Figure(figsize=(width_in, height_in), layout="constrained")
+def _new_figure(width_in: float, height_in: float, constrained: bool = True) -> Figure:
+    fig = Figure(figsize=(width_in, height_in), layout="constrained" if constrained else None)
     FigureCanvasAgg(fig)
     return fig
 
@@ -123,7 +123,12 @@ def _legend_outside(fig: Figure, handles: Sequence[Any], labels: Sequence[str] |
     """The figure's legend right of the axes (so it never covers a curve), the sample block as its title."""
     text = _block(sample, caption).text()
     args = (list(handles), list(labels)) if labels is not None else (list(handles),)
-    return fig.legend(*args, loc="outside right upper", title=text or None, alignment="left",
+    if fig.get_layout_engine() is None:  # a fixed layout: right of the subplots' area
+        place: dict[str, Any] = {"loc": "upper left",
+                                 "bbox_to_anchor": (fig.subplotpars.right + 0.01, fig.subplotpars.top)}
+    else:
+        place = {"loc": "outside right upper"}
+    return fig.legend(*args, **place, title=text or None, alignment="left",
                       frameon=False, fontsize="x-small", title_fontsize="x-small")
 
 

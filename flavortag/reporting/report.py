@@ -50,13 +50,14 @@ def report(
     caption: str | None = None,
     log_to_mlflow: bool = True,
     sample: SampleInfo | None = None,
+    vs_variables: bool = True,
 ) -> dict[str, float]:
     """Compute metrics, make plots, working points and predictions; log them to the active run.
 
     ``sample`` is the plots' sample block (its number of events defaults to
-    ``len(labels)``); with ``events`` the efficiency and rejection versus the
-    axis polar angle, the number of tracks and the visible energy are drawn too
-    (``plots/performance_vs_variables_{b,c}``). Returns the flat metrics
+    ``len(labels)``); with ``events`` and ``vs_variables`` the efficiency and
+    rejection versus the axis polar angle, the number of tracks and the visible
+    energy are drawn too (``plots/performance_vs_variables_{b,c}``). Returns the flat metrics
     (``test/acc``, ``test/rej_c_at_b80``, ...).
     """
     settings = evaluation_settings(eval_cfg)
@@ -77,7 +78,7 @@ def report(
     plots.plot_discriminants(probs, labels, plot_dir / "discriminants",
                              f_c=settings["f_c"], f_b=settings["f_b"], caption=caption, sample=sample)
     plots.plot_confusion(result, plot_dir / "confusion", caption=caption, sample=sample)
-    if events is not None and len(events) == len(labels):
+    if vs_variables and events is not None and len(events) == len(labels):
         binned_plots({name: probs}, {name: np.asarray(labels)}, {name: event_variables(events)}, plot_dir,
                      f_c=settings["f_c"], f_b=settings["f_b"], working_points=settings["vs_variables_efficiency"],
                      sample=sample, caption=caption)
