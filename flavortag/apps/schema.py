@@ -518,8 +518,13 @@ def _is_union(tp: Any) -> bool:
 def _words(tp: Any, meta: Mapping[str, float] | None = None) -> str:
     """What a type accepts, in words (``"an integer >= 1"``, ``"one of a, b"``)."""
     meta = meta or {}
-    limits = " and ".join(f"{op} {meta[k]:g}" for k, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
-                          if k in meta)
+    low = ("gt", "(") if "gt" in meta else ("ge", "[") if "ge" in meta else None
+    high = ("lt", ")") if "lt" in meta else ("le", "]") if "le" in meta else None
+    if low and high:  # an interval, as the trainer's own messages write it: "in [0, 1)"
+        limits = f"in {low[1]}{meta[low[0]]:g}, {meta[high[0]]:g}{high[1]}"
+    else:
+        limits = " and ".join(f"{op} {meta[k]:g}" for k, op in (("gt", ">"), ("ge", ">="), ("lt", "<"),
+                                                                 ("le", "<=")) if k in meta)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
         return "anything"
