@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         error = carried.error
     except Exception as exc:  # noqa: BLE001 - every error ends here, as one line
         error = exc
+    error = _unknown_override(error, command, rest)
     if full_error:
         traceback.print_exception(error)
     else:
@@ -116,6 +117,24 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(code, int):
         return code
     return 2 if is_usage_error(error) else 1
+
+
+def _unknown_override(error: BaseException, command: str, rest: list[str]) -> BaseException:
+    """Hydra's refusal of an override of a key the config lacks, as ``unknown key K; did you mean K2?``.
+
+    (Hydra's own advice, to append it with ``+``, would let the typo through.)
+    """
+    hydra_errors = sys.modules.get("hydra.errors")
+    cause = error.__cause__
+    full_key = getattr(cause, "full_key", None)
+    if (hydra_errors is None or not isinstance(error, hydra_errors.ConfigCompositionException)
+            or not str(error).startswith("Could not override") or not full_key):
+        return error
+    from flavortag.apps.schema import unknown_override
+
+    usage = errors.UsageError(unknown_override(command, str(full_key), rest))
+    usage.__cause__ = error
+    return usage
 
 
 def _env_flag(name: str) -> bool:

@@ -27,11 +27,22 @@ SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 
 
 def resolve_path(path: str | Path) -> Path:
-    """Resolve a data path: as given if it exists, else relative to the project root."""
+    """Resolve a data path: as given if it exists, else relative to the project root.
+
+    A glob pattern (``samples/zpole/*.parquet``) is kept as a pattern: as given
+    if it matches a file from the working directory, else under the project root
+    if it matches there.
+    """
+    import glob
+
     candidate = Path(path).expanduser()
     if candidate.exists() or candidate.is_absolute():
         return candidate
     in_project = PROJECT_ROOT / candidate
+    if any(c in str(path) for c in "*?["):
+        if not glob.glob(str(candidate)) and glob.glob(str(in_project)):
+            return in_project
+        return candidate
     return in_project if in_project.exists() else candidate
 
 

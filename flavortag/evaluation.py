@@ -39,8 +39,15 @@ def evaluate_split(model: Any, data: Any, split: str, cfg: DictConfig, run_dir: 
     tensors = data.tensors[split]
     probs = predict_proba(model, tensors)
     events = data.events[data.indices[split]] if data.events is not None else None
+    from flavortag.reporting.sample import sample_info
+
+    sample = sample_info(cfg.data, cfg.get("detector"), n_events=len(tensors.labels),
+                         events_label=f"{'test' if split == 'test' else split} events")
+    # the standard plots only: the plots versus event variables (twice the drawing time) come
+    # with `flavortag evaluate` and `flavortag compare`
     return report(probs, tensors.labels, cfg.get("evaluate"), run_dir / "evaluation",
-                  prefix=f"{split}/", history=history, events=events, caption=str(cfg.run_name))
+                  prefix=f"{split}/", history=history, events=events, caption=str(cfg.run_name),
+                  sample=sample, vs_variables=False)
 
 
 def _data_config(cfg: DictConfig, train_cfg: DictConfig) -> DictConfig | None:
@@ -93,6 +100,7 @@ def evaluate_run(cfg: DictConfig) -> tuple[str, dict[str, float]]:
     from flavortag.dataset import load_sample
     from flavortag.detector import DetectorModel
     from flavortag.inference import load_model, predict_proba
+    from flavortag.reporting.sample import sample_info
 
     run_id = cfg.get("run_id")
     checkpoint = cfg.get("checkpoint")
@@ -163,8 +171,10 @@ def evaluate_run(cfg: DictConfig) -> tuple[str, dict[str, float]]:
                                  "eval.checkpoint": str(checkpoint)})
         if calibration is not None:
             tracking.log_calibration(calibration)
+        sample = sample_info(data_cfg, train_cfg.get("detector"), n_events=len(tensors.labels),
+                             events_label="test events" if split == "test" and own_data else "events")
         flat = report(probs, tensors.labels, cfg.get("evaluate"), out_dir, prefix="test/",
-                      events=events, caption=caption)
+                      events=events, caption=caption, sample=sample)
     return model_name, flat
 
 

@@ -19,6 +19,10 @@ TorchScript: a scripted module whose ``forward(features, valid,
 event_features=None, vectors=None)`` returns logits; the same JSON documents
 ride along as extra files (``config.json``, ``class_names.json``,
 ``feature_names.json``).
+
+A BDT (scikit-learn ``HistGradientBoostingClassifier``, ``model=bdt``) exports
+to ONNX only (:func:`export_bdt_onnx`, through skl2onnx): input
+``event_features [B, G]`` float32, outputs ``label`` and ``probabilities``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import copy
 import json
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +200,67 @@ def load_torchscript(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModu
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     info = {name.removesuffix(".json"): json.loads(text) if text else None for name, text in extra.items()}
     return module, info
+
+
+@contextmanager
+def _skl2onnx_int_missing_flags() -> Iterator[None]:
+    """skl2onnx 1.20 passes a Python bool as a leaf's ``nodes_missing_value_tracks_true``, which
+    onnx >= 1.19 refuses in an ints attribute; give it an int while converting (restored after)."""
+    from skl2onnx.common import tree_ensemble
+
+    original = tree_ensemble.add_node
+
+    def add_node(*args: Any, **kwargs: Any) -> Any:
+        kwargs["nodes_missing_value_tracks_true"] = int(kwargs.get("nodes_missing_value_tracks_true", 0))
+        return original(*args, **kwargs)
+
+    tree_ensemble.add_node = add_node
+    try:
+        yield
+    finally:
+        tree_ensemble.add_node = original
+
+
+def bdt_config(clf: Any) -> dict[str, Any]:
+    """The ``model`` config of a trained BDT (``name: bdt`` and its scikit-learn parameters)."""
+    params = {k: v for k, v in clf.get_params().items() if isinstance(v, (int, float, str, bool, type(None)))}
+    return {"name": "bdt", **params}
+
+
+def export_bdt_onnx(clf: Any, path: str | os.PathLike[str], opset: int = 17) -> Path:
+    """Write a trained BDT (scikit-learn ``HistGradientBoostingClassifier``) as ONNX; return the path.
+
+    Input ``event_features [B, G]`` float32 (raw, as the BDT was trained on);
+    output ``probabilities [B, 3]`` (class order uds, cc, bb) and ``label [B]``.
+    Converted by skl2onnx (a ``TreeEnsembleClassifier``, softmax inside), with
+    the same metadata properties as :func:`export_onnx`; checked with
+    ``onnx.checker`` and written atomically.
+    """
+    import onnx
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n_features = int(clf.n_features_in_)
+    with _skl2onnx_int_missing_flags():
+        proto = convert_sklearn(
+            clf, initial_types=[("event_features", FloatTensorType([None, n_features]))],
+            options={id(clf): {"zipmap": False}}, target_opset={"": opset, "ai.onnx.ml": 3})
+    names = getattr(clf, "feature_names", {"track": [], "event": []})
+    metadata = {
+        "flavortag.config": json.dumps(bdt_config(clf), sort_keys=True),
+        "flavortag.class_names": json.dumps(list(CLASS_NAMES)),
+        "flavortag.feature_names": json.dumps(names),
+        "flavortag.inputs": json.dumps(["event_features"]),
+        "flavortag.n_track_features": "0",
+        "flavortag.n_event_features": str(n_features),
+    }
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.doc_string = f"flavortag bdt tagger: raw event_features -> probabilities {list(CLASS_NAMES)}"
+    onnx.checker.check_model(proto)
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(proto, str(tmp))
+    return _replace(tmp, path)

@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import awkward as ak
 import numpy as np
@@ -37,6 +37,9 @@ from flavortag.calibration import (
     resolve_calibration,
 )
 from flavortag.detector import DetectorModel
+
+if TYPE_CHECKING:
+    from flavortag.reporting.sample import SampleInfo
 
 #: Headline figures of the report: (flat metric key without prefix, label).
 HEADLINE: tuple[tuple[str, str], ...] = (
@@ -205,16 +208,26 @@ def plot_overlay(
     tagger: str = "b",
     nominal: str = "nominal",
     formats: Sequence[str] = ("png", "pdf"),
+    sample: SampleInfo | None = None,
 ) -> list[Path]:
     """Rejection versus efficiency of every tagger: nominal solid, each shifted sample dashed/dotted.
 
     One panel per background of ``tagger`` ("b": c and uds; "c": uds and b),
     logarithmic rejection; the legend (outside, right) gives one colour per
-    tagger and one line style per sample.
+    tagger and one line style per sample, under the nominal sample's block
+    (``sample``, a :class:`flavortag.reporting.sample.SampleInfo`).
     """
     from matplotlib.lines import Line2D
 
-    from flavortag.reporting.figures import _FLAVOUR_TEX, MODEL_COLOURS, _new_figure, _save, _style
+    from flavortag.reporting.figures import (
+        _FLAVOUR_TEX,
+        MODEL_COLOURS,
+        _block,
+        _exp_label,
+        _new_figure,
+        _save,
+        _style,
+    )
 
     backgrounds = ("c", "uds") if tagger == "b" else ("uds", "b")
     signal = "b" if tagger == "b" else "c"
@@ -226,8 +239,8 @@ def plot_overlay(
         axes = np.atleast_1d(fig.subplots(1, len(backgrounds)))
         for ax, bkg in zip(axes, backgrounds):
             for i, by_sample in enumerate(scored.values()):
-                for sample, style in styles.items():
-                    curve = by_sample[sample].result.taggers[tagger].curve if sample in by_sample else None
+                for name, style in styles.items():
+                    curve = by_sample[name].result.taggers[tagger].curve if name in by_sample else None
                     if curve is None:
                         continue
                     rej = np.asarray(curve.rejection[bkg], dtype=np.float64)
@@ -241,9 +254,12 @@ def plot_overlay(
             ax.grid(True, which="major", alpha=0.3)
         handles = [Line2D([], [], color=colours[i % len(colours)], label=name)
                    for i, name in enumerate(scored)]
-        handles += [Line2D([], [], color="grey", linestyle=style, label=sample)
-                    for sample, style in styles.items()]
-        fig.legend(handles=handles, loc="outside right upper", fontsize="x-small", frameon=False)
+        handles += [Line2D([], [], color="grey", linestyle=style, label=name)
+                    for name, style in styles.items()]
+        _exp_label(axes[0], sample)
+        block = _block(sample, None).text()
+        fig.legend(handles=handles, loc="outside right upper", fontsize="x-small", frameon=False,
+                   title=f"nominal: {block}" if block else None, alignment="left", title_fontsize="x-small")
         return _save(fig, path, f"overlay_{tagger}_tagger", formats)
 
 

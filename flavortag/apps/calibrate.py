@@ -19,6 +19,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from flavortag.apps import CONFIG_DIR
+from flavortag.apps.schema import check_config
 from flavortag.calibration import ResolutionCalibration, calibrate_resolution
 from flavortag.detector import DetectorModel
 from flavortag.errors import reported
@@ -62,6 +63,7 @@ def calibrate(cfg: DictConfig) -> ResolutionCalibration:
 @reported
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``flavortag calibrate``."""
+    check_config(cfg, "calibrate")  # before any data is read or any run opened
     calibrate(cfg)
 
 

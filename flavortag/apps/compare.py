@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from flavortag.apps import CONFIG_DIR
+from flavortag.apps.schema import check_config
 from flavortag.errors import reported
 from flavortag.reporting.comparison import compare
 
@@ -17,6 +18,7 @@ from flavortag.reporting.comparison import compare
 @reported
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``flavortag compare``."""
+    check_config(cfg, "compare")  # before any data is read or any run opened
     compare(cfg)
 
 

@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from flavortag.apps import CONFIG_DIR
+from flavortag.apps.schema import check_config
 from flavortag.errors import reported
 from flavortag.evaluation import evaluate_run
 from flavortag.metrics import format_comparison_table
@@ -18,6 +19,7 @@ from flavortag.metrics import format_comparison_table
 @reported
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``flavortag evaluate``: prints the metrics under the model's name."""
+    check_config(cfg, "evaluate")  # before any data is read or any run opened
     model_name, flat = evaluate_run(cfg)
     print(format_comparison_table({model_name: flat}))
 

@@ -2,14 +2,16 @@
 
 Writes into OUT_DIR:
 
-* ``tagger.onnx`` (dynamic batch and track axes; inputs in the padded layout),
-* ``tagger.torchscript.pt``,
+* ``tagger.onnx`` (dynamic batch and track axes; inputs in the padded layout; a
+  BDT: its trees through skl2onnx, input ``event_features``),
+* ``tagger.torchscript.pt`` (torch taggers only),
 * ``working_points.json`` (from the MLflow run, when exporting a run),
 * ``tagger.json``: class order, feature lists, detector model and max_tracks,
   i.e. what an analysis needs to build the inputs (``flavortag.Tagger.load(OUT_DIR)``
   scores with it), and the result of the check below.
 
-The ONNX file is checked as part of the export: onnxruntime and torch score
+The ONNX file is checked as part of the export: onnxruntime and torch (a BDT:
+scikit-learn) score
 the same real events (``--check-events``; by default the first
 ``--check-n`` events of the run's training files, else of the embedded
 sample) through :class:`flavortag.Tagger`, and the export fails (exit 1)
@@ -49,54 +51,63 @@ def main(argv: list[str] | None = None) -> int:
 
     from flavortag import tracking
     from flavortag.classes import CLASS_NAMES
-    from flavortag.export import export_onnx, export_torchscript
+    from flavortag.errors import UsageError
+    from flavortag.export import bdt_config, export_bdt_onnx, export_onnx, export_torchscript
     from flavortag.inference import is_torch_model, load_model
 
     is_run = not Path(args.source).exists()
     if is_run:
         tracking.set_tracking_uri(args.tracking_uri)
-    model = load_model(args.source)
-    if not is_torch_model(model):
-        print("flavortag export: only torch taggers (mlp, deepsets, transformer) export to "
-              "ONNX/TorchScript; a BDT is logged as an MLflow sklearn model", file=sys.stderr)
-        return 2
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     formats = {f.strip() for f in args.formats.split(",") if f.strip()}
     unknown = formats - {"onnx", "torchscript"}
     if unknown:
         parser.error(f"unknown formats {sorted(unknown)}")
-    model = model.to("cpu").eval()
+    model = load_model(args.source)
+    is_torch = is_torch_model(model)
+    if not is_torch:
+        if "onnx" not in formats:
+            raise UsageError("a BDT exports to ONNX only (TorchScript is for torch taggers): "
+                             "give --formats onnx")
+        if "torchscript" in formats:
+            print("flavortag export: a BDT has no TorchScript form; writing ONNX only", file=sys.stderr)
+        formats = {"onnx"}
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     written = []
-    if "onnx" in formats:
-        written.append(export_onnx(model, out / "tagger.onnx"))
-    if "torchscript" in formats:
-        written.append(export_torchscript(model, out / "tagger.torchscript.pt"))
+    if is_torch:
+        model = model.to("cpu").eval()
+        if "onnx" in formats:
+            written.append(export_onnx(model, out / "tagger.onnx"))
+        if "torchscript" in formats:
+            written.append(export_torchscript(model, out / "tagger.torchscript.pt"))
+    else:
+        written.append(export_bdt_onnx(model, out / "tagger.onnx"))
     info = {
         "class_names": list(CLASS_NAMES),
-        "model": dict(model.config),
+        "model": dict(model.config) if is_torch else bdt_config(model),
         "feature_names": model.feature_names,
         "detector": getattr(model, "detector", None),
         "max_tracks": getattr(model, "max_tracks", None),
-        "inputs": list(model.export_inputs),
+        "inputs": list(model.export_inputs) if is_torch else ["event_features"],
         "source": args.source,
     }
     (out / "tagger.json").write_text(json.dumps(info, indent=2))
     written.append(out / "tagger.json")
     if "onnx" in formats:
+        reference = "torch" if is_torch else "scikit-learn"
         check = check_onnx(model, out, _check_paths(args, is_run), args.check_n)
         if check is None:
-            print("flavortag export: no events found to check onnxruntime against torch: "
+            print(f"flavortag export: no events found to check onnxruntime against {reference}: "
                   "give --check-events FILE", file=sys.stderr)
         else:
             info["onnx_check"] = check
             (out / "tagger.json").write_text(json.dumps(info, indent=2))
             if not check["max_abs_diff"] <= args.check_tolerance:
-                print(f"flavortag export: error: onnxruntime and torch disagree on {check['n_events']} events "
+                print(f"flavortag export: error: onnxruntime and {reference} disagree on {check['n_events']} events "
                       f"of {check['events'][0]}: max |delta p| = {check['max_abs_diff']:.3g} > "
                       f"{args.check_tolerance:g}; do not use {out / 'tagger.onnx'}", file=sys.stderr)
                 return 1
-            print(f"flavortag export: onnxruntime agrees with torch on {check['n_events']} events "
+            print(f"flavortag export: onnxruntime agrees with {reference} on {check['n_events']} events "
                   f"(max |delta p| = {check['max_abs_diff']:.2g})", file=sys.stderr)
     if is_run:
         uri = args.source if ":/" in args.source else f"runs:/{args.source}"
@@ -114,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 def _check_paths(args: argparse.Namespace, is_run: bool) -> list[str]:
     """The event files of the ORT check: given, the run's training files, or the embedded sample."""
     from flavortag import tracking
-    from flavortag.dataset import resolve_path
+    from flavortag.dataset import resolve_path, resolve_paths
 
     if args.check_events:
         return list(args.check_events)
@@ -125,7 +136,12 @@ def _check_paths(args: argparse.Namespace, is_run: bool) -> list[str]:
             candidates = [str(p) for p in tracking.load_run_config(run_id).data.paths]
         except Exception:  # noqa: BLE001 - a run without a config: fall back to the embedded sample
             candidates = []
-    found = [str(resolve_path(p)) for p in candidates if resolve_path(p).is_file()]
+    found: list[str] = []
+    for pattern in candidates:  # a file or a glob pattern
+        try:
+            found += [str(p) for p in resolve_paths([pattern])]
+        except (OSError, ValueError):
+            continue
     if found:
         return found
     embedded = [f"data/zpole_ild/{name}.parquet" for name in ("uds", "cc", "bb")]

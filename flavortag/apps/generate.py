@@ -23,6 +23,7 @@ import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from flavortag.apps import CONFIG_DIR
+from flavortag.apps.schema import check_config
 from flavortag.errors import UsageError, reported
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def run(cfg: DictConfig) -> dict:
 @reported
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``flavortag generate`` (see the module doc)."""
+    check_config(cfg, "generate")  # before any data is read or any run opened
     run(cfg)
 
 

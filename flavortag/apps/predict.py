@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from flavortag.apps import CONFIG_DIR
+from flavortag.apps.schema import check_config
 from flavortag.errors import reported
 from flavortag.prediction import predict
 
@@ -17,6 +18,7 @@ from flavortag.prediction import predict
 @reported
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``flavortag predict``."""
+    check_config(cfg, "predict")  # before any data is read or any run opened
     predict(cfg)
 
 

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from flavortag import robustness as rb
 from flavortag import tracking
 from flavortag.apps import CONFIG_DIR
+from flavortag.apps.schema import check_config
 from flavortag.calibration import MIN_TRACKS
 from flavortag.errors import reported
 from flavortag.evaluation import held_out_events
@@ -96,6 +97,7 @@ def robustness(cfg: DictConfig) -> dict[str, Any]:
     """Build the report (see the module doc); returns the tables and the parent run id."""
     from flavortag.dataset import load_sample
     from flavortag.inference import load_model
+    from flavortag.reporting.sample import sample_info
 
     runs = [str(r) for r in (cfg.runs or [])]
     if not runs:
@@ -127,12 +129,15 @@ def robustness(cfg: DictConfig) -> dict[str, Any]:
     shifted_events = {name: load_sample({"paths": paths, "max_events_per_class": cap})
                       for name, paths in specs}
     scored: dict[str, dict[str, rb.Scored]] = {}
+    nominal_info = None
     for label, run_id in taggers:
         model = load_model(run_id)
         train_cfg = tracking.load_run_config(run_id)
         max_tracks = int(train_cfg.data.max_tracks)
         sort_by = str(train_cfg.data.get("sort_by", "E"))
         nominal_events = held_out_events(train_cfg)
+        if nominal_info is None:
+            nominal_info = sample_info(train_cfg.data, train_cfg.get("detector"), n_events=len(nominal_events))
         for m in modes:
             key = label if len(modes) == 1 else f"{label} [calib {m}]"
             entry: dict[str, rb.Scored] = {}
@@ -149,8 +154,8 @@ def robustness(cfg: DictConfig) -> dict[str, Any]:
     text = rb.format_markdown(tables)
     (out_dir / "robustness.md").write_text(text)
     rb.write_csv(tables, out_dir / "robustness.csv")
-    plots = rb.plot_overlay(scored, out_dir / "plots" / "overlay_b_tagger", tagger="b")
-    plots += rb.plot_overlay(scored, out_dir / "plots" / "overlay_c_tagger", tagger="c")
+    plots = rb.plot_overlay(scored, out_dir / "plots" / "overlay_b_tagger", tagger="b", sample=nominal_info)
+    plots += rb.plot_overlay(scored, out_dir / "plots" / "overlay_c_tagger", tagger="c", sample=nominal_info)
     calibrations = {f"{t}/{s}": item.calibration.to_dict() for t, by in scored.items()
                     for s, item in by.items() if item.calibration is not None}
     (out_dir / "calibrations.json").write_text(json.dumps(calibrations, indent=2))
@@ -182,6 +187,7 @@ def robustness(cfg: DictConfig) -> dict[str, Any]:
 @reported
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``flavortag robustness``."""
+    check_config(cfg, "robustness")  # before any data is read or any run opened
     result = robustness(cfg)
     print(result["markdown"])
     print(f"MLflow parent run {result['parent_run_id']}")

@@ -12,6 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from flavortag.apps import CONFIG_DIR
+from flavortag.apps.schema import check_config
 from flavortag.errors import reported
 from flavortag.training import train
 
@@ -20,6 +21,7 @@ from flavortag.training import train
 @reported
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the best validation loss (for sweepers)."""
+    check_config(cfg, "train")  # before any data is read or any run opened
     result = train(cfg)
     history: Mapping[str, list[float]] = result["history"]
     val = history.get("val/loss", [math.inf])

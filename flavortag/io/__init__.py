@@ -32,6 +32,7 @@ from flavortag.io.columns import EVENT_FIELDS, TRACK_FIELDS, UNKNOWN_LABEL
 from flavortag.io.convert import convert
 from flavortag.io.count import count_events
 from flavortag.io.errors import EventFormatError, ReadReport
+from flavortag.io.vectors import momenta
 
 __all__ = [
     "AXIS_NORM_TOLERANCE",
@@ -49,6 +50,7 @@ __all__ = [
     "UnknownFormatError",
     "detect_format",
     "iter_events",
+    "momenta",
     "read_events",
     "write_events",
 ]

@@ -67,6 +67,7 @@ lower limit ``1 / (1 - 0.05**(1/n_bkg))`` (about ``n_bkg / 3``).
 
 from __future__ import annotations
 
+from flavortag.metrics.binned import BinnedPerformance, performance_vs_variable
 from flavortag.metrics.classification import accuracy, auc_one_vs_rest, confusion_matrix, log_loss
 from flavortag.metrics.discriminants import (
     DEFAULT_F_B,
@@ -113,6 +114,7 @@ __all__ = [
     "TAGGERS",
     "WORKING_POINTS_FORMAT",
     "BackgroundRejection",
+    "BinnedPerformance",
     "EvaluationResult",
     "RejectionCurve",
     "TaggerResult",
@@ -133,4 +135,5 @@ __all__ = [
     "rejection_curve",
     "working_points",
     "write_comparison_csv",
+    "performance_vs_variable",
 ]

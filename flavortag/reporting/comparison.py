@@ -21,7 +21,9 @@ from omegaconf import DictConfig
 from flavortag import metrics as ftm
 from flavortag import tracking
 from flavortag.reporting import plots
+from flavortag.reporting.binned import binned_plots, event_variables
 from flavortag.reporting.report import evaluation_settings
+from flavortag.reporting.sample import SampleInfo, sample_info
 
 log = logging.getLogger("flavortag.compare")
 
@@ -45,11 +47,49 @@ def find_runs(experiment_name: str, prefix: str = "test/") -> list[Any]:
 
 def load_predictions(run_id: str) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities [n, 3] and labels [n] from a run's logged test predictions."""
+    probs, labels, _ = load_scored(run_id)
+    return probs, labels
+
+
+def load_scored(run_id: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray] | None]:
+    """Probabilities, labels and, where the predictions carry their events, the event variables
+    of :func:`flavortag.reporting.binned.event_variables` (else None)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = tracking.download_artifact(run_id, PREDICTIONS_ARTIFACT, tmp)
-        table = ak.from_parquet(path, columns=["prob_uds", "prob_cc", "prob_bb", "label"])
+        fields = ak.metadata_from_parquet(path)["form"].fields
+        with_events = "axis" in fields and "tracks" in fields
+        columns = ["prob_uds", "prob_cc", "prob_bb", "label", *(["axis", "tracks"] if with_events else [])]
+        table = ak.from_parquet(path, columns=columns)
     probs = np.stack([ak.to_numpy(table[f]) for f in ("prob_uds", "prob_cc", "prob_bb")], axis=1)
-    return probs.astype(np.float64), ak.to_numpy(table["label"]).astype(np.int64)
+    variables = event_variables(table) if with_events else None
+    return probs.astype(np.float64), ak.to_numpy(table["label"]).astype(np.int64), variables
+
+
+def _reference(cfg: DictConfig, runs: dict[str, Any], names: list[str]) -> str | None:
+    """The ratio reference: ``reference=`` (a run name or a model), else the BDT, else the first run."""
+    if not names:
+        return None
+    given = cfg.get("reference")
+    if given:
+        for name in names:
+            if name == str(given) or runs[name].data.tags.get("flavortag.model") == str(given):
+                return name
+        raise ValueError(f"reference={given} is none of the compared runs ({', '.join(names)}) "
+                         "nor their models")
+    for name in names:
+        if runs[name].data.tags.get("flavortag.model") == "bdt":
+            return name
+    return plots.default_reference(names)
+
+
+def _sample(run: Any, n_events: int | None) -> SampleInfo:
+    """The sample block of the reference run (from its training config), what is known of it."""
+    try:
+        train_cfg = tracking.load_run_config(run.info.run_id)
+    except Exception as err:  # noqa: BLE001 - a run without a config: the counts only
+        log.debug("no config for run %s: %s", run.info.run_id, err)
+        return SampleInfo(n_events=n_events)
+    return sample_info(train_cfg.get("data"), train_cfg.get("detector"), n_events=n_events)
 
 
 def compare(cfg: DictConfig) -> dict[str, dict[str, float]]:
@@ -65,12 +105,16 @@ def compare(cfg: DictConfig) -> dict[str, dict[str, float]]:
                          "or run flavortag evaluate first)")
     settings = evaluation_settings(cfg.get("evaluate"))
     results: dict[str, Any] = {}
+    by_name: dict[str, Any] = {}
+    scored: dict[str, tuple[np.ndarray, np.ndarray, dict[str, np.ndarray] | None]] = {}
     for run in runs:
         name = run.data.tags.get("mlflow.runName", run.info.run_id)
         if name in results:
             name = f"{name} ({run.info.run_id[:8]})"
+        by_name[name] = run
         try:
-            probs, labels = load_predictions(run.info.run_id)
+            scored[name] = load_scored(run.info.run_id)
+            probs, labels, _ = scored[name]
             results[name] = ftm.evaluate_predictions(probs, labels, efficiencies=settings["efficiencies"],
                                                      f_c=settings["f_c"], f_b=settings["f_b"])
         except Exception as err:  # noqa: BLE001 - fall back to the logged numbers
@@ -82,12 +126,20 @@ def compare(cfg: DictConfig) -> dict[str, dict[str, float]]:
     (out / "comparison.txt").write_text(table)
     ftm.write_comparison_csv(results, out / "comparison.csv", prefix=prefix)
     curves = {k: v for k, v in results.items() if isinstance(v, ftm.EvaluationResult)}
-    reference = str(cfg.reference) if cfg.get("reference") else (next(iter(curves)) if curves else None)
-    if curves:
+    reference = _reference(cfg, by_name, list(curves))
+    if curves and reference is not None:
+        sample = _sample(by_name[reference], len(scored[reference][1]))
         for tagger in ("b", "c"):
             plots.plot_rejection(curves, out / f"rejection_{tagger}", tagger=tagger,
-                                 reference=reference)
-        plots.plot_roc(curves, out / "roc")
+                                 reference=reference, sample=sample)
+        plots.plot_roc(curves, out / "roc", sample=sample)
+        binned = {name: s for name, s in scored.items() if s[2] is not None}
+        if binned:  # the models' own test events: the bins are the reference's (or the first's)
+            order = sorted(binned, key=lambda n: n != reference)
+            binned_plots({n: binned[n][0] for n in order}, {n: binned[n][1] for n in order},
+                         {n: binned[n][2] for n in order if binned[n][2] is not None}, out,  # type: ignore[misc]
+                         f_c=settings["f_c"], f_b=settings["f_b"],
+                         working_points=settings["vs_variables_efficiency"], sample=sample)
     print(table)
     flat = {name: (r.flat_metrics(prefix) if isinstance(r, ftm.EvaluationResult) else r)
             for name, r in results.items()}

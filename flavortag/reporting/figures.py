@@ -20,11 +20,13 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 
 from flavortag.metrics import (
     EvaluationResult,
     RejectionCurve,
 )
+from flavortag.reporting.sample import SampleInfo
 
 logging.getLogger("fontTools").setLevel(logging.WARNING)
 
@@ -64,8 +66,8 @@ def _style() -> Iterator[None]:
         yield
 
 
-def _new_figure(width_in: float, height_in: float) -> Figure:
-    fig = Figure(figsize=(width_in, height_in), layout="constrained")
+def _new_figure(width_in: float, height_in: float, constrained: bool = True) -> Figure:
+    fig = Figure(figsize=(width_in, height_in), layout="constrained" if constrained else None)
     FigureCanvasAgg(fig)
     return fig
 
@@ -98,6 +100,63 @@ def _caption(ax: Axes, text: str | None) -> None:
     """Small text above the top-left corner of ``ax`` (e.g. sample description)."""
     if text:
         ax.set_title(text, loc="left", fontsize="small")
+
+
+def _block(sample: SampleInfo | None, caption: str | None) -> SampleInfo:
+    """The sample block of a plot; ``caption`` is its last line unless the sample has a label."""
+    info = sample or SampleInfo()
+    return info.with_(label=caption) if caption and not info.label else info
+
+
+def _exp_label(ax: Axes, sample: SampleInfo | None) -> None:
+    """The experiment label above ``ax`` as mplhep draws it: bold "flavortag", italic "Simulation"
+    on the left, sqrt(s) on the right. Drawn here: ``mplhep.label.exp_label`` opens a pyplot figure."""
+    ax.text(0.0, 1.01, r"$\bf{flavortag}$ $\it{Simulation}$", transform=ax.transAxes, ha="left",
+            va="bottom", fontsize="small")
+    energy = sample.energy_text if sample is not None else None
+    if energy:
+        ax.text(1.0, 1.01, energy, transform=ax.transAxes, ha="right", va="bottom", fontsize="small")
+
+
+def _legend_outside(fig: Figure, handles: Sequence[Any], labels: Sequence[str] | None = None,
+                    sample: SampleInfo | None = None, caption: str | None = None) -> Legend:
+    """The figure's legend right of the axes (so it never covers a curve), the sample block as its title."""
+    text = _block(sample, caption).text()
+    args = (list(handles), list(labels)) if labels is not None else (list(handles),)
+    if fig.get_layout_engine() is None:  # a fixed layout: right of the subplots' area
+        place: dict[str, Any] = {"loc": "upper left",
+                                 "bbox_to_anchor": (fig.subplotpars.right + 0.01, fig.subplotpars.top)}
+    else:
+        place = {"loc": "outside right upper"}
+    return fig.legend(*args, **place, title=text or None, alignment="left",
+                      frameon=False, fontsize="x-small", title_fontsize="x-small")
+
+
+def _decorate(fig: Figure, ax: Axes, sample: SampleInfo | None, caption: str | None,
+              handles: Sequence[Any] | None = None, labels: Sequence[str] | None = None) -> None:
+    """Experiment label over ``ax``; legend (``ax``'s entries unless given) and sample block outside."""
+    _exp_label(ax, sample)
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    _legend_outside(fig, handles, labels, sample, caption)
+
+
+def ratio_limits(ratios: Sequence[np.ndarray], rel_errors: Sequence[np.ndarray],
+                 max_rel_error: float = 0.25) -> tuple[float, float]:
+    """Y range of a ratio panel from its well-measured points only (relative error <= ``max_rel_error``).
+
+    Points of poor statistics (an empty or nearly empty background bin gives a
+    ratio of 0, inf or 15 with a huge error) do not stretch the axis; the range
+    always holds 1, has 10% margins and is (0.5, 1.5) without any good point.
+    """
+    good = [np.asarray(r, dtype=np.float64)[np.isfinite(r) & (np.asarray(e) <= max_rel_error)]
+            for r, e in zip(ratios, rel_errors)]
+    values = np.concatenate([g for g in good if g.size] or [np.array([1.0])])
+    low, high = min(float(values.min()), 1.0), max(float(values.max()), 1.0)
+    if high - low < 0.1:
+        low, high = low - 0.05, high + 0.05
+    pad = 0.1 * (high - low)
+    return max(0.0, low - pad), high + pad
 
 
 # --------------------------------------------------------------------------- rejection

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from flavortag.classes import CLASS_NAMES
@@ -45,12 +46,14 @@ from flavortag.reporting.figures import (
     MODEL_COLOURS,
     Formats,
     _as_curve,
-    _caption,
+    _decorate,
     _finite,
     _new_figure,
     _save,
     _style,
+    ratio_limits,
 )
+from flavortag.reporting.sample import SampleInfo
 
 __all__ = [
     "CLASS_COLOURS",
@@ -59,6 +62,7 @@ __all__ = [
     "plot_rejection",
     "plot_roc",
     "plot_training_curves",
+    "rejection_figure",
 ]
 
 
@@ -70,6 +74,8 @@ def plot_rejection(
     efficiency_range: tuple[float, float] = (0.4, 1.0),
     caption: str | None = None,
     formats: Formats = ("png", "pdf"),
+    sample: SampleInfo | None = None,
+    max_ratio_rel_error: float = 0.5,
 ) -> list[Path]:
     """Background rejection versus signal efficiency, one column per background.
 
@@ -77,14 +83,35 @@ def plot_rejection(
     (or to an :class:`EvaluationResult`, whose ``tagger`` curve is used). The
     rejection axis is logarithmic; shaded bands are the binomial ±1 sigma
     uncertainties, points without any passing background are left out. With
-    several models a ratio panel to ``reference`` (default: the first model)
-    is drawn under each column. Default file name ``rejection_<tagger>``.
+    several models a ratio panel to ``reference`` (default: the BDT, a model
+    named ``bdt...``, else the first) is drawn under each column; ratio points
+    whose relative error exceeds ``max_ratio_rel_error`` (empty or nearly
+    empty background bins) are not drawn, and the ratio axis is bounded by the
+    well-measured points (:func:`~flavortag.reporting.figures.ratio_limits`).
+    The legend and the sample block (``sample``; ``caption`` its last line)
+    sit right of the panels. Default file name ``rejection_<tagger>``.
     """
+    with _style():
+        fig = rejection_figure(curves, tagger=tagger, reference=reference, efficiency_range=efficiency_range,
+                               caption=caption, sample=sample, max_ratio_rel_error=max_ratio_rel_error)
+        return _save(fig, path, f"rejection_{tagger}", formats)
+
+
+def rejection_figure(
+    curves: Mapping[str, RejectionCurve | EvaluationResult],
+    tagger: str = "b",
+    reference: str | None = None,
+    efficiency_range: tuple[float, float] = (0.4, 1.0),
+    caption: str | None = None,
+    sample: SampleInfo | None = None,
+    max_ratio_rel_error: float = 0.5,
+) -> Figure:
+    """The figure of :func:`plot_rejection` (same arguments, no file): to adjust before saving."""
     if not curves:
         raise ValueError("plot_rejection needs at least one model")
     resolved = {name: _as_curve(c, tagger) for name, c in curves.items()}
     if reference is None:
-        reference = next(iter(resolved))
+        reference = default_reference(list(resolved))
     if reference not in resolved:
         raise ValueError(f"reference model {reference!r} is not among {list(resolved)}")
     order = [reference, *(n for n in resolved if n != reference)]
@@ -94,13 +121,16 @@ def plot_rejection(
     fraction = resolved[reference].fraction
 
     with _style():
-        fig = _new_figure(6.5 * len(backgrounds), 7.0 if with_ratio else 5.5)
+        fig = _new_figure(6.5 * len(backgrounds) + 3.0, 7.0 if with_ratio else 5.5)
         grid = fig.add_gridspec(2 if with_ratio else 1, len(backgrounds),
                                 height_ratios=[3, 1] if with_ratio else [1])
+        first_ax = None
         for j, bkg in enumerate(backgrounds):
             ax = fig.add_subplot(grid[0, j])
+            first_ax = first_ax or ax
             ax_ratio = fig.add_subplot(grid[1, j], sharex=ax) if with_ratio else None
             ref = resolved[reference]
+            drawn: list[tuple[np.ndarray, np.ndarray]] = []
             for i, name in enumerate(order):
                 c = resolved[name]
                 colour = MODEL_COLOURS[i % len(MODEL_COLOURS)]
@@ -112,13 +142,16 @@ def plot_rejection(
                 ax.fill_between(x, np.clip(rej - err, 1e-3, None), rej + err,
                                 color=colour, alpha=0.2, linewidth=0)
                 if ax_ratio is not None:
-                    ref_rej = np.interp(x, ref.efficiency, _finite(ref.rejection[bkg]))
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        ratio = rej / ref_rej
-                        rel = err / rej
+                    ratio, rel = _ratio_to(c, ref, bkg, same=name == reference)
+                    ratio = np.where(rel <= max_ratio_rel_error, ratio, np.nan)  # poor statistics: not drawn
+                    drawn.append((ratio, rel))
                     ax_ratio.plot(x, ratio, color=colour, linestyle=style)
                     ax_ratio.fill_between(x, ratio * (1 - rel), ratio * (1 + rel),
                                           color=colour, alpha=0.2, linewidth=0)
+            if ax_ratio is not None:
+                in_range = (ref.efficiency >= efficiency_range[0]) & (ref.efficiency <= efficiency_range[1])
+                ax_ratio.set_ylim(*ratio_limits([r[in_range] for r, _ in drawn],
+                                                [e[in_range] for _, e in drawn]))
             ax.set_yscale("log")
             ax.set_xlim(*efficiency_range)
             ax.set_ylabel(f"{_FLAVOUR_TEX.get(bkg, bkg)} rejection (1 / mistag rate)")
@@ -133,7 +166,6 @@ def plot_rejection(
             if fraction is not None:
                 text += f"\n${_FRACTION_TEX.get(tagger, 'f')}$ = {fraction:g}"
             ax.text(0.05, 0.05, text, transform=ax.transAxes, fontsize="small", va="bottom")
-            ax.legend(loc="upper right")
             ax.grid(True, which="major")
             xlabel = f"{_FLAVOUR_TEX.get(signal, signal)} efficiency"
             if ax_ratio is not None:
@@ -144,9 +176,31 @@ def plot_rejection(
                 ax_ratio.grid(True, which="major")
             else:
                 ax.set_xlabel(xlabel)
-            if j == 0:
-                _caption(ax, caption)
-        return _save(fig, path, f"rejection_{tagger}", formats)
+        assert first_ax is not None
+        _decorate(fig, first_ax, sample, caption)
+        return fig
+
+
+def default_reference(names: Sequence[str]) -> str:
+    """The reference of ratio panels: the BDT (the first name starting with "bdt"), else the first."""
+    for name in names:
+        if str(name).lower().startswith("bdt"):
+            return name
+    return names[0]
+
+
+def _ratio_to(curve: RejectionCurve, ref: RejectionCurve, bkg: str, same: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Rejection ratio of ``curve`` to ``ref`` on ``curve``'s grid, and its relative error (nan/inf: unknown)."""
+    x = curve.efficiency
+    rej = _finite(curve.rejection[bkg])
+    ref_rej = np.interp(x, ref.efficiency, _finite(ref.rejection[bkg]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.asarray(curve.rejection_err[bkg], dtype=np.float64) / rej
+        ref_rel = np.interp(x, ref.efficiency, np.asarray(ref.rejection_err[bkg], dtype=np.float64)
+                            / _finite(ref.rejection[bkg]))
+        ratio = rej / ref_rej
+    total = rel if same else np.hypot(rel, ref_rel)
+    return ratio, np.where(np.isfinite(total), total, np.inf)
 
 
 # --------------------------------------------------------------------------- ROC
@@ -157,6 +211,7 @@ def plot_roc(
     path: str | os.PathLike[str],
     caption: str | None = None,
     formats: Formats = ("png", "pdf"),
+    sample: SampleInfo | None = None,
 ) -> list[Path]:
     """One-vs-rest ROC curve of each class (true- vs false-positive rate), AUC in the legend.
 
@@ -165,7 +220,7 @@ def plot_roc(
     """
     models = {"": results} if isinstance(results, EvaluationResult) else dict(results)
     with _style():
-        fig = _new_figure(7.0, 6.5)
+        fig = _new_figure(10.5, 6.5)
         ax = fig.add_subplot()
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1.0, label="random (AUC = 0.5)")
         for i, (model, r) in enumerate(models.items()):
@@ -182,9 +237,8 @@ def plot_roc(
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("False-positive rate (other classes accepted)")
         ax.set_ylabel("True-positive rate (class efficiency)")
-        ax.legend(loc="lower right", fontsize="x-small")
         ax.grid(True)
-        _caption(ax, caption)
+        _decorate(fig, ax, sample, caption)
         return _save(fig, path, "roc", formats)
 
 
@@ -200,6 +254,7 @@ def plot_discriminants(
     bins: int = 60,
     caption: str | None = None,
     formats: Formats = ("png", "pdf"),
+    sample: SampleInfo | None = None,
 ) -> list[Path]:
     """Distributions of D_b and D_c for each true class, each normalised to unit area, log y.
 
@@ -215,7 +270,7 @@ def plot_discriminants(
          f"c-tagging, $f_b$ = {f_b:g}"),
     ]
     with _style():
-        fig = _new_figure(13.0, 5.8)
+        fig = _new_figure(16.0, 5.8)
         for j, (_tagger, d, xlabel, note) in enumerate(panels):
             ax = fig.add_subplot(1, 2, j + 1)
             lo, hi = (np.quantile(d, [0.0005, 0.9995]) if d.size else (0.0, 1.0))
@@ -235,11 +290,11 @@ def plot_discriminants(
             ax.set_xlabel(xlabel)
             ax.set_ylabel(f"Fraction of events / {width:.2g}")
             ax.text(0.04, 0.95, note, transform=ax.transAxes, va="top", fontsize="small")
-            ax.legend(loc="upper right")
             low, high = ax.get_ylim()
-            ax.set_ylim(low, high * 8)  # head room for the legend
+            ax.set_ylim(low, high * 8)  # head room for the note
             if j == 0:
-                _caption(ax, caption)
+                first_ax = ax
+        _decorate(fig, first_ax, sample, caption)
         return _save(fig, path, "discriminants", formats)
 
 
@@ -252,6 +307,7 @@ def plot_confusion(
     class_names: Sequence[str] = CLASS_NAMES,
     caption: str | None = None,
     formats: Formats = ("png", "pdf"),
+    sample: SampleInfo | None = None,
 ) -> list[Path]:
     """Row-normalised confusion matrix (row = true class) with the fractions written in the cells.
 
@@ -272,7 +328,7 @@ def plot_confusion(
     n = len(class_names)
     tex = [_CLASS_TEX.get(c, c) for c in class_names]
     with _style():
-        fig = _new_figure(6.8, 6.0)
+        fig = _new_figure(9.5, 6.0)
         ax = fig.add_subplot()
         image = ax.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0)
         fig.colorbar(image, ax=ax, label="Fraction of true class", shrink=0.9)
@@ -290,7 +346,7 @@ def plot_confusion(
         ax.tick_params(which="major", length=0)
         ax.set_xlabel("Predicted class")
         ax.set_ylabel("True class")
-        _caption(ax, caption)
+        _decorate(fig, ax, sample, caption, handles=[])
         return _save(fig, path, "confusion", formats)
 
 
@@ -309,6 +365,7 @@ def plot_training_curves(
     path: str | os.PathLike[str],
     caption: str | None = None,
     formats: Formats = ("png", "pdf"),
+    sample: SampleInfo | None = None,
 ) -> list[Path]:
     """Loss and accuracy per epoch, one panel each, from a dict of per-epoch lists.
 
@@ -335,7 +392,7 @@ def plot_training_curves(
         best_epoch = x[int(np.nanargmin(values))]
     titles = {"loss": "Loss (cross-entropy)", "acc": "Accuracy"}
     with _style():
-        fig = _new_figure(6.5 * len(panels), 5.5)
+        fig = _new_figure(6.5 * len(panels) + 3.0, 5.5)
         for j, (quantity, keys) in enumerate(panels.items()):
             ax = fig.add_subplot(1, len(panels), j + 1)
             for i, key in enumerate(keys):
@@ -352,8 +409,8 @@ def plot_training_curves(
             ax.set_xlabel("Epoch")
             ax.set_ylabel(titles[quantity])
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.legend(loc="best")
             ax.grid(True)
             if j == 0:
-                _caption(ax, caption)
+                first_ax = ax
+        _decorate(fig, first_ax, sample, caption)
         return _save(fig, path, "training_curves", formats)

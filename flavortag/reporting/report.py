@@ -18,19 +18,24 @@ import numpy as np
 from flavortag import metrics as ftm
 from flavortag import tracking
 from flavortag.reporting import plots
+from flavortag.reporting.binned import binned_plots, event_variables
 from flavortag.reporting.predictions import write_predictions
+from flavortag.reporting.sample import SampleInfo
 
 log = logging.getLogger("flavortag.evaluate")
 
 
 def evaluation_settings(eval_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ``evaluate`` node with defaults filled in: ``f_c``, ``f_b``, ``efficiencies``, ``write_predictions``."""
+    """The ``evaluate`` node with defaults filled in: ``f_c``, ``f_b``, ``efficiencies``, ``write_predictions``,
+    ``vs_variables_efficiency`` (``{"b": 0.7, "c": 0.5}``: the working points of the plots versus a variable)."""
     cfg = dict(eval_cfg or {})
     return {
         "f_c": ftm.DEFAULT_F_C if cfg.get("f_c") is None else float(cfg["f_c"]),
         "f_b": ftm.DEFAULT_F_B if cfg.get("f_b") is None else float(cfg["f_b"]),
         "efficiencies": tuple(float(e) for e in (cfg.get("efficiencies") or ftm.DEFAULT_EFFICIENCIES)),
         "write_predictions": bool(cfg.get("write_predictions", True)),
+        "vs_variables_efficiency": {"b": float(cfg.get("vs_variables_b_efficiency") or 0.7),
+                                    "c": float(cfg.get("vs_variables_c_efficiency") or 0.5)},
     }
 
 
@@ -44,12 +49,21 @@ def report(
     events: ak.Array | None = None,
     caption: str | None = None,
     log_to_mlflow: bool = True,
+    sample: SampleInfo | None = None,
+    vs_variables: bool = True,
 ) -> dict[str, float]:
     """Compute metrics, make plots, working points and predictions; log them to the active run.
 
-    Returns the flat metrics (``test/acc``, ``test/rej_c_at_b80``, ...).
+    ``sample`` is the plots' sample block (its number of events defaults to
+    ``len(labels)``); with ``events`` and ``vs_variables`` the efficiency and
+    rejection versus the axis polar angle, the number of tracks and the visible
+    energy are drawn too (``plots/performance_vs_variables_{b,c}``). Returns the flat metrics
+    (``test/acc``, ``test/rej_c_at_b80``, ...).
     """
     settings = evaluation_settings(eval_cfg)
+    sample = sample or SampleInfo()
+    if sample.n_events is None:
+        sample = sample.with_(n_events=len(labels))
     out = Path(out_dir)
     plot_dir = out / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)
@@ -57,16 +71,22 @@ def report(
                                       f_c=settings["f_c"], f_b=settings["f_b"])
     # zero mistag: log the 95% CL lower limit rather than inf (stays finite in MLflow and JSON)
     flat = result.flat_metrics(prefix, infinite_rejection="limit")
-    plots.plot_rejection({caption or "model": result}, plot_dir / "rejection_b", tagger="b", caption=caption)
-    plots.plot_rejection({caption or "model": result}, plot_dir / "rejection_c", tagger="c", caption=caption)
-    plots.plot_roc(result, plot_dir / "roc", caption=caption)
+    name = caption or "model"
+    plots.plot_rejection({name: result}, plot_dir / "rejection_b", tagger="b", caption=caption, sample=sample)
+    plots.plot_rejection({name: result}, plot_dir / "rejection_c", tagger="c", caption=caption, sample=sample)
+    plots.plot_roc(result, plot_dir / "roc", caption=caption, sample=sample)
     plots.plot_discriminants(probs, labels, plot_dir / "discriminants",
-                             f_c=settings["f_c"], f_b=settings["f_b"], caption=caption)
-    plots.plot_confusion(result, plot_dir / "confusion", caption=caption)
+                             f_c=settings["f_c"], f_b=settings["f_b"], caption=caption, sample=sample)
+    plots.plot_confusion(result, plot_dir / "confusion", caption=caption, sample=sample)
+    if vs_variables and events is not None and len(events) == len(labels):
+        binned_plots({name: probs}, {name: np.asarray(labels)}, {name: event_variables(events)}, plot_dir,
+                     f_c=settings["f_c"], f_b=settings["f_b"], working_points=settings["vs_variables_efficiency"],
+                     sample=sample, caption=caption)
     if history:
         curves = {k: v for k, v in history.items() if "loss" in k or "acc" in k}
         if curves and max(len(v) for v in curves.values()) > 1:
-            plots.plot_training_curves(curves, plot_dir / "training_curves", caption=caption)
+            plots.plot_training_curves(curves, plot_dir / "training_curves", caption=caption,
+                                       sample=sample.with_(n_events=None))
     wp = result.working_points()
     (out / "working_points.json").write_text(json.dumps(wp, indent=2))
     (out / "metrics.json").write_text(

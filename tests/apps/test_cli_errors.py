@@ -58,7 +58,7 @@ def test_missing_store_is_not_created(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "expected"), [
     (["train", "trainer.max_epoch=1"],
-     "flavortag train: error: Could not override 'trainer.max_epoch': Key 'max_epoch' is not in struct"),
+     "flavortag train: error: unknown key trainer.max_epoch; did you mean trainer.max_epochs?"),
     (["train", "model=nope"],
      "flavortag train: error: In 'train': Could not find 'model/nope'; "
      "Available options in 'model': bdt, deepsets, mlp, transformer"),

@@ -129,6 +129,8 @@ def test_evaluate_adds_to_run_and_child_run(trained: dict[str, dict], store: str
                                       f"output_dir={tmp_path / 'own'}"]))
     # the same held-out split gives the same accuracy as at the end of training
     assert flat["test/acc"] == pytest.approx(before, abs=1e-9)
+    plots = {Path(a.path).name for a in mlflow.artifacts.list_artifacts(run_id=run_id, artifact_path="plots")}
+    assert {"performance_vs_variables_b.png", "performance_vs_variables_c.pdf"} <= plots
     paths = ",".join(str(sample_dir / f"{f}.parquet") for f in ("uds", "cc", "bb"))
     other = evaluate(_cfg("evaluate", [f"run_id={run_id}", f"tracking.tracking_uri={store}",
                                        "tracking.experiment_name=pipeline-test", "data=zpole_embedded",
@@ -193,6 +195,7 @@ def test_compare_and_predict(trained: dict[str, dict], store: str, sample_dir: P
         assert flat[model]["test/acc"] == pytest.approx(result["metrics"]["test/acc"])
     assert (tmp_path / "cmp" / "comparison.csv").read_text().count("\n") == 5
     assert (tmp_path / "cmp" / "rejection_b.png").stat().st_size > 10_000
+    assert (tmp_path / "cmp" / "performance_vs_variables_b.png").stat().st_size > 10_000
 
     written = predict(_cfg("predict", [f"run_id={trained['transformer']['run_id']}",
                                        f"inputs=[{sample_dir / 'cc.parquet'}]",

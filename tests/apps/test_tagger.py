@@ -114,6 +114,31 @@ def test_exported_onnx_tagger_agrees_with_torch(trained: dict[str, dict], store:
     _assert_scores_equal(onnx_tagger.score(events), torch_tagger.score(events), atol=1e-4)
 
 
+def test_exported_bdt_agrees_with_scikit_learn(trained: dict[str, dict], store: str, sample_dir: Path,
+                                               tmp_path: Path) -> None:
+    pytest.importorskip("skl2onnx")
+    from flavortag.apps.export import main as export_main
+    from flavortag.io import read_events
+
+    run_id = trained["bdt"]["run_id"]
+    out = tmp_path / "exported_bdt"
+    # the default formats ask for TorchScript too: a BDT writes its ONNX file only
+    assert export_main([run_id, str(out), "--tracking-uri", store, "--check-n", "300"]) == 0
+    assert not (out / "tagger.torchscript.pt").exists()
+    info = json.loads((out / "tagger.json").read_text())
+    assert info["model"]["name"] == "bdt" and info["inputs"] == ["event_features"]
+    assert info["onnx_check"]["n_events"] == 300 and info["onnx_check"]["max_abs_diff"] <= 1e-5
+    events = read_events(str(sample_dir / "uds.parquet"))
+    onnx_tagger = flavortag.Tagger.from_exported(out)
+    assert onnx_tagger.kind == "onnx"
+    sklearn_tagger = flavortag.Tagger.from_run(run_id, tracking_uri=store)
+    _assert_scores_equal(onnx_tagger.score(events), sklearn_tagger.score(events), atol=1e-5)
+    from flavortag.errors import UsageError
+
+    with pytest.raises(UsageError, match="give --formats onnx"):
+        export_main([run_id, str(tmp_path / "ts"), "--formats", "torchscript", "--tracking-uri", store])
+
+
 def test_tagger_calibration_option(trained: dict[str, dict], store: str, sample_dir: Path) -> None:
     from flavortag.calibration import ResolutionCalibration
     from flavortag.io import read_events

@@ -43,12 +43,12 @@ def test_rejection_with_ratio_panels(two_models, tmp_path):
     curves = {name: r for name, (_, _, r) in two_models.items()}
     paths = P.plot_rejection(curves, tmp_path, tagger="b", reference="mlp")
     assert [p.name for p in paths] == ["rejection_b.png", "rejection_b.pdf"]
-    _check_written(paths, (700, 1300))  # two backgrounds of 6.5 x 7 inches
+    _check_written(paths, (700, 1600))  # two backgrounds of 6.5 x 7 inches + 3 for the legend
     # a single model, given as curves, has no ratio panel
     single = {"mlp": two_models["mlp"][2].taggers["c"].curve}
     paths = P.plot_rejection(single, tmp_path / "rej_c.png", tagger="c")
     assert [p.name for p in paths] == ["rej_c.png", "rej_c.pdf"]
-    _check_written(paths, (550, 1300))
+    _check_written(paths, (550, 1600))
 
 
 def test_rejection_argument_errors(two_models, tmp_path):
@@ -65,25 +65,25 @@ def test_rejection_argument_errors(two_models, tmp_path):
 
 def test_roc(two_models, tmp_path):
     paths = P.plot_roc({name: r for name, (_, _, r) in two_models.items()}, tmp_path / "roc")
-    _check_written(paths, (650, 700))
+    _check_written(paths, (650, 1050))
     paths = P.plot_roc(two_models["mlp"][2], tmp_path / "single" / "roc_one")
     assert paths[0].parent.name == "single"
-    _check_written(paths, (650, 700))
+    _check_written(paths, (650, 1050))
 
 
 def test_discriminants(two_models, tmp_path):
     probs, labels, _ = two_models["mlp"]
     paths = P.plot_discriminants(probs, labels, str(tmp_path) + "/", f_c=0.3)
     assert paths[0].name == "discriminants.png"
-    _check_written(paths, (580, 1300))
+    _check_written(paths, (580, 1600))
 
 
 def test_confusion(two_models, tmp_path):
     result = two_models["mlp"][2]
-    _check_written(P.plot_confusion(result, tmp_path / "cm"), (600, 680))
+    _check_written(P.plot_confusion(result, tmp_path / "cm"), (600, 950))
     # a raw count matrix is normalised by rows
     _check_written(P.plot_confusion(np.array([[8, 2, 0], [1, 6, 3], [0, 2, 8]]), tmp_path / "cm2"),
-                   (600, 680))
+                   (600, 950))
     with pytest.raises(ValueError, match="3x3"):
         P.plot_confusion(np.eye(2), tmp_path / "bad")
 
@@ -97,9 +97,9 @@ def test_training_curves(tmp_path):
         "val_acc": list(0.78 - 0.3 / (epochs + 1)),
         "lr": [1e-3] * 10,
     }
-    _check_written(P.plot_training_curves(history, tmp_path / "train"), (550, 1300))
+    _check_written(P.plot_training_curves(history, tmp_path / "train"), (550, 1600))
     only_loss = {"train/loss": history["train_loss"]}
-    _check_written(P.plot_training_curves(only_loss, tmp_path / "loss"), (550, 650), min_png_kb=10)
+    _check_written(P.plot_training_curves(only_loss, tmp_path / "loss"), (550, 950), min_png_kb=10)
     with pytest.raises(ValueError, match="no loss or accuracy"):
         P.plot_training_curves({"lr": [1.0]}, tmp_path / "none")
 
