@@ -2,6 +2,7 @@
 
     flavortag generate n_events=3000 out=data/zpole_ild
     flavortag generate n_events=500 flavours=[bb] sqrt_s=250 detector=perfect format=root
+    flavortag generate process=zh sqrt_s=250 level=jet flavours=[bb,cc,gg,uds] out=samples/zh_jets
     python -m flavortag.generate n_events=100 workers=1 out=/tmp/test
 
 Config: ``configs/generate.yaml`` plus the ``detector`` group. The app does not
@@ -20,7 +21,7 @@ import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from flavortag.apps import CONFIG_DIR
-from flavortag.errors import reported
+from flavortag.errors import UsageError, reported
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,21 @@ def _flavours(value: object) -> list[str]:
     raise ValueError(f"flavours must be a list like [uds,cc,bb], not {value!r}")
 
 
+def _n_jets(cfg: DictConfig) -> int | None:
+    """Jets per event of ``level=jet`` (``n_jets``), None for ``level=event``; zh needs jets."""
+    level = str(cfg.get("level", "event"))
+    if level not in ("event", "jet"):
+        raise UsageError(f"level must be event or jet, not {level!r}")
+    if level == "event":
+        if str(cfg.get("process", "qq")) == "zh":
+            raise UsageError("process=zh makes jets (Z -> nu nu, H -> two jets): add level=jet")
+        return None
+    n_jets = int(cfg.get("n_jets", 2))
+    if n_jets < 1:
+        raise UsageError(f"n_jets must be >= 1, not {n_jets}")
+    return n_jets
+
+
 def run(cfg: DictConfig) -> dict:
     """Produce the samples described by ``cfg`` and write ``generation.yaml``; return its content."""
     from importlib.metadata import version
@@ -41,6 +57,7 @@ def run(cfg: DictConfig) -> dict:
 
     from flavortag.detector import DetectorModel
     from flavortag.generate.production import produce_samples
+    from flavortag.generate.pythia_setup import pythia_settings
 
     detector_cfg = OmegaConf.to_container(cfg.detector, resolve=True)
     assert isinstance(detector_cfg, dict)
@@ -59,10 +76,17 @@ def run(cfg: DictConfig) -> dict:
         pythia_extra=[str(s) for s in cfg.pythia],
         progress=bool(cfg.progress),
         start_method=str(cfg.start_method),
+        process=str(cfg.get("process", "qq")),
+        n_jets=_n_jets(cfg),
     )
     summary = {
         "config": OmegaConf.to_container(cfg, resolve=True),
-        "versions": {pkg: version(pkg) for pkg in ("flavortag", "pythia8mc", "awkward", "numpy")},
+        "versions": {pkg: version(pkg) for pkg in ("flavortag", "pythia8mc", "awkward", "numpy")
+                     + (("fastjet",) if _n_jets(cfg) else ())},
+        "pythia_settings": {name: pythia_settings(name, float(cfg.sqrt_s), isr=bool(cfg.isr),
+                                                  extra=[str(x) for x in cfg.pythia],
+                                                  process=str(cfg.get("process", "qq")))
+                            for name in result.paths},
         "files": {name: str(path) for name, path in result.paths.items()},
         "n_events": result.n_events,
         "n_tracks": result.n_tracks,

@@ -61,12 +61,14 @@ class ProductionResult:
 
 
 def _kinematics_only(events: ak.Array) -> ak.Array:
+    """What a text file holds; jets get their forced decay as label (a text file holds one class)."""
     tracks = events["tracks"]
+    label = events["decay_class"] if "decay_class" in ak.fields(events) else events["label"]
     return ak.zip(
         {
             "axis": events["axis"],
             "tracks": ak.zip({f: tracks[f] for f in KINEMATIC_FIELDS}),
-            "label": events["label"],
+            "label": label,
         },
         depth_limit=1,
     )
@@ -108,12 +110,18 @@ def produce_samples(
     pythia_extra: Sequence[str] = (),
     progress: bool = True,
     start_method: str = "spawn",
+    process: str = "qq",
+    n_jets: int | None = None,
 ) -> ProductionResult:
     """Generate ``n_events`` per class and write ``out_dir/<class>.<ext>``.
 
+    ``process`` ``"qq"`` or ``"zh"`` (classes: the forced H decays bb, cc,
+    gg, uds); with ``n_jets`` each file holds jets (``n_jets`` per event,
+    :mod:`flavortag.generate.jets`), and the counts returned are jets.
     ``workers=None`` uses ``os.cpu_count()`` processes. Returns the paths
-    written, event and track counts, the wall time and the worker count.
+    written, record and track counts, the wall time and the worker count.
     """
+    from flavortag.generate.pythia_setup import check_process
     import time
 
     from tqdm.auto import tqdm
@@ -123,6 +131,8 @@ def produce_samples(
     if seed < 0:
         raise ValueError(f"seed must be >= 0, not {seed}")
     names = [flavour_name(f) for f in flavours]
+    for name in names:
+        check_process(process, name)
     if len(set(names)) != len(names):
         raise ValueError(f"classes repeated in flavours={list(flavours)}")
     paths = {name: output_path(out_dir, name, fmt) for name in names}
@@ -138,6 +148,8 @@ def produce_samples(
             isr=bool(isr),
             pythia_extra=tuple(pythia_extra),
             detector=detector,
+            process=str(process),
+            n_jets=None if n_jets is None else int(n_jets),
         )
         for name in names
     }
