@@ -34,13 +34,33 @@ log = logging.getLogger("flavortag.evaluate")
 def evaluate_split(model: Any, data: Any, split: str, cfg: DictConfig, run_dir: Path,
                    history: Mapping[str, Sequence[float]] | None = None) -> dict[str, float]:
     """Evaluate a freshly trained model on one split of the training sample (inside its run)."""
-    from flavortag.inference import predict_proba
+    from flavortag.inference import model_scheme, predict_proba
 
     tensors = data.tensors[split]
     probs = predict_proba(model, tensors)
     events = data.events[data.indices[split]] if data.events is not None else None
     return report(probs, tensors.labels, cfg.get("evaluate"), run_dir / "evaluation",
-                  prefix=f"{split}/", history=history, events=events, caption=str(cfg.run_name))
+                  prefix=f"{split}/", history=history, events=events, caption=str(cfg.run_name),
+                  scheme=model_scheme(model))
+
+
+def combined_event_report(jet_probs: np.ndarray, jets: Any, cfg: DictConfig, out_dir: Path,
+                          scheme: Any, caption: str) -> dict[str, float]:
+    """The event-level report of two-jet events from both jets' scores (``combine_jets=true``).
+
+    Metrics under ``events/`` (``events/rej_c_at_b80``, ...): the event tagger's
+    names on the same events, for a side-by-side comparison (:mod:`flavortag.jet_events`).
+    """
+    from flavortag.jet_events import combine_jets
+
+    combined = combine_jets(jet_probs, np.asarray(jets["event"]), np.asarray(jets["decay_class"]), scheme)
+    keep = combined.labels >= 0
+    log.info("event-level combination: %d two-jet events", int(keep.sum()))
+    flat = report(combined.probs[keep], combined.labels[keep], cfg.get("evaluate"), out_dir,
+                  prefix="events/", caption=caption, scheme=combined.scheme, log_to_mlflow=False)
+    tracking.log_metrics(flat)
+    tracking.log_artifacts(out_dir, artifact_path="events")
+    return flat
 
 
 def _data_config(cfg: DictConfig, train_cfg: DictConfig) -> DictConfig | None:
@@ -92,7 +112,7 @@ def evaluate_run(cfg: DictConfig) -> tuple[str, dict[str, float]]:
     from flavortag.calibration import apply_calibration, resolve_calibration
     from flavortag.dataset import load_sample
     from flavortag.detector import DetectorModel
-    from flavortag.inference import load_model, predict_proba
+    from flavortag.inference import load_model, model_scheme, predict_proba
 
     run_id = cfg.get("run_id")
     checkpoint = cfg.get("checkpoint")
@@ -164,7 +184,10 @@ def evaluate_run(cfg: DictConfig) -> tuple[str, dict[str, float]]:
         if calibration is not None:
             tracking.log_calibration(calibration)
         flat = report(probs, tensors.labels, cfg.get("evaluate"), out_dir, prefix="test/",
-                      events=events, caption=caption)
+                      events=events, caption=caption, scheme=model_scheme(model))
+        if cfg.get("combine_jets") and "event" in events.fields:
+            flat.update(combined_event_report(probs, events, cfg, out_dir / "events",
+                                              model_scheme(model), f"{caption} (events from 2 jets)"))
     return model_name, flat
 
 

@@ -17,6 +17,8 @@ import numpy as np
 
 from flavortag import metrics as ftm
 from flavortag import tracking
+from flavortag.classes import EVENT_SCHEME, ClassScheme
+from flavortag.metrics.tables import JET_TABLE_METRICS
 from flavortag.reporting import plots
 from flavortag.reporting.predictions import write_predictions
 
@@ -44,24 +46,27 @@ def report(
     events: ak.Array | None = None,
     caption: str | None = None,
     log_to_mlflow: bool = True,
+    scheme: ClassScheme = EVENT_SCHEME,
 ) -> dict[str, float]:
     """Compute metrics, make plots, working points and predictions; log them to the active run.
 
-    Returns the flat metrics (``test/acc``, ``test/rej_c_at_b80``, ...).
+    ``scheme``: the classes of the columns of ``probs`` (jets: ``light, c, b[, g]``).
+    Returns the flat metrics (``test/acc``, ``test/rej_c_at_b80``, ...; jets
+    also ``test/rej_light_at_c50``, ``test/rej_g_at_c50``).
     """
     settings = evaluation_settings(eval_cfg)
     out = Path(out_dir)
     plot_dir = out / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)
     result = ftm.evaluate_predictions(probs, labels, efficiencies=settings["efficiencies"],
-                                      f_c=settings["f_c"], f_b=settings["f_b"])
+                                      f_c=settings["f_c"], f_b=settings["f_b"], scheme=scheme)
     # zero mistag: log the 95% CL lower limit rather than inf (stays finite in MLflow and JSON)
     flat = result.flat_metrics(prefix, infinite_rejection="limit")
     plots.plot_rejection({caption or "model": result}, plot_dir / "rejection_b", tagger="b", caption=caption)
     plots.plot_rejection({caption or "model": result}, plot_dir / "rejection_c", tagger="c", caption=caption)
     plots.plot_roc(result, plot_dir / "roc", caption=caption)
     plots.plot_discriminants(probs, labels, plot_dir / "discriminants",
-                             f_c=settings["f_c"], f_b=settings["f_b"], caption=caption)
+                             f_c=settings["f_c"], f_b=settings["f_b"], caption=caption, scheme=scheme)
     plots.plot_confusion(result, plot_dir / "confusion", caption=caption)
     if history:
         curves = {k: v for k, v in history.items() if "loss" in k or "acc" in k}
@@ -74,9 +79,11 @@ def report(
     pred_paths: list[Path] = []
     if settings["write_predictions"]:
         pred_paths = write_predictions(probs, events, labels, out / "predictions" / "predictions",
-                                       settings["f_c"], settings["f_b"])
+                                       settings["f_c"], settings["f_b"], scheme=scheme)
     log.info("%s\n%s", caption or "evaluation",
-             ftm.format_comparison_table({caption or "model": flat}, prefix=prefix))
+             ftm.format_comparison_table({caption or "model": flat}, prefix=prefix,
+                                         metrics=ftm.DEFAULT_TABLE_METRICS if scheme.is_event_scheme
+                                         else tuple(m for m in JET_TABLE_METRICS if prefix + m in flat)))
     if log_to_mlflow:
         # every key is logged (nan errors included) so all runs share one metric set
         tracking.log_metrics(flat)
