@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         events = read_events(args.paths, label=args.label)
-        _warn_implausible(expand_paths(args.paths), args.label, args.sqrt_s)
+        if not is_jet_file(events):  # a jet is not an event: the merged-event checks do not apply
+            _warn_implausible(expand_paths(args.paths), args.label, args.sqrt_s)
     except (EventFormatError, OSError, ValueError) as err:
         print(f"flavortag info: {err}", file=sys.stderr)
         return 1

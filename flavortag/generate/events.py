@@ -107,8 +107,8 @@ def plan_chunks(
         raise ValueError(f"chunk_size must be >= 1, not {chunk_size}")
     name = flavour_name(flavour)
     return [
-        ChunkSpec(name, k, min(chunk_size, n_events - start), chunk_size=chunk_size,  # type: ignore[arg-type]
-                  **spec)
+        ChunkSpec(name, k, min(chunk_size, n_events - start), chunk_size=chunk_size,
+                  **spec)  # type: ignore[arg-type]
         for k, start in enumerate(range(0, n_events, chunk_size))
     ]
 

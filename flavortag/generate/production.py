@@ -121,11 +121,11 @@ def produce_samples(
     ``workers=None`` uses ``os.cpu_count()`` processes. Returns the paths
     written, record and track counts, the wall time and the worker count.
     """
-    from flavortag.generate.pythia_setup import check_process
     import time
 
     from tqdm.auto import tqdm
 
+    from flavortag.generate.pythia_setup import check_process
     from flavortag.io import write_events
 
     if seed < 0:
