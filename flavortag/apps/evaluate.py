@@ -12,6 +12,7 @@ from flavortag.apps import CONFIG_DIR
 from flavortag.errors import reported
 from flavortag.evaluation import evaluate_run
 from flavortag.metrics import format_comparison_table
+from flavortag.metrics.tables import JET_TABLE_METRICS
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="evaluate", version_base="1.3")
@@ -19,6 +20,12 @@ from flavortag.metrics import format_comparison_table
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``flavortag evaluate``: prints the metrics under the model's name."""
     model_name, flat = evaluate_run(cfg)
+    if "test/auc_light" in flat:  # a jet tagger: its own columns, then the two-jet events if combined
+        print(format_comparison_table({model_name: flat}, metrics=[
+            m for m in JET_TABLE_METRICS if f"test/{m}" in flat]))
+        if "events/acc" in flat:
+            print(format_comparison_table({f"{model_name} (events from 2 jets)": flat}, prefix="events/"))
+        return
     print(format_comparison_table({model_name: flat}))
 
 

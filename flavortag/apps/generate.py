@@ -98,14 +98,17 @@ def run(cfg: DictConfig) -> dict:
     tmp.write_text(yaml.safe_dump(summary, sort_keys=False))
     tmp.replace(meta)
     total = sum(result.n_events.values())
+    what = "jets" if _n_jets(cfg) else "events"
     log.info(
-        "wrote %d events (%s) to %s in %.1f s with %d workers (%.0f events/s)",
+        "wrote %d %s (%s) to %s in %.1f s with %d workers (%.0f %s/s)",
         total,
+        what,
         ", ".join(f"{k}: {v}" for k, v in result.n_events.items()),
         cfg.out,
         result.wall_s,
         result.workers,
         total / max(result.wall_s, 1e-9),
+        what,
     )
     return summary
 
