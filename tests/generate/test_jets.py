@@ -126,3 +126,19 @@ def test_jet_file_round_trips(tmp_path, fmt: str) -> None:
     for field in JET_FIELDS:
         np.testing.assert_array_equal(np.asarray(back[field]), np.asarray(made[field]))
     assert ak.all(back.tracks.origin == made.tracks.origin)
+
+
+def test_info_reports_labels_against_the_forced_decay(tmp_path, capsys) -> None:
+    from flavortag.apps.info import label_mismatch, main
+    from flavortag.generate import generate_events
+    from flavortag.io import write_events
+
+    jets = generate_events("gg", 30, sqrt_s_gev=250.0, seed=4, process="zh", n_jets=2)
+    write_events(jets, tmp_path / "gg.parquet")
+    assert main([str(tmp_path / "gg.parquet")]) == 0
+    out = capsys.readouterr().out
+    (row,) = label_mismatch(jets)
+    labels = np.asarray(jets.label)
+    assert row["jets"] == 60 and row["fraction_differs"] == pytest.approx(np.mean(labels != GG))
+    assert "60 jets in 1 file(s)" in out and f"{row['fraction_differs']:.4f}" in out
+    assert sum(row["labels"].values()) == 60
