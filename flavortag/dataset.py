@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import awkward as ak
 import numpy as np
 
-from flavortag.classes import CLASS_NAMES
+from flavortag.classes import ClassScheme, class_scheme
 
 if TYPE_CHECKING:
     from flavortag.io.errors import ReadReport
@@ -70,28 +70,57 @@ def reader_options(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def data_scheme(data_cfg: Mapping[str, Any]) -> ClassScheme:
+    """The classes of a ``data`` node (``classes``: e.g. ``[light, c, b, g]``; null: uds, cc, bb)."""
+    classes = data_cfg.get("classes")
+    return class_scheme(None if classes is None else [str(c) for c in classes])
+
+
+def to_scheme(events: ak.Array, scheme: ClassScheme) -> ak.Array:
+    """Events whose label is a class of ``scheme``, labels turned into its output indices.
+
+    Records of another class (a g jet for ``[light, c, b]``) are dropped, with
+    a log line; unknown labels (-1) are kept as -1. The event scheme on event
+    files changes nothing.
+    """
+    labels = np.asarray(events["label"])
+    index = scheme.indices_of(labels)
+    outside = (labels >= 0) & (index < 0)
+    if outside.any():
+        log.info("dropped %d records of classes outside %s", int(outside.sum()), list(scheme.names))
+        events, labels, index = events[~outside], labels[~outside], index[~outside]
+    if not np.array_equal(index[labels >= 0], labels[labels >= 0]):
+        events = ak.with_field(events, np.where(labels >= 0, index, labels).astype(np.int32), "label")
+    return events
+
+
 def load_sample(data_cfg: Mapping[str, Any], report: ReadReport | None = None) -> ak.Array:
     """Read the events named by a ``data`` config node.
 
     Keys: ``paths`` (list of files), ``label`` (class for text files, or None
     to take it from the file name / label branch), ``label_rules``,
     ``on_error`` ("raise" | "skip"), ``max_events_per_class`` (None = all;
-    the first events of each class are kept, so the choice is reproducible).
+    the first events of each class are kept, so the choice is reproducible),
+    ``classes`` (the class scheme, :func:`data_scheme`: labels become its
+    output indices, other classes are dropped).
     With ``on_error="skip"``, ``report`` (if given) counts what was dropped.
     """
     from flavortag.io import read_events
 
     paths = resolve_paths(data_cfg["paths"])
-    events = read_events([str(p) for p in paths], **reader_options(data_cfg), report=report)
+    scheme = data_scheme(data_cfg)
+    events = to_scheme(read_events([str(p) for p in paths], **reader_options(data_cfg), report=report),
+                       scheme)
     limit = data_cfg.get("max_events_per_class")
     if limit is not None:
         labels = np.asarray(events["label"])
-        keep = np.concatenate([np.flatnonzero(labels == c)[: int(limit)] for c in range(len(CLASS_NAMES))])
+        keep = np.concatenate([np.flatnonzero(labels == c)[: int(limit)] for c in range(len(scheme))])
         events = events[np.sort(keep)]
-    counts = np.bincount(np.asarray(events["label"]), minlength=len(CLASS_NAMES))
+    labels = np.asarray(events["label"])
+    counts = np.bincount(labels[labels >= 0], minlength=len(scheme))
     log.info(
-        "read %d events from %d file(s): %s",
-        len(events), len(paths), ", ".join(f"{n}={c}" for n, c in zip(CLASS_NAMES, counts)),
+        "read %d records from %d file(s): %s",
+        len(events), len(paths), ", ".join(f"{n}={c}" for n, c in zip(scheme.names, counts)),
     )
     return events
 

@@ -34,7 +34,7 @@ log = logging.getLogger("flavortag.evaluate")
 def evaluate_split(model: Any, data: Any, split: str, cfg: DictConfig, run_dir: Path,
                    history: Mapping[str, Sequence[float]] | None = None) -> dict[str, float]:
     """Evaluate a freshly trained model on one split of the training sample (inside its run)."""
-    from flavortag.inference import predict_proba
+    from flavortag.inference import model_scheme, predict_proba
 
     tensors = data.tensors[split]
     probs = predict_proba(model, tensors)
@@ -47,7 +47,26 @@ def evaluate_split(model: Any, data: Any, split: str, cfg: DictConfig, run_dir: 
     # with `flavortag evaluate` and `flavortag compare`
     return report(probs, tensors.labels, cfg.get("evaluate"), run_dir / "evaluation",
                   prefix=f"{split}/", history=history, events=events, caption=str(cfg.run_name),
-                  sample=sample, vs_variables=False)
+                  sample=sample, vs_variables=False, scheme=model_scheme(model))
+
+
+def combined_event_report(jet_probs: np.ndarray, jets: Any, cfg: DictConfig, out_dir: Path,
+                          scheme: Any, caption: str) -> dict[str, float]:
+    """The event-level report of two-jet events from both jets' scores (``combine_jets=true``).
+
+    Metrics under ``events/`` (``events/rej_c_at_b80``, ...): the event tagger's
+    names on the same events, for a side-by-side comparison (:mod:`flavortag.jet_events`).
+    """
+    from flavortag.jet_events import combine_jets
+
+    combined = combine_jets(jet_probs, np.asarray(jets["event"]), np.asarray(jets["decay_class"]), scheme)
+    keep = combined.labels >= 0
+    log.info("event-level combination: %d two-jet events", int(keep.sum()))
+    flat = report(combined.probs[keep], combined.labels[keep], cfg.get("evaluate"), out_dir,
+                  prefix="events/", caption=caption, scheme=combined.scheme, log_to_mlflow=False)
+    tracking.log_metrics(flat)
+    tracking.log_artifacts(out_dir, artifact_path="events")
+    return flat
 
 
 def _data_config(cfg: DictConfig, train_cfg: DictConfig) -> DictConfig | None:
@@ -99,7 +118,7 @@ def evaluate_run(cfg: DictConfig) -> tuple[str, dict[str, float]]:
     from flavortag.calibration import apply_calibration, resolve_calibration
     from flavortag.dataset import load_sample
     from flavortag.detector import DetectorModel
-    from flavortag.inference import load_model, predict_proba
+    from flavortag.inference import load_model, model_scheme, predict_proba
     from flavortag.reporting.sample import sample_info
 
     run_id = cfg.get("run_id")
@@ -174,7 +193,10 @@ def evaluate_run(cfg: DictConfig) -> tuple[str, dict[str, float]]:
         sample = sample_info(data_cfg, train_cfg.get("detector"), n_events=len(tensors.labels),
                              events_label="test events" if split == "test" and own_data else "events")
         flat = report(probs, tensors.labels, cfg.get("evaluate"), out_dir, prefix="test/",
-                      events=events, caption=caption, sample=sample)
+                      events=events, caption=caption, sample=sample, scheme=model_scheme(model))
+        if cfg.get("combine_jets") and "event" in events.fields:
+            flat.update(combined_event_report(probs, events, cfg, out_dir / "events",
+                                              model_scheme(model), f"{caption} (events from 2 jets)"))
     return model_name, flat
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from flavortag.batching import EventTensors
+from flavortag.classes import ClassScheme, class_scheme
 
 
 def is_torch_model(model: Any) -> bool:
@@ -27,9 +28,14 @@ def is_torch_model(model: Any) -> bool:
     return isinstance(model, torch.nn.Module)
 
 
+def model_scheme(model: Any) -> ClassScheme:
+    """The classes of a tagger's outputs (its ``class_names``; none stored: uds, cc, bb)."""
+    return class_scheme(getattr(model, "class_names", None))
+
+
 def predict_proba(model: Any, tensors: EventTensors, batch_size: int = 2048,
                   device: str | None = None) -> np.ndarray:
-    """Class probabilities [n_events, 3] (order uds, cc, bb) for prepared feature tensors."""
+    """Class probabilities [n_events, n_classes] (order :func:`model_scheme`: uds, cc, bb for events)."""
     if not is_torch_model(model):
         return np.asarray(model.predict_proba(tensors.event_features), dtype=np.float64)
     import torch
@@ -45,7 +51,7 @@ def predict_proba(model: Any, tensors: EventTensors, batch_size: int = 2048,
             logits = model(batch.to(dev))
             out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
     if not out:
-        return np.zeros((0, 3))
+        return np.zeros((0, len(model_scheme(model))))
     return np.concatenate(out).astype(np.float64)
 
 

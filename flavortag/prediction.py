@@ -55,7 +55,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     from flavortag.calibration import apply_calibration, resolve_calibration
     from flavortag.dataset import resolve_paths
     from flavortag.detector import DetectorModel
-    from flavortag.inference import load_model, predict_proba
+    from flavortag.inference import load_model, model_scheme, predict_proba
     from flavortag.io import read_events
     from flavortag.reporting.predictions import write_predictions
     from flavortag.reporting.report import evaluation_settings
@@ -80,8 +80,8 @@ def predict(cfg: DictConfig) -> list[Path]:
                                       event_feature_names=names["event"], max_tracks=max_tracks,
                                       detector=detector)
         probs = predict_proba(model, tensors, batch_size=int(cfg.batch_size))
-        out = write_predictions(probs, events, None, stem,
-                                settings["f_c"], settings["f_b"], formats=list(cfg.formats))
+        out = write_predictions(probs, events, None, stem, settings["f_c"], settings["f_b"],
+                                formats=list(cfg.formats), scheme=model_scheme(model))
         for p in out:
             log.info("wrote %s (%d events)", p, len(events))
             print(p)

@@ -256,10 +256,12 @@ class Tagger:
         ``flavortag calibrate`` or a :class:`~flavortag.calibration.ResolutionCalibration`;
         by default the tagger's own ``calibration``.
         """
+        from flavortag.inference import model_scheme
         from flavortag.reporting.predictions import prediction_table
 
+        scheme = model_scheme(self.model)  # jet taggers: prob_light, prob_c, prob_b[, prob_g]
         if len(events) == 0:
-            probs = np.zeros((0, 3))
+            probs = np.zeros((0, len(scheme)))
         else:
             probs = self.predict_proba(events, calibration)
-        return ak.zip(prediction_table(probs, self.f_c, self.f_b), depth_limit=1)
+        return ak.zip(prediction_table(probs, self.f_c, self.f_b, scheme), depth_limit=1)

@@ -2,6 +2,7 @@
 
     flavortag generate n_events=3000 out=data/zpole_ild
     flavortag generate n_events=500 flavours=[bb] sqrt_s=250 detector=perfect format=root
+    flavortag generate process=zh sqrt_s=250 level=jet flavours=[bb,cc,gg,uds] out=samples/zh_jets
     python -m flavortag.generate n_events=100 workers=1 out=/tmp/test
     flavortag generate -m shard=0,1,2,3 n_shards=4 hydra/launcher=slurm   # 4 SLURM jobs, one shard each
 
@@ -37,6 +38,21 @@ def _flavours(value: object) -> list[str]:
     raise ValueError(f"flavours must be a list like [uds,cc,bb], not {value!r}")
 
 
+def _n_jets(cfg: DictConfig) -> int | None:
+    """Jets per event of ``level=jet`` (``n_jets``), None for ``level=event``; zh needs jets."""
+    level = str(cfg.get("level", "event"))
+    if level not in ("event", "jet"):
+        raise UsageError(f"level must be event or jet, not {level!r}")
+    if level == "event":
+        if str(cfg.get("process", "qq")) == "zh":
+            raise UsageError("process=zh makes jets (Z -> nu nu, H -> two jets): add level=jet")
+        return None
+    n_jets = int(cfg.get("n_jets", 2))
+    if n_jets < 1:
+        raise UsageError(f"n_jets must be >= 1, not {n_jets}")
+    return n_jets
+
+
 def run(cfg: DictConfig) -> dict:
     """Produce the samples described by ``cfg`` and write ``generation.yaml``; return its content."""
     from importlib.metadata import version
@@ -51,6 +67,7 @@ def run(cfg: DictConfig) -> dict:
         check_shard(shard, n_shards)
     except ValueError as err:
         raise UsageError(f"{err}; e.g. `flavortag generate -m shard=0,1,2,3 n_shards=4`") from None
+    from flavortag.generate.pythia_setup import pythia_settings
 
     detector_cfg = OmegaConf.to_container(cfg.detector, resolve=True)
     assert isinstance(detector_cfg, dict)
@@ -71,10 +88,17 @@ def run(cfg: DictConfig) -> dict:
         start_method=str(cfg.start_method),
         shard=shard,
         n_shards=n_shards,
+        process=str(cfg.get("process", "qq")),
+        n_jets=_n_jets(cfg),
     )
     summary = {
         "config": OmegaConf.to_container(cfg, resolve=True),
-        "versions": {pkg: version(pkg) for pkg in ("flavortag", "pythia8mc", "awkward", "numpy")},
+        "versions": {pkg: version(pkg) for pkg in ("flavortag", "pythia8mc", "awkward", "numpy")
+                     + (("fastjet",) if _n_jets(cfg) else ())},
+        "pythia_settings": {name: pythia_settings(name, float(cfg.sqrt_s), isr=bool(cfg.isr),
+                                                  extra=[str(x) for x in cfg.pythia],
+                                                  process=str(cfg.get("process", "qq")))
+                            for name in result.paths},
         "files": {name: str(path) for name, path in result.paths.items()},
         "n_events": result.n_events,
         "n_tracks": result.n_tracks,
@@ -86,14 +110,17 @@ def run(cfg: DictConfig) -> dict:
     tmp.write_text(yaml.safe_dump(summary, sort_keys=False))
     tmp.replace(meta)
     total = sum(result.n_events.values())
+    what = "jets" if _n_jets(cfg) else "events"
     log.info(
-        "wrote %d events (%s) to %s in %.1f s with %d workers (%.0f events/s)",
+        "wrote %d %s (%s) to %s in %.1f s with %d workers (%.0f %s/s)",
         total,
+        what,
         ", ".join(f"{k}: {v}" for k, v in result.n_events.items()),
         cfg.out,
         result.wall_s,
         result.workers,
         total / max(result.wall_s, 1e-9),
+        what,
     )
     return summary
 

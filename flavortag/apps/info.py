@@ -2,7 +2,9 @@
 
 Prints, per file and per class: events, mean charged multiplicity, mean
 energy sum, and the fraction of tracks with a transverse impact parameter
-above 0.1 mm. Needs only the readers (no torch).
+above 0.1 mm. Needs only the readers (no torch). For a jet file (``flavortag generate
+level=jet``) the classes are light, c, b, g, and a second table gives, per
+forced decay, the fraction of jets whose label differs from it.
 
 It also warns, with file and event index, about events implausible as one
 event, such as two events merged by a missing ``Axis`` line (the format cannot
@@ -22,7 +24,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from flavortag.classes import CLASS_NAMES
+from flavortag.classes import JET_CLASS_NAMES, LABEL_NAMES
 from flavortag.features import TrackQuantities
 from flavortag.ragged import event_index
 
@@ -36,7 +38,8 @@ def summarise(events: ak.Array) -> list[dict[str, Any]]:
     d0 = TrackQuantities(events).d0  # mm, docs/FORMAT.md's straight-line formula
     track_label = labels[event_index(n_tracks)]
     rows = []
-    for cls, name in enumerate(CLASS_NAMES):
+    names = JET_CLASS_NAMES if is_jet_file(events) else LABEL_NAMES
+    for cls, name in enumerate(names):
         sel = labels == cls
         if not sel.any():
             continue
@@ -48,6 +51,25 @@ def summarise(events: ak.Array) -> list[dict[str, Any]]:
             "mean_sum_e_gev": float(e_sum[sel].mean()),
             "frac_abs_d0_gt_0p1mm": float(np.mean(np.abs(d0[tsel]) > 0.1)) if tsel.any() else 0.0,
         })
+    return rows
+
+
+def is_jet_file(events: ak.Array) -> bool:
+    """True for jet records (``flavortag generate level=jet``: they carry ``decay_class``)."""
+    return "decay_class" in ak.fields(events)
+
+
+def label_mismatch(events: ak.Array) -> list[dict[str, Any]]:
+    """Per forced decay of a jet file: jets, and the fraction whose label differs from the decay."""
+    decay = np.asarray(events["decay_class"])
+    labels = np.asarray(events["label"])
+    rows = []
+    for code in np.unique(decay):
+        sel = decay == code
+        rows.append({"decay": LABEL_NAMES[int(code)] if 0 <= code < len(LABEL_NAMES) else str(code),
+                     "jets": int(sel.sum()), "fraction_differs": float(np.mean(labels[sel] != code)),
+                     "labels": {JET_CLASS_NAMES[k]: int(n) for k, n in
+                                enumerate(np.bincount(labels[sel][labels[sel] >= 0], minlength=4)) if n}})
     return rows
 
 
@@ -130,15 +152,27 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         events = read_events(args.paths, label=args.label)
-        _warn_implausible(expand_paths(args.paths), args.label, args.sqrt_s)
+        if not is_jet_file(events):  # a jet is not an event: the merged-event checks do not apply
+            _warn_implausible(expand_paths(args.paths), args.label, args.sqrt_s)
     except (EventFormatError, OSError, ValueError) as err:
         print(f"flavortag info: {err}", file=sys.stderr)
         return 1
-    print(f"{len(events)} events in {len(args.paths)} file(s)")
+    what = "jets" if is_jet_file(events) else "events"
+    print(f"{len(events)} {what} in {len(args.paths)} file(s)")
     print(f"{'class':>6} {'events':>8} {'<tracks>':>9} {'<sum E>/GeV':>12} {'|d0|>0.1mm':>11}")
     for row in summarise(events):
         print(f"{row['class']:>6} {row['events']:>8d} {row['mean_tracks']:>9.2f} "
               f"{row['mean_sum_e_gev']:>12.2f} {row['frac_abs_d0_gt_0p1mm']:>11.4f}")
+    if is_jet_file(events):
+        rows = label_mismatch(events)
+        print("jets: label from the heaviest hadron among the constituents' ancestors vs the forced decay")
+        print(f"{'decay':>6} {'jets':>8} {'label differs':>14}  labels")
+        for row in rows:
+            labels = ", ".join(f"{k}={v}" for k, v in row["labels"].items())
+            print(f"{row['decay']:>6} {row['jets']:>8d} {row['fraction_differs']:>14.4f}  {labels}")
+        total = sum(r["jets"] for r in rows)
+        differs = sum(r["jets"] * r["fraction_differs"] for r in rows) / max(total, 1)
+        print(f"{'all':>6} {total:>8d} {differs:>14.4f}")
     return 0
 
 

@@ -41,7 +41,7 @@ __all__ = ["APPS", "bounds", "check_config", "check_values", "unknown_override"]
 
 Activation = Literal["relu", "gelu", "silu", "elu", "tanh", "leaky_relu"]
 OnError = Literal["raise", "skip"]
-Flavour = Literal["uds", "cc", "bb"]
+Flavour = Literal["uds", "cc", "bb", "gg"]  # gg: process=zh only (checked by the generator)
 PairFeature = Literal["ln_kt", "ln_z", "ln_delta", "ln_m2", "ln_dca"]
 Pooling = Literal["sum", "mean", "max", "attention"]
 #: A file name or glob pattern (a string, never a number).
@@ -167,6 +167,15 @@ class DataSchema:
     val_paths: Paths = None
     test_paths: Paths = None
     normalisation_events: int = _f(20000, ge=1)
+    classes: list[str] | None = None  # null: uds, cc, bb; jets: [light, c, b] or [light, c, b, g]
+
+    @staticmethod
+    def check(values: dict[str, Any], key: str) -> None:
+        """``classes`` is a known class scheme (events: uds, cc, bb; jets: light, c, b[, g])."""
+        if values.get("classes") is not None:
+            from flavortag.classes import class_scheme
+
+            class_scheme(list(values["classes"]))
 
 
 @dataclass
@@ -395,6 +404,7 @@ class EvaluateApp:
     calibration: Calibration = None
     split: Literal["test", "all"] = "test"
     output_dir: str | None = None
+    combine_jets: bool = False
 
 
 @dataclass
@@ -445,6 +455,9 @@ class GenerateApp:
     pythia: list[str] = _f([])
     progress: bool = True
     start_method: Literal["spawn", "forkserver", "fork"] = "spawn"
+    process: Literal["qq", "zh"] = "qq"
+    level: Literal["event", "jet"] = "event"
+    n_jets: int = _f(2, ge=1)
     shard: int = _f(0, ge=0)     # 0 <= shard < n_shards (checked by the app with its hint)
     n_shards: int = _f(1, ge=1)
 
@@ -456,8 +469,8 @@ class GenerateApp:
         if isinstance(names, list) and not names:
             raise ValueError("flavours must list at least one of uds, cc, bb")
         for name in names or []:
-            if name not in ("uds", "cc", "bb"):
-                raise ValueError(f"flavours must be uds, cc or bb, not {name!r}")
+            if name not in ("uds", "cc", "bb", "gg"):
+                raise ValueError(f"flavours must be uds, cc, bb (or gg with process=zh), not {name!r}")
 
 
 @dataclass

@@ -58,6 +58,8 @@ class TrueParticles:
     charge: np.ndarray
     pdg: np.ndarray
     origin: np.ndarray
+    #: row of each particle in its :class:`~flavortag.generate.record.EventRecord` (None: unknown)
+    row: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class Tracks:
     offsets: np.ndarray
     columns: dict[str, np.ndarray]
     momenta: np.ndarray  # [n_tracks, 3] float64 (for the thrust axis)
+    #: index into the :class:`TrueParticles` of each track (-1: a fake track)
+    particle: np.ndarray | None = None
 
 
 def simulate_tracks(
@@ -123,13 +127,16 @@ def simulate_tracks(
         "pdg": particles.pdg[idx], "origin": particles.origin[idx],
     }
     track_event = event[idx]
+    source = idx.astype(np.int64)
     if detector.fake_tracks_per_event > 0.0:
         fakes, fake_event = _fake_tracks(particles.n_events, detector, rng)
         track_event = np.concatenate([track_event, fake_event])
         values = {k: np.concatenate([v, fakes[k]]) for k, v in values.items()}
+        source = np.concatenate([source, np.full(len(fake_event), -1, np.int64)])
         order = np.argsort(track_event, kind="stable")  # each event: real tracks, then fakes
         track_event = track_event[order]
         values = {k: v[order] for k, v in values.items()}
+        source = source[order]
 
     counts = np.bincount(track_event, minlength=particles.n_events)
     offsets = np.zeros(particles.n_events + 1, dtype=np.int64)
@@ -143,7 +150,8 @@ def simulate_tracks(
     columns.update({k: values[k].astype(f32) for k in ("vx", "vy", "vz")})
     columns["pdg"] = values["pdg"].astype(np.int32)
     columns["origin"] = values["origin"].astype(np.int8)
-    return Tracks(offsets=offsets, columns=columns, momenta=np.stack([px, py, pz], axis=1))
+    return Tracks(offsets=offsets, columns=columns, momenta=np.stack([px, py, pz], axis=1),
+                  particle=source)
 
 
 #: ``origin`` of a fake track (real tracks: 0 light, 1 below a c hadron, 2 below a b hadron).

@@ -27,6 +27,7 @@ from flavortag.generate import record as rec
 from flavortag.generate.detector_sim import (
     KINEMATIC_FIELDS,
     TRUTH_FIELDS,
+    Tracks,
     TrueParticles,
     simulate_tracks,
 )
@@ -52,14 +53,21 @@ class ChunkSpec:
     isr: bool = False
     pythia_extra: tuple[str, ...] = ()
     detector: DetectorModel = field(default_factory=DetectorModel)
+    #: ``qq`` (gamma*/Z -> q qbar) or ``zh`` (ZH, Z -> nu nu, H forced): :mod:`.pythia_setup`
+    process: str = "qq"
+    #: None: one record per event; N: one record per jet, N exclusive Durham jets (:mod:`.jets`)
+    n_jets: int | None = None
+    #: events per chunk of the plan (numbers the events of a jet file: chunk_index * chunk_size + k)
+    chunk_size: int = DEFAULT_CHUNK_SIZE
 
     def pythia_key(self) -> tuple:
         """Chunks with equal keys can share one initialised Pythia instance."""
-        return (self.flavour, self.seed, self.sqrt_s_gev, self.isr, self.pythia_extra)
+        return (self.flavour, self.seed, self.sqrt_s_gev, self.isr, self.pythia_extra, self.process)
 
     def detector_rng(self) -> np.random.Generator:
         """The chunk's own numpy generator for the detector model."""
-        return np.random.default_rng([self.seed, class_index(self.flavour), self.chunk_index, 7])
+        key = [self.seed, class_index(self.flavour), self.chunk_index, 7]
+        return np.random.default_rng(key if self.process == "qq" else [*key, 1])
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,10 @@ class ChunkColumns:
     counts: np.ndarray
     columns: dict[str, np.ndarray]
     axis: np.ndarray
+    #: per-record labels (jets: each its own); None: every record has ``label``
+    labels: np.ndarray | None = None
+    #: extra per-record fields (jets: :data:`flavortag.generate.jets.JET_FIELDS`)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_events(self) -> int:
@@ -95,7 +107,8 @@ def plan_chunks(
         raise ValueError(f"chunk_size must be >= 1, not {chunk_size}")
     name = flavour_name(flavour)
     return [
-        ChunkSpec(name, k, min(chunk_size, n_events - start), **spec)  # type: ignore[arg-type]
+        ChunkSpec(name, k, min(chunk_size, n_events - start), chunk_size=chunk_size,
+                  **spec)  # type: ignore[arg-type]
         for k, start in enumerate(range(0, n_events, chunk_size))
     ]
 
@@ -115,7 +128,8 @@ class ChunkGenerator:
         key = spec.pythia_key()
         if key not in self._pythia:
             pythia = make_pythia(
-                spec.flavour, spec.sqrt_s_gev, seed=spec.seed, isr=spec.isr, extra=spec.pythia_extra
+                spec.flavour, spec.sqrt_s_gev, seed=spec.seed, isr=spec.isr, extra=spec.pythia_extra,
+                process=spec.process,
             )
             self._pythia[key] = pythia
             self._charges[key] = rec.ChargeTable(pythia.particleData)
@@ -124,7 +138,7 @@ class ChunkGenerator:
     def pythia_batch(self, spec: ChunkSpec) -> ak.Array:
         """The raw ``nextBatch`` events of a chunk (exactly ``spec.n_events``)."""
         pythia, _ = self._instance(spec)
-        pythia.rndm.init(pythia_seed(spec.seed, spec.flavour, spec.chunk_index))
+        pythia.rndm.init(pythia_seed(spec.seed, spec.flavour, spec.chunk_index, spec.process))
         parts = []
         missing, failures = spec.n_events, 0
         while missing > 0:
@@ -144,6 +158,8 @@ class ChunkGenerator:
         record = rec.record_from_batch(self.pythia_batch(spec))
         particles = true_charged_particles(record, charges)
         tracks = simulate_tracks(particles, spec.detector, spec.detector_rng())
+        if spec.n_jets is not None:
+            return _jet_columns(spec, record, particles, tracks)
         axis, _ = thrust_axis(tracks.momenta, tracks.offsets)
         return ChunkColumns(
             label=class_index(spec.flavour),
@@ -155,6 +171,19 @@ class ChunkGenerator:
     def __call__(self, spec: ChunkSpec) -> ak.Array:
         """The chunk's events as an awkward Array (``axis``, ``tracks``, ``label``)."""
         return events_from_chunks([self.columns(spec)])
+
+
+def _jet_columns(spec: ChunkSpec, record: rec.EventRecord, particles: TrueParticles,
+                 tracks: Tracks) -> ChunkColumns:
+    """A chunk's jets as flat buffers (:func:`flavortag.generate.jets.jets_of_chunk`)."""
+    from flavortag.generate.jets import jets_of_chunk
+
+    assert spec.n_jets is not None and particles.row is not None and tracks.particle is not None
+    rows = np.where(tracks.particle >= 0, particles.row[np.maximum(tracks.particle, 0)], -1)
+    jets = jets_of_chunk(record, tracks, rows, spec.n_jets, class_index(spec.flavour),
+                         first_event=spec.chunk_index * spec.chunk_size)
+    return ChunkColumns(label=class_index(spec.flavour), counts=jets.counts, columns=jets.columns,
+                        axis=jets.axis, labels=jets.labels, extras=jets.extras)
 
 
 def true_charged_particles(record: rec.EventRecord, charges: rec.ChargeTable) -> TrueParticles:
@@ -175,6 +204,7 @@ def true_charged_particles(record: rec.EventRecord, charges: rec.ChargeTable) ->
         charge=charge[charge != 0],
         pdg=record.pdg[idx],
         origin=origin,
+        row=idx,
     )
 
 
@@ -196,14 +226,17 @@ def events_from_chunks(chunks: Sequence[ChunkColumns]) -> ak.Array:
         length=int(offsets[-1]),
     )
     axis = np.concatenate([c.axis for c in chunks]).astype(np.float32).reshape(-1)
-    label = np.concatenate([np.full(c.n_events, c.label, dtype=np.int32) for c in chunks])
+    label = np.concatenate([np.full(c.n_events, c.label, dtype=np.int32) if c.labels is None
+                            else c.labels.astype(np.int32) for c in chunks])
+    extra_names = list(chunks[0].extras)
     layout = contents.RecordArray(
         [
             contents.RegularArray(contents.NumpyArray(axis), 3, zeros_length=len(counts)),
             contents.ListOffsetArray(ak.index.Index64(offsets), track_record),
             contents.NumpyArray(label),
+            *(contents.NumpyArray(np.concatenate([c.extras[k] for c in chunks])) for k in extra_names),
         ],
-        ["axis", "tracks", "label"],
+        ["axis", "tracks", "label", *extra_names],
         length=len(counts),
     )
     return ak.Array(layout)
@@ -235,8 +268,14 @@ def generate_events(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     isr: bool = False,
     pythia_extra: Sequence[str] = (),
+    process: str = "qq",
+    n_jets: int | None = None,
 ) -> ak.Array:
     """Generate ``n_events`` events of one class in this process.
+
+    ``process`` ``"qq"`` or ``"zh"`` (:mod:`.pythia_setup`); with ``n_jets``
+    the records are jets (``n_events * n_jets`` of them, :mod:`.jets`), with the
+    per-jet fields ``jet_E, jet_mass, n_constituents, event, jet, decay_class``.
 
     ``flavour`` is ``uds``, ``cc`` or ``bb`` (or an alias/index); ``detector``
     defaults to the ILD-like :class:`DetectorModel`. Returns the event Array
@@ -256,6 +295,8 @@ def generate_events(
         isr=bool(isr),
         pythia_extra=tuple(pythia_extra),
         detector=detector or DetectorModel(),
+        process=str(process),
+        n_jets=None if n_jets is None else int(n_jets),
     )
     make = ChunkGenerator()
     parts = [make.columns(spec) for spec in chunks]

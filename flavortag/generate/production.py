@@ -71,12 +71,14 @@ class ProductionResult:
 
 
 def _kinematics_only(events: ak.Array) -> ak.Array:
+    """What a text file holds; jets get their forced decay as label (a text file holds one class)."""
     tracks = events["tracks"]
+    label = events["decay_class"] if "decay_class" in ak.fields(events) else events["label"]
     return ak.zip(
         {
             "axis": events["axis"],
             "tracks": ak.zip({f: tracks[f] for f in KINEMATIC_FIELDS}),
-            "label": events["label"],
+            "label": label,
         },
         depth_limit=1,
     )
@@ -139,24 +141,32 @@ def produce_samples(
     start_method: str = "spawn",
     shard: int = 0,
     n_shards: int = 1,
+    process: str = "qq",
+    n_jets: int | None = None,
 ) -> ProductionResult:
     """Generate ``n_events`` per class and write ``out_dir/<class>.<ext>``.
 
+    ``process`` ``"qq"`` or ``"zh"`` (classes: the forced H decays bb, cc,
+    gg, uds); with ``n_jets`` each file holds jets (``n_jets`` per event,
+    :mod:`flavortag.generate.jets`), and the counts returned are jets.
     ``workers=None`` uses ``os.cpu_count()`` processes. ``shard`` / ``n_shards``:
     write only that shard of the sample (see the module doc), to
     ``out_dir/<class>-<shard>-of-<n_shards>.<ext>``. Returns the paths
-    written, event and track counts, the wall time and the worker count.
+    written, record and track counts, the wall time and the worker count.
     """
     import time
 
     from tqdm.auto import tqdm
 
+    from flavortag.generate.pythia_setup import check_process
     from flavortag.io.api import write_columns
 
     check_shard(shard, n_shards)
     if seed < 0:
         raise ValueError(f"seed must be >= 0, not {seed}")
     names = [flavour_name(f) for f in flavours]
+    for name in names:
+        check_process(process, name)
     if len(set(names)) != len(names):
         raise ValueError(f"classes repeated in flavours={list(flavours)}")
     paths = {name: output_path(out_dir, name, fmt, shard, n_shards) for name in names}
@@ -172,6 +182,8 @@ def produce_samples(
             isr=bool(isr),
             pythia_extra=tuple(pythia_extra),
             detector=detector,
+            process=str(process),
+            n_jets=None if n_jets is None else int(n_jets),
         ), shard, n_shards)
         for name in names
     }
@@ -197,7 +209,7 @@ def produce_samples(
                             events = _kinematics_only(events)
                         counts[name] += len(events)
                         tracks[name] += int(ak.sum(ak.num(events["tracks"], axis=1)))
-                        bar.update(len(events))
+                        bar.update(spec.n_events if spec else 0)  # events, also for jet files
                         yield EventColumns.from_awkward(events)
 
                 write_columns(class_chunks(), paths[name], fmt)  # atomic; a row group per chunk

@@ -34,10 +34,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from flavortag.classes import CLASS_NAMES, class_index
+from flavortag.classes import CLASS_NAMES, LABEL_NAMES, class_index
 
 #: Quark PDG codes of each class (Z decay channels kept on).
 FLAVOUR_QUARKS: dict[str, tuple[int, ...]] = {"uds": (1, 2, 3), "cc": (4,), "bb": (5,)}
+#: Higgs decay products of each class of ``process="zh"`` (H decay channels kept on).
+HIGGS_DECAYS: dict[str, tuple[int, ...]] = {"uds": (1, 2, 3), "cc": (4,), "bb": (5,), "gg": (21,)}
+#: The processes: ``qq`` e+e- -> gamma*/Z -> q qbar; ``zh`` e+e- -> ZH, Z -> nu nu, H forced.
+PROCESSES: tuple[str, ...] = ("qq", "zh")
+#: Offset of the ``zh`` seed streams (a zh chunk never reuses a qq chunk's seed).
+_ZH_STREAM_OFFSET: int = 1_000_003
 #: Pythia accepts seeds 0 <= seed <= 900_000_000; 0 would mean "use the clock".
 MAX_PYTHIA_SEED: int = 900_000_000
 #: Chunks per (seed, class) stream that get distinct Pythia seeds.
@@ -45,11 +51,23 @@ CHUNKS_PER_STREAM: int = 250_000
 
 
 def flavour_name(flavour: str | int) -> str:
-    """Canonical class name (``uds``, ``cc``, ``bb``) of a class name, alias or index."""
-    return CLASS_NAMES[class_index(flavour)]
+    """Canonical class name (``uds``, ``cc``, ``bb``, ``gg``) of a class name, alias or index."""
+    return LABEL_NAMES[class_index(flavour)]
 
 
-def pythia_seed(seed: int, flavour: str | int, chunk_index: int) -> int:
+def check_process(process: str, flavour: str | int | None = None) -> str:
+    """``process`` if it is one of :data:`PROCESSES` and makes ``flavour`` (``ValueError`` otherwise)."""
+    if process not in PROCESSES:
+        raise ValueError(f"unknown process {process!r}; use one of {', '.join(PROCESSES)}")
+    if flavour is not None:
+        name = flavour_name(flavour)
+        table = FLAVOUR_QUARKS if process == "qq" else HIGGS_DECAYS
+        if name not in table:
+            raise ValueError(f"process {process} makes the classes {sorted(table)}, not {name!r}")
+    return process
+
+
+def pythia_seed(seed: int, flavour: str | int, chunk_index: int, process: str = "qq") -> int:
     """Pythia seed (1 .. 899_999_999) of one chunk; ``chunk_index=-1`` is the init seed.
 
     Distinct for all classes and all chunk indices below ``CHUNKS_PER_STREAM - 1``
@@ -57,7 +75,10 @@ def pythia_seed(seed: int, flavour: str | int, chunk_index: int) -> int:
     """
     if not -1 <= chunk_index < CHUNKS_PER_STREAM - 1:
         raise ValueError(f"chunk index {chunk_index} out of range -1..{CHUNKS_PER_STREAM - 2}")
-    stream = int(seed) * len(CLASS_NAMES) + class_index(flavour)
+    if process == "qq":
+        stream = int(seed) * len(CLASS_NAMES) + class_index(flavour)
+    else:
+        stream = _ZH_STREAM_OFFSET + int(seed) * len(LABEL_NAMES) + class_index(flavour)
     return (stream * CHUNKS_PER_STREAM + chunk_index + 1) % (MAX_PYTHIA_SEED - 1) + 1
 
 
@@ -68,14 +89,34 @@ def pythia_settings(
     isr: bool = False,
     init_seed: int = 1,
     extra: Sequence[str] = (),
+    process: str = "qq",
 ) -> list[str]:
-    """The ``readString`` lines that configure one class at ``sqrt_s_gev``.
+    """The ``readString`` lines that configure one class of ``process`` at ``sqrt_s_gev``.
 
-    ``extra`` lines are appended last (they override the defaults here).
+    ``process="qq"``: gamma*/Z -> q qbar of the class's quarks; ``"zh"``:
+    ``HiggsSM:ffbar2HZ`` with Z -> nu nu (all three flavours) and the Higgs
+    forced to the class's decay (bb, cc, gg; uds = H -> d dbar, u ubar, s sbar
+    in the ratio of their Pythia widths, mostly s sbar). ``extra`` lines are
+    appended last (they override the defaults here).
     """
-    quarks = FLAVOUR_QUARKS[flavour_name(flavour)]
+    check_process(process, flavour)
     if not 0 < init_seed < MAX_PYTHIA_SEED:
         raise ValueError(f"Pythia seed {init_seed} out of range 1..{MAX_PYTHIA_SEED - 1}")
+    common = [
+        "Print:quiet = on",
+        "Next:numberCount = 0",
+        "Beams:idA = 11",
+        "Beams:idB = -11",
+        f"Beams:eCM = {float(sqrt_s_gev)!r}",
+        f"PDF:lepton = {'on' if isr else 'off'}",
+    ]
+    seeding = ["Random:setSeed = on", f"Random:seed = {int(init_seed)}"]
+    if process == "zh":
+        decays = HIGGS_DECAYS[flavour_name(flavour)]
+        return [*common, "HiggsSM:ffbar2HZ = on", "23:onMode = off", "23:onIfAny = 12 14 16",
+                "25:onMode = off", f"25:onIfAny = {' '.join(str(d) for d in decays)}",
+                *seeding, *extra]
+    quarks = FLAVOUR_QUARKS[flavour_name(flavour)]
     return [
         "Print:quiet = on",
         "Next:numberCount = 0",
@@ -99,16 +140,18 @@ def make_pythia(
     seed: int = 1,
     isr: bool = False,
     extra: Sequence[str] = (),
+    process: str = "qq",
 ) -> Any:
-    """A silent, initialised ``pythia8mc.Pythia`` for one class (init seed from ``seed``)."""
+    """A silent, initialised ``pythia8mc.Pythia`` for one class of ``process`` (init seed from ``seed``)."""
     import pythia8mc
 
     pythia = pythia8mc.Pythia("", False)
     for line in pythia_settings(
-        flavour, sqrt_s_gev, isr=isr, init_seed=pythia_seed(seed, flavour, -1), extra=extra
+        flavour, sqrt_s_gev, isr=isr, init_seed=pythia_seed(seed, flavour, -1, process), extra=extra,
+        process=process,
     ):
         if not pythia.readString(line):
             raise ValueError(f"Pythia rejected the setting {line!r}")
     if not pythia.init():
-        raise RuntimeError(f"Pythia failed to initialise for {flavour_name(flavour)} at {sqrt_s_gev} GeV")
+        raise RuntimeError(f"Pythia failed to initialise {process} {flavour_name(flavour)} at {sqrt_s_gev} GeV")
     return pythia

@@ -22,7 +22,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from flavortag.classes import CLASS_NAMES, class_index, label_from_path
+from flavortag.classes import CLASS_NAMES, LABEL_NAMES, class_index, label_from_path
 from flavortag.io.atomic import atomic_output
 from flavortag.io.columns import UNKNOWN_LABEL, EventColumns, describe_signature
 from flavortag.io.errors import OnError, ReadReport, check_on_error, log, log_file_report
@@ -367,8 +367,8 @@ def _checked_for_text(chunks: Iterable[EventColumns], path: Path) -> Iterator[Ev
             seen = int(labels[0])
             if named is not None and seen not in (named, UNKNOWN_LABEL):
                 raise ValueError(
-                    f"{path}: the file name says {CLASS_NAMES[named]} but the events are "
-                    f"labelled {CLASS_NAMES[seen] if 0 <= seen < len(CLASS_NAMES) else seen}"
+                    f"{path}: the file name says {LABEL_NAMES[named]} but the events are "
+                    f"labelled {LABEL_NAMES[seen] if 0 <= seen < len(LABEL_NAMES) else seen}"
                 )
         dropped = [f"tracks.{k}" for k in list(cols.tracks)[7:]] + list(cols.extras)
         if dropped and not warned:

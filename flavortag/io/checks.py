@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from flavortag.classes import N_CLASSES, describe_label
+from flavortag.classes import N_LABELS, describe_label
 from flavortag.io.columns import TRACK_FIELDS, UNKNOWN_LABEL, EventColumns
 from flavortag.io.errors import EventFormatError, OnError, ReadReport, format_location
 
@@ -139,7 +139,7 @@ def screen_columns(
     t = cols.tracks
     track_values = [t[name] for name in TRACK_FIELDS]
     axis_ok = axis_ok_mask(cols.axis[:, 0], cols.axis[:, 1], cols.axis[:, 2])
-    label_ok = (cols.label >= UNKNOWN_LABEL) & (cols.label < N_CLASSES)
+    label_ok = (cols.label >= UNKNOWN_LABEL) & (cols.label < N_LABELS)
     if axis_ok.all() and label_ok.all() and tracks_all_ok(*track_values):
         return cols
     track_ok = track_ok_mask(*track_values)

@@ -78,6 +78,8 @@ from flavortag.metrics.discriminants import (
     discriminant,
     discriminant_b,
     discriminant_c,
+    scheme_discriminant,
+    scheme_taggers,
 )
 from flavortag.metrics.rejection import (
     DEFAULT_CURVE_EFFICIENCIES,
@@ -133,6 +135,8 @@ __all__ = [
     "log_loss",
     "rejection_at_efficiency",
     "rejection_curve",
+    "scheme_discriminant",
+    "scheme_taggers",
     "working_points",
     "write_comparison_csv",
     "performance_vs_variable",

@@ -8,22 +8,22 @@ import numpy as np
 from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from flavortag.classes import CLASS_NAMES, N_CLASSES
+from flavortag.classes import CLASS_NAMES
 from flavortag.metrics.discriminants import PROB_FLOOR
 from flavortag.metrics.inputs import _check_labels, _check_probs
 
 
-def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+def accuracy(probs: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] = CLASS_NAMES) -> float:
     """Fraction of events whose arg-max class equals the label (nan for no events)."""
-    p = _check_probs(probs)
-    y = _check_labels(labels, len(p))
+    p = _check_probs(probs, classes)
+    y = _check_labels(labels, len(p), classes)
     return float(np.mean(p.argmax(axis=1) == y)) if len(y) else math.nan
 
 
-def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
+def log_loss(probs: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] = CLASS_NAMES) -> float:
     """Mean negative log-likelihood ``-<ln p_label>`` (natural log, probabilities clipped at 1e-12)."""
-    p = _check_probs(probs)
-    y = _check_labels(labels, len(p))
+    p = _check_probs(probs, classes)
+    y = _check_labels(labels, len(p), classes)
     if not len(y):
         return math.nan
     loss = float(-np.mean(np.log(np.maximum(p[np.arange(len(y)), y], PROB_FLOOR))))
@@ -31,7 +31,8 @@ def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def confusion_matrix(
-    probs: np.ndarray, labels: np.ndarray, normalize: bool = False
+    probs: np.ndarray, labels: np.ndarray, normalize: bool = False,
+    classes: tuple[str, ...] = CLASS_NAMES,
 ) -> np.ndarray:
     """Confusion matrix ``[true class, predicted class]`` in class order uds, cc, bb.
 
@@ -39,9 +40,9 @@ def confusion_matrix(
     (the fraction of each true class predicted as each class; a class absent
     from ``labels`` gives a row of zeros).
     """
-    p = _check_probs(probs)
-    y = _check_labels(labels, len(p))
-    counts = _sk_confusion_matrix(y, p.argmax(axis=1), labels=list(range(N_CLASSES)))
+    p = _check_probs(probs, classes)
+    y = _check_labels(labels, len(p), classes)
+    counts = _sk_confusion_matrix(y, p.argmax(axis=1), labels=list(range(len(classes))))
     counts = counts.astype(np.int64)
     if not normalize:
         return counts
@@ -49,24 +50,26 @@ def confusion_matrix(
     return np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
 
 
-def auc_one_vs_rest(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def auc_one_vs_rest(probs: np.ndarray, labels: np.ndarray,
+                    classes: tuple[str, ...] = CLASS_NAMES) -> dict[str, float]:
     """ROC AUC of each class against the other two, scored by that class's probability.
 
     Returns ``{"uds": auc, "cc": auc, "bb": auc}``; nan for a class that is
     absent from ``labels`` or is the only one present.
     """
-    p = _check_probs(probs)
-    y = _check_labels(labels, len(p))
+    p = _check_probs(probs, classes)
+    y = _check_labels(labels, len(p), classes)
     out: dict[str, float] = {}
-    for k, name in enumerate(CLASS_NAMES):
+    for k, name in enumerate(classes):
         is_k = y == k
         out[name] = float(roc_auc_score(is_k, p[:, k])) if 0 < is_k.sum() < len(y) else math.nan
     return out
 
 
-def _roc_one_vs_rest(p: np.ndarray, y: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _roc_one_vs_rest(p: np.ndarray, y: np.ndarray,
+                     classes: tuple[str, ...] = CLASS_NAMES) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out = {}
-    for k, name in enumerate(CLASS_NAMES):
+    for k, name in enumerate(classes):
         is_k = y == k
         if 0 < is_k.sum() < len(y):
             fpr, tpr, _ = roc_curve(is_k, p[:, k], drop_intermediate=True)

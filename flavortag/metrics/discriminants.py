@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flavortag.classes import BB, CC, UDS
+from flavortag.classes import BB, CC, EVENT_SCHEME, UDS, ClassScheme
 from flavortag.metrics.inputs import _check_probs
 
 #: Probabilities are clipped to at least this value before taking logs.
@@ -32,6 +32,39 @@ _FORMULA = {
     "b": "D_b = ln(p_b / (f_c * p_c + (1 - f_c) * p_uds))",
     "c": "D_c = ln(p_c / (f_b * p_b + (1 - f_b) * p_uds))",
 }
+
+
+def scheme_taggers(scheme: ClassScheme = EVENT_SCHEME) -> dict[str, tuple[int, tuple[int, ...]]]:
+    """:data:`TAGGERS` of a class scheme: tagger -> (signal output index, background indices).
+
+    The backgrounds are the other tagger's class first, then the rest in
+    scheme order (event scheme: exactly :data:`TAGGERS`; jets with g:
+    ``b: (b, (c, light, g))``). Needs both b and c in the scheme.
+    """
+    b, c = scheme.index(BB), scheme.index(CC)
+    if b is None or c is None:
+        raise ValueError(f"the b and c taggers need both b and c among the classes {scheme.names}")
+    rest = tuple(k for k in range(len(scheme)) if k not in (b, c))
+    return {"b": (b, (c, *rest)), "c": (c, (b, *rest))}
+
+
+def scheme_discriminant(probs: np.ndarray, tagger: str, fraction: float,
+                        scheme: ClassScheme = EVENT_SCHEME) -> np.ndarray:
+    """``D = ln(p_sig / (f p_other_tag + (1 - f) sum(p_rest)))`` of any scheme, float64 [n].
+
+    ``p_rest`` sums the classes that are neither b nor c (uds for events: the
+    formulas of :func:`discriminant_b` / :func:`discriminant_c` exactly; light
+    + g for jets with a gluon class, in the proportion the model was trained on).
+    """
+    signal, backgrounds = scheme_taggers(scheme)[_check_tagger(tagger)]
+    p = _check_probs(probs, scheme.names)
+    if scheme.is_event_scheme:
+        return _log_ratio(p, signal, backgrounds[0], fraction)
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"background fraction must lie in [0, 1], got {fraction}")
+    q = np.maximum(p, PROB_FLOOR)
+    rest = q[:, list(backgrounds[1:])].sum(axis=1)
+    return np.log(q[:, signal]) - np.log(fraction * q[:, backgrounds[0]] + (1.0 - fraction) * rest)
 
 
 def _check_tagger(tagger: str) -> str:

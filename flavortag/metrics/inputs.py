@@ -6,15 +6,15 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from flavortag.classes import CLASS_NAMES, N_CLASSES
+from flavortag.classes import CLASS_NAMES
 
 
-def _check_probs(probs: np.ndarray) -> np.ndarray:
-    """Return ``probs`` as float64 [n, 3], raising ``ValueError`` when it is not."""
+def _check_probs(probs: np.ndarray, classes: tuple[str, ...] = CLASS_NAMES) -> np.ndarray:
+    """Return ``probs`` as float64 [n, len(classes)], raising ``ValueError`` when it is not."""
     p = np.asarray(probs, dtype=np.float64)
-    if p.ndim != 2 or p.shape[1] != N_CLASSES:
+    if p.ndim != 2 or p.shape[1] != len(classes):
         raise ValueError(
-            f"probs must have shape [n_events, {N_CLASSES}] (classes {CLASS_NAMES}), got {p.shape}"
+            f"probs must have shape [n_events, {len(classes)}] (classes {classes}), got {p.shape}"
         )
     if not np.all(np.isfinite(p)):
         raise ValueError("probs contain nan or inf")
@@ -26,7 +26,8 @@ def _check_probs(probs: np.ndarray) -> np.ndarray:
     return p
 
 
-def _check_labels(labels: np.ndarray, n: int | None = None) -> np.ndarray:
+def _check_labels(labels: np.ndarray, n: int | None = None,
+                  classes: tuple[str, ...] = CLASS_NAMES) -> np.ndarray:
     """Return ``labels`` as int64 [n], raising ``ValueError`` on bad shape or values."""
     y = np.asarray(labels)
     if y.ndim != 1 or (n is not None and y.shape[0] != n):
@@ -35,8 +36,8 @@ def _check_labels(labels: np.ndarray, n: int | None = None) -> np.ndarray:
         if not np.all(np.mod(y, 1) == 0):
             raise ValueError("labels must be integer class indices")
     y = y.astype(np.int64)
-    if y.size and (y.min() < 0 or y.max() >= N_CLASSES):
-        raise ValueError(f"labels must be in 0..{N_CLASSES - 1} ({CLASS_NAMES}), got {np.unique(y)}")
+    if y.size and (y.min() < 0 or y.max() >= len(classes)):
+        raise ValueError(f"labels must be in 0..{len(classes) - 1} ({classes}), got {np.unique(y)}")
     return y
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from flavortag.classes import CLASS_NAMES, N_CLASSES
+from flavortag.classes import CLASS_NAMES, EVENT_SCHEME, ClassScheme, class_scheme
 from flavortag.metrics.classification import (
     _roc_one_vs_rest,
     accuracy,
@@ -55,6 +55,8 @@ class EvaluationResult:
     f_c: float
     f_b: float
     taggers: dict[str, TaggerResult] = field(default_factory=dict)
+    #: the classes, in probability-column order (default: the event classes)
+    class_names: tuple[str, ...] = CLASS_NAMES
 
     def rejection(self, tagger: str, background: str, efficiency: float) -> BackgroundRejection:
         """Rejection of ``background`` ("c", "uds", "b") by ``tagger`` at target ``efficiency``."""
@@ -80,7 +82,7 @@ class EvaluationResult:
         if infinite_rejection not in ("inf", "limit"):
             raise ValueError(f"infinite_rejection must be 'inf' or 'limit', got {infinite_rejection!r}")
         out = {f"{prefix}acc": self.accuracy, f"{prefix}loss": self.log_loss}
-        for name in CLASS_NAMES:
+        for name in self.class_names:
             out[f"{prefix}auc_{name}"] = self.auc[name]
         for tagger, t in self.taggers.items():
             for wp in t.working_points:
@@ -95,7 +97,7 @@ class EvaluationResult:
 
     def working_points(self) -> dict[str, Any]:
         """Working points of both taggers as a JSON-serialisable dict (see :func:`working_points`)."""
-        return _working_points_dict(self.taggers)
+        return _working_points_dict(self.taggers, class_scheme(self.class_names))
 
 
 def evaluate_predictions(
@@ -105,6 +107,7 @@ def evaluate_predictions(
     f_c: float = DEFAULT_F_C,
     f_b: float = DEFAULT_F_B,
     curve_efficiencies: np.ndarray | None = DEFAULT_CURVE_EFFICIENCIES,
+    scheme: ClassScheme = EVENT_SCHEME,
 ) -> EvaluationResult:
     """Compute every metric of this module for one set of predictions.
 
@@ -112,28 +115,31 @@ def evaluate_predictions(
     indices. ``efficiencies`` are the signal efficiencies of the reported
     rejections and working points; ``f_c`` / ``f_b`` the background fractions
     of the b / c discriminants; ``curve_efficiencies`` the grid of the
-    rejection curves (None: no curves). Metrics of a class missing from
-    ``labels`` are nan.
+    rejection curves (None: no curves); ``scheme`` the classes of the columns
+    of ``probs`` (default uds, cc, bb; jets: :func:`flavortag.classes.class_scheme`).
+    Metrics of a class missing from ``labels`` are nan.
     """
-    p = _check_probs(probs)
-    y = _check_labels(labels, len(p))
+    names = scheme.names
+    p = _check_probs(probs, names)
+    y = _check_labels(labels, len(p), names)
     e = np.atleast_1d(_check_efficiencies(efficiencies))
     grid = None if curve_efficiencies is None else _check_efficiencies(curve_efficiencies)
-    counts = np.bincount(y, minlength=N_CLASSES)
+    counts = np.bincount(y, minlength=len(names))
     return EvaluationResult(
         n_events=len(y),
-        class_counts={name: int(counts[k]) for k, name in enumerate(CLASS_NAMES)},
-        accuracy=accuracy(p, y),
-        log_loss=log_loss(p, y),
-        confusion=confusion_matrix(p, y),
-        confusion_normalised=confusion_matrix(p, y, normalize=True),
-        auc=auc_one_vs_rest(p, y),
-        roc=_roc_one_vs_rest(p, y),
+        class_counts={name: int(counts[k]) for k, name in enumerate(names)},
+        accuracy=accuracy(p, y, names),
+        log_loss=log_loss(p, y, names),
+        confusion=confusion_matrix(p, y, classes=names),
+        confusion_normalised=confusion_matrix(p, y, normalize=True, classes=names),
+        auc=auc_one_vs_rest(p, y, names),
+        roc=_roc_one_vs_rest(p, y, names),
         efficiencies=tuple(float(x) for x in e),
         f_c=float(f_c),
         f_b=float(f_b),
         taggers={
-            "b": _tagger_result(p, y, "b", f_c, e, grid),
-            "c": _tagger_result(p, y, "c", f_b, e, grid),
+            "b": _tagger_result(p, y, "b", f_c, e, grid, scheme),
+            "c": _tagger_result(p, y, "c", f_b, e, grid, scheme),
         },
+        class_names=names,
     )

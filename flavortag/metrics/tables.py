@@ -17,6 +17,11 @@ DEFAULT_TABLE_METRICS: tuple[str, ...] = (
     "acc", "loss", "auc_uds", "auc_cc", "auc_bb",
     "rej_c_at_b70", "rej_uds_at_b70", "rej_b_at_c50", "rej_uds_at_c50",
 )
+#: Columns for jet taggers (``light, c, b, g``): the figures of issue 13.
+JET_TABLE_METRICS: tuple[str, ...] = (
+    "acc", "loss", "auc_b", "auc_c", "auc_light", "auc_g",
+    "rej_c_at_b80", "rej_light_at_b80", "rej_g_at_b80", "rej_b_at_c50", "rej_light_at_c50", "rej_g_at_c50",
+)
 
 
 def _as_flat(result: EvaluationResult | Mapping[str, float], prefix: str,

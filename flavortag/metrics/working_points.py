@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from flavortag.classes import CLASS_NAMES
+from flavortag.classes import EVENT_SCHEME, ClassScheme
 from flavortag.metrics.discriminants import (
     _FORMULA,
     _FRACTION_NAME,
@@ -21,6 +21,8 @@ from flavortag.metrics.discriminants import (
     _check_tagger,
     _log_ratio,
     discriminant,
+    scheme_discriminant,
+    scheme_taggers,
 )
 from flavortag.metrics.inputs import _check_efficiencies, _check_labels, _check_probs
 from flavortag.metrics.rejection import (
@@ -70,14 +72,21 @@ def _tagger_result(
     fraction: float,
     efficiencies: np.ndarray,
     curve_efficiencies: np.ndarray | None,
+    scheme: ClassScheme = EVENT_SCHEME,
 ) -> TaggerResult:
-    signal, backgrounds = TAGGERS[tagger]
-    d = _log_ratio(p, signal, backgrounds[0], fraction)
+    if scheme.is_event_scheme:
+        signal, backgrounds = TAGGERS[tagger]
+        d = _log_ratio(p, signal, backgrounds[0], fraction)
+        flavour = FLAVOUR
+    else:
+        signal, backgrounds = scheme_taggers(scheme)[tagger]
+        d = scheme_discriminant(p, tagger, fraction, scheme)
+        flavour = dict(enumerate(scheme.flavours))
     sig = d[y == signal]
-    bkg_names = tuple(FLAVOUR[b] for b in backgrounds)
+    bkg_names = tuple(flavour[b] for b in backgrounds)
     points: list[WorkingPoint] = []
     per_bkg = [
-        rejection_at_efficiency(sig, d[y == b], efficiencies, FLAVOUR[b], tagger) for b in backgrounds
+        rejection_at_efficiency(sig, d[y == b], efficiencies, flavour[b], tagger) for b in backgrounds
     ]
     for i in range(len(efficiencies)):
         first = per_bkg[0][i]
@@ -91,10 +100,19 @@ def _tagger_result(
         ))
     curve = None
     if curve_efficiencies is not None:
-        curve = rejection_curve(sig, {FLAVOUR[b]: d[y == b] for b in backgrounds},
-                                curve_efficiencies, tagger, FLAVOUR[signal], float(fraction))
-    return TaggerResult(tagger, FLAVOUR[signal], bkg_names, _FRACTION_NAME[tagger], float(fraction),
+        curve = rejection_curve(sig, {flavour[b]: d[y == b] for b in backgrounds},
+                                curve_efficiencies, tagger, flavour[signal], float(fraction))
+    return TaggerResult(tagger, flavour[signal], bkg_names, _FRACTION_NAME[tagger], float(fraction),
                         points, curve)
+
+
+def _scheme_formula(tagger: str, scheme: ClassScheme) -> str:
+    """The discriminant of :func:`scheme_discriminant` in words, with the scheme's class names."""
+    signal, backgrounds = scheme_taggers(scheme)[tagger]
+    f = scheme.flavours
+    rest = " + ".join(f"p_{f[k]}" for k in backgrounds[1:]) or "0"
+    return f"D_{tagger} = ln(p_{f[signal]} / ({_FRACTION_NAME[tagger]} * p_{f[backgrounds[0]]} + " \
+           f"(1 - {_FRACTION_NAME[tagger]}) * ({rest})))"
 
 
 def _efficiency_tag(efficiency: float) -> str:
@@ -109,17 +127,18 @@ def _json_float(x: float | None) -> float | None:
     return float(x)
 
 
-def _working_points_dict(taggers: Mapping[str, TaggerResult]) -> dict[str, Any]:
+def _working_points_dict(taggers: Mapping[str, TaggerResult],
+                         scheme: ClassScheme = EVENT_SCHEME) -> dict[str, Any]:
     out: dict[str, Any] = {
         "format": WORKING_POINTS_FORMAT,
-        "class_names": list(CLASS_NAMES),
+        "class_names": list(scheme.names),
         "selection": "an event is tagged when D > cut",
         "taggers": {},
     }
     for name, t in taggers.items():
         out["taggers"][name] = {
             "signal": t.signal,
-            "discriminant": _FORMULA[name],
+            "discriminant": _FORMULA[name] if scheme.is_event_scheme else _scheme_formula(name, scheme),
             t.fraction_name: t.fraction,
             "prob_floor": PROB_FLOOR,
             "working_points": [
@@ -153,6 +172,7 @@ def working_points(
     efficiencies: Sequence[float] = DEFAULT_EFFICIENCIES,
     f_c: float = DEFAULT_F_C,
     f_b: float = DEFAULT_F_B,
+    scheme: ClassScheme = EVENT_SCHEME,
 ) -> dict[str, Any]:
     """Discriminant cuts of the b- and c-tagger at each efficiency, as a JSON-serialisable dict.
 
@@ -172,14 +192,14 @@ def working_points(
     Infinite or undefined values are written as null. Apply a cut with
     :func:`apply_working_point`.
     """
-    p = _check_probs(probs)
-    y = _check_labels(labels, len(p))
+    p = _check_probs(probs, scheme.names)
+    y = _check_labels(labels, len(p), scheme.names)
     e = np.atleast_1d(_check_efficiencies(efficiencies))
     taggers = {
-        "b": _tagger_result(p, y, "b", f_c, e, None),
-        "c": _tagger_result(p, y, "c", f_b, e, None),
+        "b": _tagger_result(p, y, "b", f_c, e, None, scheme),
+        "c": _tagger_result(p, y, "c", f_b, e, None, scheme),
     }
-    return _working_points_dict(taggers)
+    return _working_points_dict(taggers, scheme)
 
 
 def apply_working_point(
@@ -190,12 +210,17 @@ def apply_working_point(
     Uses the background fraction stored with the working points, so the
     discriminant is the one the cut was made for.
     """
+    from flavortag.classes import class_scheme
+
     entry = working_points["taggers"][_check_tagger(tagger)]
     fraction = entry[_FRACTION_NAME[tagger]]
+    scheme = class_scheme(working_points.get("class_names"))
     for wp in entry["working_points"]:
         if abs(wp["efficiency"] - efficiency) < 1e-9:
             if wp["cut"] is None:
                 raise ValueError(f"{tagger}-tagger working point at {efficiency} has no cut (no signal)")
-            return discriminant(probs, tagger, fraction) > wp["cut"]
+            if scheme.is_event_scheme:
+                return discriminant(probs, tagger, fraction) > wp["cut"]
+            return scheme_discriminant(probs, tagger, fraction, scheme) > wp["cut"]
     have = [wp["efficiency"] for wp in entry["working_points"]]
     raise KeyError(f"{tagger}-tagger has no working point at {efficiency}; have {have}")

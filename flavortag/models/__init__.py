@@ -15,12 +15,12 @@ trainer handles it and :func:`build_model` says so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import nn
 
-from flavortag.classes import CLASS_NAMES
+from flavortag.classes import CLASS_NAMES, class_scheme
 from flavortag.models.base import InputNormalisation, TaggerModel
 from flavortag.models.deepsets import DeepSetsTagger
 from flavortag.models.mlp import MLPTagger
@@ -36,8 +36,11 @@ MODELS: dict[str, type[TaggerModel]] = {
 CHECKPOINT_FORMAT: int = 1
 
 
-def build_model(cfg: Mapping[str, Any], n_track_features: int, n_event_features: int) -> TaggerModel:
+def build_model(cfg: Mapping[str, Any], n_track_features: int, n_event_features: int,
+                class_names: Sequence[str] = CLASS_NAMES) -> TaggerModel:
     """Build the model named by ``cfg["name"]`` (mlp | deepsets | transformer).
+
+    ``class_names``: the classes of its outputs (default the event classes uds, cc, bb).
 
     The other keys of ``cfg`` (a dict or an OmegaConf ``DictConfig``) override the
     model's defaults (``MODELS[name].DEFAULTS``); unknown keys raise ``ValueError``.
@@ -49,7 +52,7 @@ def build_model(cfg: Mapping[str, Any], n_track_features: int, n_event_features:
         raise ValueError("'bdt' is a scikit-learn model handled by the trainer, not a torch TaggerModel")
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; use one of {sorted(MODELS)}")
-    return MODELS[name](cfg, n_track_features, n_event_features)
+    return MODELS[name](cfg, n_track_features, n_event_features, class_names)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
@@ -70,7 +73,7 @@ def checkpoint_state(model: TaggerModel) -> dict[str, Any]:
         "config": dict(model.config),
         "n_track_features": model.n_track_features,
         "n_event_features": model.n_event_features,
-        "class_names": list(CLASS_NAMES),
+        "class_names": list(getattr(model, "class_names", CLASS_NAMES)),
         "feature_names": getattr(model, "feature_names", None),
         "detector": getattr(model, "detector", None),
         "max_tracks": getattr(model, "max_tracks", None),
@@ -83,10 +86,15 @@ def model_from_checkpoint(state: Mapping[str, Any]) -> TaggerModel:
     missing = [k for k in ("config", "n_track_features", "n_event_features", "state_dict") if k not in state]
     if missing:
         raise ValueError(f"not a flavortag model checkpoint: missing keys {missing}")
-    class_names = state.get("class_names")
-    if class_names is not None and tuple(class_names) != CLASS_NAMES:
-        raise ValueError(f"checkpoint class order {list(class_names)} differs from {list(CLASS_NAMES)}")
-    model = build_model(state["config"], int(state["n_track_features"]), int(state["n_event_features"]))
+    stored = state.get("class_names")  # a checkpoint without names predates jets: the event classes
+    try:
+        class_names = class_scheme(stored).names
+    except ValueError as err:
+        raise ValueError(f"checkpoint class names {stored}: {err}") from None
+    if stored is not None and tuple(stored) != class_names:
+        raise ValueError(f"checkpoint class order {list(stored)} differs from {list(class_names)}")
+    model = build_model(state["config"], int(state["n_track_features"]), int(state["n_event_features"]),
+                        class_names)
     model.load_state_dict(state["state_dict"])
     model.feature_names = state.get("feature_names")
     if state.get("detector") is not None:

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from flavortag.batching.batch import pad_ragged_tensor
-from flavortag.classes import N_CLASSES
+from flavortag.classes import CLASS_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from flavortag.batching import PaddedBatch, RaggedBatch
@@ -146,12 +146,15 @@ class TaggerModel(nn.Module):
         "track_mean", "track_scale", "event_mean", "event_scale", "export_inputs",
     ]
 
-    def __init__(self, config: Mapping[str, Any], n_track_features: int, n_event_features: int) -> None:
+    def __init__(self, config: Mapping[str, Any], n_track_features: int, n_event_features: int,
+                 class_names: Sequence[str] = CLASS_NAMES) -> None:
         super().__init__()
         self.config: dict[str, Any] = self.resolve_config(config)
         self.n_track_features = int(n_track_features)
         self.n_event_features = int(n_event_features)
-        self.n_classes = N_CLASSES
+        #: output order of the logits (:class:`flavortag.classes.ClassScheme` names)
+        self.class_names: tuple[str, ...] = tuple(str(c) for c in class_names)
+        self.n_classes = len(self.class_names)
         self.feature_names: Any = None
         self.normalisation = InputNormalisation(self.n_track_features, self.n_event_features)
 

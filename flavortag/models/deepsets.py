@@ -13,13 +13,14 @@ the same weights give the same logits on both layouts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from flavortag.batching import segment_ids
+from flavortag.classes import CLASS_NAMES
 from flavortag.models.attention import AttentionPooling
 from flavortag.models.base import (
     TaggerModel,
@@ -54,8 +55,9 @@ class DeepSetsTagger(TaggerModel):
         "use_event_features": False,
     }
 
-    def __init__(self, config: Mapping[str, Any], n_track_features: int, n_event_features: int) -> None:
-        super().__init__(config, n_track_features, n_event_features)
+    def __init__(self, config: Mapping[str, Any], n_track_features: int, n_event_features: int,
+                 class_names: Sequence[str] = CLASS_NAMES) -> None:
+        super().__init__(config, n_track_features, n_event_features, class_names)
         cfg = self.config
         pooling = [cfg["pooling"]] if isinstance(cfg["pooling"], str) else list(cfg["pooling"])
         unknown = sorted(set(pooling) - set(POOLINGS))

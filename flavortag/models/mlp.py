@@ -6,11 +6,12 @@ The tracks in the batch are ignored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
+from flavortag.classes import CLASS_NAMES
 from flavortag.models.base import TaggerModel
 from flavortag.models.layers import dense_stack
 
@@ -31,8 +32,9 @@ class MLPTagger(TaggerModel):
         "batchnorm": False,
     }
 
-    def __init__(self, config: Mapping[str, Any], n_track_features: int, n_event_features: int) -> None:
-        super().__init__(config, n_track_features, n_event_features)
+    def __init__(self, config: Mapping[str, Any], n_track_features: int, n_event_features: int,
+                 class_names: Sequence[str] = CLASS_NAMES) -> None:
+        super().__init__(config, n_track_features, n_event_features, class_names)
         cfg = self.config
         hidden = [int(w) for w in cfg["hidden_dims"]]
         if not 1 <= len(hidden) <= 2:

@@ -12,12 +12,13 @@ Ragged batches are scattered into the padded layout first (attention needs it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from flavortag.classes import CLASS_NAMES
 from flavortag.models.attention import MaskedMultiheadAttention
 from flavortag.models.base import TaggerModel, pack_slots, slot_index, unpack_slots
 from flavortag.models.layers import dense_stack, make_activation
@@ -113,8 +114,9 @@ class TransformerTagger(TaggerModel):
         "use_event_features": False,
     }
 
-    def __init__(self, config: Mapping[str, Any], n_track_features: int, n_event_features: int) -> None:
-        super().__init__(config, n_track_features, n_event_features)
+    def __init__(self, config: Mapping[str, Any], n_track_features: int, n_event_features: int,
+                 class_names: Sequence[str] = CLASS_NAMES) -> None:
+        super().__init__(config, n_track_features, n_event_features, class_names)
         cfg = self.config
         dim, heads = int(cfg["embed_dim"]), int(cfg["num_heads"])
         ffn_ratio, dropout, activation = float(cfg["ffn_ratio"]), float(cfg["dropout"]), str(cfg["activation"])

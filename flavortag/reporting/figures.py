@@ -40,8 +40,9 @@ MODEL_COLOURS: tuple[str, ...] = (
 _MODEL_LINESTYLES = ("-", "--", "-.", ":")
 #: Legend/axis text of each class name and tagger flavour.
 _CLASS_TEX = {"uds": "uds", "cc": r"$c\bar{c}$", "bb": r"$b\bar{b}$"}
-_FLAVOUR_TEX = {"uds": "uds", "c": r"$c\bar{c}$", "b": r"$b\bar{b}$"}
-_FLAVOUR_COLOUR = {"uds": CLASS_COLOURS["uds"], "c": CLASS_COLOURS["cc"], "b": CLASS_COLOURS["bb"]}
+_FLAVOUR_TEX = {"uds": "uds", "c": r"$c\bar{c}$", "b": r"$b\bar{b}$", "light": "light-jet", "g": "g-jet"}
+_FLAVOUR_COLOUR = {"uds": CLASS_COLOURS["uds"], "c": CLASS_COLOURS["cc"], "b": CLASS_COLOURS["bb"],
+                   "light": CLASS_COLOURS["uds"], "g": "#964a8b"}
 _FRACTION_TEX = {"b": "f_c", "c": "f_b"}
 
 _STYLE: dict[str, Any] = {

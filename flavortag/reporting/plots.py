@@ -28,7 +28,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from flavortag.classes import CLASS_NAMES
+from flavortag.classes import CLASS_NAMES, EVENT_SCHEME, ClassScheme
 from flavortag.metrics import (
     DEFAULT_F_B,
     DEFAULT_F_C,
@@ -36,6 +36,7 @@ from flavortag.metrics import (
     RejectionCurve,
     discriminant_b,
     discriminant_c,
+    scheme_discriminant,
 )
 from flavortag.reporting.figures import (
     _CLASS_TEX,
@@ -54,6 +55,10 @@ from flavortag.reporting.figures import (
     ratio_limits,
 )
 from flavortag.reporting.sample import SampleInfo
+
+#: Colours of the jet classes (light, c, b like uds, cc, bb; g its own).
+_JET_COLOURS: dict[str, str] = {"light": CLASS_COLOURS["uds"], "c": CLASS_COLOURS["cc"],
+                                "b": CLASS_COLOURS["bb"], "g": "#964a8b"}
 
 __all__ = [
     "CLASS_COLOURS",
@@ -224,14 +229,14 @@ def plot_roc(
         ax = fig.add_subplot()
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1.0, label="random (AUC = 0.5)")
         for i, (model, r) in enumerate(models.items()):
-            for name in CLASS_NAMES:
+            for name in r.class_names:
                 if name not in r.roc:
                     continue
                 fpr, tpr = r.roc[name]
-                label = f"{_CLASS_TEX[name]} vs rest, AUC = {r.auc[name]:.3f}"
+                label = f"{_CLASS_TEX.get(name, name)} vs rest, AUC = {r.auc[name]:.3f}"
                 if model:
                     label = f"{model}: {label}"
-                ax.plot(fpr, tpr, color=CLASS_COLOURS[name],
+                ax.plot(fpr, tpr, color=CLASS_COLOURS.get(name, _JET_COLOURS.get(name, "black")),
                         linestyle=_MODEL_LINESTYLES[i % len(_MODEL_LINESTYLES)], label=label)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
@@ -255,6 +260,7 @@ def plot_discriminants(
     caption: str | None = None,
     formats: Formats = ("png", "pdf"),
     sample: SampleInfo | None = None,
+    scheme: ClassScheme = EVENT_SCHEME,
 ) -> list[Path]:
     """Distributions of D_b and D_c for each true class, each normalised to unit area, log y.
 
@@ -263,12 +269,21 @@ def plot_discriminants(
     are counted in the first/last bin. Default file name ``discriminants``.
     """
     labels = np.asarray(labels)
-    panels = [
-        ("b", discriminant_b(probs, f_c), r"$D_b = \ln\,[\,p_b\,/\,(f_c\,p_c + (1-f_c)\,p_{uds})\,]$",
-         f"b-tagging, $f_c$ = {f_c:g}"),
-        ("c", discriminant_c(probs, f_b), r"$D_c = \ln\,[\,p_c\,/\,(f_b\,p_b + (1-f_b)\,p_{uds})\,]$",
-         f"c-tagging, $f_b$ = {f_b:g}"),
-    ]
+    if not scheme.is_event_scheme:
+        rest = "+".join(f"p_{{{f}}}" for f in scheme.flavours if f not in ("b", "c"))
+        panels = [
+            ("b", scheme_discriminant(probs, "b", f_c, scheme),
+             rf"$D_b = \ln\,[\,p_b\,/\,(f_c\,p_c + (1-f_c)({rest}))\,]$", f"b-tagging, $f_c$ = {f_c:g}"),
+            ("c", scheme_discriminant(probs, "c", f_b, scheme),
+             rf"$D_c = \ln\,[\,p_c\,/\,(f_b\,p_b + (1-f_b)({rest}))\,]$", f"c-tagging, $f_b$ = {f_b:g}"),
+        ]
+    else:
+        panels = [
+            ("b", discriminant_b(probs, f_c), r"$D_b = \ln\,[\,p_b\,/\,(f_c\,p_c + (1-f_c)\,p_{uds})\,]$",
+             f"b-tagging, $f_c$ = {f_c:g}"),
+            ("c", discriminant_c(probs, f_b), r"$D_c = \ln\,[\,p_c\,/\,(f_b\,p_b + (1-f_b)\,p_{uds})\,]$",
+             f"c-tagging, $f_b$ = {f_b:g}"),
+        ]
     with _style():
         fig = _new_figure(16.0, 5.8)
         for j, (_tagger, d, xlabel, note) in enumerate(panels):
@@ -278,13 +293,14 @@ def plot_discriminants(
                 lo, hi = lo - 0.5, hi + 0.5
             edges = np.linspace(lo, hi, bins + 1)
             width = edges[1] - edges[0]
-            for k, name in enumerate(CLASS_NAMES):
+            for k, name in enumerate(scheme.names):
                 dk = d[labels == k]
                 if not dk.size:
                     continue
                 counts, _ = np.histogram(np.clip(dk, lo, hi), bins=edges)
-                ax.stairs(counts / dk.size, edges, color=CLASS_COLOURS[name], linewidth=2.0,
-                          label=f"{_CLASS_TEX[name]} events")
+                ax.stairs(counts / dk.size, edges,
+                          color=CLASS_COLOURS.get(name, _JET_COLOURS.get(name, "black")), linewidth=2.0,
+                          label=f"{_CLASS_TEX.get(name, name)} {'events' if scheme.is_event_scheme else 'jets'}")
             ax.set_yscale("log")
             ax.set_xlim(lo, hi)
             ax.set_xlabel(xlabel)
@@ -316,6 +332,7 @@ def plot_confusion(
     fractions. Default file name ``confusion``.
     """
     if isinstance(result, EvaluationResult):
+        class_names = result.class_names
         counts: np.ndarray | None = result.confusion
         fractions = result.confusion_normalised
     else:

@@ -9,12 +9,23 @@ import awkward as ak
 import numpy as np
 
 from flavortag import metrics as ftm
+from flavortag.classes import EVENT_SCHEME, ClassScheme
 
 PREDICTION_FIELDS: tuple[str, ...] = ("prob_uds", "prob_cc", "prob_bb", "D_b", "D_c")
 
 
-def prediction_table(probs: np.ndarray, f_c: float, f_b: float) -> dict[str, np.ndarray]:
-    """Per-event output columns: class probabilities and the b / c discriminants."""
+def prediction_table(probs: np.ndarray, f_c: float, f_b: float,
+                     scheme: ClassScheme = EVENT_SCHEME) -> dict[str, np.ndarray]:
+    """Per-event output columns: class probabilities and the b / c discriminants.
+
+    Event scheme: ``prob_uds, prob_cc, prob_bb, D_b, D_c``; another scheme:
+    ``prob_<class>`` for each of its classes (``prob_light, prob_c, prob_b, prob_g``), ``D_b, D_c``.
+    """
+    if not scheme.is_event_scheme:
+        out = {f"prob_{name}": probs[:, k].astype(np.float32) for k, name in enumerate(scheme.names)}
+        out["D_b"] = ftm.scheme_discriminant(probs, "b", f_c, scheme).astype(np.float32)
+        out["D_c"] = ftm.scheme_discriminant(probs, "c", f_b, scheme).astype(np.float32)
+        return out
     return {
         "prob_uds": probs[:, 0].astype(np.float32),
         "prob_cc": probs[:, 1].astype(np.float32),
@@ -32,6 +43,7 @@ def write_predictions(
     f_c: float,
     f_b: float,
     formats: Sequence[str] = ("parquet", "root"),
+    scheme: ClassScheme = EVENT_SCHEME,
 ) -> list[Path]:
     """Write per-event predictions, in input order, as ``<stem>.parquet`` / ``<stem>.root``.
 
@@ -41,7 +53,7 @@ def write_predictions(
     """
     from flavortag.io import write_events
 
-    columns = prediction_table(probs, f_c, f_b)
+    columns = prediction_table(probs, f_c, f_b, scheme)
     if events is not None:
         out = events
         for name, values in columns.items():

@@ -17,6 +17,8 @@ import numpy as np
 
 from flavortag import metrics as ftm
 from flavortag import tracking
+from flavortag.classes import EVENT_SCHEME, ClassScheme
+from flavortag.metrics.tables import JET_TABLE_METRICS
 from flavortag.reporting import plots
 from flavortag.reporting.binned import binned_plots, event_variables
 from flavortag.reporting.predictions import write_predictions
@@ -51,14 +53,17 @@ def report(
     log_to_mlflow: bool = True,
     sample: SampleInfo | None = None,
     vs_variables: bool = True,
+    scheme: ClassScheme = EVENT_SCHEME,
 ) -> dict[str, float]:
     """Compute metrics, make plots, working points and predictions; log them to the active run.
 
+    ``scheme``: the classes of the columns of ``probs`` (jets: ``light, c, b[, g]``).
     ``sample`` is the plots' sample block (its number of events defaults to
     ``len(labels)``); with ``events`` and ``vs_variables`` the efficiency and
     rejection versus the axis polar angle, the number of tracks and the visible
-    energy are drawn too (``plots/performance_vs_variables_{b,c}``). Returns the flat metrics
-    (``test/acc``, ``test/rej_c_at_b80``, ...).
+    energy are drawn too (``plots/performance_vs_variables_{b,c}``; event scheme only).
+    Returns the flat metrics (``test/acc``, ``test/rej_c_at_b80``, ...; jets
+    also ``test/rej_light_at_c50``, ``test/rej_g_at_c50``).
     """
     settings = evaluation_settings(eval_cfg)
     sample = sample or SampleInfo()
@@ -68,7 +73,7 @@ def report(
     plot_dir = out / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)
     result = ftm.evaluate_predictions(probs, labels, efficiencies=settings["efficiencies"],
-                                      f_c=settings["f_c"], f_b=settings["f_b"])
+                                      f_c=settings["f_c"], f_b=settings["f_b"], scheme=scheme)
     # zero mistag: log the 95% CL lower limit rather than inf (stays finite in MLflow and JSON)
     flat = result.flat_metrics(prefix, infinite_rejection="limit")
     name = caption or "model"
@@ -76,9 +81,10 @@ def report(
     plots.plot_rejection({name: result}, plot_dir / "rejection_c", tagger="c", caption=caption, sample=sample)
     plots.plot_roc(result, plot_dir / "roc", caption=caption, sample=sample)
     plots.plot_discriminants(probs, labels, plot_dir / "discriminants",
-                             f_c=settings["f_c"], f_b=settings["f_b"], caption=caption, sample=sample)
+                             f_c=settings["f_c"], f_b=settings["f_b"], caption=caption, sample=sample,
+                             scheme=scheme)
     plots.plot_confusion(result, plot_dir / "confusion", caption=caption, sample=sample)
-    if vs_variables and events is not None and len(events) == len(labels):
+    if vs_variables and scheme == EVENT_SCHEME and events is not None and len(events) == len(labels):
         binned_plots({name: probs}, {name: np.asarray(labels)}, {name: event_variables(events)}, plot_dir,
                      f_c=settings["f_c"], f_b=settings["f_b"], working_points=settings["vs_variables_efficiency"],
                      sample=sample, caption=caption)
@@ -94,9 +100,11 @@ def report(
     pred_paths: list[Path] = []
     if settings["write_predictions"]:
         pred_paths = write_predictions(probs, events, labels, out / "predictions" / "predictions",
-                                       settings["f_c"], settings["f_b"])
+                                       settings["f_c"], settings["f_b"], scheme=scheme)
     log.info("%s\n%s", caption or "evaluation",
-             ftm.format_comparison_table({caption or "model": flat}, prefix=prefix))
+             ftm.format_comparison_table({caption or "model": flat}, prefix=prefix,
+                                         metrics=ftm.DEFAULT_TABLE_METRICS if scheme.is_event_scheme
+                                         else tuple(m for m in JET_TABLE_METRICS if prefix + m in flat)))
     if log_to_mlflow:
         # every key is logged (nan errors included) so all runs share one metric set
         tracking.log_metrics(flat)

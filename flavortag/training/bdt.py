@@ -30,13 +30,18 @@ def fit_bdt(cfg: DictConfig, data: PreparedData) -> tuple[Any, TrainState]:
     elapsed = time.perf_counter() - t0
     clf.feature_names = {"track": [], "event": list(data.event_names)}
     clf.detector = data.detector.to_dict()
+    clf.class_names = tuple(data.scheme.names)
+    missing = sorted(set(range(len(data.scheme))) - {int(c) for c in clf.classes_})
+    if missing and not data.scheme.is_event_scheme:
+        raise ValueError(f"the BDT's training events hold no {[data.scheme.names[k] for k in missing]}: "
+                         "every class of data.classes needs training events")
     state = TrainState(epoch=1)
     metrics: dict[str, float] = {"train/events_per_s": len(train_t.labels) / max(elapsed, 1e-9),
                                  "train/events": float(len(train_t.labels))}
     for split, t in (("train", train_t), ("val", val_t)):
         probs = clf.predict_proba(t.event_features)
-        metrics[f"{split}/loss"] = log_loss(probs, t.labels)
-        metrics[f"{split}/acc"] = accuracy(probs, t.labels)
+        metrics[f"{split}/loss"] = log_loss(probs, t.labels, data.scheme.names)
+        metrics[f"{split}/acc"] = accuracy(probs, t.labels, data.scheme.names)
     state.best_val_loss = metrics["val/loss"]
     state.best_epoch = 1
     state.history = {k: [v] for k, v in metrics.items()}

@@ -33,8 +33,8 @@ from flavortag.batching import (
     build_event_tensors,
     concat_event_tensors,
 )
-from flavortag.classes import CLASS_NAMES, N_CLASSES
-from flavortag.dataset import load_sample, reader_options, resolve_paths, split_indices
+from flavortag.classes import EVENT_SCHEME, ClassScheme
+from flavortag.dataset import data_scheme, load_sample, reader_options, resolve_paths, split_indices
 from flavortag.detector import DetectorModel
 from flavortag.features import expand_feature_names
 from flavortag.io.errors import ReadReport
@@ -78,6 +78,8 @@ class PreparedData:
     detector: DetectorModel
     events: Any = None
     stream: StreamingSource | None = None
+    #: the classes the tagger learns (``data.classes``; default the event classes)
+    scheme: ClassScheme = EVENT_SCHEME
     #: what the readers kept and dropped (``data.on_error=skip``); when streaming, the
     #: validation / test files and the counting pass of text training files
     read_report: ReadReport | None = None
@@ -97,9 +99,11 @@ def feature_names(features_cfg: Mapping[str, Any] | None) -> tuple[list[str], li
             list(expand_feature_names("event", node.get("event"))))
 
 
-def check_classes(class_counts: np.ndarray, paths: list[str], what: str = "training data") -> None:
+def check_classes(class_counts: np.ndarray, paths: list[str], what: str = "training data",
+                  scheme: ClassScheme = EVENT_SCHEME) -> None:
     """Refuse training data of fewer than two classes (naming the classes and files); warn when one is missing."""
     counts = np.asarray(class_counts)
+    CLASS_NAMES, N_CLASSES = scheme.names, len(scheme)  # noqa: N806 -- the names of the messages
     present = [k for k in range(N_CLASSES) if counts[k] > 0]
     found = ", ".join(f"{CLASS_NAMES[k]}: {int(counts[k])} events" for k in present) or "no events"
     files = ", ".join(paths)
@@ -122,6 +126,9 @@ def prepare_data(cfg: DictConfig, keep_events: bool = False) -> PreparedData:
     :func:`prepare_streaming_data`).
     """
     if cfg.data.get("streaming", False):
+        if not data_scheme(cfg.data).is_event_scheme:
+            raise ValueError("data.streaming reads the event classes uds, cc, bb only: "
+                             "set data.streaming=false for data.classes=" + str(list(cfg.data.classes)))
         return prepare_streaming_data(cfg, keep_events)
     report = ReadReport()
     events = load_sample(cfg.data, report=report)
@@ -130,8 +137,9 @@ def prepare_data(cfg: DictConfig, keep_events: bool = False) -> PreparedData:
     labels = np.asarray(events["label"])
     fractions = {str(k): float(v) for k, v in cfg.data.split.items()}
     indices = split_indices(labels, fractions, int(cfg.data.get("split_seed", cfg.seed)))
-    check_classes(np.bincount(labels[indices["train"]], minlength=N_CLASSES),
-                  [str(p) for p in resolve_paths(cfg.data.paths)], "training events")
+    scheme = data_scheme(cfg.data)
+    check_classes(np.bincount(labels[indices["train"]], minlength=len(scheme)),
+                  [str(p) for p in resolve_paths(cfg.data.paths)], "training events", scheme)
     tensors: dict[str, EventTensors] = {}
     augment = ResolutionAugmentation.from_config(plain_dict(cfg.augment) if cfg.get("augment") else None)
     for k, (name, idx) in enumerate(indices.items()):
@@ -155,7 +163,7 @@ def prepare_data(cfg: DictConfig, keep_events: bool = False) -> PreparedData:
         log.info("%s split: %d events, %d tracks truncated at max_tracks=%d",
                  name, len(t.labels), t.n_truncated, int(cfg.data.max_tracks))
     return PreparedData(tensors, indices, track_names, event_names, detector,
-                        events if keep_events else None, read_report=report)
+                        events if keep_events else None, read_report=report, scheme=scheme)
 
 
 def _read_first_events(paths: list[str], n_events: int, io_options: Mapping[str, Any]) -> list[Any]:
@@ -284,13 +292,13 @@ def sample_records(cfg: DictConfig, data: PreparedData) -> dict[str, tuple[str, 
             digest.update(_file_identity(path))
         if split in data.tensors:
             labels = data.tensors[split].labels
-            counts = np.bincount(labels, minlength=N_CLASSES)
+            counts = np.bincount(labels, minlength=len(data.scheme))
             if data.stream is None:
                 digest.update(np.asarray(data.indices[split], dtype=np.int64).tobytes())
         else:
             assert data.stream is not None
             counts = np.asarray(data.stream.class_counts)
         out[split] = (digest.hexdigest()[:10],
-                      {name: int(counts[k]) for k, name in enumerate(CLASS_NAMES)},
+                      {name: int(counts[k]) for k, name in enumerate(data.scheme.names)},
                       ",".join(paths))
     return out

@@ -22,7 +22,6 @@ from flavortag.batching import (
     make_loader,
     make_streaming_loader,
 )
-from flavortag.classes import N_CLASSES
 from flavortag.models import TaggerModel, build_model, checkpoint_state
 from flavortag.training import preempt
 from flavortag.training.checkpoint import (
@@ -48,7 +47,7 @@ def _lr_factor(step: int, total_steps: int, warmup_fraction: float, min_ratio: f
 
 def _class_weights(class_counts: np.ndarray) -> torch.Tensor:
     counts = np.asarray(class_counts, dtype=np.float64)
-    weights = counts.sum() / np.maximum(counts, 1) / N_CLASSES
+    weights = counts.sum() / np.maximum(counts, 1) / len(counts)
     return torch.tensor(weights, dtype=torch.float32)
 
 
@@ -78,7 +77,8 @@ def _evaluate_loss(model: torch.nn.Module, tensors: EventTensors, settings: Trai
 def _build_model(cfg: DictConfig, data: PreparedData, device: torch.device) -> TaggerModel:
     """A fresh tagger with its feature lists and detector attached and its standardisation fitted."""
     norm_t = data.stream.normalisation if data.stream is not None else data.tensors["train"]
-    model = build_model(plain_dict(cfg.model), len(data.track_names), len(data.event_names))
+    model = build_model(plain_dict(cfg.model), len(data.track_names), len(data.event_names),
+                        data.scheme.names)
     model.feature_names = {"track": list(data.track_names), "event": list(data.event_names)}  # type: ignore[assignment]
     model.detector = data.detector.to_dict()  # type: ignore[assignment]
     model.max_tracks = int(cfg.data.max_tracks)  # type: ignore[assignment]
@@ -87,11 +87,11 @@ def _build_model(cfg: DictConfig, data: PreparedData, device: torch.device) -> T
 
 
 def _training_counts(data: PreparedData) -> tuple[int, np.ndarray]:
-    """Number of training events and their class counts [N_CLASSES] (in memory or streamed)."""
+    """Number of training events and their class counts [n classes] (in memory or streamed)."""
     if data.stream is not None:
         return data.stream.n_events, data.stream.class_counts
     train_t = data.tensors["train"]
-    return len(train_t.labels), np.bincount(train_t.labels, minlength=N_CLASSES)
+    return len(train_t.labels), np.bincount(train_t.labels, minlength=len(data.scheme))
 
 
 def _steps_per_epoch(n_train: int, settings: TrainerSettings, world_size: int, streaming: bool) -> int:

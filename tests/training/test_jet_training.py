@@ -1,0 +1,83 @@
+"""Issue 13: a jet tagger end to end on tiny ZH jets (light, c, b, g), and checkpoints keep their classes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from flavortag.apps import CONFIG_DIR
+
+
+def _cfg(app: str, overrides: list[str]):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name=app, overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def jet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from flavortag.generate.production import produce_samples
+
+    out = tmp_path_factory.mktemp("zh_jets")
+    produce_samples(out, 60, ["uds", "cc", "bb", "gg"], seed=3, sqrt_s_gev=250.0, workers=1,
+                    chunk_size=60, progress=False, process="zh", n_jets=2)
+    return out
+
+
+@pytest.mark.slow
+def test_jet_tagger_end_to_end(jet_dir: Path, tmp_path: Path) -> None:
+    from flavortag.evaluation import evaluate
+    from flavortag.inference import load_model
+    from flavortag.training import train
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    paths = ",".join(str(jet_dir / f"{f}.parquet") for f in ("uds", "cc", "bb", "gg"))
+    results = {}
+    for model in ("bdt", "transformer"):
+        overrides = [f"model={model}", "data=zh_jets", f"data.paths=[{paths}]", f"tracking.tracking_uri={store}",
+                     f"output_dir={tmp_path / model}", "trainer.max_epochs=1", "trainer.batch_size=64",
+                     "trainer.progress=false"]
+        if model == "bdt":
+            overrides.append("model.max_iter=10")
+        else:  # a small transformer: the test is about the classes, not the network
+            overrides += ["model.embed_dim=16", "model.depth=1", "model.class_depth=1", "model.embed_hidden=[16]",
+                          "model.pair_hidden=[8]", "evaluate.write_predictions=false"]
+        results[model] = train(_cfg("train", overrides))
+    for result in results.values():
+        metrics = result["metrics"]
+        for name in ("test/rej_c_at_b80", "test/rej_light_at_c50", "test/rej_g_at_c50", "test/auc_g"):
+            assert name in metrics and metrics[name] > 0
+        assert not any("uds" in k for k in metrics if k.startswith("test/"))
+    checkpoint = next((tmp_path / "transformer").rglob("best.pt"))
+    model = load_model(str(checkpoint))
+    assert model.class_names == ("light", "c", "b", "g") and model.n_classes == 4
+    blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    assert blob["model"]["class_names"] == ["light", "c", "b", "g"]
+    # two-jet events from both jets' scores, beside the per-jet metrics
+    flat = evaluate(_cfg("evaluate", [f"checkpoint={checkpoint}", f"data.paths=[{paths}]", "split=all",
+                                      "combine_jets=true", f"tracking.tracking_uri={store}",
+                                      f"output_dir={tmp_path / 'eval'}"]))
+    assert 0.0 < flat["events/acc"] <= 1.0 and "events/rej_g_at_c50" in flat
+    assert (tmp_path / "eval" / "events" / "working_points.json").is_file()
+
+
+def test_old_checkpoints_without_class_names_are_event_taggers() -> None:
+    from flavortag.models import build_model, checkpoint_state, model_from_checkpoint
+
+    model = build_model({"name": "mlp"}, 4, 5)
+    state = checkpoint_state(model)
+    assert state["class_names"] == ["uds", "cc", "bb"]
+    del state["class_names"]
+    again = model_from_checkpoint(state)
+    assert again.class_names == ("uds", "cc", "bb") and again.n_classes == 3
+    jet = build_model({"name": "mlp"}, 4, 5, ("light", "c", "b", "g"))
+    logits = jet.head(torch.zeros(2, jet.head[0].in_features)) if hasattr(jet, "head") else None
+    state = checkpoint_state(jet)
+    assert model_from_checkpoint(state).n_classes == 4
+    assert logits is None or logits.shape == (2, 4)
+    with pytest.raises(ValueError, match="differs from"):
+        model_from_checkpoint({**state, "class_names": ["g", "b", "c", "light"]})
+    assert np.asarray(state["state_dict"][[k for k in state["state_dict"] if k.endswith("weight")][-1]]).shape[0] == 4
