@@ -27,7 +27,7 @@ from flavortag.models import count_parameters
 from flavortag.training.bdt import fit_bdt
 from flavortag.training.checkpoint import find_resume_checkpoint
 from flavortag.training.data import SPLIT_CONTEXT, PreparedData, prepare_data, sample_records
-from flavortag.training.loop import fit_torch
+from flavortag.training.loop import EpochCallback, fit_torch
 from flavortag.training.owner import OWNER_FILE, RunDirectory, RunDirectoryError
 from flavortag.training.runtime import Distributed
 from flavortag.training.settings import TrainerSettings, check_split
@@ -113,8 +113,14 @@ def _end_orphan(cfg: DictConfig, directory: RunDirectory | None, resume_run_id: 
                     owner.run_id, owner.run_name, directory.path)
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one training job from a composed config; returns run id, history and test metrics."""
+def train(cfg: DictConfig, epoch_callback: EpochCallback | None = None,
+          run_tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run one training job from a composed config; returns run id, history and test metrics.
+
+    ``epoch_callback`` (torch models) gets each epoch's metrics (see
+    :func:`~flavortag.training.loop.fit_torch`); ``run_tags`` are added to the
+    MLflow run's tags (``mlflow.parentRunId`` makes it a child run).
+    """
     settings = TrainerSettings.from_config(cfg.trainer)  # bad settings fail before anything is read
     check_split(cfg.data)
     run_dir = Path(str(cfg.get("output_dir") or "outputs/train")).resolve()
@@ -143,7 +149,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         _end_orphan(cfg, directory, resume_run_id)
         with tracking.start_run(cfg.tracking, run_name=str(cfg.run_name), run_id=resume_run_id,
                                 tags={"flavortag.model": str(cfg.model.name),
-                                      "flavortag.data": str(cfg.data.get("name", ""))}) as run:
+                                      "flavortag.data": str(cfg.data.get("name", "")),
+                                      **(run_tags or {})}) as run:
             if directory is not None:
                 directory.record(run.info.run_id, str(cfg.run_name), str(cfg.model.name))
             if resume_run_id is None:
@@ -161,7 +168,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                         tracking.log_dict({"reasons": dict(report.reasons), "examples": report.examples,
                                            "summary": report.summary()}, "data/skipped.json")
             if is_torch:
-                model, state = fit_torch(cfg, data, run_dir, dist, run_id=run.info.run_id)
+                model, state = fit_torch(cfg, data, run_dir, dist, run_id=run.info.run_id,
+                                         epoch_callback=epoch_callback)
                 if resume_run_id is None:
                     tracking.log_params({"n_parameters": count_parameters(model)})
                 for name in ("best.pt", "last.pt"):
