@@ -5,9 +5,16 @@ per train-config key, a distribution::
 
     model: transformer
     params:
-      trainer.lr: {type: float, low: 1.0e-4, high: 3.0e-3, log: true}
-      model.depth: {type: int, low: 1, high: 4}
-      model.embed_dim: {type: categorical, choices: [32, 64, 96]}
+      trainer:
+        lr: {type: float, low: 1.0e-4, high: 3.0e-3, log: true}
+      model:
+        depth: {type: int, low: 1, high: 4}
+        embed_dim: {type: categorical, choices: [32, 64, 96]}
+
+(a mapping with a ``type`` is a distribution, any other mapping a level of
+the train config; dotted keys, ``trainer.lr: {...}``, work too, but only the
+nested form can be changed on the command line:
+``hparams_search.params.trainer.lr.high=1e-2``).
 
 ``type`` is ``float`` (``low``, ``high``, optional ``log`` or ``step``),
 ``int`` (same, integers) or ``categorical`` (``choices``: numbers, strings,
@@ -114,6 +121,18 @@ def _param(key: str, spec: Any) -> Param:
     return Param(key, kind, low=low, high=high, log=log, step=step)
 
 
+def _flatten(node: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """``{trainer: {lr: {type: ...}}}`` -> ``{"trainer.lr": {type: ...}}`` (a mapping with ``type`` is a leaf)."""
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and "type" not in value and value:
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     """A parsed search space: the model, extra train overrides and the tuned keys."""
@@ -146,7 +165,7 @@ class SearchSpace:
         if not isinstance(overrides, list | tuple) or not all(isinstance(o, str) for o in overrides):
             raise UsageError(f"{_WHERE}.overrides must be a list of key=value strings, not {overrides!r}")
         return cls(model=model, overrides=tuple(overrides),
-                   params=tuple(_param(str(k), v) for k, v in params.items()))
+                   params=tuple(_param(k, v) for k, v in _flatten(params, "").items()))
 
     def check_keys(self, train_cfg: Any) -> None:
         """Refuse a tuned key that the composed train config does not have (names the closest level)."""

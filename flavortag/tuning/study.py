@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 import tempfile
 import time
 import warnings
@@ -59,6 +61,9 @@ PARENT_ATTR = "mlflow_parent_run_id"
 RUN_ATTR = "mlflow_run_id"
 ERROR_ATTR = "flavortag.error"
 SURPLUS_ATTR = "flavortag.surplus"
+WORKER_ATTR = "flavortag.worker"
+#: Study user attribute: the number of trials the study had when a worker finished it.
+DONE_ATTR = "flavortag.done"
 #: Seconds a worker waits for the study's creator to record the MLflow parent run.
 PARENT_WAIT_S = 60.0
 Compose = Callable[[list[str]], DictConfig]
@@ -66,6 +71,10 @@ Compose = Callable[[list[str]], DictConfig]
 
 class BudgetSpent(Exception):
     """This trial came after the study's last slot was taken (by another worker, in the same instant)."""
+
+
+class TakenOver(Exception):
+    """Another worker found this trial's heartbeat too old, failed it and queued its retry."""
 
 
 @dataclass(frozen=True)
@@ -242,12 +251,17 @@ class _Objective:
         self.settings, self.space, self.compose = settings, space, compose
         self.parent_run_id, self.base_overrides = parent_run_id, base_overrides
         self.n_run = 0
+        #: set when the running trial was failed by another worker (heartbeat too late)
+        self.taken_over = False
 
     def __call__(self, trial: optuna.Trial) -> float:
         try:
             return self._run(trial)
         except (optuna.TrialPruned, BudgetSpent):
             raise
+        except optuna.exceptions.UpdateFinishedTrialError as exc:
+            self.taken_over = True
+            raise TakenOver(str(exc)) from exc
         except Exception as exc:
             # an error (not a dead worker): the trial frees its slot and the worker stops
             trial.set_user_attr(ERROR_ATTR, f"{type(exc).__name__}: {exc}"[:1000])
@@ -265,6 +279,7 @@ class _Objective:
                                   "are taken (asked by two workers at once)")
         else:
             _close_dead_runs(study, self.parent_run_id)
+        trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
         # sampled from the trial number: workers started with the same seed do not repeat each other
         study.sampler = _sampler(self.settings.seed + trial.number, self.settings.n_startup_trials)
         values = {p.key: p.suggest(trial) for p in self.space.params}
@@ -301,6 +316,9 @@ class _Objective:
             result = train(cfg, epoch_callback=report, run_tags=tags)
         except optuna.TrialPruned:
             self._end_run(run_ids, "KILLED", "PRUNED")
+            raise
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self._end_run(run_ids, "KILLED", "FAIL")
             raise
         except KeyboardInterrupt:
             self._end_run(run_ids, "KILLED", "FAIL")
@@ -361,6 +379,8 @@ def _finished(trials: Sequence[FrozenTrial]) -> bool:
 def run_worker(tune_cfg: DictConfig, space: SearchSpace, compose: Compose, config_dir: str | Path) -> StudyResult:
     """Run trials of the study until its budget is spent; finish the study if it is done."""
     settings = TuneSettings.from_config(tune_cfg, config_dir)
+    import flavortag.training  # noqa: F401 - imported before any trial's heartbeat (imports hold the GIL)
+
     base_overrides = [*space.base_overrides(), *settings.overrides]
     base_cfg = compose([*base_overrides, f"output_dir={settings.output_dir / 'base'}"])
     space.check_keys(base_cfg)
@@ -373,6 +393,13 @@ def run_worker(tune_cfg: DictConfig, space: SearchSpace, compose: Compose, confi
         storage = open_storage(settings.storage, settings.heartbeat_interval_s, settings.heartbeat_grace_s,
                                settings.max_retry)
         study, created = _open_study(settings, storage, _pruner(settings.pruner, max_epochs))
+    trials = study.get_trials(deepcopy=False)
+    if (study.user_attrs.get(DONE_ATTR) == len(trials) and _finished(trials)
+            and slots_used(trials) >= settings.n_trials):
+        preset = settings.preset_dir / f"{settings.study_name}_best.yaml"
+        log.info("study %s is done (%d trials); raise n_trials to go on", study.study_name, len(trials))
+        return StudyResult(study=study, parent_run_id=str(study.user_attrs.get(PARENT_ATTR)), n_run_here=0,
+                           done=True, preset=preset if preset.is_file() else None)
     parent = _parent_run(study, created, settings, space, base_cfg, tune_cfg)
     log.info("study %s in %s: %d trials, MLflow parent run %s (%s)", study.study_name,
              _public_storage(settings.storage), settings.n_trials, parent, tracking.tracking_uri())
@@ -382,9 +409,18 @@ def run_worker(tune_cfg: DictConfig, space: SearchSpace, compose: Compose, confi
         trials = study.get_trials(deepcopy=False)
         waiting = any(t.state == TrialState.WAITING for t in trials)
         if waiting or slots_used(trials) < settings.n_trials:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.optimize(objective, n_trials=1, catch=(BudgetSpent,))
+            objective.taken_over = False
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.optimize(objective, n_trials=1, catch=(BudgetSpent,))
+            except (TakenOver, ValueError):
+                if not objective.taken_over:
+                    raise
+                # optuna cannot tell a trial that another worker failed: its retry runs (or ran) elsewhere
+                log.warning("study %s: another worker failed this worker's trial as dead (no heartbeat for "
+                            "%s s: a busy machine? raise heartbeat.grace_s); its retry runs in its place",
+                            study.study_name, settings.heartbeat_grace_s)
             continue
         if _finished(trials) or not (heartbeat and settings.wait_for_others):
             break
@@ -487,6 +523,7 @@ def finish_study(study: optuna.Study, parent_run_id: str, settings: TuneSettings
     tracking.log_run_metrics(parent_run_id, metrics)
     tracking.log_run_dict(parent_run_id, {"table": table.splitlines()}, "trials.json")
     tracking.set_run_status(parent_run_id, "FINISHED")
+    study.set_user_attr(DONE_ATTR, len(trials))
     path = storage_path(settings.storage)
     if path is not None:
         log.info("storage: %s", path.resolve())
