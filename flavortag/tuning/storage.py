@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,9 @@ def open_storage(url: str, heartbeat_interval_s: int | None = 60, grace_s: int |
                                              or int(grace_s) <= int(heartbeat_interval_s)):
         raise UsageError(f"heartbeat.interval_s={heartbeat_interval_s} and heartbeat.grace_s={grace_s}: "
                          "need interval_s >= 1 and grace_s > interval_s (or interval_s=null: no heartbeat)")
-    retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry) if heartbeat_interval_s else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry) if heartbeat_interval_s else None
     interval = int(heartbeat_interval_s) if heartbeat_interval_s else None
     grace = int(grace_s) if (grace_s and interval) else None
     if url.startswith(_JOURNAL):

@@ -108,20 +108,22 @@ class TuneSettings:
         overrides = cfg.get("overrides") or []
         if not OmegaConf.is_list(overrides) and not isinstance(overrides, list):
             raise UsageError(f"overrides must be a list of train overrides, not {overrides!r}")
-        pruner = OmegaConf.to_container(cfg.pruner, resolve=True) if cfg.get("pruner") else {"type": "none"}
-        assert isinstance(pruner, dict)
+        raw = OmegaConf.to_container(cfg.pruner, resolve=True) if cfg.get("pruner") else {"type": "none"}
+        assert isinstance(raw, dict)
+        pruner: dict[str, Any] = {str(k): v for k, v in raw.items()}
         if str(pruner.get("type")) not in ("median", "hyperband", "none"):
             raise UsageError(f"pruner.type must be median, hyperband or none, not {pruner.get('type')!r}")
         beat = cfg.get("heartbeat") or {}
         interval = beat.get("interval_s")
+        grace, retries = beat.get("grace_s"), beat.get("max_retry")
         preset_dir = cfg.get("preset_dir")
         return cls(
             study_name=name, storage=str(cfg.storage), n_trials=n_trials,
             overrides=tuple(str(o) for o in overrides), seed=int(cfg.get("seed", 0)),
             n_startup_trials=int(cfg.sampler.get("n_startup_trials", 10)), pruner=pruner,
             heartbeat_interval_s=None if interval in (None, 0) else int(interval),
-            heartbeat_grace_s=None if beat.get("grace_s") is None else int(beat.get("grace_s")),
-            max_retry=None if beat.get("max_retry") is None else int(beat.get("max_retry")),
+            heartbeat_grace_s=None if grace is None else int(grace),
+            max_retry=None if retries is None else int(retries),
             output_dir=Path(str(cfg.output_dir)),
             preset_dir=Path(str(preset_dir)) if preset_dir else Path(config_dir) / "experiment",
             config_dir=Path(config_dir), wait_for_others=bool(cfg.get("wait_for_others", True)),
@@ -335,7 +337,7 @@ class _Objective:
             raise RuntimeError(f"trial {trial.number}: training logged no validation loss")
         for key, value in (result.get("metrics") or {}).items():
             if isinstance(value, int | float) and math.isfinite(float(value)):
-                trial.set_user_attr(f"test/{key}", float(value))
+                trial.set_user_attr(str(key), float(value))
         tracking.set_run_tags(run_id, {"flavortag.trial_state": "COMPLETE"})
         return float(min(finite))
 
@@ -468,7 +470,8 @@ def _log_plots(study: optuna.Study, parent_run_id: str) -> list[str]:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
-    plots = {"optimization_history": ovm.plot_optimization_history,
+    plots: dict[str, Callable[[optuna.Study], Any]] = {
+             "optimization_history": ovm.plot_optimization_history,
              "param_importances": ovm.plot_param_importances,
              "parallel_coordinate": ovm.plot_parallel_coordinate}
     logged = []

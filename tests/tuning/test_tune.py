@@ -237,3 +237,32 @@ def test_a_bad_search_space_on_the_command_line_exits_2_with_one_line(tmp_path: 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "hparams_search.params.trainer.lr: low (0.5) must be below high" in lines[0]
     assert not (tmp_path / "o.db").exists()
+
+
+def test_the_journal_storage_fails_and_retries_a_trial_without_heartbeat(tmp_path: Path) -> None:
+    import warnings
+
+    from flavortag.tuning.storage import HEARTBEAT_ATTR, HeartbeatJournalStorage, open_storage
+
+    storage = open_storage(f"journal:{tmp_path / 'optuna.journal'}", heartbeat_interval_s=1, grace_s=5,
+                           max_retry=3)
+    assert isinstance(storage, HeartbeatJournalStorage)
+    study = optuna.create_study(storage=storage, study_name="s")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "heartbeat is supposed to be used with optimize"
+        trial = study.ask()
+    x = trial.suggest_float("x", 0.0, 1.0)
+    storage.record_heartbeat(trial._trial_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+        assert [t.state for t in study.get_trials()] == [TrialState.RUNNING]  # alive: left alone
+        storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR, time.time() - 6.0)
+        optuna.storages.fail_stale_trials(study)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert trials[1].params == {"x": x} and trials[1].system_attrs["failed_trial"] == 0
+    with pytest.raises(UsageError, match="grace_s > interval_s"):
+        open_storage("sqlite:///x.db", heartbeat_interval_s=10, grace_s=5)
+    with pytest.raises(UsageError, match="not a storage URL"):
+        open_storage("optuna.db")
