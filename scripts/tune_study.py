@@ -87,9 +87,9 @@ def main() -> int:
     n_pruned = sum(t.state == TrialState.PRUNED for t in trials)
     print(f"workers exited {codes}; {len(trials)} trials: {n_done} COMPLETE + PRUNED ({n_pruned} pruned) "
           f"of n_trials={args.n_trials}, {elapsed / 60:.1f} min")
-    if killed is not None:
-        retries = [t.number for t in trials if t.system_attrs.get("failed_trial") == killed.number]
-        print(f"killed trial {killed.number}: {study.trials[killed.number].state.name}, retried as {retries}")
+    for failed in (t for t in trials if t.state == TrialState.FAIL):  # the killed worker's trial
+        retries = [t.number for t in trials if t.system_attrs.get("failed_trial") == failed.number]
+        print(f"trial {failed.number}: FAIL (worker killed), retried as trial(s) {retries}")
 
     best = study.best_trial
     print(f"\n$ flavortag train model={args.model} {' '.join(train)} run_name={args.model}-default")
