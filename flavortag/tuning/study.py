@@ -398,10 +398,13 @@ def run_worker(tune_cfg: DictConfig, space: SearchSpace, compose: Compose, confi
     trials = study.get_trials(deepcopy=False)
     if (study.user_attrs.get(DONE_ATTR) == len(trials) and _finished(trials)
             and slots_used(trials) >= settings.n_trials):
-        preset = settings.preset_dir / f"{settings.study_name}_best.yaml"
+        preset: Path | None = settings.preset_dir / f"{settings.study_name}_best.yaml"
+        parent_id = str(study.user_attrs.get(PARENT_ATTR))
         log.info("study %s is done (%d trials); raise n_trials to go on", study.study_name, len(trials))
-        return StudyResult(study=study, parent_run_id=str(study.user_attrs.get(PARENT_ATTR)), n_run_here=0,
-                           done=True, preset=preset if preset.is_file() else None)
+        if preset is not None and not preset.is_file():  # not written yet (e.g. to another preset_dir)
+            tracking.configure(base_cfg.tracking)
+            preset = finish_study(study, parent_id, settings, base_overrides)
+        return StudyResult(study=study, parent_run_id=parent_id, n_run_here=0, done=True, preset=preset)
     parent = _parent_run(study, created, settings, space, base_cfg, tune_cfg)
     log.info("study %s in %s: %d trials, MLflow parent run %s (%s)", study.study_name,
              _public_storage(settings.storage), settings.n_trials, parent, tracking.tracking_uri())
@@ -510,16 +513,21 @@ def finish_study(study: optuna.Study, parent_run_id: str, settings: TuneSettings
         metrics["best/val_loss"] = float(best.value or math.nan)
         metrics["best/trial"] = float(best.number)
         note = f"trial {best.number}, validation loss {best.value:.4f}"
-        preset = write_preset(settings.preset_dir, settings.study_name, base_overrides, best.params, note,
-                              settings.config_dir)
-        tracking.log_run_artifact(parent_run_id, preset, artifact_path="preset")
+        try:
+            preset = write_preset(settings.preset_dir, settings.study_name, base_overrides, best.params, note,
+                                  settings.config_dir)
+            tracking.log_run_artifact(parent_run_id, preset, artifact_path="preset")
+        except OSError as exc:  # e.g. the config directory of an installed package is read-only
+            log.error("cannot write the preset into %s (%s): run the same command with preset_dir=<a "
+                      "writable configs/experiment directory> to write it", settings.preset_dir, exc)
         tracking.log_run_dict(parent_run_id, {"number": best.number, "value": best.value,
                                               "params": best.params, "user_attrs": best.user_attrs},
                               "best_trial.json")
         tracking.set_run_tags(parent_run_id, {"flavortag.best_trial": str(best.number),
                                               "flavortag.best_run_id": str(best.user_attrs.get(RUN_ATTR, ""))})
-        log.info("best trial %d: validation loss %.4f; preset %s (flavortag train +experiment=%s_best)",
-                 best.number, best.value, preset, settings.study_name)
+        if preset is not None:
+            log.info("best trial %d: validation loss %.4f; preset %s (flavortag train +experiment=%s_best)",
+                     best.number, best.value, preset, settings.study_name)
         _log_plots(study, parent_run_id)
     else:
         log.warning("study %s: no trial completed; no preset written", study.study_name)
