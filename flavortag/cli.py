@@ -1,6 +1,6 @@
 """The ``flavortag`` command: one entry point, one subcommand per app (:mod:`flavortag.apps`).
 
-Hydra apps (``generate``, ``train``, ``evaluate``, ``predict``, ``compare``)
+Hydra apps (``generate``, ``train``, ``tune``, ``evaluate``, ``predict``, ``compare``)
 take ``key=value`` overrides, ``--help`` shows their config groups and
 ``--cfg job`` prints the composed config. ``convert``, ``info``, ``export`` and
 ``shard`` are plain argparse commands.
@@ -33,6 +33,7 @@ from flavortag.errors import CarriedError
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("flavortag.apps.generate", "make samples with Pythia 8 + a parametric detector (Hydra)"),
     "train": ("flavortag.apps.train", "train a tagger: model=mlp|bdt|deepsets|transformer (Hydra)"),
+    "tune": ("flavortag.apps.tune", "hyperparameter search with optuna; many workers share one study (Hydra)"),
     "evaluate": ("flavortag.apps.evaluate", "metrics, plots, working points of a trained run (Hydra)"),
     "predict": ("flavortag.apps.predict", "score new files, write probabilities and discriminants (Hydra)"),
     "compare": ("flavortag.apps.compare", "compare runs side by side: table + rejection overlays (Hydra)"),
@@ -55,6 +56,7 @@ Hydra commands take overrides, e.g.
   flavortag generate n_events=2000 flavours=[bb,cc] out=samples/test
   flavortag train model=transformer trainer.max_epochs=10
   flavortag train -m model=mlp,bdt,deepsets,transformer
+  flavortag tune hparams_search=transformer n_trials=20
   flavortag evaluate run_id=<mlflow run id>
 Run `flavortag <command> --help` for the options of one command.
 Errors are one line; add -v (or set HYDRA_FULL_ERROR=1) for the traceback.

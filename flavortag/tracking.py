@@ -267,6 +267,14 @@ def log_artifacts(directory: str | Path, artifact_path: str | None = None) -> No
     mlflow.log_artifacts(str(directory), artifact_path=artifact_path)
 
 
+def active_run_id() -> str:
+    """The id of the run active in this process (``RuntimeError`` when none is)."""
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("no active MLflow run")
+    return str(run.info.run_id)
+
+
 def tracking_uri() -> str:
     """The tracking URI MLflow currently logs to."""
     return str(mlflow.get_tracking_uri())
@@ -409,3 +417,78 @@ def end_active_run_stopped(note: str) -> None:
     if mlflow.active_run() is not None:
         mlflow.set_tag("flavortag.stopped", note)
         mlflow.end_run(status="KILLED")
+
+
+# --------------------------------------------------------------------------- runs not active in this process
+# (the parent run of an optuna study, shared by many workers; its trials' child runs)
+
+
+def create_run(tracking_cfg: Mapping[str, Any], run_name: str, tags: Mapping[str, str]) -> str:
+    """Create a run (RUNNING, not made active here) in the configured experiment; returns its id."""
+    experiment_id = configure(tracking_cfg)
+    all_tags = {"flavortag.git_commit": git_commit(), "mlflow.runName": run_name, **dict(tags)}
+    run = mlflow.MlflowClient().create_run(experiment_id, run_name=run_name, tags=all_tags)
+    return str(run.info.run_id)
+
+
+def run_exists(run_id: str) -> bool:
+    """True when the current store has run ``run_id`` (not deleted)."""
+    try:
+        return str(mlflow.MlflowClient().get_run(run_id).info.lifecycle_stage) == "active"
+    except mlflow.exceptions.MlflowException:
+        return False
+
+
+def set_run_status(run_id: str, status: str) -> None:
+    """Set a run's status: RUNNING (again), or FINISHED / FAILED / KILLED (ends it)."""
+    client = mlflow.MlflowClient()
+    if status == "RUNNING":
+        client.update_run(run_id, status="RUNNING")
+    else:
+        client.set_terminated(run_id, status=status)
+
+
+def set_run_tags(run_id: str, tags: Mapping[str, str]) -> None:
+    """Set tags on a run that need not be active."""
+    client = mlflow.MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, str(value))
+
+
+def log_run_params(run_id: str, params: Mapping[str, Any]) -> None:
+    """Log params (strings, cut to MLflow's limit) to a run that need not be active."""
+    from mlflow.entities import Param
+
+    items = [Param(str(k), str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
+    client = mlflow.MlflowClient()
+    for start in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[start: start + 100])
+
+
+def log_run_metrics(run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+    """Log metrics to a run that need not be active."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    mlflow.MlflowClient().log_batch(run_id, metrics=[Metric(str(k), float(v), now, step)
+                                                      for k, v in metrics.items()])
+
+
+def log_run_artifact(run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+    """Log one local file as an artifact of a run that need not be active."""
+    mlflow.MlflowClient().log_artifact(run_id, str(path), artifact_path=artifact_path)
+
+
+def log_run_dict(run_id: str, obj: Any, artifact_file: str) -> None:
+    """Log a JSON/YAML-serialisable object as an artifact of a run that need not be active."""
+    mlflow.MlflowClient().log_dict(run_id, obj, artifact_file)
+
+
+def child_runs(parent_run_id: str) -> list[Any]:
+    """The runs whose ``mlflow.parentRunId`` tag is ``parent_run_id`` (any status), oldest first."""
+    parent = mlflow.MlflowClient().get_run(parent_run_id)
+    return list(mlflow.search_runs(
+        experiment_ids=[parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+        order_by=["attributes.start_time ASC"], output_format="list",
+    ))

@@ -502,9 +502,56 @@ class RobustnessApp:
 
 
 #: The schema of each Hydra app, by command name.
+@dataclass
+class TuneSamplerSchema:
+    """``tune.yaml`` ``sampler``: optuna's TPE sampler."""
+
+    n_startup_trials: int = _f(10, ge=0)
+
+
+@dataclass
+class TunePrunerSchema:
+    """``tune.yaml`` ``pruner``: which trials stop early."""
+
+    type: Literal["median", "hyperband", "none"] = "median"
+    n_startup_trials: int = _f(5, ge=0)
+    n_warmup_steps: int = _f(1, ge=0)
+    min_resource: int = _f(1, ge=1)
+    reduction_factor: int = _f(3, ge=2)
+
+
+@dataclass
+class TuneHeartbeatSchema:
+    """``tune.yaml`` ``heartbeat``: how dead workers' trials are found."""
+
+    interval_s: float | None = _f(60, gt=0.0)
+    grace_s: float = _f(180, gt=0.0)
+    max_retry: int = _f(3, ge=0)
+
+
+@dataclass
+class TuneApp:
+    """``flavortag tune`` (``configs/tune.yaml``); the search space is checked by :mod:`flavortag.tuning`."""
+
+    hparams_search: dict[str, Any] = _f({})
+    paths: PathsSchema = field(default_factory=PathsSchema)
+    study_name: str = "transformer"
+    storage: str = "sqlite:///optuna.db"
+    n_trials: int = _f(20, ge=1)
+    overrides: list[str] = _f([])
+    seed: int = _f(42, ge=0)
+    sampler: TuneSamplerSchema = field(default_factory=TuneSamplerSchema)
+    pruner: TunePrunerSchema = field(default_factory=TunePrunerSchema)
+    heartbeat: TuneHeartbeatSchema = field(default_factory=TuneHeartbeatSchema)
+    wait_for_others: bool = True
+    output_dir: str = "outputs/tune"
+    preset_dir: str | None = None
+    worker: int | None = None  # `-m +worker='range(8)'`: N workers of one study through a launcher
+
+
 APPS: dict[str, type] = {
     "train": TrainApp, "evaluate": EvaluateApp, "predict": PredictApp, "compare": CompareApp,
-    "generate": GenerateApp, "calibrate": CalibrateApp, "robustness": RobustnessApp,
+    "generate": GenerateApp, "calibrate": CalibrateApp, "robustness": RobustnessApp, "tune": TuneApp,
 }
 
 

@@ -36,7 +36,7 @@ from flavortag.training import preempt
 from flavortag.training.bdt import fit_bdt
 from flavortag.training.checkpoint import find_resume_checkpoint
 from flavortag.training.data import SPLIT_CONTEXT, PreparedData, prepare_data, sample_records
-from flavortag.training.loop import fit_torch
+from flavortag.training.loop import EpochCallback, fit_torch
 from flavortag.training.owner import OWNER_FILE, RunDirectory, RunDirectoryError
 from flavortag.training.runtime import Distributed
 from flavortag.training.settings import TrainerSettings, check_split
@@ -141,9 +141,13 @@ def _stopped(stopped: preempt.TrainingStopped, run_dir: Path) -> preempt.Trainin
                                    str(run_dir / "checkpoints" / stopped.checkpoint))
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig, epoch_callback: EpochCallback | None = None,
+          run_tags: dict[str, str] | None = None) -> dict[str, Any]:
     """Run one training job from a composed config; returns run id, history and test metrics.
 
+    ``epoch_callback`` (torch models) gets each epoch's metrics (see
+    :func:`~flavortag.training.loop.fit_torch`); ``run_tags`` are added to the
+    MLflow run's tags (``mlflow.parentRunId`` makes it a child run).
     SIGTERM / SIGUSR1 while the torch loop runs: checkpoint at the next step and
     :class:`~flavortag.training.preempt.TrainingStopped` (see the module doc).
     """
@@ -180,7 +184,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         _end_orphan(cfg, directory, resume_run_id)
         with tracking.start_run(cfg.tracking, run_name=str(cfg.run_name), run_id=resume_run_id,
                                 tags={"flavortag.model": str(cfg.model.name),
-                                      "flavortag.data": str(cfg.data.get("name", ""))}) as run:
+                                      "flavortag.data": str(cfg.data.get("name", "")),
+                                      **(run_tags or {})}) as run:
             if directory is not None:
                 directory.record(run.info.run_id, str(cfg.run_name), str(cfg.model.name))
             if resume_run_id is None:
@@ -200,7 +205,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             if is_torch:
                 try:
                     with preempt.handling():
-                        model, state = fit_torch(cfg, data, run_dir, dist, run_id=run.info.run_id)
+                        model, state = fit_torch(cfg, data, run_dir, dist, run_id=run.info.run_id,
+                                                 epoch_callback=epoch_callback)
                 except preempt.TrainingStopped as stopped:
                     error = _stopped(stopped, run_dir)
                     tracking.end_active_run_stopped(str(error))

@@ -282,12 +282,20 @@ def _train_epoch(opt: _Optimisation, source: _EpochSource, state: TrainState, ep
             float(skipped)], elapsed
 
 
+#: Called after each epoch with (epoch number from 1, that epoch's metrics); may raise to stop the fit.
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
 def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distributed,
-              run_id: str | None = None) -> tuple[torch.nn.Module, TrainState]:
+              run_id: str | None = None,
+              epoch_callback: EpochCallback | None = None) -> tuple[torch.nn.Module, TrainState]:
     """Train a torch tagger; returns the best model (weights restored) and the final state.
 
     ``run_id`` (the MLflow run) is stored in every checkpoint so that a resumed
-    job logs into the same run. The training events come from
+    job logs into the same run. ``epoch_callback`` (on the logging rank) gets
+    each epoch's metrics (``val/loss``, ...) after they are logged and the
+    epoch's checkpoints written; an exception it raises (a pruned
+    hyperparameter trial) ends the fit. The training events come from
     ``data.tensors["train"]`` or, when ``data.stream`` is set, are streamed from
     its files (see :mod:`flavortag.training.data`).
     """
@@ -382,6 +390,8 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distribu
         else:
             state.bad_epochs += 1
         save_checkpoint("last.pt")
+        if epoch_callback is not None and dist.is_main:
+            epoch_callback(epoch + 1, metrics)
         if state.bad_epochs >= settings.early_stopping_patience:
             log.info("early stopping: no improvement of the validation loss for %d epochs",
                      settings.early_stopping_patience)

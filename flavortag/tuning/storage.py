@@ -1,0 +1,136 @@
+"""Where a study lives: optuna's storage, with heartbeats so that dead workers' trials are retried.
+
+``storage`` (``configs/tune.yaml``) is
+
+- ``sqlite:///optuna.db`` (the default): an SQLite file; several workers on one
+  machine share it (write-ahead log, long lock timeout). Not for network file
+  systems, where SQLite's locks are not reliable;
+- any other SQLAlchemy URL, ``postgresql://user:pass@host/db``: many workers
+  on many nodes;
+- ``journal:<path>``: optuna's journal file (append-only log, file-system
+  locks that work on NFS), for clusters without a database server.
+
+Every worker records a heartbeat of its running trial every
+``heartbeat.interval_s``; a trial whose heartbeat is older than
+``heartbeat.grace_s`` belongs to a dead worker: the next worker to start a
+trial marks it FAIL and queues a copy with the same parameters (optuna's
+``RetryHeartbeatStaleTrialCallback``), which the next free worker runs.
+RDB storages have optuna's own heartbeat; the journal storage gets the same
+through :class:`HeartbeatJournalStorage` (heartbeats as trial system attributes).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from flavortag.errors import UsageError
+
+__all__ = ["HeartbeatJournalStorage", "open_storage", "storage_path"]
+
+_JOURNAL = "journal:"
+_SQLITE = "sqlite:///"
+#: Trial system attribute of the journal storage's heartbeat (seconds since the epoch).
+HEARTBEAT_ATTR = "flavortag:heartbeat"
+#: Seconds an SQLite writer waits for another worker's lock before failing.
+SQLITE_TIMEOUT_S = 120
+
+
+class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+    """optuna's journal storage with a heartbeat (optuna's own has none).
+
+    The heartbeat is the wall-clock time written as a trial system attribute,
+    so the nodes' clocks must agree to within the grace period (NTP).
+    """
+
+    def __init__(self, backend: JournalFileBackend, heartbeat_interval: int, grace_period: int,
+                 stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None) -> None:
+        super().__init__(backend)
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+        self.stale_trial_callback = stale_trial_callback
+
+    def record_heartbeat(self, trial_id: int) -> None:  # noqa: D102 - BaseHeartbeat
+        try:
+            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # the trial ended between two beats
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        now = time.time()
+        return [t._trial_id for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+                if HEARTBEAT_ATTR in t.system_attrs
+                and now - float(t.system_attrs[HEARTBEAT_ATTR]) > self.grace_period]
+
+    def get_heartbeat_interval(self) -> int | None:  # noqa: D102 - BaseHeartbeat
+        return self.heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(self) -> Callable[[optuna.Study, FrozenTrial], None] | None:  # noqa: D102
+        return self.stale_trial_callback
+
+
+def storage_path(url: str) -> Path | None:
+    """The local file of an SQLite or journal storage URL (None for a database server)."""
+    if url.startswith(_JOURNAL):
+        path = url[len(_JOURNAL):]
+        return Path(path[2:] if path.startswith("//") else path)
+    if url.startswith(_SQLITE):
+        path = url[len(_SQLITE):].split("?", 1)[0]
+        return None if path in ("", ":memory:") else Path(path)
+    return None
+
+
+def _prepare_sqlite(path: Path) -> None:
+    """Create the SQLite file in write-ahead-log mode (persistent: readers do not block the writer)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        connection.close()
+
+
+def open_storage(url: str, heartbeat_interval_s: int | None = 60, grace_s: int | None = 120,
+                 max_retry: int | None = 3) -> Any:
+    """The optuna storage of ``url`` (see the module doc), heartbeats on unless ``heartbeat_interval_s`` is None."""
+    url = str(url)
+    if heartbeat_interval_s is not None and (int(heartbeat_interval_s) < 1 or grace_s is None
+                                             or int(grace_s) <= int(heartbeat_interval_s)):
+        raise UsageError(f"heartbeat.interval_s={heartbeat_interval_s} and heartbeat.grace_s={grace_s}: "
+                         "need interval_s >= 1 and grace_s > interval_s (or interval_s=null: no heartbeat)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry) if heartbeat_interval_s else None
+    interval = int(heartbeat_interval_s) if heartbeat_interval_s else None
+    grace = int(grace_s) if (grace_s and interval) else None
+    if url.startswith(_JOURNAL):
+        path = storage_path(url)
+        assert path is not None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backend = JournalFileBackend(str(path))
+        if interval is None:
+            return JournalStorage(backend)
+        return HeartbeatJournalStorage(backend, interval, grace or 2 * interval, retry)
+    if "://" not in url:
+        raise UsageError(f"storage={url!r} is not a storage URL: give sqlite:///<file>, "
+                         "postgresql://user:pass@host/db (any SQLAlchemy URL) or journal:<file>")
+    engine_kwargs: dict[str, Any] = {}
+    sqlite_file = storage_path(url)
+    if url.startswith("sqlite:"):
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+        if sqlite_file is not None:
+            _prepare_sqlite(sqlite_file)
+    else:
+        engine_kwargs = {"pool_pre_ping": True}
+    return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=interval,
+                      grace_period=grace, heartbeat_stale_trial_callback=retry)

@@ -1,0 +1,1 @@
+"""Tests of flavortag tune (the hyperparameter search)."""
