@@ -68,8 +68,8 @@ def plan_outputs(inputs: list[Path], out_dir: str | None, formats: list[str]) ->
 
 def predict(cfg: DictConfig) -> list[Path]:
     """Score every input file, streaming (see the module docstring); returns the written files."""
-    from flavortag.detector import DetectorModel
     from flavortag.dataset import resolve_paths
+    from flavortag.detector import DetectorModel
     from flavortag.inference import load_model
     from flavortag.reporting.report import evaluation_settings
 

@@ -55,7 +55,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
-        order = np.fromiter(iter(self.sampler), dtype=np.int64)  # type: ignore[call-overload]
+        order = np.fromiter(iter(self.sampler), dtype=np.int64)  # type: ignore[arg-type, call-overload]
         if self.drop_last:
             order = order[: len(order) // self.batch_size * self.batch_size]
         batches: list[np.ndarray] = []

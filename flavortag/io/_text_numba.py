@@ -8,8 +8,18 @@ import numpy as np
 
 
 @numba.njit(nogil=True, cache=True)
-def fill(E, px, py, pz, x, y, z, bitmap, bit_offset, out, out_axis, out_offsets,  # noqa: ANN001
-         t0, e0, e_first, tol_abs, one_minus_rel, axis_tol, one):  # pragma: no cover -- compiled
+def fill(E: np.ndarray, px: np.ndarray, py: np.ndarray, pz: np.ndarray, x: np.ndarray, y: np.ndarray,  # noqa: N803
+         z: np.ndarray, bitmap: np.ndarray, bit_offset: int, out: tuple, out_axis: np.ndarray,
+         out_offsets: np.ndarray, t0: int, e0: int, e_first: int, tol_abs: np.float32,
+         one_minus_rel: np.float32, axis_tol: np.float32, one: np.float32) -> tuple[int, int]:  # pragma: no cover
+    """Check and copy rows ``E .. z`` (E null on axis rows, per ``bitmap``) into the outputs.
+
+    Tracks go to ``out[k][t0:]``, axes to ``out_axis[e0:]``, each event's first
+    track to ``out_offsets``; returns ``(t, e)`` after the last row, or
+    ``(-1, -1)`` at the first row the checks refuse (or a track row before any
+    axis row since ``e_first``). Same float32 operations, in the same order, as
+    :func:`flavortag.io.checks.energy_ok_mask` and ``axis_ok_mask``.
+    """
     t = t0
     e = e0
     for i in range(len(E)):

@@ -33,8 +33,8 @@ from flavortag.io import text_kernel
 from flavortag.io.columns import ColumnsBuilder, EventColumns
 from flavortag.io.errors import EventFormatError, OnError, ReadReport
 from flavortag.io.text_careful import parse_careful
-from flavortag.io.text_fast import normalise as normalise_text
 from flavortag.io.text_fast import fill_from_table, parse_fast, parse_prepared, parse_table, prepare
+from flavortag.io.text_fast import normalise as normalise_text
 
 #: Default bytes of text per chunk handed to the caller.
 DEFAULT_CHUNK_BYTES: int = 16_000_000

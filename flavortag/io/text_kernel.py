@@ -68,7 +68,7 @@ def _compile() -> dict[str, Callable[..., Any]]:
     )
 
     def fill_checked(*args: Any) -> tuple[int, int]:
-        return _text_numba.fill(*args, *constants)  # type: ignore[no-any-return]
+        return _text_numba.fill(*args, *constants)  # type: ignore[call-arg, no-any-return]
 
     return {"fill": fill_checked}
 
