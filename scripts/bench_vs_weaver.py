@@ -13,6 +13,9 @@ both alike). Batches are drawn by each model's loader inside the timing:
   track counts, padded to the batch's longest event); also shown with
   bucketing off (random batches, padded to the batch's longest event) so the
   lever's share is visible;
+* inference: ours through ``flavortag.inference.predict_proba`` (events in
+  order of track count, outputs put back in input order), ParT in input order,
+  its trimmer cutting each batch to its longest event;
 * ParT as weaver runs it: random batches padded to the cap, ParT's own
   sequence trimmer on (it trims to a random quantile of the batch's lengths);
   ParT's pair features are its four (ln kT, ln z, ln Delta, ln m^2) from the
@@ -220,15 +223,16 @@ class Ours:
         return len(batch.labels)
 
     def infer(self) -> float:
-        self.model.eval()
+        """Events/s of :func:`flavortag.inference.predict_proba` (what predict / evaluate run)."""
+        from flavortag.inference import predict_proba
 
-        def forward(batch: Any) -> Any:
-            with autocast(self.device, self.args.precision):
-                return self.model(batch.to(self.device, non_blocking=True))
-
-        def batches() -> Iterator[Any]:
-            return iter(make_loader(self.tensors, self.args.batch_size))
-        return time_inference(forward, batches, len(self.tensors), self.device)
+        with autocast(self.device, self.args.precision):
+            predict_proba(self.model, self.tensors.subset(slice(0, 512)), self.args.batch_size)  # warm-up
+            _sync(self.device)
+            start = time.perf_counter()
+            predict_proba(self.model, self.tensors, self.args.batch_size)
+            _sync(self.device)
+        return len(self.tensors) / (time.perf_counter() - start)
 
 
 class Part:
