@@ -7,6 +7,7 @@ then measures on that same file:
 1. text read speed (``read_events``) / ``pyarrow.csv`` reading the same track
    rows as a plain 7-column table (target >= 0.8); shown for the plain call
    (types inferred: float64) and, stricter, with float32 columns as we use;
+   and the same reader with its numba kernel off (``FLAVORTAG_TEXT_KERNEL=0``);
 2. text read speed / a straightforward pure-Python parser (split + float per
    line), timed on a prefix and extrapolated (target >= 8);
 3. peak extra resident memory of a streaming pass (``iter_events``) for two
@@ -45,7 +46,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from flavortag.io import TRACK_FIELDS, read_events
+from flavortag.io import TRACK_FIELDS, read_events, text_kernel
 from flavortag.io.api import write_columns
 from flavortag.io.columns import EventColumns
 from flavortag.io.synthetic import synthetic_columns
@@ -208,16 +209,30 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     if not np.array_equal(ak.to_numpy(ak.flatten(events.tracks.E)), cols.tracks["E"]):
         raise SystemExit("read_events does not give back the numbers written")
     del events
+    def numpy_path() -> object:  # the same reader with the compiled kernel switched off
+        os.environ[text_kernel.ENV_SWITCH] = "0"
+        try:
+            return read_events(text)
+        finally:
+            del os.environ[text_kernel.ENV_SWITCH]
+
     times = rounds(
         args.repeats, lambda: read_events(text),
         lambda: baseline_pyarrow(tracks_only, False), lambda: baseline_pyarrow(tracks_only, True),
+        numpy_path,
     )
     ours_mbs = float(np.median(size / times[:, 0])) / MB
+    kernel = "numba kernel" if text_kernel.wanted(size) else "numpy path"
     for k, what in ((1, "plain read_csv"), (2, "float32 columns")):
         ratio = paired_ratio(times, 0, k, size, tsize)
         line("text: read_events / pyarrow.csv", f"{ours_mbs:.0f} MB/s",
              f"{float(np.median(tsize / times[:, k])) / MB:.0f} MB/s ({what})", ratio, ">= 0.8",
              ratio[0] >= 0.8)
+    ratio = paired_ratio(times, 3, 2, size, tsize)
+    line("  same, kernel off (numpy path)", f"{float(np.median(size / times[:, 3])) / MB:.0f} MB/s",
+         f"{float(np.median(tsize / times[:, 2])) / MB:.0f} MB/s (float32 columns)", ratio, "(before)", True)
+    print(f"  (read_events used the {kernel}; kernel / numpy path: "
+          f"{float(np.median(times[:, 3] / times[:, 0])):.2f})")
 
     # 2. text vs a pure-Python parser (on a prefix, extrapolated as MB/s).
     prefix = prefix_file(text, workdir / "bench_prefix_bb.txt", int(args.python_mb * MB))
