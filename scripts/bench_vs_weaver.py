@@ -359,42 +359,54 @@ def run_quality(args: argparse.Namespace, device: torch.device) -> dict[str, Any
     tensors = load_tensors(args.max_tracks, 1)
     idx = split_indices(tensors.labels, {"train": 0.7, "test": 0.3}, 12345)
     train_t, test_t = tensors.subset(idx["train"]), tensors.subset(idx["test"])
-    out: dict[str, Any] = {}
+    rows: dict[str, list[dict[str, float]]] = {"bucketing on": [], "bucketing off": []}
     print(f"quality: {len(train_t)} training / {len(test_t)} test events, {args.epochs} epochs each, "
-          f"batch {args.batch_size}, same seeds; errors are binomial (statistical)")
-    for bucketing in (True, False):
-        torch.manual_seed(args.seed)
-        ours = Ours(train_t, args, device)
-        steps = 0
-        start = time.perf_counter()
-        for epoch in range(args.epochs):
-            for batch in ours.loader(bucketing)(epoch):
-                ours.step(batch)
-                steps += 1
-        seconds = time.perf_counter() - start
-        ours.model.eval()
-        probs = []
-        with torch.no_grad():
-            for batch in make_loader(test_t, 1024):
-                probs.append(torch.softmax(ours.model(batch.to(device)).float(), -1).cpu().numpy())
-        p = np.concatenate(probs)
-        y = test_t.labels
-        acc = float((p.argmax(1) == y).mean())
-        acc_err = math.sqrt(acc * (1 - acc) / len(y))
-        db, dc = discriminant_b(p), discriminant_c(p)
-        c_rej = rejection_at_efficiency(db[y == 2], db[y == 1], 0.8)[0].backgrounds["bkg"]
-        uds_rej = rejection_at_efficiency(dc[y == 1], dc[y == 0], 0.5)[0].backgrounds["bkg"]
-        name = "bucketing on" if bucketing else "bucketing off"
-        out[name] = {"accuracy": acc, "accuracy_err": acc_err, "c_rej_80b": c_rej.rejection,
-                     "c_rej_80b_err": c_rej.rejection_err, "uds_rej_50c": uds_rej.rejection,
-                     "uds_rej_50c_err": uds_rej.rejection_err, "train_s": seconds}
-        print(f"{name:<14} accuracy {acc:.3f} ± {acc_err:.3f}   c rej. at 80% b eff. "
-              f"{c_rej.rejection:.1f} ± {c_rej.rejection_err:.1f}   uds rej. at 50% c eff. "
-              f"{uds_rej.rejection:.1f} ± {uds_rej.rejection_err:.1f}   ({seconds:.0f} s, {steps} steps)")
-    on, off = out["bucketing on"], out["bucketing off"]
+          f"batch {args.batch_size}, seeds {list(range(args.seed, args.seed + args.seeds))} for both; "
+          "errors: binomial (statistical) per training, spread over seeds for the means")
+    for seed in range(args.seed, args.seed + args.seeds):
+        for bucketing in (True, False):
+            torch.manual_seed(seed)
+            ours = Ours(train_t, args, device)
+            steps = 0
+            start = time.perf_counter()
+            for epoch in range(args.epochs):
+                for batch in ours.loader(bucketing)(1000 * seed + epoch):
+                    ours.step(batch)
+                    steps += 1
+            seconds = time.perf_counter() - start
+            ours.model.eval()
+            probs = []
+            with torch.no_grad():
+                for batch in make_loader(test_t, 1024):
+                    probs.append(torch.softmax(ours.model(batch.to(device)).float(), -1).cpu().numpy())
+            p = np.concatenate(probs)
+            y = test_t.labels
+            acc = float((p.argmax(1) == y).mean())
+            acc_err = math.sqrt(acc * (1 - acc) / len(y))
+            db, dc = discriminant_b(p), discriminant_c(p)
+            c_rej = rejection_at_efficiency(db[y == 2], db[y == 1], 0.8)[0].backgrounds["bkg"]
+            uds_rej = rejection_at_efficiency(dc[y == 1], dc[y == 0], 0.5)[0].backgrounds["bkg"]
+            name = "bucketing on" if bucketing else "bucketing off"
+            rows[name].append({"accuracy": acc, "accuracy_err": acc_err, "c_rej_80b": c_rej.rejection,
+                               "c_rej_80b_err": c_rej.rejection_err, "uds_rej_50c": uds_rej.rejection,
+                               "uds_rej_50c_err": uds_rej.rejection_err, "train_s": seconds})
+            print(f"seed {seed} {name:<14} accuracy {acc:.3f} ± {acc_err:.3f}   c rej. at 80% b eff. "
+                  f"{c_rej.rejection:.1f} ± {c_rej.rejection_err:.1f}   uds rej. at 50% c eff. "
+                  f"{uds_rej.rejection:.1f} ± {uds_rej.rejection_err:.1f}   ({seconds:.0f} s, {steps} steps)",
+                  flush=True)
+    out: dict[str, Any] = {"per_training": rows}
     for key in ("accuracy", "c_rej_80b", "uds_rej_50c"):
-        pull = (on[key] - off[key]) / math.hypot(on[key + "_err"], off[key + "_err"])
-        print(f"  {key}: difference {on[key] - off[key]:+.3g} = {pull:+.1f} sigma")
+        means, errs = [], []
+        for name in rows:
+            values = np.array([r[key] for r in rows[name]])
+            stat = math.sqrt(sum(r[key + "_err"] ** 2 for r in rows[name])) / len(values)
+            spread = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+            means.append(values.mean())
+            errs.append(max(stat, spread))
+        pull = (means[0] - means[1]) / math.hypot(*errs)
+        out[key] = {"on": means[0], "on_err": errs[0], "off": means[1], "off_err": errs[1], "pull": pull}
+        print(f"  {key}: on {means[0]:.4g} ± {errs[0]:.2g}, off {means[1]:.4g} ± {errs[1]:.2g}: "
+              f"{pull:+.1f} sigma")
     return out
 
 
@@ -413,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile both models")
     parser.add_argument("--quality", action="store_true", help="train ours with bucketing on and off, compare")
     parser.add_argument("--epochs", type=int, default=4, help="--quality: epochs per training")
+    parser.add_argument("--seeds", type=int, default=3, help="--quality: trainings per setting (seeds)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)

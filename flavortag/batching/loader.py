@@ -117,8 +117,8 @@ def make_loader(
     (reproducible). ``trim`` cuts padded batches to their longest event.
     ``bucketing`` groups events of similar track counts into batches
     (:class:`~flavortag.batching.buckets.BucketBatchSampler`, seeded with
-    ``seed``; with a DDP sampler, on each rank's share): with ``trim``, far
-    less padding.
+    ``seed``; with a DDP sampler, on each rank's share; the class mix of each
+    batch kept): with ``trim``, far less padding.
     """
     dataset = tensors if isinstance(tensors, EventDataset) else EventDataset(tensors, layout, trim)
     if batch_size < 1:
@@ -133,7 +133,8 @@ def make_loader(
         else:
             sampler = SequentialSampler(dataset)
     batches: Sampler[list[int]] = (
-        BucketBatchSampler(sampler, dataset.tensors.n_valid, batch_size, drop_last=drop_last, seed=seed)
+        BucketBatchSampler(sampler, dataset.tensors.n_valid, batch_size, drop_last=drop_last, seed=seed,
+                           labels=dataset.tensors.labels)
         if bucketing else BatchSampler(sampler, batch_size=batch_size, drop_last=drop_last)
     )
     return DataLoader(

@@ -83,3 +83,16 @@ def test_loader_pads_each_batch_to_its_longest_event() -> None:
     assert sorted(np.concatenate(labels).tolist()) == sorted(tensors.labels.tolist())
     plain = sum(b.features.shape[1] * len(b.labels) for b in make_loader(tensors, 32, shuffle=True, seed=2))
     assert sum(widths) < 0.8 * plain
+
+
+def test_batches_keep_the_class_mix() -> None:
+    rng = np.random.default_rng(4)
+    labels = np.repeat([0, 1, 2], 1000)
+    n_tracks = rng.poisson(15 + 3 * labels)  # b events have more tracks, as in Z-pole samples
+    gen = torch.Generator().manual_seed(8)
+    batches = _batches(BucketBatchSampler(RandomSampler(range(3000), generator=gen), n_tracks, 100,
+                                          drop_last=True, labels=labels))
+    fractions = np.array([np.bincount(labels[b], minlength=3) / len(b) for b in batches])
+    assert np.abs(fractions - 1 / 3).max() <= 0.04  # plain length sorting: batches of mostly one class
+    plain = _batches(BucketBatchSampler(RandomSampler(range(3000), generator=gen), n_tracks, 100, drop_last=True))
+    assert np.array([np.bincount(labels[b], minlength=3) / len(b) for b in plain]).std(0).min() > 0.1
