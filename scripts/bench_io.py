@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -74,15 +75,32 @@ peak = rss_kb("VmHWM:")
 print(json.dumps({"base_kb": base, "peak_kb": peak, "events": n_events, "chunk_bytes": max_chunk_bytes}))
 """
 
+#: CPU seconds (all threads) of the calls timed by the last :func:`rounds`, same shape as its result.
+LAST_CPU_TIMES = np.empty((0, 0))
+
+
 def rounds(repeats: int, *runs: Callable[[], object]) -> np.ndarray:
-    """Wall times ``[repeats, len(runs)]``: the callables take turns, round after round."""
+    """Wall times ``[repeats, len(runs)]``: the callables take turns, round after round.
+
+    Their CPU times (user + system, all threads) go to :data:`LAST_CPU_TIMES`:
+    on a loaded machine the ratio of CPU times still says which does less work.
+    """
+    global LAST_CPU_TIMES
     times = np.empty((repeats, len(runs)))
+    cpu = np.empty((repeats, len(runs)))
     for r in range(repeats):
         for k, run in enumerate(runs):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), _cpu_seconds()
             run()
             times[r, k] = time.perf_counter() - start
+            cpu[r, k] = _cpu_seconds() - start_cpu
+    LAST_CPU_TIMES = cpu
     return times
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def paired_ratio(
@@ -181,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python-mb", type=float, default=20.0, help="prefix for the pure-Python parser (default 20)")
     parser.add_argument("--repeats", type=int, default=5, help="timing rounds, median taken (default 5)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--text-only", action="store_true", help="only figure 1 (text vs pyarrow.csv)")
     args = parser.parse_args(argv)
 
     own_dir = args.workdir is None
@@ -231,8 +250,15 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     ratio = paired_ratio(times, 3, 2, size, tsize)
     line("  same, kernel off (numpy path)", f"{float(np.median(size / times[:, 3])) / MB:.0f} MB/s",
          f"{float(np.median(tsize / times[:, 2])) / MB:.0f} MB/s (float32 columns)", ratio, "(before)", True)
-    print(f"  (read_events used the {kernel}; kernel / numpy path: "
-          f"{float(np.median(times[:, 3] / times[:, 0])):.2f})")
+    cpu = LAST_CPU_TIMES
+    print(f"  (read_events used the {kernel}; speed kernel / numpy path: "
+          f"{float(np.median(times[:, 3] / times[:, 0])):.2f}; by CPU time, ours / pyarrow float32: "
+          f"{float(np.median((size / cpu[:, 0]) / (tsize / cpu[:, 2]))):.2f}, numpy path / pyarrow float32: "
+          f"{float(np.median((size / cpu[:, 3]) / (tsize / cpu[:, 2]))):.2f})")
+
+    if args.text_only:
+        print(f"\nload average now {load_average()} (at start {start_load})")
+        return 0
 
     # 2. text vs a pure-Python parser (on a prefix, extrapolated as MB/s).
     prefix = prefix_file(text, workdir / "bench_prefix_bb.txt", int(args.python_mb * MB))
