@@ -16,7 +16,7 @@ STAMP := $(VENV)/.flavortag-installed
 EPOCHS ?= 6
 STUDY_EPOCHS ?= 10
 
-.PHONY: study robustness-study install run test lint typecheck pytest bench bench-io bench-generate bench-batching bench-models bench-tune ui clean
+.PHONY: study robustness-study install run test lint typecheck pytest bench bench-io bench-generate bench-batching bench-models bench-weaver bench-predict bench-tune ui clean
 
 install: $(STAMP)
 
@@ -47,7 +47,7 @@ run: install
 ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
-bench: bench-io bench-generate bench-batching bench-models bench-tune
+bench: bench-io bench-generate bench-batching bench-models bench-weaver bench-predict bench-tune
 
 bench-io: install
 	$(BIN)/python scripts/bench_io.py
@@ -63,6 +63,12 @@ bench-models: install
 
 bench-tune: install
 	$(BIN)/python scripts/bench_tune.py
+
+bench-weaver: install
+	$(BIN)/python scripts/bench_vs_weaver.py
+
+bench-predict: install
+	$(BIN)/python scripts/bench_predict.py
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache .mypy_cache

@@ -35,7 +35,12 @@ def model_scheme(model: Any) -> ClassScheme:
 
 def predict_proba(model: Any, tensors: EventTensors, batch_size: int = 2048,
                   device: str | None = None) -> np.ndarray:
-    """Class probabilities [n_events, n_classes] (order :func:`model_scheme`: uds, cc, bb for events)."""
+    """Class probabilities [n_events, n_classes] (order :func:`model_scheme`: uds, cc, bb for events).
+
+    Torch models score the events in order of track count (batches of similar
+    lengths, each padded to its longest event: little padding) and the
+    probabilities are put back in input order.
+    """
     if not is_torch_model(model):
         return np.asarray(model.predict_proba(tensors.event_features), dtype=np.float64)
     import torch
@@ -45,14 +50,18 @@ def predict_proba(model: Any, tensors: EventTensors, batch_size: int = 2048,
     dev = torch.device(device) if device else next(model.parameters()).device
     model = model.to(dev).eval()
     out = []
-    loader = make_loader(tensors, batch_size=batch_size, shuffle=False, seed=0, layout="padded")
+    order = np.argsort(tensors.n_valid, kind="stable")
+    loader = make_loader(tensors, batch_size=batch_size, shuffle=False, seed=0, layout="padded",
+                         sampler=order.tolist())  # type: ignore[arg-type]
     with torch.no_grad():
         for batch in loader:
             logits = model(batch.to(dev))
             out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
     if not out:
         return np.zeros((0, len(model_scheme(model))))
-    return np.concatenate(out).astype(np.float64)
+    probs = np.empty((len(order), out[0].shape[1]), np.float64)
+    probs[order] = np.concatenate(out)
+    return probs
 
 
 def load_model(source: str) -> Any:

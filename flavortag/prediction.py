@@ -4,17 +4,34 @@ For each input file writes ``<stem>.flavortag.parquet`` (and ``.root``) next to
 it (or into ``out_dir``): the input events, in their order, with
 ``prob_uds``, ``prob_cc``, ``prob_bb``, ``D_b`` and ``D_c`` added. No labels
 are needed and no metrics are computed; see ``flavortag evaluate`` for those.
+
+Inputs of any size stream: they are read ``step_size`` events at a time
+(:func:`flavortag.io.iter_events`), each chunk is calibrated, turned into the
+model's features, scored and appended to the output (a Parquet row group, a
+ROOT basket), so memory stays that of one chunk whatever the file size. Each
+output is written under a temporary name and renamed when complete (a killed
+run leaves no partial file); the first format is written while reading, the
+others are copied from it chunk by chunk. The model's features and the
+calibration are per event, so chunking changes no number, with one exception:
+``calibration=auto`` fits the resolution on the whole input, which takes a
+first pass over the file, keeping at most ``calibration_events`` events (all
+of any file up to that size: the same fit as reading it whole; for a larger
+file, the fit uses its first ``calibration_events`` events; fit it once with
+``flavortag calibrate`` to use all of them).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
 from flavortag import tracking
 from flavortag.errors import UsageError
+from flavortag.io.columns import EventColumns
 
 log = logging.getLogger("flavortag.predict")
 
@@ -50,40 +67,113 @@ def plan_outputs(inputs: list[Path], out_dir: str | None, formats: list[str]) ->
 
 
 def predict(cfg: DictConfig) -> list[Path]:
-    """Score every input file; returns the written files."""
-    from flavortag.batching import build_event_tensors
-    from flavortag.calibration import apply_calibration, resolve_calibration
+    """Score every input file, streaming (see the module docstring); returns the written files."""
     from flavortag.dataset import resolve_paths
     from flavortag.detector import DetectorModel
-    from flavortag.inference import load_model, model_scheme, predict_proba
-    from flavortag.io import read_events
-    from flavortag.reporting.predictions import write_predictions
+    from flavortag.inference import load_model
     from flavortag.reporting.report import evaluation_settings
 
     if bool(cfg.get("run_id")) == bool(cfg.get("checkpoint")):
         raise UsageError("give exactly one of run_id=<mlflow run id> or checkpoint=<path>")
     inputs = resolve_paths([cfg.inputs] if isinstance(cfg.inputs, str) else list(cfg.inputs))
-    stems = plan_outputs(inputs, cfg.get("out_dir"), [str(f) for f in cfg.formats])
+    formats = [str(f) for f in cfg.formats]
+    stems = plan_outputs(inputs, cfg.get("out_dir"), formats)
     source = str(cfg.run_id or cfg.checkpoint)
     if cfg.get("run_id"):
         tracking.configure(cfg.tracking, must_exist=True)
     model = load_model(source)
-    names = model.feature_names
-    detector = DetectorModel.from_config(model.detector)
-    max_tracks = int(getattr(model, "max_tracks", 0) or 64)
-    settings = evaluation_settings(cfg.get("evaluate"))
+    scorer = ChunkScorer(model, DetectorModel.from_config(model.detector), evaluation_settings(cfg.get("evaluate")),
+                         int(cfg.batch_size))
+    step = int(cfg.get("step_size") or DEFAULT_STEP_EVENTS)
+    calibration_events = int(cfg.get("calibration_events") or DEFAULT_CALIBRATION_EVENTS)
     written: list[Path] = []
     for path, stem in zip(inputs, stems):
-        events = read_events(str(path), label="unknown")
-        calibrated = apply_calibration(events, resolve_calibration(cfg.get("calibration"), events, detector))
-        tensors = build_event_tensors(calibrated, track_feature_names=names["track"],
-                                      event_feature_names=names["event"], max_tracks=max_tracks,
-                                      detector=detector)
-        probs = predict_proba(model, tensors, batch_size=int(cfg.batch_size))
-        out = write_predictions(probs, events, None, stem, settings["f_c"], settings["f_b"],
-                                formats=list(cfg.formats), scheme=model_scheme(model))
+        scorer.calibration = _calibration(cfg.get("calibration"), path, scorer.detector, step,
+                                          calibration_events)
+        out, n_events = predict_file(scorer, path, stem, formats, step)
         for p in out:
-            log.info("wrote %s (%d events)", p, len(events))
+            log.info("wrote %s (%d events)", p, n_events)
             print(p)
         written.extend(out)
     return written
+
+
+#: Events per chunk read, scored and written at a time (``step_size=`` of predict).
+DEFAULT_STEP_EVENTS: int = 50_000
+#: At most this many events of an input are used by ``calibration=auto`` (``calibration_events=``).
+DEFAULT_CALIBRATION_EVENTS: int = 2_000_000
+
+
+class ChunkScorer:
+    """Scores chunks of events: calibration, the model's features, probabilities, output columns."""
+
+    def __init__(self, model: Any, detector: Any, settings: dict[str, Any], batch_size: int) -> None:
+        self.model, self.detector, self.batch_size = model, detector, batch_size
+        self.f_c, self.f_b = settings["f_c"], settings["f_b"]
+        self.names = model.feature_names
+        self.max_tracks = int(getattr(model, "max_tracks", 0) or 64)
+        self.calibration: Any = None
+
+    def score(self, events: Any) -> EventColumns:
+        """The events with the prediction fields added, as columns ready to write."""
+        import awkward as ak
+
+        from flavortag.batching import build_event_tensors
+        from flavortag.calibration import apply_calibration
+        from flavortag.inference import model_scheme, predict_proba
+        from flavortag.reporting.predictions import prediction_table
+
+        calibrated = apply_calibration(events, self.calibration)
+        tensors = build_event_tensors(calibrated, track_feature_names=self.names["track"],
+                                      event_feature_names=self.names["event"], max_tracks=self.max_tracks,
+                                      detector=self.detector)
+        probs = predict_proba(self.model, tensors, batch_size=self.batch_size)
+        out = events
+        for name, values in prediction_table(probs, self.f_c, self.f_b, model_scheme(self.model)).items():
+            out = ak.with_field(out, values, name)
+        return EventColumns.from_awkward(out)
+
+
+def _calibration(spec: Any, path: Path, detector: Any, step: int, max_events: int) -> Any:
+    """The calibration of one input; ``auto``: fitted on (up to ``max_events`` of) its events, a first pass."""
+    from flavortag.calibration import resolve_calibration
+    from flavortag.io import iter_events
+
+    if spec is None or str(spec) != "auto":
+        return resolve_calibration(spec, None, detector)  # type: ignore[arg-type]
+    import awkward as ak
+
+    parts, n = [], 0
+    for chunk in iter_events(str(path), step_size=min(step, max_events), label="unknown"):
+        parts.append(chunk[["axis", "tracks"]][: max_events - n])
+        n += len(parts[-1])
+        if n >= max_events:
+            log.warning("%s: calibration=auto fitted on its first %d events only (calibration_events)",
+                        path, n)
+            break
+    events = ak.concatenate(parts) if len(parts) > 1 else parts[0] if parts else None
+    return resolve_calibration("auto", events, detector)
+
+
+def predict_file(scorer: ChunkScorer, path: Path, stem: Path, formats: list[str], step: int) -> tuple[list[Path], int]:
+    """Score one input chunk by chunk into ``<stem>.<format>`` (each atomic); returns the files and events."""
+    from flavortag.io import iter_events
+    from flavortag.io.api import write_columns
+
+    n_events = 0
+
+    def scored() -> Iterator[EventColumns]:
+        nonlocal n_events
+        for chunk in iter_events(str(path), step_size=step, label="unknown"):
+            n_events += len(chunk)
+            yield scorer.score(chunk)
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    targets = [stem.with_name(stem.name + {"parquet": ".parquet", "root": ".root"}[fmt]) for fmt in formats]
+    if not targets:
+        return [], 0
+    write_columns(scored(), targets[0], formats[0])
+    for target, fmt in zip(targets[1:], formats[1:]):
+        copied = (EventColumns.from_awkward(c) for c in iter_events(str(targets[0]), step_size=step))
+        write_columns(copied, target, fmt)
+    return targets, n_events

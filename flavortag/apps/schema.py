@@ -227,6 +227,7 @@ class TrainerSchema:
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16", "32"] = "auto"
     compile: bool = False
+    bucketing: bool = True
     max_epochs: int = _f(20, ge=1)
     batch_size: int = _f(256, ge=1)
     eval_batch_size: int = _f(1024, ge=1)
@@ -421,6 +422,8 @@ class PredictApp:
     formats: list[Literal["parquet", "root"]] = _f(["parquet", "root"])
     batch_size: int = _f(2048, ge=1)
     calibration: Calibration = None
+    calibration_events: int = _f(2_000_000, ge=1)
+    step_size: int = _f(50_000, ge=1)
 
 
 @dataclass

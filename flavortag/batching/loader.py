@@ -25,6 +25,7 @@ from flavortag.batching.batch import (
     check_layout,
     ragged_to_padded,
 )
+from flavortag.batching.buckets import BucketBatchSampler
 from flavortag.batching.tensors import EventTensors
 from flavortag.ragged import offsets_from_counts
 
@@ -105,6 +106,7 @@ def make_loader(
     pin_memory: bool = False,
     num_workers: int = 0,
     trim: bool = True,
+    bucketing: bool = False,
 ) -> DataLoader:
     """A DataLoader yielding ``PaddedBatch`` / ``RaggedBatch``, one index gather per batch.
 
@@ -113,6 +115,10 @@ def make_loader(
     excludes ``shuffle`` as in ``DataLoader``. Without it, ``shuffle`` draws a
     new permutation each epoch from a generator seeded with ``seed``
     (reproducible). ``trim`` cuts padded batches to their longest event.
+    ``bucketing`` groups events of similar track counts into batches
+    (:class:`~flavortag.batching.buckets.BucketBatchSampler`, seeded with
+    ``seed``; with a DDP sampler, on each rank's share; the class mix of each
+    batch kept): with ``trim``, far less padding.
     """
     dataset = tensors if isinstance(tensors, EventDataset) else EventDataset(tensors, layout, trim)
     if batch_size < 1:
@@ -126,9 +132,14 @@ def make_loader(
             sampler = RandomSampler(dataset, generator=generator)
         else:
             sampler = SequentialSampler(dataset)
+    batches: Sampler[list[int]] = (
+        BucketBatchSampler(sampler, dataset.tensors.n_valid, batch_size, drop_last=drop_last, seed=seed,
+                           labels=dataset.tensors.labels)
+        if bucketing else BatchSampler(sampler, batch_size=batch_size, drop_last=drop_last)
+    )
     return DataLoader(
         dataset,
-        sampler=BatchSampler(sampler, batch_size=batch_size, drop_last=drop_last),
+        sampler=batches,
         batch_size=None,
         collate_fn=_identity,
         pin_memory=pin_memory,

@@ -243,6 +243,29 @@ class ColumnsBuilder:
             store.extras[name][e0:e1] = values
         self.n_events, self.n_tracks = e1, t1
 
+    def room(self, n_events: int, n_tracks: int) -> EventColumns:
+        """Storage with room for ``n_events`` / ``n_tracks`` more, for a caller to write in place.
+
+        Rows from :attr:`n_events` / :attr:`n_tracks` on may be written; they
+        count once :meth:`advance` is called (a chunk started this way holds
+        the :data:`TRACK_FIELDS` only).
+        """
+        if self._store is None:
+            self._store = _storage_like(
+                EventColumns.empty(), max(n_events, self._want[0]), max(n_tracks, self._want[1])
+            )
+        self._room_for(self.n_events + n_events, self.n_tracks + n_tracks)
+        return self._store
+
+    def advance(self, n_events: int, n_tracks: int, label: int) -> None:
+        """Count rows written in place into :meth:`room` (offsets filled but the last: set here)."""
+        store = self._store
+        assert store is not None
+        e1 = self.n_events + n_events
+        store.label[self.n_events : e1] = label
+        self.n_events, self.n_tracks = e1, self.n_tracks + n_tracks
+        store.offsets[e1] = self.n_tracks
+
     def build(self) -> EventColumns:
         """The gathered events (views of the filled part of the storage)."""
         return EventColumns.empty() if self._store is None else self._store.slice(0, self.n_events)

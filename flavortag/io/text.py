@@ -29,11 +29,12 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
+from flavortag.io import text_kernel
 from flavortag.io.columns import ColumnsBuilder, EventColumns
 from flavortag.io.errors import EventFormatError, OnError, ReadReport
 from flavortag.io.text_careful import parse_careful
+from flavortag.io.text_fast import fill_from_table, parse_fast, parse_prepared, parse_table, prepare
 from flavortag.io.text_fast import normalise as normalise_text
-from flavortag.io.text_fast import parse_fast, parse_prepared, prepare
 
 #: Default bytes of text per chunk handed to the caller.
 DEFAULT_CHUNK_BYTES: int = 16_000_000
@@ -107,42 +108,65 @@ class _PieceParser:
     """Parses the pieces of one text file: fast path, halving, careful path."""
 
     def __init__(
-        self, path: str, label: int, on_error: OnError, report: ReadReport, lines: _LineCounter
+        self, path: str, label: int, on_error: OnError, report: ReadReport, lines: _LineCounter,
+        *, kernel: bool = False,
     ) -> None:
         self.path = path
+        self.kernel = kernel  # use flavortag.io.text_kernel (large files)
         self.label = label
         self.on_error = on_error
         self.report = report
         self.lines = lines
         self.normalise_first = False  # the previous piece needed normalising
 
-    def parse_all(self, pieces: Iterator[_Piece]) -> Iterator[tuple[_Piece, list[EventColumns]]]:
+    def parse_all(
+        self, pieces: Iterator[_Piece]
+    ) -> Iterator[tuple[_Piece, list[EventColumns | _ParsedTable]]]:
         """Events of each piece, in order; the fast parse of one piece overlaps the next one's reading.
 
         A worker thread runs pyarrow and the column extraction of piece N
         while this thread reads and prepares piece N + 1 (both release the
         GIL for their heavy parts). ``pieces`` must leave a piece's buffer
-        alone until the piece after the next one is asked for.
+        alone until the piece after the next one is asked for. With
+        :attr:`kernel` a piece the fast path reads comes as one
+        :class:`_ParsedTable`, for :meth:`append_to` to write into the chunk.
         """
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flavortag-parse") as pool:
             pending: tuple[_Piece, Future | None, bool] | None = None
             for piece in pieces:
                 tried = not self.normalise_first
-                prepared = prepare(piece.buf, 0, piece.cut, last=piece.last) if tried else None
-                future = pool.submit(parse_prepared, prepared, self.label) if prepared else None
+                prepared = (
+                    prepare(piece.buf, 0, piece.cut, last=piece.last) if tried else None
+                )
+                future = None
+                if prepared is not None:
+                    future = pool.submit(_parse_table, prepared) if self.kernel else pool.submit(
+                        parse_prepared, prepared, self.label
+                    )
                 if pending is not None:
                     yield pending[0], self._finish(*pending)
                 pending = (piece, future, tried)
             if pending is not None:
                 yield pending[0], self._finish(*pending)
 
-    def _finish(self, piece: _Piece, future: Future | None, tried: bool) -> list[EventColumns]:
+    def _finish(self, piece: _Piece, future: Future | None, tried: bool) -> list[EventColumns | _ParsedTable]:
         cols = future.result() if future is not None else None
         if cols is not None:
             return [cols]
         out: list[EventColumns] = []
         self._parse(piece.buf, 0, piece.cut, piece.offset, piece.last, out, fast_tried=tried)
-        return out
+        return list(out)
+
+    def append_to(self, chunk: ColumnsBuilder, piece: _Piece, events: list[EventColumns | _ParsedTable]) -> None:
+        """Add a piece's events to ``chunk`` (a refused :class:`_ParsedTable`: the careful way)."""
+        for cols in events:
+            if isinstance(cols, EventColumns):
+                chunk.append(cols)
+            elif not fill_from_table(cols.table, cols.n_axis, self.label, chunk):
+                out: list[EventColumns] = []
+                self._parse(piece.buf, 0, piece.cut, piece.offset, piece.last, out, fast_tried=True)
+                for part in out:
+                    chunk.append(part)
 
     def _parse(
         self, buf: bytearray, start: int, stop: int, offset: int, last: bool, out: list[EventColumns],
@@ -177,6 +201,20 @@ class _PieceParser:
                 self.on_error, self.report, last=last,
             )
         )
+
+
+class _ParsedTable:
+    """A piece's ``pyarrow`` table and its number of axis rows, not yet checked."""
+
+    __slots__ = ("table", "n_axis")
+
+    def __init__(self, table: pa.Table, n_axis: int) -> None:
+        self.table, self.n_axis = table, n_axis
+
+
+def _parse_table(prepared: tuple[pa.Buffer, int]) -> _ParsedTable | None:
+    table = parse_table(prepared)
+    return None if table is None else _ParsedTable(table, prepared[1])
 
 
 def event_boundary(buf: bytearray, start: int, near: int, stop: int) -> int | None:
@@ -316,9 +354,11 @@ def iter_text_columns(
     shown = str(path)
     open_streams = _opener(path)
     lines = _LineCounter(open_streams)
-    parser = _PieceParser(shown, label, on_error, report, lines)
     stream, raw = open_streams()
     text_bytes = os.path.getsize(path) if stream is raw else None  # unknown for gzip
+    parser = _PieceParser(
+        shown, label, on_error, report, lines, kernel=text_kernel.wanted(os.path.getsize(path))
+    )
     try:
         pieces = _pieces(
             stream, raw, min(chunk_bytes, PIECE_BYTES), shown, open_streams, read_ahead=stream is not raw
@@ -326,15 +366,15 @@ def iter_text_columns(
         chunk = ColumnsBuilder()
         n_bytes = 0
         for piece, events in parser.parse_all(pieces):
-            for cols in events:
-                chunk.append(cols)
+            parser.append_to(chunk, piece, events)
             if n_bytes == 0 and len(chunk) and piece.offset == 0:
                 _reserve(chunk, piece, chunk_bytes, text_bytes)
             n_bytes += piece.cut
-            # Hand the parser's scratch memory back now rather than later: keeps a
-            # long streaming pass at the same resident size from start to end.
-            pa.default_memory_pool().release_unused()
             if n_bytes >= chunk_bytes or piece.last:
+                # Hand the parser's scratch memory back once per chunk: keeps a long
+                # streaming pass at the same resident size from start to end (once
+                # per piece costs a seventh of the reading time in page faults).
+                pa.default_memory_pool().release_unused()
                 if len(chunk):
                     yield chunk.build(), piece.raw_position
                 size = (len(chunk), chunk.n_tracks)

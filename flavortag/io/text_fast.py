@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from flavortag.io.checks import axis_ok_mask, tracks_all_ok
-from flavortag.io.columns import TRACK_FIELDS, EventColumns
+from flavortag.io.columns import TRACK_FIELDS, ColumnsBuilder, EventColumns
 
 AXIS_PREFIX = b"Axis = "
 _MARKER = b" 0 0 0 "  # same length as AXIS_PREFIX: empty E, px = py = pz = 0, then ax ay az
@@ -92,15 +92,50 @@ def parse_prepared(prepared: tuple[pa.Buffer, int], label: int) -> EventColumns 
     Safe to run in a worker thread: pyarrow and numpy release the GIL for
     the heavy parts, so the caller can prepare the next piece meanwhile.
     """
-    text, n_axis = prepared
+    table = parse_table(prepared)
+    return None if table is None else _columns_from_table(table, prepared[1], label)
+
+
+def parse_table(prepared: tuple[pa.Buffer, int]) -> pa.Table | None:
+    """The 7-column float32 table of a prepared text, or None if ``pyarrow.csv`` refuses it."""
     try:
-        table = pacsv.read_csv(
-            pa.BufferReader(text), read_options=_READ_OPTIONS,
+        return pacsv.read_csv(
+            pa.BufferReader(prepared[0]), read_options=_READ_OPTIONS,
             parse_options=_PARSE_OPTIONS, convert_options=_CONVERT_OPTIONS,
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    return _columns_from_table(table, n_axis, label)
+
+
+def fill_from_table(table: pa.Table, n_axis: int, label: int, chunk: ColumnsBuilder) -> bool:
+    """Append the events of a parsed table to ``chunk`` with the compiled kernel; False if unusual.
+
+    Same acceptance as :func:`parse_prepared` (see :mod:`flavortag.io.text_kernel`),
+    written straight into the chunk's storage. On False nothing is appended.
+    """
+    from flavortag.io.text_kernel import fill_events
+
+    columns = table.columns
+    if columns[0].null_count != n_axis or any(c.null_count for c in columns[1:]) or not n_axis:
+        return False
+    n_chunks = columns[0].num_chunks
+    if any(c.num_chunks != n_chunks for c in columns):
+        return False
+    batches = [[c.chunk(k) for c in columns] for k in range(n_chunks)]
+    if any(len({len(a) for a in arrays}) != 1 for arrays in batches):
+        return False
+    n_tracks = table.num_rows - n_axis
+    store = chunk.room(n_axis, n_tracks)
+    if tuple(store.tracks) != TRACK_FIELDS:
+        return False
+    t, e = fill_events(
+        batches, tuple(store.tracks[name] for name in TRACK_FIELDS), store.axis, store.offsets,
+        chunk.n_tracks, len(chunk),
+    )
+    if t - chunk.n_tracks != n_tracks or e - len(chunk) != n_axis:
+        return False
+    chunk.advance(n_axis, n_tracks, label)
+    return True
 
 
 def parse_fast(buf: bytearray, start: int, stop: int, label: int, *, last: bool) -> EventColumns | None:

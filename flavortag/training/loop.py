@@ -188,7 +188,8 @@ class _EpochSource:
             sampler.set_epoch(epoch)
         loader = make_loader(train_t, batch_size=self.settings.batch_size, shuffle=sampler is None,
                              seed=seed + epoch, layout=self.settings.layout,
-                             drop_last=True, sampler=sampler, pin_memory=self.pin)
+                             drop_last=True, sampler=sampler, pin_memory=self.pin,
+                             bucketing=self.settings.bucketing)
         return loader, self.steps_per_epoch
 
 

@@ -134,6 +134,7 @@ class TrainerSettings:
     backend: str = "auto"
     save_rank_weights: bool = False
     max_steps_per_epoch: int = 0
+    bucketing: bool = True
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -177,4 +178,5 @@ class TrainerSettings:
             backend=str(trainer.get("backend", "auto")),
             save_rank_weights=bool(trainer.get("save_rank_weights")),
             max_steps_per_epoch=_number(trainer, "max_steps_per_epoch", int, optional=True),
+            bucketing=bool(trainer.get("bucketing", True)),
         )
