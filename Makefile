@@ -15,6 +15,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.flavortag-installed
 EPOCHS ?= 6
 STUDY_EPOCHS ?= 10
+# pytest worker processes (pytest-xdist; a test file stays on one worker). 0: in this process.
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: study robustness-study install run test lint typecheck pytest bench bench-io bench-generate bench-batching bench-models bench-weaver bench-predict bench-tune ui clean
 
@@ -34,12 +37,12 @@ typecheck: install
 	$(BIN)/mypy flavortag
 
 pytest: install
-	$(BIN)/pytest -q
+	$(PYTEST)
 
 test: install
 	$(BIN)/ruff check flavortag scripts tests
 	$(BIN)/mypy flavortag
-	$(BIN)/pytest -q
+	$(PYTEST)
 
 run: install
 	$(BIN)/python scripts/main_job.py --epochs $(EPOCHS)
