@@ -117,20 +117,8 @@ def pythia_settings(
                 "25:onMode = off", f"25:onIfAny = {' '.join(str(d) for d in decays)}",
                 *seeding, *extra]
     quarks = FLAVOUR_QUARKS[flavour_name(flavour)]
-    return [
-        "Print:quiet = on",
-        "Next:numberCount = 0",
-        "Beams:idA = 11",
-        "Beams:idB = -11",
-        f"Beams:eCM = {float(sqrt_s_gev)!r}",
-        f"PDF:lepton = {'on' if isr else 'off'}",
-        "WeakSingleBoson:ffbar2gmZ = on",
-        "23:onMode = off",
-        f"23:onIfAny = {' '.join(str(q) for q in quarks)}",
-        "Random:setSeed = on",
-        f"Random:seed = {int(init_seed)}",
-        *extra,
-    ]
+    return [*common, "WeakSingleBoson:ffbar2gmZ = on", "23:onMode = off",
+            f"23:onIfAny = {' '.join(str(q) for q in quarks)}", *seeding, *extra]
 
 
 def make_pythia(
