@@ -1,0 +1,322 @@
+"""The schemas of the config groups shared by the apps, and one per model (``model=``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from flavortag.apps.schema.fields import (
+    Activation,
+    OnError,
+    PairFeature,
+    Paths,
+    Pooling,
+    _did_you_mean,
+    _divisor_near,
+    _f,
+)
+
+
+# ------------------------------------------------------------------ shared groups
+@dataclass
+class TrackingSchema:
+    """``tracking/``: where runs are recorded."""
+
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment_name: str = "flavortag"
+    artifact_location: str | None = None
+
+
+@dataclass
+class PathsSchema:
+    """``paths/``: output directories."""
+
+    outputs: str = "outputs"
+    multirun: str = "multirun"
+
+
+@dataclass
+class EvaluateSchema:
+    """``evaluate/``: what an evaluation reports."""
+
+    f_c: float | None = _f(None, ge=0.0, le=1.0)
+    f_b: float | None = _f(None, ge=0.0, le=1.0)
+    efficiencies: list[float] = _f([0.5, 0.6, 0.7, 0.8, 0.9], gt=0.0, lt=1.0)
+    write_predictions: bool = True
+    vs_variables_b_efficiency: float = _f(0.7, gt=0.0, lt=1.0)
+    vs_variables_c_efficiency: float = _f(0.5, gt=0.0, lt=1.0)
+
+
+@dataclass
+class DetectorSchema:
+    """``detector/``: the fields of :class:`flavortag.detector.DetectorModel` (its own checks apply)."""
+
+    name: str = "ild"
+    description: str | None = None
+    source: str | None = None
+    smear: bool = True
+    cos_theta_max: float = 0.98
+    pt_min_gev: float = _f(0.1, ge=0.0)
+    track_efficiency: float = 0.99
+    inv_pt_a_per_gev: float = _f(2.0e-5, ge=0.0)
+    inv_pt_b: float = _f(1.0e-3, ge=0.0)
+    d0_a_mm: float = _f(0.005, ge=0.0)
+    d0_b_mm_gev: float = _f(0.010, ge=0.0)
+    z0_a_mm: float = _f(0.005, ge=0.0)
+    z0_b_mm_gev: float = _f(0.010, ge=0.0)
+    beam_spot_mm: list[float] = _f([0.0, 0.0, 0.0], ge=0.0)
+    ip_resolution_scale: float = 1.0
+    momentum_resolution_scale: float = 1.0
+    d0_bias_um: float = 0.0
+    z0_bias_um: float = 0.0
+    fake_tracks_per_event: float = 0.0
+    fake_track_pt_gev: float = 0.5
+    fake_track_ip_mm: float = 0.5
+
+    @staticmethod
+    def check(values: dict[str, Any], key: str) -> None:
+        """The detector model's own range checks; a beam spot of three widths."""
+        from flavortag.detector import DetectorModel
+
+        if "beam_spot_mm" in values and len(values["beam_spot_mm"]) != 3:
+            raise ValueError(f"{key}.beam_spot_mm must list three widths [x, y, z] in mm, "
+                             f"not {values['beam_spot_mm']!r}")
+        DetectorModel.from_config(values)
+
+
+@dataclass
+class SplitSchema:
+    """``data.split``: fractions of the events for training, validation and test."""
+
+    train: float = _f(0.7, gt=0.0, lt=1.0)
+    val: float = _f(0.15, gt=0.0, lt=1.0)
+    test: float = _f(0.15, ge=0.0, lt=1.0)
+
+    @staticmethod
+    def check(values: dict[str, Any], key: str) -> None:
+        """The fractions sum to 1."""
+        total = sum(float(values.get(name) or 0.0) for name in ("train", "val", "test"))
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"{key} fractions must sum to 1, not {total:g} ({values})")
+
+
+@dataclass
+class DataSchema:
+    """``data/``: which events, how they are read and split (``configs/data/zpole_embedded.yaml``)."""
+
+    name: str | None = None
+    paths: Paths = None
+    label: str | int | None = None
+    label_rules: dict[str, str] | None = None
+    on_error: OnError = "raise"
+    max_events_per_class: int | None = _f(None, ge=1)
+    split: SplitSchema = field(default_factory=SplitSchema)
+    split_seed: int = _f(12345, ge=0)
+    max_tracks: int = _f(48, ge=1)
+    sort_by: str | None = "E"
+    streaming: bool = False
+    step_size: str | int = "16 MB"
+    shuffle_buffer: int = _f(50000, ge=1)
+    val_paths: Paths = None
+    test_paths: Paths = None
+    normalisation_events: int = _f(20000, ge=1)
+    classes: list[str] | None = None  # null: uds, cc, bb; jets: [light, c, b] or [light, c, b, g]
+
+    @staticmethod
+    def check(values: dict[str, Any], key: str) -> None:
+        """``classes`` is a known class scheme (events: uds, cc, bb; jets: light, c, b[, g])."""
+        if values.get("classes") is not None:
+            from flavortag.classes import class_scheme
+
+            class_scheme(list(values["classes"]))
+
+
+@dataclass
+class FeaturesSchema:
+    """``features/``: the input features (names or groups of :mod:`flavortag.features`; null: default)."""
+
+    track: list[str] | None = None
+    event: list[str] | None = None
+
+    @staticmethod
+    def check(values: dict[str, Any], key: str) -> None:
+        """Every name is a feature or a group of its kind; a typo gets the closest name."""
+        from flavortag import features
+
+        tables = {"track": (features.TRACK_FEATURE_GROUPS, features.TRACK_FEATURE_SPECS),
+                  "event": (features.EVENT_FEATURE_GROUPS, features.EVENT_FEATURE_SPECS)}
+        for kind, (groups, specs) in tables.items():
+            for i, name in enumerate(values.get(kind) or []):
+                if name not in groups and name not in specs:
+                    raise ValueError(f"unknown {kind} feature {key}.{kind}[{i}]={name!r}"
+                                     f"{_did_you_mean(str(name), [*groups, *specs])}")
+
+
+@dataclass
+class AugmentSchema:
+    """``augment/``: resolution augmentation (:class:`flavortag.augment.ResolutionAugmentation`)."""
+
+    name: str = "none"
+    description: str | None = None
+    enabled: bool = False
+    scale_min: float = 1.0
+    scale_max: float = 2.0
+    fraction: float = 1.0
+    known_scale: bool = False
+    seed: int = _f(0, ge=0)
+
+    @staticmethod
+    def check(values: dict[str, Any], key: str) -> None:
+        """The augmentation's own checks (1 <= scale_min <= scale_max, fraction in [0, 1])."""
+        from flavortag.augment import ResolutionAugmentation
+
+        ResolutionAugmentation.from_config(values)
+
+
+@dataclass
+class TrainerSchema:
+    """``trainer/``: the torch loop (ranges from :class:`flavortag.training.settings.TrainerSettings`)."""
+
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16", "32"] = "auto"
+    compile: bool = False
+    bucketing: bool = True
+    max_epochs: int = _f(20, ge=1)
+    batch_size: int = _f(256, ge=1)
+    eval_batch_size: int = _f(1024, ge=1)
+    lr: float = _f(1e-3, gt=0.0)
+    weight_decay: float = _f(1e-2, ge=0.0)
+    warmup_fraction: float = _f(0.05, ge=0.0, lt=1.0)
+    min_lr_ratio: float = _f(0.02, ge=0.0, le=1.0)
+    grad_clip_norm: float | None = _f(1.0, ge=0.0)
+    class_weights: bool = False
+    early_stopping_patience: int = _f(5, ge=1)
+    layout: Literal["padded", "ragged"] = "padded"
+    num_workers: int | None = _f(0, ge=0)
+    pin_memory: bool | Literal["auto"] = "auto"
+    checkpoint_every_steps: int | None = _f(200, ge=0)
+    resume: str | bool | None = None
+    progress: bool = True
+    distributed: bool = False
+    backend: Literal["auto", "nccl", "gloo"] = "auto"
+    save_rank_weights: bool = False
+    max_steps_per_epoch: int | None = _f(None, ge=0)
+
+    @staticmethod
+    def check(values: dict[str, Any], key: str) -> None:
+        """``device`` is auto, cpu, mps, cuda or cuda:<index>."""
+        device = str(values.get("device", "auto"))
+        if device not in ("auto", "cpu", "mps", "cuda") and not (
+                device.startswith("cuda:") and device[5:].isdigit()):
+            raise ValueError(f"{key}.device must be auto, cpu, cuda, cuda:<index> or mps, not {device!r}")
+
+
+# ------------------------------------------------------------------ models (one per model=)
+@dataclass
+class MLPSchema:
+    """``model=mlp``: the shallow network on the event features."""
+
+    name: Literal["mlp"] = "mlp"
+    hidden_dims: list[int] = _f([64, 64], ge=1)
+    activation: Activation = "relu"
+    dropout: float = _f(0.1, ge=0.0, lt=1.0)
+    batchnorm: bool = False
+
+    @staticmethod
+    def check(values: dict[str, Any], key: str) -> None:
+        """One or two hidden layers (a shallow baseline)."""
+        if not 1 <= len(values.get("hidden_dims", [64])) <= 2:
+            raise ValueError(f"{key}.hidden_dims must list 1 or 2 widths (a shallow baseline), "
+                             f"not {values['hidden_dims']!r}")
+
+
+@dataclass
+class DeepSetsSchema:
+    """``model=deepsets``."""
+
+    name: Literal["deepsets"] = "deepsets"
+    phi_dims: list[int] = _f([64, 64, 64], ge=1)
+    rho_dims: list[int] = _f([64, 64], ge=1)
+    pooling: Pooling | list[Pooling] = "sum"
+    sum_scale: float = _f(0.05, gt=0.0)
+    attention_heads: int = _f(4, ge=1)
+    activation: Activation = "relu"
+    dropout: float = _f(0.0, ge=0.0, lt=1.0)
+    use_event_features: bool = False
+
+    @staticmethod
+    def check(values: dict[str, Any], key: str) -> None:
+        """A phi network; attention pooling heads divide its last width."""
+        phi = values.get("phi_dims", [64])
+        if not phi:
+            raise ValueError(f"{key}.phi_dims must list at least one width")
+        pooling = values.get("pooling", [])
+        pooling = [pooling] if isinstance(pooling, str) else pooling
+        if not pooling:
+            raise ValueError(f"{key}.pooling must list at least one of sum, mean, max, attention")
+        heads = int(values.get("attention_heads", 4))
+        if "attention" in pooling and phi[-1] % heads:
+            raise ValueError(f"{key}.attention_heads={heads} must divide {key}.phi_dims[-1]={phi[-1]}")
+
+
+@dataclass
+class TransformerSchema:
+    """``model=transformer``."""
+
+    name: Literal["transformer"] = "transformer"
+    embed_dim: int = _f(64, ge=1)
+    num_heads: int = _f(4, ge=1)
+    depth: int = _f(3, ge=0)
+    class_depth: int = _f(2, ge=1)
+    ffn_ratio: float = _f(4.0, gt=0.0)
+    dropout: float = _f(0.1, ge=0.0, lt=1.0)
+    attention_dropout: float = _f(0.0, ge=0.0, lt=1.0)
+    activation: Activation = "gelu"
+    embed_hidden: list[int] = _f([64], ge=1)
+    use_pair_features: bool = True
+    pair_features: list[PairFeature] = _f(["ln_kt", "ln_z", "ln_delta", "ln_m2", "ln_dca"])
+    pair_hidden: list[int] = _f([32, 32], ge=1)
+    use_event_features: bool = False
+
+    @staticmethod
+    def check(values: dict[str, Any], key: str) -> None:
+        """``num_heads`` divides ``embed_dim``; pair features when they are used."""
+        dim, heads = int(values.get("embed_dim", 64)), int(values.get("num_heads", 4))
+        if dim % heads:
+            raise ValueError(f"{key}.num_heads={heads} must divide {key}.embed_dim={dim} "
+                             f"(e.g. num_heads={_divisor_near(dim, heads)})")
+        if values.get("use_pair_features", True) and not values.get("pair_features", [None]):
+            raise ValueError(f"{key}.pair_features must not be empty with {key}.use_pair_features=true")
+
+
+@dataclass
+class BDTSchema:
+    """``model=bdt``: keyword arguments of scikit-learn's ``HistGradientBoostingClassifier``."""
+
+    name: Literal["bdt"] = "bdt"
+    description: str | None = None
+    loss: Literal["log_loss"] = "log_loss"
+    learning_rate: float = _f(0.1, gt=0.0)
+    max_iter: int = _f(300, ge=1)
+    max_leaf_nodes: int | None = _f(31, ge=2)
+    max_depth: int | None = _f(None, ge=1)
+    min_samples_leaf: int = _f(20, ge=1)
+    l2_regularization: float = _f(0.0, ge=0.0)
+    max_features: float = _f(1.0, gt=0.0, le=1.0)
+    max_bins: int = _f(255, ge=2, le=255)
+    categorical_features: Any = None
+    monotonic_cst: Any = None
+    interaction_cst: Any = None
+    warm_start: bool = False
+    early_stopping: bool | Literal["auto"] = True
+    scoring: str | None = "loss"
+    validation_fraction: float | None = _f(0.1, gt=0.0, lt=1.0)
+    n_iter_no_change: int = _f(10, ge=1)
+    tol: float = _f(1e-7, ge=0.0)
+    verbose: int = 0
+    random_state: int | None = None
+    class_weight: Any = None
+
+
+#: ``model``: the schema is chosen by the node's ``name``.
+ModelSchema = MLPSchema | DeepSetsSchema | TransformerSchema | BDTSchema
