@@ -71,9 +71,23 @@ def reader_options(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def data_scheme(data_cfg: Mapping[str, Any]) -> ClassScheme:
-    """The classes of a ``data`` node (``classes``: e.g. ``[light, c, b, g]``; null: uds, cc, bb)."""
+    """The classes of a ``data`` node: ``classes`` (e.g. ``[light, c, b, g]``), else by ``level``.
+
+    ``level: event`` (the default) tags events as uds, cc, bb; ``level: jet``
+    tags jets as light, c, b unless ``classes`` says otherwise (``[light, c, b, g]``).
+    Classes of the other level are a ``ValueError`` naming both keys.
+    """
+    level = str(data_cfg.get("level") or "event")
+    if level not in ("event", "jet"):
+        raise ValueError(f"data.level must be event or jet, not {level!r}")
     classes = data_cfg.get("classes")
-    return class_scheme(None if classes is None else [str(c) for c in classes])
+    if classes is None:
+        return class_scheme(["light", "c", "b"] if level == "jet" else None)
+    scheme = class_scheme([str(c) for c in classes])
+    if scheme.is_event_scheme != (level == "event"):
+        raise ValueError(f"data.classes={list(scheme.names)} are not {level} classes (data.level={level}); "
+                         f"{'events: uds, cc, bb' if level == 'event' else 'jets: light, c, b[, g]'}")
+    return scheme
 
 
 def to_scheme(events: ak.Array, scheme: ClassScheme) -> ak.Array:

@@ -67,3 +67,15 @@ def test_combining_two_jets_into_events() -> None:
     expected = np.array([0.1 * 0.2, 0.2 * 0.2, 0.7 * 0.6])
     np.testing.assert_allclose(combined.probs[1], expected / expected.sum())
     np.testing.assert_allclose(combined.probs[0], np.array([0.3, 0.09, 0.02]) / 0.41)
+
+
+def test_data_level_chooses_the_classes_and_refuses_the_other_levels() -> None:
+    from flavortag.dataset import data_scheme
+
+    assert data_scheme({}).names == ("uds", "cc", "bb")
+    assert data_scheme({"level": "jet"}).names == ("light", "c", "b")
+    assert data_scheme({"level": "jet", "classes": ["g", "b", "c", "light"]}).names == ("light", "c", "b", "g")
+    with pytest.raises(ValueError, match=r"data.classes=\['light', 'c', 'b'\] are not event classes"):
+        data_scheme({"classes": ["light", "c", "b"]})
+    with pytest.raises(ValueError, match="are not jet classes"):
+        data_scheme({"level": "jet", "classes": ["uds", "cc", "bb"]})

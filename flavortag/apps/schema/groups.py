@@ -120,15 +120,15 @@ class DataSchema:
     val_paths: Paths = None
     test_paths: Paths = None
     normalisation_events: int = _f(20000, ge=1)
-    classes: list[str] | None = None  # null: uds, cc, bb; jets: [light, c, b] or [light, c, b, g]
+    level: Literal["event", "jet"] = "event"  # what a record is: an event or a Durham jet
+    classes: list[str] | None = None  # null: event uds, cc, bb; jet light, c, b (or [light, c, b, g])
 
     @staticmethod
     def check(values: dict[str, Any], key: str) -> None:
-        """``classes`` is a known class scheme (events: uds, cc, bb; jets: light, c, b[, g])."""
-        if values.get("classes") is not None:
-            from flavortag.classes import class_scheme
+        """``classes`` is a class scheme of ``level`` (events: uds, cc, bb; jets: light, c, b[, g])."""
+        from flavortag.dataset import data_scheme
 
-            class_scheme(list(values["classes"]))
+        data_scheme(values)
 
 
 @dataclass
