@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from flavortag.classes import CLASS_NAMES
+from flavortag.classes import class_scheme
 from flavortag.models.base import TaggerModel
 
 ONNX_OUTPUTS: tuple[str, ...] = ("logits", "probabilities")
@@ -105,10 +105,15 @@ class PaddedScorer(nn.Module):
         return self.model.forward_padded(features, valid, event_features, vectors)
 
 
+def class_names(model: Any) -> list[str]:
+    """The classes of a tagger's outputs, in order (its ``class_names``; none stored: uds, cc, bb)."""
+    return list(class_scheme(getattr(model, "class_names", None)).names)
+
+
 def _metadata(model: TaggerModel) -> dict[str, str]:
     return {
         "flavortag.config": json.dumps(model.config, sort_keys=True),
-        "flavortag.class_names": json.dumps(list(CLASS_NAMES)),
+        "flavortag.class_names": json.dumps(class_names(model)),
         "flavortag.feature_names": json.dumps(getattr(model, "feature_names", None)),
         "flavortag.inputs": json.dumps(list(model.export_inputs)),
         "flavortag.n_track_features": str(model.n_track_features),
@@ -168,7 +173,7 @@ def export_onnx(
     for key, value in _metadata(frozen).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    proto.doc_string = f"flavortag {frozen.name} tagger: raw inputs {names} -> logits/probabilities {list(CLASS_NAMES)}"
+    proto.doc_string = f"flavortag {frozen.name} tagger: raw inputs {names} -> logits/probabilities {class_names(frozen)}"
     onnx.checker.check_model(proto)
     onnx.save(proto, str(tmp))
     return _replace(tmp, path)
@@ -184,7 +189,7 @@ def export_torchscript(model: TaggerModel, path: str | os.PathLike[str]) -> Path
         scripted = torch.jit.script(PaddedScorer(frozen))
     extra = {
         "config.json": json.dumps(frozen.config, sort_keys=True),
-        "class_names.json": json.dumps(list(CLASS_NAMES)),
+        "class_names.json": json.dumps(class_names(frozen)),
         "feature_names.json": json.dumps(getattr(frozen, "feature_names", None)),
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -250,7 +255,7 @@ def export_bdt_onnx(clf: Any, path: str | os.PathLike[str], opset: int = 17) -> 
     names = getattr(clf, "feature_names", {"track": [], "event": []})
     metadata = {
         "flavortag.config": json.dumps(bdt_config(clf), sort_keys=True),
-        "flavortag.class_names": json.dumps(list(CLASS_NAMES)),
+        "flavortag.class_names": json.dumps(class_names(clf)),
         "flavortag.feature_names": json.dumps(names),
         "flavortag.inputs": json.dumps(["event_features"]),
         "flavortag.n_track_features": "0",
@@ -259,7 +264,7 @@ def export_bdt_onnx(clf: Any, path: str | os.PathLike[str], opset: int = 17) -> 
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    proto.doc_string = f"flavortag bdt tagger: raw event_features -> probabilities {list(CLASS_NAMES)}"
+    proto.doc_string = f"flavortag bdt tagger: raw event_features -> probabilities {class_names(clf)}"
     onnx.checker.check_model(proto)
     tmp = path.with_name(path.name + ".tmp")
     onnx.save(proto, str(tmp))

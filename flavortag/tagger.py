@@ -67,7 +67,8 @@ def _resolve_device(device: str) -> str:
 class _OnnxModel:
     """An exported tagger (``tagger.onnx``) run by onnxruntime, fed the padded raw inputs."""
 
-    def __init__(self, path: Path, device: str) -> None:
+    def __init__(self, path: Path, device: str, class_names: list[str] | None = None) -> None:
+        self.class_names = class_names  # the outputs' classes (tagger.json; None: uds, cc, bb)
         try:
             import onnxruntime as ort
         except ImportError as exc:  # pragma: no cover - a dependency of the export extra
@@ -81,14 +82,14 @@ class _OnnxModel:
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def predict_proba(self, tensors: EventTensors, batch_size: int) -> np.ndarray:
-        """Class probabilities [n, 3] in batches of ``batch_size`` (each trimmed to its longest event)."""
+        """Class probabilities [n, n_classes] in batches of ``batch_size`` (each trimmed to its longest event)."""
         out = []
         for start in range(0, len(tensors), batch_size):
             batch = tensors.batch(np.arange(start, min(start + batch_size, len(tensors))), layout="padded")
             feeds = {name: getattr(batch, name).numpy() for name in self.input_names}
             (probs,) = self.session.run(["probabilities"], feeds)
             out.append(np.asarray(probs, dtype=np.float64))
-        return np.concatenate(out) if out else np.zeros((0, 3))
+        return np.concatenate(out) if out else np.zeros((0, len(self.class_names) if self.class_names else 3))
 
 
 class Tagger:
@@ -196,7 +197,7 @@ class Tagger:
                                         f"`flavortag export <run id> {directory}` (with --formats onnx)")
         info = json.loads(info_path.read_text())
         device = _resolve_device(str(kwargs.pop("device", "auto")))
-        model = _OnnxModel(onnx_path, device)
+        model = _OnnxModel(onnx_path, device, info.get("class_names"))
         return cls(model, feature_names=info["feature_names"], detector=info.get("detector"),
                    max_tracks=info.get("max_tracks"), source=str(directory), kind="onnx",
                    device=device, **kwargs)

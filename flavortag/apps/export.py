@@ -50,9 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from flavortag import tracking
-    from flavortag.classes import CLASS_NAMES
     from flavortag.errors import UsageError
-    from flavortag.export import bdt_config, export_bdt_onnx, export_onnx, export_torchscript
+    from flavortag.export import (
+        bdt_config,
+        class_names,
+        export_bdt_onnx,
+        export_onnx,
+        export_torchscript,
+    )
     from flavortag.inference import is_torch_model, load_model
 
     is_run = not Path(args.source).exists()
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         written.append(export_bdt_onnx(model, out / "tagger.onnx"))
     info = {
-        "class_names": list(CLASS_NAMES),
+        "class_names": class_names(model),
         "model": dict(model.config) if is_torch else bdt_config(model),
         "feature_names": model.feature_names,
         "detector": getattr(model, "detector", None),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import awkward as ak
 import numpy as np
 import pytest
 import torch
@@ -62,6 +63,23 @@ def test_jet_tagger_end_to_end(jet_dir: Path, tmp_path: Path) -> None:
                                       f"output_dir={tmp_path / 'eval'}"]))
     assert 0.0 < flat["events/acc"] <= 1.0 and "events/rej_g_at_c50" in flat
     assert (tmp_path / "eval" / "events" / "working_points.json").is_file()
+    # exported (ONNX) jet tagger: its classes travel with it, Tagger scores per jet class
+    import json
+
+    from flavortag import Tagger
+    from flavortag.apps.export import main as export_main
+    from flavortag.io import read_events
+
+    export_main([str(checkpoint), str(tmp_path / "exported"), "--formats", "onnx"])
+    info = json.loads((tmp_path / "exported" / "tagger.json").read_text())
+    assert info["class_names"] == ["light", "c", "b", "g"]
+    jets = read_events(str(jet_dir / "bb.parquet"))[:40]
+    onnx_scores = Tagger.from_exported(tmp_path / "exported").score(jets)
+    torch_scores = Tagger.from_checkpoint(checkpoint).score(jets)
+    assert ak.fields(onnx_scores) == ["prob_light", "prob_c", "prob_b", "prob_g", "D_b", "D_c"]
+    for name in ak.fields(onnx_scores):
+        np.testing.assert_allclose(np.asarray(onnx_scores[name]), np.asarray(torch_scores[name]),
+                                   rtol=1e-4, atol=1e-4)
 
 
 def test_old_checkpoints_without_class_names_are_event_taggers() -> None:
