@@ -47,7 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 USAGE = """usage: flavortag <command> [args...]
 
-Flavour tagging (uds / cc / bb) of e+e- -> Z/gamma* -> q qbar events.
+Flavour tagging of e+e- events (uds / cc / bb at the Z pole) and jets (light / c / b / g, e.g. ZH at 250 GeV).
 
 commands:
 {commands}
