@@ -7,8 +7,9 @@ piece. A chunk handed to the caller gathers the pieces of about ``step_size``
 bytes. Each piece goes through the fast path (:mod:`flavortag.io.text_fast`);
 a piece it refuses is cut in halves at event boundaries until the broken part
 is small, and that part goes through the careful parser
-(:mod:`flavortag.io.text_careful`), which names the exact line. A worker
-thread runs the fast parse of one piece while the next is read and prepared.
+(:mod:`flavortag.io.text_careful`), which names the exact line. Worker
+threads (:data:`PARSE_WORKERS`) run the fast parses of the pieces before while
+the next is read and prepared; results are taken in file order.
 Line numbers are only needed on the careful path, so they are counted lazily
 (by re-reading the file up to the piece) instead of on every piece.
 
@@ -22,8 +23,10 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -41,6 +44,8 @@ DEFAULT_CHUNK_BYTES: int = 16_000_000
 #: Bytes of text read and parsed at a time (a chunk gathers several): keeps the
 #: text buffer and the parser's scratch memory small next to a chunk's arrays.
 PIECE_BYTES: int = 2 * 1024**2
+#: Pieces parsed at once by worker threads (pyarrow.csv and numpy release the GIL).
+PARSE_WORKERS: int = max(1, min(4, os.cpu_count() or 1))
 #: Text refused by the fast path is halved down to about this size for the careful parser.
 CAREFUL_BLOCK_BYTES: int = 64 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -122,17 +127,22 @@ class _PieceParser:
     def parse_all(
         self, pieces: Iterator[_Piece]
     ) -> Iterator[tuple[_Piece, list[EventColumns | _ParsedTable]]]:
-        """Events of each piece, in order; the fast parse of one piece overlaps the next one's reading.
+        """Events of each piece, in order; the fast parses of :data:`PARSE_WORKERS` pieces run at once.
 
-        A worker thread runs pyarrow and the column extraction of piece N
-        while this thread reads and prepares piece N + 1 (both release the
-        GIL for their heavy parts). ``pieces`` must leave a piece's buffer
-        alone until the piece after the next one is asked for. With
-        :attr:`kernel` a piece the fast path reads comes as one
-        :class:`_ParsedTable`, for :meth:`append_to` to write into the chunk.
+        Worker threads run pyarrow and the column extraction of pieces
+        N - k .. N - 1 while this thread reads and prepares piece N (both
+        release the GIL for their heavy parts); results come back in file
+        order, and a refused piece goes to the careful path here, in order.
+        ``pieces`` must leave a piece's buffer alone until
+        :data:`PARSE_WORKERS` more pieces have been asked for after it (see
+        :func:`_pieces`). A file that is a single piece is parsed with
+        pyarrow's own threads instead. With :attr:`kernel` a piece the fast
+        path reads comes as one :class:`_ParsedTable`, for :meth:`append_to`
+        to write into the chunk.
         """
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flavortag-parse") as pool:
-            pending: tuple[_Piece, Future | None, bool] | None = None
+        workers = PARSE_WORKERS
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flavortag-parse") as pool:
+            pending: deque[tuple[_Piece, Future | None, bool]] = deque()
             for piece in pieces:
                 tried = not self.normalise_first
                 prepared = (
@@ -140,14 +150,17 @@ class _PieceParser:
                 )
                 future = None
                 if prepared is not None:
-                    future = pool.submit(_parse_table, prepared) if self.kernel else pool.submit(
-                        parse_prepared, prepared, self.label
+                    alone = piece.last and piece.offset == 0  # the whole file: nothing to run beside
+                    future = pool.submit(_parse_table, prepared, alone) if self.kernel else pool.submit(
+                        partial(parse_prepared, threads=alone), prepared, self.label
                     )
-                if pending is not None:
-                    yield pending[0], self._finish(*pending)
-                pending = (piece, future, tried)
-            if pending is not None:
-                yield pending[0], self._finish(*pending)
+                pending.append((piece, future, tried))
+                if len(pending) > workers:
+                    done = pending.popleft()
+                    yield done[0], self._finish(*done)
+            while pending:
+                done = pending.popleft()
+                yield done[0], self._finish(*done)
 
     def _finish(self, piece: _Piece, future: Future | None, tried: bool) -> list[EventColumns | _ParsedTable]:
         cols = future.result() if future is not None else None
@@ -212,8 +225,8 @@ class _ParsedTable:
         self.table, self.n_axis = table, n_axis
 
 
-def _parse_table(prepared: tuple[pa.Buffer, int]) -> _ParsedTable | None:
-    table = parse_table(prepared)
+def _parse_table(prepared: tuple[pa.Buffer, int], threads: bool) -> _ParsedTable | None:
+    table = parse_table(prepared, threads=threads)
     return None if table is None else _ParsedTable(table, prepared[1])
 
 
@@ -255,9 +268,9 @@ def _pieces(
 ) -> Iterator[_Piece]:
     """Pieces of whole events, each about ``piece_bytes`` of text.
 
-    Buffers are used in turn, so a piece's text stays intact until the piece
-    after the next one is asked for (the parser works on one piece while it
-    prepares the next). With ``read_ahead`` (gzip input) a thread also reads
+    Buffers are used in turn, so a piece's text stays intact until
+    :data:`PARSE_WORKERS` + 1 more pieces are asked for (the parser's workers
+    hold the :data:`PARSE_WORKERS` pieces before the one it prepares). With ``read_ahead`` (gzip input) a thread also reads
     and decompresses the following piece (zlib releases the GIL) meanwhile.
     """
     def fill(buf: bytearray, pending: bytes) -> tuple[bytearray, int, bool, int]:
@@ -269,7 +282,7 @@ def _pieces(
             n_read = _read_into(stream, view[len(pending) : need], path, open_streams)
         return buf, len(pending) + n_read, n_read < piece_bytes, raw.tell()
 
-    ring = [bytearray(piece_bytes + _SLACK_BYTES) for _ in range(3 if read_ahead else 2)]
+    ring = [bytearray(piece_bytes + _SLACK_BYTES) for _ in range(PARSE_WORKERS + (2 if read_ahead else 1))]
     turn = 0
     pending = b""
     offset = 0

@@ -35,8 +35,12 @@ _MARKER = b" 0 0 0 "  # same length as AXIS_PREFIX: empty E, px = py = pz = 0, t
 _PREFIX_CODES = np.frombuffer(AXIS_PREFIX, np.uint8)
 _MARKER_CODES = np.frombuffer(_MARKER, np.uint8)
 
-# 512 kB blocks: a 2 MB piece gives the parser's threads four blocks to share.
-_READ_OPTIONS = pacsv.ReadOptions(column_names=list(TRACK_FIELDS), use_threads=True, block_size=512 * 1024)
+# A piece is parsed by one thread, in one block (the reader runs several pieces at
+# once, one per worker thread: pyarrow's own threads gain little on a few MB and cost
+# a thread hand-off per block). A text that is a whole file by itself gets
+# pyarrow's threads, in 512 kB blocks.
+_SERIAL_OPTIONS = pacsv.ReadOptions(column_names=list(TRACK_FIELDS), use_threads=False, block_size=8 * 1024**2)
+_THREADED_OPTIONS = pacsv.ReadOptions(column_names=list(TRACK_FIELDS), use_threads=True, block_size=512 * 1024)
 _PARSE_OPTIONS = pacsv.ParseOptions(
     delimiter=" ", quote_char=False, double_quote=False, escape_char=False,
     newlines_in_values=False, ignore_empty_lines=True,
@@ -86,21 +90,23 @@ def prepare(buf: bytearray, start: int, stop: int, *, last: bool) -> tuple[pa.Bu
     return text, len(positions)
 
 
-def parse_prepared(prepared: tuple[pa.Buffer, int], label: int) -> EventColumns | None:
+def parse_prepared(prepared: tuple[pa.Buffer, int], label: int, *, threads: bool = False) -> EventColumns | None:
     """Events of a text prepared by :func:`prepare`, or None if anything is unusual.
 
     Safe to run in a worker thread: pyarrow and numpy release the GIL for
     the heavy parts, so the caller can prepare the next piece meanwhile.
+    ``threads``: let ``pyarrow.csv`` use its own threads (for a text that is
+    not parsed beside others).
     """
-    table = parse_table(prepared)
+    table = parse_table(prepared, threads=threads)
     return None if table is None else _columns_from_table(table, prepared[1], label)
 
 
-def parse_table(prepared: tuple[pa.Buffer, int]) -> pa.Table | None:
+def parse_table(prepared: tuple[pa.Buffer, int], *, threads: bool = False) -> pa.Table | None:
     """The 7-column float32 table of a prepared text, or None if ``pyarrow.csv`` refuses it."""
     try:
         return pacsv.read_csv(
-            pa.BufferReader(prepared[0]), read_options=_READ_OPTIONS,
+            pa.BufferReader(prepared[0]), read_options=_THREADED_OPTIONS if threads else _SERIAL_OPTIONS,
             parse_options=_PARSE_OPTIONS, convert_options=_CONVERT_OPTIONS,
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -141,7 +147,7 @@ def fill_from_table(table: pa.Table, n_axis: int, label: int, chunk: ColumnsBuil
 def parse_fast(buf: bytearray, start: int, stop: int, label: int, *, last: bool) -> EventColumns | None:
     """Parse ``buf[start:stop]`` (whole lines, whole events) or return None if it is not plain."""
     prepared = prepare(buf, start, stop, last=last)
-    return None if prepared is None else parse_prepared(prepared, label)
+    return None if prepared is None else parse_prepared(prepared, label, threads=True)
 
 
 def _overwrite(codes: np.ndarray, positions: np.ndarray, text: np.ndarray) -> None:
