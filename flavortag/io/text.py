@@ -26,7 +26,6 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,7 +35,15 @@ from flavortag.io import text_kernel
 from flavortag.io.columns import ColumnsBuilder, EventColumns
 from flavortag.io.errors import EventFormatError, OnError, ReadReport
 from flavortag.io.text_careful import parse_careful
-from flavortag.io.text_fast import fill_from_table, parse_fast, parse_prepared, parse_table, prepare
+from flavortag.io.text_fast import (
+    PieceRows,
+    fill_from_table,
+    fill_rows,
+    parse_fast,
+    parse_table,
+    prepare,
+    split_rows,
+)
 from flavortag.io.text_fast import normalise as normalise_text
 
 #: Default bytes of text per chunk handed to the caller.
@@ -126,7 +133,7 @@ class _PieceParser:
 
     def parse_all(
         self, pieces: Iterator[_Piece]
-    ) -> Iterator[tuple[_Piece, list[EventColumns | _ParsedTable]]]:
+    ) -> Iterator[tuple[_Piece, list[EventColumns | _ParsedTable | PieceRows]]]:
         """Events of each piece, in order; the fast parses of :data:`PARSE_WORKERS` pieces run at once.
 
         Worker threads run pyarrow and the column extraction of pieces
@@ -136,9 +143,9 @@ class _PieceParser:
         ``pieces`` must leave a piece's buffer alone until
         :data:`PARSE_WORKERS` more pieces have been asked for after it (see
         :func:`_pieces`). A file that is a single piece is parsed with
-        pyarrow's own threads instead. With :attr:`kernel` a piece the fast
-        path reads comes as one :class:`_ParsedTable`, for :meth:`append_to`
-        to write into the chunk.
+        pyarrow's own threads instead. A piece the fast path reads comes as
+        one :class:`~flavortag.io.text_fast.PieceRows` (with :attr:`kernel`: one
+        :class:`_ParsedTable`), for :meth:`append_to` to write into the chunk.
         """
         workers = PARSE_WORKERS
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flavortag-parse") as pool:
@@ -151,9 +158,7 @@ class _PieceParser:
                 future = None
                 if prepared is not None:
                     alone = piece.last and piece.offset == 0  # the whole file: nothing to run beside
-                    future = pool.submit(_parse_table, prepared, alone) if self.kernel else pool.submit(
-                        partial(parse_prepared, threads=alone), prepared, self.label
-                    )
+                    future = pool.submit(_parse_table if self.kernel else _split_piece, prepared, alone)
                 pending.append((piece, future, tried))
                 if len(pending) > workers:
                     done = pending.popleft()
@@ -162,7 +167,7 @@ class _PieceParser:
                 done = pending.popleft()
                 yield done[0], self._finish(*done)
 
-    def _finish(self, piece: _Piece, future: Future | None, tried: bool) -> list[EventColumns | _ParsedTable]:
+    def _finish(self, piece: _Piece, future: Future | None, tried: bool) -> list[EventColumns | _ParsedTable | PieceRows]:
         cols = future.result() if future is not None else None
         if cols is not None:
             return [cols]
@@ -170,12 +175,15 @@ class _PieceParser:
         self._parse(piece.buf, 0, piece.cut, piece.offset, piece.last, out, fast_tried=tried)
         return list(out)
 
-    def append_to(self, chunk: ColumnsBuilder, piece: _Piece, events: list[EventColumns | _ParsedTable]) -> None:
+    def append_to(self, chunk: ColumnsBuilder, piece: _Piece, events: list[EventColumns | _ParsedTable | PieceRows]) -> None:
         """Add a piece's events to ``chunk`` (a refused :class:`_ParsedTable`: the careful way)."""
         for cols in events:
             if isinstance(cols, EventColumns):
                 chunk.append(cols)
-            elif not fill_from_table(cols.table, cols.n_axis, self.label, chunk):
+            elif not (
+                fill_rows(cols, self.label, chunk) if isinstance(cols, PieceRows)
+                else fill_from_table(cols.table, cols.n_axis, self.label, chunk)
+            ):
                 out: list[EventColumns] = []
                 self._parse(piece.buf, 0, piece.cut, piece.offset, piece.last, out, fast_tried=True)
                 for part in out:
@@ -228,6 +236,11 @@ class _ParsedTable:
 def _parse_table(prepared: tuple[pa.Buffer, int], threads: bool) -> _ParsedTable | None:
     table = parse_table(prepared, threads=threads)
     return None if table is None else _ParsedTable(table, prepared[1])
+
+
+def _split_piece(prepared: tuple[pa.Buffer, int], threads: bool) -> PieceRows | None:
+    table = parse_table(prepared, threads=threads)
+    return None if table is None else split_rows(table, prepared[1])
 
 
 def event_boundary(buf: bytearray, start: int, near: int, stop: int) -> int | None:
