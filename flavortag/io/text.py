@@ -53,6 +53,9 @@ DEFAULT_CHUNK_BYTES: int = 16_000_000
 PIECE_BYTES: int = 2 * 1024**2
 #: Pieces parsed at once by worker threads (pyarrow.csv and numpy release the GIL).
 PARSE_WORKERS: int = max(1, min(4, os.cpu_count() or 1))
+#: Prepared pieces waiting beside those being parsed, so that a worker that is done finds
+#: the next one ready.
+QUEUED_PIECES: int = 1
 #: Text refused by the fast path is halved down to about this size for the careful parser.
 CAREFUL_BLOCK_BYTES: int = 64 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -160,7 +163,7 @@ class _PieceParser:
                     alone = piece.last and piece.offset == 0  # the whole file: nothing to run beside
                     future = pool.submit(_parse_table if self.kernel else _split_piece, prepared, alone)
                 pending.append((piece, future, tried))
-                if len(pending) > workers:
+                if len(pending) > workers + QUEUED_PIECES:
                     done = pending.popleft()
                     yield done[0], self._finish(*done)
             while pending:
@@ -295,7 +298,7 @@ def _pieces(
             n_read = _read_into(stream, view[len(pending) : need], path, open_streams)
         return buf, len(pending) + n_read, n_read < piece_bytes, raw.tell()
 
-    ring = [bytearray(piece_bytes + _SLACK_BYTES) for _ in range(PARSE_WORKERS + (2 if read_ahead else 1))]
+    ring = [bytearray(piece_bytes + _SLACK_BYTES) for _ in range(PARSE_WORKERS + QUEUED_PIECES + (2 if read_ahead else 1))]
     turn = 0
     pending = b""
     offset = 0
