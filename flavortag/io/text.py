@@ -51,6 +51,9 @@ DEFAULT_CHUNK_BYTES: int = 16_000_000
 #: Bytes of text read and parsed at a time (a chunk gathers several): keeps the
 #: text buffer and the parser's scratch memory small next to a chunk's arrays.
 PIECE_BYTES: int = 2 * 1024**2
+#: Chunks of at least 64 pieces (whole-file reads) are read in pieces this many times
+#: larger: fewer per-piece costs, where a few MB more of text buffers do not matter.
+LARGE_CHUNK_PIECE_FACTOR: int = 2
 #: Pieces parsed at once by worker threads (pyarrow.csv and numpy release the GIL).
 PARSE_WORKERS: int = max(1, min(4, os.cpu_count() or 1))
 #: Prepared pieces waiting beside those being parsed, so that a worker that is done finds
@@ -375,7 +378,8 @@ def iter_text_columns(
 ) -> Iterator[tuple[EventColumns, int]]:
     """Yield ``(events, bytes of the file consumed so far)``, about ``chunk_bytes`` of text at a time.
 
-    The text is read and parsed :data:`PIECE_BYTES` at a time, so memory stays
+    The text is read and parsed :data:`PIECE_BYTES` at a time (more for very
+    large chunks: :data:`LARGE_CHUNK_PIECE_FACTOR`), so memory stays
     near one chunk's arrays (twice while its pieces are joined) plus a few
     pieces of text, unless a single event is larger than a piece (the piece
     then grows to hold it).
@@ -389,8 +393,9 @@ def iter_text_columns(
         shown, label, on_error, report, lines, kernel=text_kernel.wanted(os.path.getsize(path))
     )
     try:
+        piece_bytes = PIECE_BYTES * (LARGE_CHUNK_PIECE_FACTOR if chunk_bytes >= 64 * PIECE_BYTES else 1)
         pieces = _pieces(
-            stream, raw, min(chunk_bytes, PIECE_BYTES), shown, open_streams, read_ahead=stream is not raw
+            stream, raw, min(chunk_bytes, piece_bytes), shown, open_streams, read_ahead=stream is not raw
         )
         chunk = ColumnsBuilder()
         n_bytes = 0
