@@ -55,7 +55,7 @@ PIECE_BYTES: int = 2 * 1024**2
 #: larger: fewer per-piece costs, where a few MB more of text buffers do not matter.
 LARGE_CHUNK_PIECE_FACTOR: int = 2
 #: Pieces parsed at once by worker threads (pyarrow.csv and numpy release the GIL).
-PARSE_WORKERS: int = max(1, min(4, os.cpu_count() or 1))
+PARSE_WORKERS: int = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 #: Prepared pieces waiting beside those being parsed, so that a worker that is done finds
 #: the next one ready.
 QUEUED_PIECES: int = 1
