@@ -57,7 +57,7 @@ LARGE_CHUNK_PIECE_FACTOR: int = 2
 #: Pieces parsed at once by worker threads (pyarrow.csv and numpy release the GIL).
 PARSE_WORKERS: int = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 #: Prepared pieces waiting beside those being parsed, so that a worker that is done finds
-#: the next one ready.
+#: the next one ready (large chunks only: streaming keeps its text buffers few).
 QUEUED_PIECES: int = 1
 #: Text refused by the fast path is halved down to about this size for the careful parser.
 CAREFUL_BLOCK_BYTES: int = 64 * 1024
@@ -127,8 +127,9 @@ class _PieceParser:
 
     def __init__(
         self, path: str, label: int, on_error: OnError, report: ReadReport, lines: _LineCounter,
-        *, kernel: bool = False,
+        *, kernel: bool = False, queued: int = 0,
     ) -> None:
+        self.queued = queued  # prepared pieces waiting beside those in the workers
         self.path = path
         self.kernel = kernel  # use flavortag.io.text_kernel (large files)
         self.label = label
@@ -147,8 +148,8 @@ class _PieceParser:
         release the GIL for their heavy parts); results come back in file
         order, and a refused piece goes to the careful path here, in order.
         ``pieces`` must leave a piece's buffer alone until
-        :data:`PARSE_WORKERS` more pieces have been asked for after it (see
-        :func:`_pieces`). A file that is a single piece is parsed with
+        :data:`PARSE_WORKERS` + :attr:`queued` more pieces have been asked for
+        after it (see :func:`_pieces`). A file that is a single piece is parsed with
         pyarrow's own threads instead. A piece the fast path reads comes as
         one :class:`~flavortag.io.text_fast.PieceRows` (with :attr:`kernel`: one
         :class:`_ParsedTable`), for :meth:`append_to` to write into the chunk.
@@ -166,7 +167,7 @@ class _PieceParser:
                     alone = piece.last and piece.offset == 0  # the whole file: nothing to run beside
                     future = pool.submit(_parse_table if self.kernel else _split_piece, prepared, alone)
                 pending.append((piece, future, tried))
-                if len(pending) > workers + QUEUED_PIECES:
+                if len(pending) > workers + self.queued:
                     done = pending.popleft()
                     yield done[0], self._finish(*done)
             while pending:
@@ -283,13 +284,14 @@ class _Piece:
 
 def _pieces(
     stream: BinaryIO, raw: BinaryIO, piece_bytes: int, path: str,
-    open_streams: Callable[[], tuple[BinaryIO, BinaryIO]], *, read_ahead: bool,
+    open_streams: Callable[[], tuple[BinaryIO, BinaryIO]], *, read_ahead: bool, queued: int = 0,
 ) -> Iterator[_Piece]:
     """Pieces of whole events, each about ``piece_bytes`` of text.
 
     Buffers are used in turn, so a piece's text stays intact until
-    :data:`PARSE_WORKERS` + 1 more pieces are asked for (the parser's workers
-    hold the :data:`PARSE_WORKERS` pieces before the one it prepares). With ``read_ahead`` (gzip input) a thread also reads
+    :data:`PARSE_WORKERS` + ``queued`` + 1 more pieces are asked for (the
+    parser's workers and its queue hold that many pieces before the one it
+    prepares). With ``read_ahead`` (gzip input) a thread also reads
     and decompresses the following piece (zlib releases the GIL) meanwhile.
     """
     def fill(buf: bytearray, pending: bytes) -> tuple[bytearray, int, bool, int]:
@@ -301,7 +303,7 @@ def _pieces(
             n_read = _read_into(stream, view[len(pending) : need], path, open_streams)
         return buf, len(pending) + n_read, n_read < piece_bytes, raw.tell()
 
-    ring = [bytearray(piece_bytes + _SLACK_BYTES) for _ in range(PARSE_WORKERS + QUEUED_PIECES + (2 if read_ahead else 1))]
+    ring = [bytearray(piece_bytes + _SLACK_BYTES) for _ in range(PARSE_WORKERS + queued + (2 if read_ahead else 1))]
     turn = 0
     pending = b""
     offset = 0
@@ -389,13 +391,16 @@ def iter_text_columns(
     lines = _LineCounter(open_streams)
     stream, raw = open_streams()
     text_bytes = os.path.getsize(path) if stream is raw else None  # unknown for gzip
+    large = chunk_bytes >= 64 * PIECE_BYTES  # e.g. a whole-file read
+    queued = QUEUED_PIECES if large else 0
     parser = _PieceParser(
-        shown, label, on_error, report, lines, kernel=text_kernel.wanted(os.path.getsize(path))
+        shown, label, on_error, report, lines, kernel=text_kernel.wanted(os.path.getsize(path)), queued=queued
     )
     try:
-        piece_bytes = PIECE_BYTES * (LARGE_CHUNK_PIECE_FACTOR if chunk_bytes >= 64 * PIECE_BYTES else 1)
+        piece_bytes = PIECE_BYTES * (LARGE_CHUNK_PIECE_FACTOR if large else 1)
         pieces = _pieces(
-            stream, raw, min(chunk_bytes, piece_bytes), shown, open_streams, read_ahead=stream is not raw
+            stream, raw, min(chunk_bytes, piece_bytes), shown, open_streams, read_ahead=stream is not raw,
+            queued=queued,
         )
         chunk = ColumnsBuilder()
         n_bytes = 0
