@@ -7,8 +7,9 @@ piece. A chunk handed to the caller gathers the pieces of about ``step_size``
 bytes. Each piece goes through the fast path (:mod:`flavortag.io.text_fast`);
 a piece it refuses is cut in halves at event boundaries until the broken part
 is small, and that part goes through the careful parser
-(:mod:`flavortag.io.text_careful`), which names the exact line. A worker
-thread runs the fast parse of one piece while the next is read and prepared.
+(:mod:`flavortag.io.text_careful`), which names the exact line. Worker
+threads (:data:`PARSE_WORKERS`) run the fast parses of the pieces before while
+the next is read and prepared; results are taken in file order.
 Line numbers are only needed on the careful path, so they are counted lazily
 (by re-reading the file up to the piece) instead of on every piece.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -33,7 +35,15 @@ from flavortag.io import text_kernel
 from flavortag.io.columns import ColumnsBuilder, EventColumns
 from flavortag.io.errors import EventFormatError, OnError, ReadReport
 from flavortag.io.text_careful import parse_careful
-from flavortag.io.text_fast import fill_from_table, parse_fast, parse_prepared, parse_table, prepare
+from flavortag.io.text_fast import (
+    PieceRows,
+    fill_from_table,
+    fill_rows,
+    parse_fast,
+    parse_table,
+    prepare,
+    split_rows,
+)
 from flavortag.io.text_fast import normalise as normalise_text
 
 #: Default bytes of text per chunk handed to the caller.
@@ -41,6 +51,14 @@ DEFAULT_CHUNK_BYTES: int = 16_000_000
 #: Bytes of text read and parsed at a time (a chunk gathers several): keeps the
 #: text buffer and the parser's scratch memory small next to a chunk's arrays.
 PIECE_BYTES: int = 2 * 1024**2
+#: Chunks of at least 64 pieces (whole-file reads) are read in pieces this many times
+#: larger: fewer per-piece costs, where a few MB more of text buffers do not matter.
+LARGE_CHUNK_PIECE_FACTOR: int = 2
+#: Pieces parsed at once by worker threads (pyarrow.csv and numpy release the GIL).
+PARSE_WORKERS: int = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+#: Prepared pieces waiting beside those being parsed, so that a worker that is done finds
+#: the next one ready (large chunks only: streaming keeps its text buffers few).
+QUEUED_PIECES: int = 1
 #: Text refused by the fast path is halved down to about this size for the careful parser.
 CAREFUL_BLOCK_BYTES: int = 64 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -109,8 +127,9 @@ class _PieceParser:
 
     def __init__(
         self, path: str, label: int, on_error: OnError, report: ReadReport, lines: _LineCounter,
-        *, kernel: bool = False,
+        *, kernel: bool = False, queued: int = 0,
     ) -> None:
+        self.queued = queued  # prepared pieces waiting beside those in the workers
         self.path = path
         self.kernel = kernel  # use flavortag.io.text_kernel (large files)
         self.label = label
@@ -121,18 +140,23 @@ class _PieceParser:
 
     def parse_all(
         self, pieces: Iterator[_Piece]
-    ) -> Iterator[tuple[_Piece, list[EventColumns | _ParsedTable]]]:
-        """Events of each piece, in order; the fast parse of one piece overlaps the next one's reading.
+    ) -> Iterator[tuple[_Piece, list[EventColumns | _ParsedTable | PieceRows]]]:
+        """Events of each piece, in order; the fast parses of :data:`PARSE_WORKERS` pieces run at once.
 
-        A worker thread runs pyarrow and the column extraction of piece N
-        while this thread reads and prepares piece N + 1 (both release the
-        GIL for their heavy parts). ``pieces`` must leave a piece's buffer
-        alone until the piece after the next one is asked for. With
-        :attr:`kernel` a piece the fast path reads comes as one
-        :class:`_ParsedTable`, for :meth:`append_to` to write into the chunk.
+        Worker threads run pyarrow and the column extraction of pieces
+        N - k .. N - 1 while this thread reads and prepares piece N (both
+        release the GIL for their heavy parts); results come back in file
+        order, and a refused piece goes to the careful path here, in order.
+        ``pieces`` must leave a piece's buffer alone until
+        :data:`PARSE_WORKERS` + :attr:`queued` more pieces have been asked for
+        after it (see :func:`_pieces`). A file that is a single piece is parsed with
+        pyarrow's own threads instead. A piece the fast path reads comes as
+        one :class:`~flavortag.io.text_fast.PieceRows` (with :attr:`kernel`: one
+        :class:`_ParsedTable`), for :meth:`append_to` to write into the chunk.
         """
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flavortag-parse") as pool:
-            pending: tuple[_Piece, Future | None, bool] | None = None
+        workers = PARSE_WORKERS
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flavortag-parse") as pool:
+            pending: deque[tuple[_Piece, Future | None, bool]] = deque()
             for piece in pieces:
                 tried = not self.normalise_first
                 prepared = (
@@ -140,16 +164,17 @@ class _PieceParser:
                 )
                 future = None
                 if prepared is not None:
-                    future = pool.submit(_parse_table, prepared) if self.kernel else pool.submit(
-                        parse_prepared, prepared, self.label
-                    )
-                if pending is not None:
-                    yield pending[0], self._finish(*pending)
-                pending = (piece, future, tried)
-            if pending is not None:
-                yield pending[0], self._finish(*pending)
+                    alone = piece.last and piece.offset == 0  # the whole file: nothing to run beside
+                    future = pool.submit(_parse_table if self.kernel else _split_piece, prepared, alone)
+                pending.append((piece, future, tried))
+                if len(pending) > workers + self.queued:
+                    done = pending.popleft()
+                    yield done[0], self._finish(*done)
+            while pending:
+                done = pending.popleft()
+                yield done[0], self._finish(*done)
 
-    def _finish(self, piece: _Piece, future: Future | None, tried: bool) -> list[EventColumns | _ParsedTable]:
+    def _finish(self, piece: _Piece, future: Future | None, tried: bool) -> list[EventColumns | _ParsedTable | PieceRows]:
         cols = future.result() if future is not None else None
         if cols is not None:
             return [cols]
@@ -157,12 +182,15 @@ class _PieceParser:
         self._parse(piece.buf, 0, piece.cut, piece.offset, piece.last, out, fast_tried=tried)
         return list(out)
 
-    def append_to(self, chunk: ColumnsBuilder, piece: _Piece, events: list[EventColumns | _ParsedTable]) -> None:
+    def append_to(self, chunk: ColumnsBuilder, piece: _Piece, events: list[EventColumns | _ParsedTable | PieceRows]) -> None:
         """Add a piece's events to ``chunk`` (a refused :class:`_ParsedTable`: the careful way)."""
         for cols in events:
             if isinstance(cols, EventColumns):
                 chunk.append(cols)
-            elif not fill_from_table(cols.table, cols.n_axis, self.label, chunk):
+            elif not (
+                fill_rows(cols, self.label, chunk) if isinstance(cols, PieceRows)
+                else fill_from_table(cols.table, cols.n_axis, self.label, chunk)
+            ):
                 out: list[EventColumns] = []
                 self._parse(piece.buf, 0, piece.cut, piece.offset, piece.last, out, fast_tried=True)
                 for part in out:
@@ -212,9 +240,14 @@ class _ParsedTable:
         self.table, self.n_axis = table, n_axis
 
 
-def _parse_table(prepared: tuple[pa.Buffer, int]) -> _ParsedTable | None:
-    table = parse_table(prepared)
+def _parse_table(prepared: tuple[pa.Buffer, int], threads: bool) -> _ParsedTable | None:
+    table = parse_table(prepared, threads=threads)
     return None if table is None else _ParsedTable(table, prepared[1])
+
+
+def _split_piece(prepared: tuple[pa.Buffer, int], threads: bool) -> PieceRows | None:
+    table = parse_table(prepared, threads=threads)
+    return None if table is None else split_rows(table, prepared[1])
 
 
 def event_boundary(buf: bytearray, start: int, near: int, stop: int) -> int | None:
@@ -251,13 +284,14 @@ class _Piece:
 
 def _pieces(
     stream: BinaryIO, raw: BinaryIO, piece_bytes: int, path: str,
-    open_streams: Callable[[], tuple[BinaryIO, BinaryIO]], *, read_ahead: bool,
+    open_streams: Callable[[], tuple[BinaryIO, BinaryIO]], *, read_ahead: bool, queued: int = 0,
 ) -> Iterator[_Piece]:
     """Pieces of whole events, each about ``piece_bytes`` of text.
 
-    Buffers are used in turn, so a piece's text stays intact until the piece
-    after the next one is asked for (the parser works on one piece while it
-    prepares the next). With ``read_ahead`` (gzip input) a thread also reads
+    Buffers are used in turn, so a piece's text stays intact until
+    :data:`PARSE_WORKERS` + ``queued`` + 1 more pieces are asked for (the
+    parser's workers and its queue hold that many pieces before the one it
+    prepares). With ``read_ahead`` (gzip input) a thread also reads
     and decompresses the following piece (zlib releases the GIL) meanwhile.
     """
     def fill(buf: bytearray, pending: bytes) -> tuple[bytearray, int, bool, int]:
@@ -269,7 +303,7 @@ def _pieces(
             n_read = _read_into(stream, view[len(pending) : need], path, open_streams)
         return buf, len(pending) + n_read, n_read < piece_bytes, raw.tell()
 
-    ring = [bytearray(piece_bytes + _SLACK_BYTES) for _ in range(3 if read_ahead else 2)]
+    ring = [bytearray(piece_bytes + _SLACK_BYTES) for _ in range(PARSE_WORKERS + queued + (2 if read_ahead else 1))]
     turn = 0
     pending = b""
     offset = 0
@@ -346,7 +380,8 @@ def iter_text_columns(
 ) -> Iterator[tuple[EventColumns, int]]:
     """Yield ``(events, bytes of the file consumed so far)``, about ``chunk_bytes`` of text at a time.
 
-    The text is read and parsed :data:`PIECE_BYTES` at a time, so memory stays
+    The text is read and parsed :data:`PIECE_BYTES` at a time (more for very
+    large chunks: :data:`LARGE_CHUNK_PIECE_FACTOR`), so memory stays
     near one chunk's arrays (twice while its pieces are joined) plus a few
     pieces of text, unless a single event is larger than a piece (the piece
     then grows to hold it).
@@ -356,12 +391,16 @@ def iter_text_columns(
     lines = _LineCounter(open_streams)
     stream, raw = open_streams()
     text_bytes = os.path.getsize(path) if stream is raw else None  # unknown for gzip
+    large = chunk_bytes >= 64 * PIECE_BYTES  # e.g. a whole-file read
+    queued = QUEUED_PIECES if large else 0
     parser = _PieceParser(
-        shown, label, on_error, report, lines, kernel=text_kernel.wanted(os.path.getsize(path))
+        shown, label, on_error, report, lines, kernel=text_kernel.wanted(os.path.getsize(path)), queued=queued
     )
     try:
+        piece_bytes = PIECE_BYTES * (LARGE_CHUNK_PIECE_FACTOR if large else 1)
         pieces = _pieces(
-            stream, raw, min(chunk_bytes, PIECE_BYTES), shown, open_streams, read_ahead=stream is not raw
+            stream, raw, min(chunk_bytes, piece_bytes), shown, open_streams, read_ahead=stream is not raw,
+            queued=queued,
         )
         chunk = ColumnsBuilder()
         n_bytes = 0

@@ -35,8 +35,12 @@ _MARKER = b" 0 0 0 "  # same length as AXIS_PREFIX: empty E, px = py = pz = 0, t
 _PREFIX_CODES = np.frombuffer(AXIS_PREFIX, np.uint8)
 _MARKER_CODES = np.frombuffer(_MARKER, np.uint8)
 
-# 512 kB blocks: a 2 MB piece gives the parser's threads four blocks to share.
-_READ_OPTIONS = pacsv.ReadOptions(column_names=list(TRACK_FIELDS), use_threads=True, block_size=512 * 1024)
+# A piece is parsed by one thread, in one block (the reader runs several pieces at
+# once, one per worker thread: pyarrow's own threads gain little on a few MB and cost
+# a thread hand-off per block). A text that is a whole file by itself gets
+# pyarrow's threads, in 512 kB blocks.
+_SERIAL_OPTIONS = pacsv.ReadOptions(column_names=list(TRACK_FIELDS), use_threads=False, block_size=8 * 1024**2)
+_THREADED_OPTIONS = pacsv.ReadOptions(column_names=list(TRACK_FIELDS), use_threads=True, block_size=512 * 1024)
 _PARSE_OPTIONS = pacsv.ParseOptions(
     delimiter=" ", quote_char=False, double_quote=False, escape_char=False,
     newlines_in_values=False, ignore_empty_lines=True,
@@ -86,21 +90,23 @@ def prepare(buf: bytearray, start: int, stop: int, *, last: bool) -> tuple[pa.Bu
     return text, len(positions)
 
 
-def parse_prepared(prepared: tuple[pa.Buffer, int], label: int) -> EventColumns | None:
+def parse_prepared(prepared: tuple[pa.Buffer, int], label: int, *, threads: bool = False) -> EventColumns | None:
     """Events of a text prepared by :func:`prepare`, or None if anything is unusual.
 
     Safe to run in a worker thread: pyarrow and numpy release the GIL for
     the heavy parts, so the caller can prepare the next piece meanwhile.
+    ``threads``: let ``pyarrow.csv`` use its own threads (for a text that is
+    not parsed beside others).
     """
-    table = parse_table(prepared)
+    table = parse_table(prepared, threads=threads)
     return None if table is None else _columns_from_table(table, prepared[1], label)
 
 
-def parse_table(prepared: tuple[pa.Buffer, int]) -> pa.Table | None:
+def parse_table(prepared: tuple[pa.Buffer, int], *, threads: bool = False) -> pa.Table | None:
     """The 7-column float32 table of a prepared text, or None if ``pyarrow.csv`` refuses it."""
     try:
         return pacsv.read_csv(
-            pa.BufferReader(prepared[0]), read_options=_READ_OPTIONS,
+            pa.BufferReader(prepared[0]), read_options=_THREADED_OPTIONS if threads else _SERIAL_OPTIONS,
             parse_options=_PARSE_OPTIONS, convert_options=_CONVERT_OPTIONS,
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -141,7 +147,7 @@ def fill_from_table(table: pa.Table, n_axis: int, label: int, chunk: ColumnsBuil
 def parse_fast(buf: bytearray, start: int, stop: int, label: int, *, last: bool) -> EventColumns | None:
     """Parse ``buf[start:stop]`` (whole lines, whole events) or return None if it is not plain."""
     prepared = prepare(buf, start, stop, last=last)
-    return None if prepared is None else parse_prepared(prepared, label)
+    return None if prepared is None else parse_prepared(prepared, label, threads=True)
 
 
 def _overwrite(codes: np.ndarray, positions: np.ndarray, text: np.ndarray) -> None:
@@ -199,8 +205,30 @@ def _axis_line_starts(buf: bytearray, start: int, stop: int) -> np.ndarray:
     return positions[ok & line_start]
 
 
-def _columns_from_table(table: pa.Table, n_axis: int, label: int) -> EventColumns | None:
-    """Split the parsed rows into axes and tracks (one pass per column, straight from Arrow's chunks)."""
+class PieceRows:
+    """A parsed piece split into axis and track rows (in a worker thread), tracks not yet copied.
+
+    ``axis`` ``[n_axis, 3]`` and ``offsets`` (``n_axis + 1``, from 0) are
+    final and the axes checked; the track rows are ``track_rows[k]`` of record
+    batch ``k`` of ``table``, for :func:`fill_rows` to copy straight into a
+    chunk and check there (one copy of the track values, not two).
+    """
+
+    __slots__ = ("table", "track_rows", "n_tracks", "axis", "offsets")
+
+    def __init__(
+        self, table: pa.Table, track_rows: list[np.ndarray], n_tracks: int, axis: np.ndarray, offsets: np.ndarray
+    ) -> None:
+        self.table, self.track_rows, self.n_tracks = table, track_rows, n_tracks
+        self.axis, self.offsets = axis, offsets
+
+    @property
+    def n_axis(self) -> int:
+        return len(self.axis)
+
+
+def split_rows(table: pa.Table, n_axis: int) -> PieceRows | None:
+    """Axis rows apart, event offsets and the axis checks of a parsed table, or None if unusual."""
     columns = table.columns
     if columns[0].null_count != n_axis or any(c.null_count for c in columns[1:]):
         return None
@@ -212,7 +240,6 @@ def _columns_from_table(table: pa.Table, n_axis: int, label: int) -> EventColumn
     track_rows = [np.flatnonzero(m) for m in is_track]
     axis_rows_per_chunk = [np.flatnonzero(~m) for m in is_track]
     n_tracks = sum(len(r) for r in track_rows)
-    tracks = {name: _take_chunks(column.chunks, track_rows, n_tracks) for name, column in zip(TRACK_FIELDS, columns)}
     axis = float32_array(3 * n_axis).reshape(n_axis, 3)
     for k in range(3):
         axis[:, k] = _take_chunks(columns[4 + k].chunks, axis_rows_per_chunk, n_axis)
@@ -222,19 +249,52 @@ def _columns_from_table(table: pa.Table, n_axis: int, label: int) -> EventColumn
     offsets[-1] = n_tracks
     if not axis_ok_mask(axis[:, 0], axis[:, 1], axis[:, 2]).all():
         return None
+    return PieceRows(table, track_rows, n_tracks, axis, offsets)
+
+
+def fill_rows(rows: PieceRows, label: int, chunk: ColumnsBuilder) -> bool:
+    """Copy the track rows of a split piece into ``chunk`` and check them; False (nothing appended) if unusual."""
+    n_axis, n_tracks = rows.n_axis, rows.n_tracks
+    store = chunk.room(n_axis, n_tracks)
+    if tuple(store.tracks) != TRACK_FIELDS:
+        return False
+    t0, t1, e0 = chunk.n_tracks, chunk.n_tracks + n_tracks, len(chunk)
+    tracks = [store.tracks[name][t0:t1] for name in TRACK_FIELDS]
+    for out, column in zip(tracks, rows.table.columns):
+        _take_chunks(column.chunks, rows.track_rows, n_tracks, out)
+    if not tracks_all_ok(*tracks):
+        return False
+    store.axis[e0 : e0 + n_axis] = rows.axis
+    store.offsets[e0 : e0 + n_axis] = rows.offsets[:-1] + t0
+    chunk.advance(n_axis, n_tracks, label)
+    return True
+
+
+def _columns_from_table(table: pa.Table, n_axis: int, label: int) -> EventColumns | None:
+    """Split the parsed rows into axes and tracks (one pass per column, straight from Arrow's chunks)."""
+    rows = split_rows(table, n_axis)
+    if rows is None:
+        return None
+    columns = table.columns
+    tracks = {
+        name: _take_chunks(column.chunks, rows.track_rows, rows.n_tracks) for name, column in zip(TRACK_FIELDS, columns)
+    }
     if not tracks_all_ok(*tracks.values()):
         return None
-    return EventColumns(axis=axis, offsets=offsets, tracks=tracks, label=np.full(n_axis, label, np.int32))
+    return EventColumns(axis=rows.axis, offsets=rows.offsets, tracks=tracks, label=np.full(n_axis, label, np.int32))
 
 
-def _take_chunks(chunks: list[pa.Array], rows: list[np.ndarray], total: int) -> np.ndarray:
-    """Concatenation of ``chunk[rows]`` over the chunks of a float32 column."""
-    out = float32_array(total)
+def _take_chunks(
+    chunks: list[pa.Array], rows: list[np.ndarray], total: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Concatenation of ``chunk[rows]`` over the chunks of a float32 column (into ``out`` if given)."""
+    if out is None:
+        out = float32_array(total)
     at = 0
     for chunk, these in zip(chunks, rows):
         # The raw values buffer: null slots hold junk, and they are never taken.
         values = np.frombuffer(chunk.buffers()[1], np.float32, len(chunk), chunk.offset * 4)
-        np.take(values, these, out=out[at : at + len(these)])
+        np.take(values, these, out=out[at : at + len(these)], mode="clip")  # "clip": no buffered copy
         at += len(these)
     return out
 
