@@ -21,10 +21,11 @@ through :class:`HeartbeatJournalStorage` (heartbeats as trial system attributes)
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -128,9 +129,45 @@ def open_storage(url: str, heartbeat_interval_s: int | None = 60, grace_s: int |
     sqlite_file = storage_path(url)
     if url.startswith("sqlite:"):
         engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
-        if sqlite_file is not None:
-            _prepare_sqlite(sqlite_file)
     else:
         engine_kwargs = {"pool_pre_ping": True}
-    return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=interval,
-                      grace_period=grace, heartbeat_stale_trial_callback=retry)
+    def create() -> Any:
+        return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=interval,
+                          grace_period=grace, heartbeat_stale_trial_callback=retry)
+
+    if sqlite_file is not None:  # workers starting together on a fresh file: one creates the tables
+        sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+        with _creation_lock(sqlite_file):
+            _prepare_sqlite(sqlite_file)
+            return create()
+    return _created_despite_races(create)
+
+
+@contextlib.contextmanager
+def _creation_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``.<name>.lock`` beside ``path`` while optuna creates or checks its tables."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, the retries below still apply
+        yield
+        return
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _created_despite_races(create: Callable[[], Any], attempts: int = 5) -> Any:
+    """``create()``, again after a short wait when another worker created the same tables at once."""
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return create()
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")

@@ -433,7 +433,7 @@ def run_worker(tune_cfg: DictConfig, space: SearchSpace, compose: Compose, confi
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
-        time.sleep(min(float(heartbeat), 5.0))
+        time.sleep(min(float(heartbeat), 1.0))  # a cheap read; a worker waiting at the end exits soon
     trials = study.get_trials(deepcopy=False)
     done = _finished(trials) and slots_used(trials) >= settings.n_trials
     result = StudyResult(study=study, parent_run_id=parent, n_run_here=objective.n_run, done=done)
