@@ -114,11 +114,10 @@ def evaluate_run(cfg: DictConfig) -> tuple[str, dict[str, float]]:
 
     Returns the model's name (the training run name) and the flat metrics.
     """
-    from flavortag.batching import build_event_tensors
-    from flavortag.calibration import apply_calibration, resolve_calibration
+    from flavortag.calibration import resolve_calibration
     from flavortag.dataset import load_sample
     from flavortag.detector import DetectorModel
-    from flavortag.inference import load_model, model_scheme, predict_proba
+    from flavortag.inference import load_model, model_inputs, model_scheme, predict_proba
     from flavortag.reporting.sample import sample_info
 
     run_id = cfg.get("run_id")
@@ -162,11 +161,7 @@ def evaluate_run(cfg: DictConfig) -> tuple[str, dict[str, float]]:
     if calibration is not None:
         log.info("significances with the calibrated resolution: d0 x %.3f, z0 x %.3f",
                  calibration.d0_scale, calibration.z0_scale)
-    tensors = build_event_tensors(apply_calibration(events, calibration),
-                                  track_feature_names=names["track"],
-                                  event_feature_names=names["event"], max_tracks=max_tracks,
-                                  detector=detector,
-                                  sort_by=data_cfg.get("sort_by", "E"))
+    tensors = model_inputs(events, names, detector, calibration, max_tracks, data_cfg.get("sort_by", "E"))
     probs = predict_proba(model, tensors)
     model_name = str(train_cfg.get("run_name", "model")) if "run_name" in train_cfg else "model"
     out_dir = Path(str(cfg.output_dir))

@@ -19,6 +19,26 @@ from flavortag.batching import EventTensors
 from flavortag.classes import ClassScheme, class_scheme
 
 
+def model_inputs(events: Any, feature_names: dict[str, Any], detector: Any, calibration: Any,
+                 max_tracks: int, sort_by: str | None = "E") -> EventTensors:
+    """The inputs a tagger was trained on, for ``events``: the calibration applied, then its features.
+
+    ``feature_names`` is the tagger's ``{"track": [...], "event": [...]}``,
+    ``detector`` the :class:`~flavortag.detector.DetectorModel` of its
+    significances, ``calibration`` a resolved
+    :class:`~flavortag.calibration.ResolutionCalibration` or None. Evaluate,
+    predict, :class:`flavortag.Tagger` and the robustness report all build
+    their tensors here, so they cannot drift apart.
+    """
+    from flavortag.batching import build_event_tensors
+    from flavortag.calibration import apply_calibration
+
+    return build_event_tensors(apply_calibration(events, calibration),
+                               track_feature_names=feature_names["track"],
+                               event_feature_names=feature_names["event"], max_tracks=max_tracks,
+                               detector=detector, sort_by=sort_by)
+
+
 def is_torch_model(model: Any) -> bool:
     """True for a torch module (set models, MLP), False for a scikit-learn model."""
     try:

@@ -118,15 +118,10 @@ class ChunkScorer:
         """The events with the prediction fields added, as columns ready to write."""
         import awkward as ak
 
-        from flavortag.batching import build_event_tensors
-        from flavortag.calibration import apply_calibration
-        from flavortag.inference import model_scheme, predict_proba
+        from flavortag.inference import model_inputs, model_scheme, predict_proba
         from flavortag.reporting.predictions import prediction_table
 
-        calibrated = apply_calibration(events, self.calibration)
-        tensors = build_event_tensors(calibrated, track_feature_names=self.names["track"],
-                                      event_feature_names=self.names["event"], max_tracks=self.max_tracks,
-                                      detector=self.detector)
+        tensors = model_inputs(events, self.names, self.detector, self.calibration, self.max_tracks)
         probs = predict_proba(self.model, tensors, batch_size=self.batch_size)
         out = events
         for name, values in prediction_table(probs, self.f_c, self.f_b, model_scheme(self.model)).items():

@@ -33,7 +33,6 @@ from flavortag import metrics as ftm
 from flavortag.calibration import (
     MIN_TRACKS,
     ResolutionCalibration,
-    apply_calibration,
     resolve_calibration,
 )
 from flavortag.detector import DetectorModel
@@ -120,16 +119,11 @@ def score_events(
     (None / ``"none"``, ``"auto"``: fit on these events' tracks, labels not
     read; a ``ResolutionCalibration``; a calibration file).
     """
-    from flavortag.batching import build_event_tensors
-    from flavortag.inference import predict_proba
+    from flavortag.inference import model_inputs, predict_proba
 
     detector = DetectorModel.from_config(getattr(model, "detector", None))
     calib = resolve_calibration(calibration, events, detector, min_tracks=min_tracks)
-    names = model.feature_names
-    tensors = build_event_tensors(apply_calibration(events, calib),
-                                  track_feature_names=names["track"],
-                                  event_feature_names=names["event"], max_tracks=max_tracks,
-                                  detector=detector, sort_by=sort_by)
+    tensors = model_inputs(events, model.feature_names, detector, calib, max_tracks, sort_by)
     return predict_proba(model, tensors), np.asarray(tensors.labels), calib
 
 

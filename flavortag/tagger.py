@@ -226,16 +226,13 @@ class Tagger:
 
     def tensors(self, events: ak.Array, calibration: Any = "default") -> EventTensors:
         """The padded model inputs of ``events`` (features as the tagger was trained on)."""
-        from flavortag.batching import build_event_tensors
-        from flavortag.calibration import apply_calibration
         from flavortag.detector import DetectorModel
+        from flavortag.inference import model_inputs
 
         detector = DetectorModel.from_config(self.detector_config)
         spec = self.calibration if isinstance(calibration, str) and calibration == "default" else calibration
-        events = apply_calibration(events, self._calibration(spec, events, detector))
-        return build_event_tensors(events, track_feature_names=self.feature_names["track"],
-                                   event_feature_names=self.feature_names["event"],
-                                   max_tracks=self.max_tracks, detector=detector)
+        return model_inputs(events, self.feature_names, detector, self._calibration(spec, events, detector),
+                            self.max_tracks)
 
     def predict_proba(self, events: ak.Array, calibration: Any = "default") -> np.ndarray:
         """Class probabilities ``[n_events, 3]`` (order uds, cc, bb) of ``events``."""
