@@ -120,9 +120,8 @@ def paired_ratio(
 def load_average() -> str:
     """The 1-minute load average (the machine may be shared)."""
     try:
-        with open("/proc/loadavg") as f:
-            return f.read().split()[0]
-    except OSError:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:  # not available on this platform
         return "?"
 
 

@@ -121,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         one, many, n = make_inputs(workdir, args.scale, args.format, args.step)
         checkpoint = make_checkpoint(workdir, args.model, args.max_tracks)
-        with open("/proc/loadavg") as f:
-            load = f.read().split()[0]
+        load = f"{os.getloadavg()[0]:.2f}"
         print(f"inputs: {one.name} ({n} events, {one.stat().st_size / 1e6:.1f} MB), {many.name} "
               f"({args.scale * n} events, {many.stat().st_size / 1e6:.1f} MB); model {args.model}, "
               f"outputs {args.formats}; load average {load}")
