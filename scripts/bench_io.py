@@ -7,7 +7,6 @@ then measures on that same file:
 1. text read speed (``read_events``) / ``pyarrow.csv`` reading the same track
    rows as a plain 7-column table (target >= 0.8); shown for the plain call
    (types inferred: float64) and, stricter, with float32 columns as we use;
-   and the same reader with its numba kernel switched the other way (``FLAVORTAG_TEXT_KERNEL``);
 2. text read speed / a straightforward pure-Python parser (split + float per
    line), timed on a prefix and extrapolated (target >= 8);
 3. peak extra resident memory of a streaming pass (``iter_events``) for two
@@ -47,7 +46,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from flavortag.io import TRACK_FIELDS, read_events, text_kernel
+from flavortag.io import TRACK_FIELDS, read_events
 from flavortag.io.api import write_columns
 from flavortag.io.columns import EventColumns
 from flavortag.io.synthetic import synthetic_columns
@@ -63,11 +62,6 @@ def rss_kb(field):
         return next(int(line.split()[1]) for line in f if line.startswith(field))
 
 path, tiny, step = sys.argv[1], sys.argv[2], sys.argv[3]
-before_kernel = rss_kb("VmRSS:")
-import os
-from flavortag.io import text_kernel
-text_kernel.wanted(os.path.getsize(path))  # numba, if this file will use it: a one-time import
-kernel_kb = rss_kb("VmRSS:") - before_kernel
 sum(len(c) for c in iter_events(tiny, step_size=step))  # lazy imports, thread pool
 base = rss_kb("VmRSS:")
 with open("/proc/self/clear_refs", "w") as f:  # reset the high-water mark VmHWM to VmRSS
@@ -77,8 +71,7 @@ for chunk in iter_events(path, step_size=step):
     n_events += len(chunk)
     max_chunk_bytes = max(max_chunk_bytes, chunk.layout.nbytes)
 peak = rss_kb("VmHWM:")
-print(json.dumps({"base_kb": base, "peak_kb": peak, "events": n_events, "chunk_bytes": max_chunk_bytes,
-                  "kernel_import_kb": kernel_kb}))
+print(json.dumps({"base_kb": base, "peak_kb": peak, "events": n_events, "chunk_bytes": max_chunk_bytes}))
 """
 
 #: CPU seconds (all threads) of the calls timed by the last :func:`rounds`, same shape as its result.
@@ -233,36 +226,19 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     if not np.array_equal(ak.to_numpy(ak.flatten(events.tracks.E)), cols.tracks["E"]):
         raise SystemExit("read_events does not give back the numbers written")
     del events
-    uses_kernel = text_kernel.wanted(size)
-    other = "numpy path" if uses_kernel else "numba kernel"
-
-    def numpy_path() -> object:  # the same reader with the compiled kernel switched the other way
-        os.environ[text_kernel.ENV_SWITCH] = "0" if uses_kernel else "1"
-        try:
-            return read_events(text)
-        finally:
-            del os.environ[text_kernel.ENV_SWITCH]
-
     times = rounds(
         args.repeats, lambda: read_events(text),
         lambda: baseline_pyarrow(tracks_only, False), lambda: baseline_pyarrow(tracks_only, True),
-        numpy_path,
     )
     ours_mbs = float(np.median(size / times[:, 0])) / MB
-    kernel = "numba kernel" if uses_kernel else "numpy path"
     for k, what in ((1, "plain read_csv"), (2, "float32 columns")):
         ratio = paired_ratio(times, 0, k, size, tsize)
         line("text: read_events / pyarrow.csv", f"{ours_mbs:.0f} MB/s",
              f"{float(np.median(tsize / times[:, k])) / MB:.0f} MB/s ({what})", ratio, ">= 0.8",
              ratio[0] >= 0.8)
-    ratio = paired_ratio(times, 3, 2, size, tsize)
-    line(f"  same, {other}", f"{float(np.median(size / times[:, 3])) / MB:.0f} MB/s",
-         f"{float(np.median(tsize / times[:, 2])) / MB:.0f} MB/s (float32 columns)", ratio, "(other path)", True)
     cpu = LAST_CPU_TIMES
-    print(f"  (read_events used the {kernel}; speed {kernel} / {other}: "
-          f"{float(np.median(times[:, 3] / times[:, 0])):.2f}; by CPU time, ours / pyarrow float32: "
-          f"{float(np.median((size / cpu[:, 0]) / (tsize / cpu[:, 2]))):.2f}, {other} / pyarrow float32: "
-          f"{float(np.median((size / cpu[:, 3]) / (tsize / cpu[:, 2]))):.2f})")
+    print(f"  (by CPU time, ours / pyarrow float32: "
+          f"{float(np.median((size / cpu[:, 0]) / (tsize / cpu[:, 2]))):.2f})")
 
     if args.text_only:
         print(f"\nload average now {load_average()} (at start {start_load})")
@@ -288,9 +264,6 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         line(f"stream {os.path.getsize(path) / MB:.0f} MB: peak RSS / budget",
              f"+{extra / MB:.0f} MB", f"{budget / MB:.0f} MB (2 x {step} + arrays)",
              extra / budget, "<= 1, flat", extra <= budget)
-        if probe["kernel_import_kb"]:
-            print(f"  (not counted above: importing numba for the kernel, once per process, "
-                  f"+{probe['kernel_import_kb'] / 1024:.0f} MB resident)")
 
     # 4. ROOT: read_events vs bare uproot.
     import uproot

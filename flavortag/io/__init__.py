@@ -15,8 +15,7 @@ Bad input stops with :class:`EventFormatError` naming the file, the line and
 what was wrong (``bb.txt:1234: track row has 6 numbers, expected 7``); with
 ``on_error="skip"`` broken events are dropped and counted in a
 :class:`ReadReport`. Importing this package pulls in numpy, awkward and
-pyarrow only (uproot when a ROOT file is touched, numba for a text file of 1 GB or more;
-never torch, Hydra or MLflow).
+pyarrow only (uproot when a ROOT file is touched; never torch, Hydra or MLflow).
 """
 
 from flavortag.io.api import (

@@ -31,13 +31,11 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from flavortag.io import text_kernel
 from flavortag.io.columns import ColumnsBuilder, EventColumns
 from flavortag.io.errors import EventFormatError, OnError, ReadReport
 from flavortag.io.text_careful import parse_careful
 from flavortag.io.text_fast import (
     PieceRows,
-    fill_from_table,
     fill_rows,
     parse_fast,
     parse_table,
@@ -127,11 +125,10 @@ class _PieceParser:
 
     def __init__(
         self, path: str, label: int, on_error: OnError, report: ReadReport, lines: _LineCounter,
-        *, kernel: bool = False, queued: int = 0,
+        *, queued: int = 0,
     ) -> None:
         self.queued = queued  # prepared pieces waiting beside those in the workers
         self.path = path
-        self.kernel = kernel  # use flavortag.io.text_kernel (large files)
         self.label = label
         self.on_error = on_error
         self.report = report
@@ -140,7 +137,7 @@ class _PieceParser:
 
     def parse_all(
         self, pieces: Iterator[_Piece]
-    ) -> Iterator[tuple[_Piece, list[EventColumns | _ParsedTable | PieceRows]]]:
+    ) -> Iterator[tuple[_Piece, list[EventColumns | PieceRows]]]:
         """Events of each piece, in order; the fast parses of :data:`PARSE_WORKERS` pieces run at once.
 
         Worker threads run pyarrow and the column extraction of pieces
@@ -151,8 +148,7 @@ class _PieceParser:
         :data:`PARSE_WORKERS` + :attr:`queued` more pieces have been asked for
         after it (see :func:`_pieces`). A file that is a single piece is parsed with
         pyarrow's own threads instead. A piece the fast path reads comes as
-        one :class:`~flavortag.io.text_fast.PieceRows` (with :attr:`kernel`: one
-        :class:`_ParsedTable`), for :meth:`append_to` to write into the chunk.
+        one :class:`~flavortag.io.text_fast.PieceRows`, for :meth:`append_to` to write into the chunk.
         """
         workers = PARSE_WORKERS
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flavortag-parse") as pool:
@@ -165,7 +161,7 @@ class _PieceParser:
                 future = None
                 if prepared is not None:
                     alone = piece.last and piece.offset == 0  # the whole file: nothing to run beside
-                    future = pool.submit(_parse_table if self.kernel else _split_piece, prepared, alone)
+                    future = pool.submit(_split_piece, prepared, alone)
                 pending.append((piece, future, tried))
                 if len(pending) > workers + self.queued:
                     done = pending.popleft()
@@ -174,7 +170,7 @@ class _PieceParser:
                 done = pending.popleft()
                 yield done[0], self._finish(*done)
 
-    def _finish(self, piece: _Piece, future: Future | None, tried: bool) -> list[EventColumns | _ParsedTable | PieceRows]:
+    def _finish(self, piece: _Piece, future: Future | None, tried: bool) -> list[EventColumns | PieceRows]:
         cols = future.result() if future is not None else None
         if cols is not None:
             return [cols]
@@ -182,15 +178,12 @@ class _PieceParser:
         self._parse(piece.buf, 0, piece.cut, piece.offset, piece.last, out, fast_tried=tried)
         return list(out)
 
-    def append_to(self, chunk: ColumnsBuilder, piece: _Piece, events: list[EventColumns | _ParsedTable | PieceRows]) -> None:
-        """Add a piece's events to ``chunk`` (a refused :class:`_ParsedTable`: the careful way)."""
+    def append_to(self, chunk: ColumnsBuilder, piece: _Piece, events: list[EventColumns | PieceRows]) -> None:
+        """Add a piece's events to ``chunk`` (rows the fast checks refuse: the careful way)."""
         for cols in events:
             if isinstance(cols, EventColumns):
                 chunk.append(cols)
-            elif not (
-                fill_rows(cols, self.label, chunk) if isinstance(cols, PieceRows)
-                else fill_from_table(cols.table, cols.n_axis, self.label, chunk)
-            ):
+            elif not fill_rows(cols, self.label, chunk):
                 out: list[EventColumns] = []
                 self._parse(piece.buf, 0, piece.cut, piece.offset, piece.last, out, fast_tried=True)
                 for part in out:
@@ -229,20 +222,6 @@ class _PieceParser:
                 self.on_error, self.report, last=last,
             )
         )
-
-
-class _ParsedTable:
-    """A piece's ``pyarrow`` table and its number of axis rows, not yet checked."""
-
-    __slots__ = ("table", "n_axis")
-
-    def __init__(self, table: pa.Table, n_axis: int) -> None:
-        self.table, self.n_axis = table, n_axis
-
-
-def _parse_table(prepared: tuple[pa.Buffer, int], threads: bool) -> _ParsedTable | None:
-    table = parse_table(prepared, threads=threads)
-    return None if table is None else _ParsedTable(table, prepared[1])
 
 
 def _split_piece(prepared: tuple[pa.Buffer, int], threads: bool) -> PieceRows | None:
@@ -393,9 +372,7 @@ def iter_text_columns(
     text_bytes = os.path.getsize(path) if stream is raw else None  # unknown for gzip
     large = chunk_bytes >= 64 * PIECE_BYTES  # e.g. a whole-file read
     queued = QUEUED_PIECES if large else 0
-    parser = _PieceParser(
-        shown, label, on_error, report, lines, kernel=text_kernel.wanted(os.path.getsize(path)), queued=queued
-    )
+    parser = _PieceParser(shown, label, on_error, report, lines, queued=queued)
     try:
         piece_bytes = PIECE_BYTES * (LARGE_CHUNK_PIECE_FACTOR if large else 1)
         pieces = _pieces(

@@ -113,37 +113,6 @@ def parse_table(prepared: tuple[pa.Buffer, int], *, threads: bool = False) -> pa
         return None
 
 
-def fill_from_table(table: pa.Table, n_axis: int, label: int, chunk: ColumnsBuilder) -> bool:
-    """Append the events of a parsed table to ``chunk`` with the compiled kernel; False if unusual.
-
-    Same acceptance as :func:`parse_prepared` (see :mod:`flavortag.io.text_kernel`),
-    written straight into the chunk's storage. On False nothing is appended.
-    """
-    from flavortag.io.text_kernel import fill_events
-
-    columns = table.columns
-    if columns[0].null_count != n_axis or any(c.null_count for c in columns[1:]) or not n_axis:
-        return False
-    n_chunks = columns[0].num_chunks
-    if any(c.num_chunks != n_chunks for c in columns):
-        return False
-    batches = [[c.chunk(k) for c in columns] for k in range(n_chunks)]
-    if any(len({len(a) for a in arrays}) != 1 for arrays in batches):
-        return False
-    n_tracks = table.num_rows - n_axis
-    store = chunk.room(n_axis, n_tracks)
-    if tuple(store.tracks) != TRACK_FIELDS:
-        return False
-    t, e = fill_events(
-        batches, tuple(store.tracks[name] for name in TRACK_FIELDS), store.axis, store.offsets,
-        chunk.n_tracks, len(chunk),
-    )
-    if t - chunk.n_tracks != n_tracks or e - len(chunk) != n_axis:
-        return False
-    chunk.advance(n_axis, n_tracks, label)
-    return True
-
-
 def parse_fast(buf: bytearray, start: int, stop: int, label: int, *, last: bool) -> EventColumns | None:
     """Parse ``buf[start:stop]`` (whole lines, whole events) or return None if it is not plain."""
     prepared = prepare(buf, start, stop, last=last)
