@@ -122,3 +122,20 @@ def test_data_paths_take_globs_from_the_working_directory_and_the_project(
     assert np.bincount(np.asarray(events["label"]), minlength=3).tolist() == [0, 5, 5]
     with pytest.raises(FileNotFoundError, match=r"\*\.root"):
         resolve_paths([str(sample_dir / "*.root")])
+
+
+def test_detector_schema_follows_the_detector_model() -> None:
+    """The detector schema repeats DetectorModel's fields: same names, same defaults, no drift."""
+    import dataclasses
+
+    from flavortag.apps.schema.groups import DetectorSchema
+    from flavortag.detector import DetectorModel
+
+    model = {f.name: f.default for f in dataclasses.fields(DetectorModel)}
+    schema = {f.name: (f.default_factory() if f.default is dataclasses.MISSING  # type: ignore[misc]
+                       else f.default) for f in dataclasses.fields(DetectorSchema)}
+    assert set(schema) - set(model) == {"description", "source"}  # the YAML's own notes
+    assert set(model) <= set(schema)
+    for name, default in model.items():
+        expected = list(default) if isinstance(default, tuple) else default
+        assert schema[name] == expected, name
