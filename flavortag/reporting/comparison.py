@@ -4,7 +4,9 @@ Collects runs (an explicit list, or the latest evaluated run of each run name
 in an experiment), recomputes their curves from the logged test predictions
 and writes one table (text + CSV) and overlays of the b- and c-tagging
 rejection curves with ratio panels to a reference model. Everything is logged
-as artifacts (and the table values as metrics) of a comparison run.
+as artifacts (and the table values as metrics) of a comparison run. Event
+taggers (uds, cc, bb) and jet taggers (light, c, b[, g]) are each compared
+with their own classes' columns; the two kinds are not mixed in one table.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from omegaconf import DictConfig
 
 from flavortag import metrics as ftm
 from flavortag import tracking
+from flavortag.classes import EVENT_SCHEME, ClassScheme, class_scheme
+from flavortag.metrics.tables import JET_TABLE_METRICS
 from flavortag.reporting import plots
 from flavortag.reporting.binned import binned_plots, event_variables
 from flavortag.reporting.report import evaluation_settings
@@ -46,23 +50,45 @@ def find_runs(experiment_name: str, prefix: str = "test/") -> list[Any]:
 
 
 def load_predictions(run_id: str) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities [n, 3] and labels [n] from a run's logged test predictions."""
-    probs, labels, _ = load_scored(run_id)
+    """Probabilities [n, n_classes] and labels [n] from a run's logged test predictions."""
+    probs, labels, _, _ = load_scored(run_id)
     return probs, labels
 
 
-def load_scored(run_id: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray] | None]:
-    """Probabilities, labels and, where the predictions carry their events, the event variables
-    of :func:`flavortag.reporting.binned.event_variables` (else None)."""
+def load_scored(run_id: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray] | None, ClassScheme]:
+    """Probabilities, labels, the event variables of :func:`flavortag.reporting.binned.event_variables`
+    where the predictions carry their events (else None), and the classes of the probabilities
+    (read from the ``prob_<class>`` columns: uds, cc, bb for events; light, c, b[, g] for jets)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = tracking.download_artifact(run_id, PREDICTIONS_ARTIFACT, tmp)
         fields = ak.metadata_from_parquet(path)["form"].fields
+        scheme = class_scheme([f.removeprefix("prob_") for f in fields if f.startswith("prob_")] or None)
+        prob_columns = [f"prob_{name}" for name in scheme.names]
         with_events = "axis" in fields and "tracks" in fields
-        columns = ["prob_uds", "prob_cc", "prob_bb", "label", *(["axis", "tracks"] if with_events else [])]
+        columns = [*prob_columns, "label", *(["axis", "tracks"] if with_events else [])]
         table = ak.from_parquet(path, columns=columns)
-    probs = np.stack([ak.to_numpy(table[f]) for f in ("prob_uds", "prob_cc", "prob_bb")], axis=1)
-    variables = event_variables(table) if with_events else None
-    return probs.astype(np.float64), ak.to_numpy(table["label"]).astype(np.int64), variables
+    probs = np.stack([ak.to_numpy(table[f]) for f in prob_columns], axis=1)
+    variables = event_variables(table) if with_events and scheme.is_event_scheme else None
+    return probs.astype(np.float64), ak.to_numpy(table["label"]).astype(np.int64), variables, scheme
+
+
+def _table_metrics(scheme: ClassScheme, prefix: str,
+                   results: dict[str, Any]) -> tuple[str, ...]:
+    """The table's columns: the event figures, or the jet figures of the classes the runs have."""
+    if scheme.is_event_scheme:
+        return ftm.DEFAULT_TABLE_METRICS
+    flat = [r.flat_metrics(prefix) if isinstance(r, ftm.EvaluationResult) else r for r in results.values()]
+    return tuple(m for m in JET_TABLE_METRICS if any(prefix + m in f for f in flat))
+
+
+def _run_scheme(run: Any, prefix: str) -> ClassScheme:
+    """The classes of a run without predictions, from its logged metric names (``auc_<flavour>``)."""
+    names = [k.removeprefix(f"{prefix}auc_") for k in run.data.metrics
+             if k.startswith(f"{prefix}auc_") and not k.endswith("_err")]
+    try:
+        return class_scheme(names) if names else EVENT_SCHEME
+    except ValueError:
+        return EVENT_SCHEME
 
 
 def _reference(cfg: DictConfig, runs: dict[str, Any], names: list[str]) -> str | None:
@@ -107,22 +133,33 @@ def compare(cfg: DictConfig) -> dict[str, dict[str, float]]:
     results: dict[str, Any] = {}
     by_name: dict[str, Any] = {}
     scored: dict[str, tuple[np.ndarray, np.ndarray, dict[str, np.ndarray] | None]] = {}
+    schemes: dict[str, ClassScheme] = {}
     for run in runs:
         name = run.data.tags.get("mlflow.runName", run.info.run_id)
         if name in results:
             name = f"{name} ({run.info.run_id[:8]})"
         by_name[name] = run
         try:
-            scored[name] = load_scored(run.info.run_id)
-            probs, labels, _ = scored[name]
+            probs, labels, variables, schemes[name] = load_scored(run.info.run_id)
+            scored[name] = (probs, labels, variables)
             results[name] = ftm.evaluate_predictions(probs, labels, efficiencies=settings["efficiencies"],
-                                                     f_c=settings["f_c"], f_b=settings["f_b"])
+                                                     f_c=settings["f_c"], f_b=settings["f_b"],
+                                                     scheme=schemes[name])
         except Exception as err:  # noqa: BLE001 - fall back to the logged numbers
             log.warning("run %s: no predictions artifact (%s); using logged metrics only", name, err)
             results[name] = dict(run.data.metrics)
+            schemes[name] = _run_scheme(run, prefix)
+    kinds = {s.is_event_scheme for s in schemes.values()}
+    if len(kinds) > 1:
+        raise ValueError("the runs mix event taggers (uds, cc, bb) and jet taggers: "
+                         + ", ".join(f"{n} ({'/'.join(s.names)})" for n, s in schemes.items())
+                         + "; compare each kind on its own (runs=[...] or another experiment_name)")
+    jet_schemes = [s for s in schemes.values() if not s.is_event_scheme]
+    scheme = max(jet_schemes, key=len) if jet_schemes else EVENT_SCHEME
     out = Path(str(cfg.output_dir))
     out.mkdir(parents=True, exist_ok=True)
-    table = ftm.format_comparison_table(results, prefix=prefix)
+    table = ftm.format_comparison_table(results, prefix=prefix,
+                                        metrics=_table_metrics(scheme, prefix, results))
     (out / "comparison.txt").write_text(table)
     ftm.write_comparison_csv(results, out / "comparison.csv", prefix=prefix)
     curves = {k: v for k, v in results.items() if isinstance(v, ftm.EvaluationResult)}

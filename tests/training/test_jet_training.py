@@ -45,7 +45,7 @@ def test_jet_tagger_end_to_end(jet_dir: Path, tmp_path: Path) -> None:
             overrides.append("model.max_iter=10")
         else:  # a small transformer: the test is about the classes, not the network
             overrides += ["model.embed_dim=16", "model.depth=1", "model.class_depth=1", "model.embed_hidden=[16]",
-                          "model.pair_hidden=[8]", "evaluate.write_predictions=false"]
+                          "model.pair_hidden=[8]"]
         results[model] = train(_cfg("train", overrides))
     for result in results.values():
         metrics = result["metrics"]
@@ -63,6 +63,25 @@ def test_jet_tagger_end_to_end(jet_dir: Path, tmp_path: Path) -> None:
                                       f"output_dir={tmp_path / 'eval'}"]))
     assert 0.0 < flat["events/acc"] <= 1.0 and "events/rej_g_at_c50" in flat
     assert (tmp_path / "eval" / "events" / "working_points.json").is_file()
+    # compare lines the jet taggers up on their own classes, recomputed from their predictions
+    from flavortag.reporting.comparison import compare
+
+    compared = compare(_cfg("compare", [f"tracking.tracking_uri={store}", f"output_dir={tmp_path / 'cmp'}"]))
+    from flavortag import tracking
+
+    names = {tracking.get_run(r["run_id"]).data.tags["mlflow.runName"]: model for model, r in results.items()}
+    assert set(compared) == set(names)
+    header = (tmp_path / "cmp" / "comparison.txt").read_text().splitlines()[0].split()
+    assert {"rej_light_at_c50", "rej_g_at_c50", "rej_c_at_b80", "auc_g"} <= set(header)
+    assert not any("uds" in column for column in header)
+    for name, flat_metrics in compared.items():
+        logged = results[names[name]]["metrics"]
+        assert flat_metrics["test/acc"] == pytest.approx(logged["test/acc"], abs=1e-6)
+        for key in ("test/auc_g", "test/auc_light", "test/loss"):
+            assert flat_metrics[key] == pytest.approx(logged[key], rel=1e-4), key
+        finite = [k for k in ("test/rej_c_at_b80", "test/rej_light_at_c50") if np.isfinite(flat_metrics[k])]
+        for key in finite:  # (an infinite rejection is logged as its 95% CL limit)
+            assert flat_metrics[key] == pytest.approx(logged[key], rel=1e-4), key
     # exported (ONNX) jet tagger: its classes travel with it, Tagger scores per jet class
     import json
 
