@@ -167,6 +167,9 @@ def test_a_tiny_study_end_to_end(sample_dir: Path, tmp_path: Path, empty_store: 
         assert cfg[key.split(".")[0]][key.split(".")[1]] == value
     assert cfg.trainer.max_epochs == 1 and cfg.evaluate_after_training is False
     assert list(cfg.data.paths) == [str(sample_dir / f"{f}.parquet") for f in ("uds", "cc", "bb")]
+    # where the study ran (its MLflow store, progress bars) stays out: the default store and bars
+    assert cfg.tracking.tracking_uri == "sqlite:///mlflow.db" and cfg.trainer.progress is True
+    assert "# left out (where the study ran): tracking.tracking_uri=" in preset.read_text()
 
 
 @pytest.mark.slow
