@@ -72,10 +72,10 @@ def load_scored(run_id: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarr
     return probs.astype(np.float64), ak.to_numpy(table["label"]).astype(np.int64), variables, scheme
 
 
-def _table_metrics(scheme: ClassScheme, prefix: str,
+def _table_metrics(event_taggers: bool, prefix: str,
                    results: dict[str, Any]) -> tuple[str, ...]:
     """The table's columns: the event figures, or the jet figures of the classes the runs have."""
-    if scheme.is_event_scheme:
+    if event_taggers:
         return ftm.DEFAULT_TABLE_METRICS
     flat = [r.flat_metrics(prefix) if isinstance(r, ftm.EvaluationResult) else r for r in results.values()]
     return tuple(m for m in JET_TABLE_METRICS if any(prefix + m in f for f in flat))
@@ -154,12 +154,10 @@ def compare(cfg: DictConfig) -> dict[str, dict[str, float]]:
         raise ValueError("the runs mix event taggers (uds, cc, bb) and jet taggers: "
                          + ", ".join(f"{n} ({'/'.join(s.names)})" for n, s in schemes.items())
                          + "; compare each kind on its own (runs=[...] or another experiment_name)")
-    jet_schemes = [s for s in schemes.values() if not s.is_event_scheme]
-    scheme = max(jet_schemes, key=len) if jet_schemes else EVENT_SCHEME
     out = Path(str(cfg.output_dir))
     out.mkdir(parents=True, exist_ok=True)
     table = ftm.format_comparison_table(results, prefix=prefix,
-                                        metrics=_table_metrics(scheme, prefix, results))
+                                        metrics=_table_metrics(kinds != {False}, prefix, results))
     (out / "comparison.txt").write_text(table)
     ftm.write_comparison_csv(results, out / "comparison.csv", prefix=prefix)
     curves = {k: v for k, v in results.items() if isinstance(v, ftm.EvaluationResult)}
