@@ -82,6 +82,17 @@ def test_jet_tagger_end_to_end(jet_dir: Path, tmp_path: Path) -> None:
         finite = [k for k in ("test/rej_c_at_b80", "test/rej_light_at_c50") if np.isfinite(flat_metrics[k])]
         for key in finite:  # (an infinite rejection is logged as its 95% CL limit)
             assert flat_metrics[key] == pytest.approx(logged[key], rel=1e-4), key
+    # an event tagger's run (logged metrics only) beside the jet runs: refused, naming the classes
+    import mlflow
+
+    with mlflow.start_run(run_name="event-tagger") as event_run:
+        mlflow.log_metrics({"test/acc": 0.9, "test/auc_uds": 0.95, "test/auc_cc": 0.9, "test/auc_bb": 0.99})
+    jet_ids = [r["run_id"] for r in results.values()]
+    with pytest.raises(ValueError, match="mix event taggers") as refused:
+        compare(_cfg("compare", [f"tracking.tracking_uri={store}", f"output_dir={tmp_path / 'cmp2'}",
+                                 f"runs=[{jet_ids[0]},{event_run.info.run_id}]"]))
+    assert "event-tagger (uds/cc/bb)" in str(refused.value) and "(light/c/b/g)" in str(refused.value)
+    assert not (tmp_path / "cmp2").exists()  # refused before anything is written
     # exported (ONNX) jet tagger: its classes travel with it, Tagger scores per jet class
     import json
 
