@@ -129,11 +129,10 @@ def evaluate_run(cfg: DictConfig) -> tuple[str, dict[str, float]]:
         model = load_model(str(run_id))
         train_cfg = tracking.load_run_config(str(run_id))
     else:
-        import torch
+        from flavortag.safe_load import load_torch_file
 
         model = load_model(str(checkpoint))
-        blob = torch.load(str(checkpoint), map_location="cpu", weights_only=False) \
-            if str(checkpoint).endswith(".pt") else {}
+        blob = load_torch_file(str(checkpoint)) if str(checkpoint).endswith(".pt") else {}
         train_cfg = OmegaConf.create(blob.get("config", {}))
     other_data = _data_config(cfg, train_cfg)
     own_data = other_data is None

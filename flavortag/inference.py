@@ -9,7 +9,6 @@ Models load from an MLflow run id, an MLflow model URI or a checkpoint file.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -84,23 +83,26 @@ def predict_proba(model: Any, tensors: EventTensors, batch_size: int = 2048,
     return probs
 
 
+#: Suffixes that make a source a file path (never a run id), existing or not.
+MODEL_FILE_SUFFIXES = (".pt", ".pth", ".skops", ".pkl", ".pickle", ".onnx")
+
+
 def load_model(source: str) -> Any:
     """Load a tagger from an MLflow run id, a ``runs:/`` / ``models:/`` URI or a checkpoint file.
 
-    Checkpoints: ``*.pt`` written by the trainer (torch) or ``*.pkl`` (BDT).
+    Checkpoints: ``*.pt`` written by the trainer (torch) or ``bdt.skops`` (BDT),
+    read without running code (:mod:`flavortag.safe_load`). A path that does not
+    exist is reported as a missing file, not looked up as a run id.
     """
     path = Path(source)
     if path.exists():
-        if path.suffix == ".pkl":
-            with open(path, "rb") as fh:
-                return pickle.load(fh)
-        import torch
+        from flavortag.safe_load import load_model_file
 
-        from flavortag.models import model_from_checkpoint
-
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        state = blob["model"] if "model" in blob else blob
-        return model_from_checkpoint(state)
+        return load_model_file(path)
+    if not source.startswith(("runs:/", "models:/")) and (
+            "/" in source or "\\" in source or path.suffix in MODEL_FILE_SUFFIXES):
+        raise FileNotFoundError(f"checkpoint {source} not found (no such file); give a checkpoint "
+                                "file, an MLflow run id or a runs:/<id>/model URI")
     from flavortag import tracking
 
     uri = source if ":/" in source else f"runs:/{source}/model"

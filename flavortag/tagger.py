@@ -9,7 +9,7 @@
 
 A tagger comes from an MLflow run id (:meth:`Tagger.from_run`), an MLflow
 model URI (``runs:/<id>/model``, ``models:/<name>/<version>``;
-:meth:`Tagger.from_uri`), a trainer checkpoint (``best.pt`` or ``bdt.pkl``;
+:meth:`Tagger.from_uri`), a trainer checkpoint (``best.pt`` or ``bdt.skops``;
 :meth:`Tagger.from_checkpoint`) or the directory that ``flavortag export``
 writes (``tagger.onnx`` + ``tagger.json``, scored with onnxruntime;
 :meth:`Tagger.from_exported`); :meth:`Tagger.load` picks the right one.
@@ -153,13 +153,13 @@ class Tagger:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str], **kwargs: Any) -> Tagger:
-        """A trainer checkpoint: ``checkpoints/best.pt`` (torch) or ``checkpoints/bdt.pkl`` (BDT)."""
+        """A trainer checkpoint: ``checkpoints/best.pt`` (torch) or ``checkpoints/bdt.skops`` (BDT)."""
         from flavortag.inference import load_model
 
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint at {path}: a training writes them under "
-                                    "<output_dir>/checkpoints/ (best.pt, or bdt.pkl for model=bdt)")
+                                    "<output_dir>/checkpoints/ (best.pt, or bdt.skops for model=bdt)")
         return cls.from_model(load_model(str(path)), str(path), **kwargs)
 
     @classmethod
@@ -213,7 +213,9 @@ class Tagger:
             return cls.from_checkpoint(path, **kwargs)
         if text.startswith(("runs:/", "models:/")):
             return cls.from_uri(text, **kwargs)
-        if "/" in text or path.suffix in (".pt", ".pkl", ".onnx"):
+        from flavortag.inference import MODEL_FILE_SUFFIXES
+
+        if "/" in text or path.suffix in MODEL_FILE_SUFFIXES:
             raise FileNotFoundError(f"no tagger at {text}: give a checkpoint file, a directory from "
                                     "`flavortag export`, an MLflow URI (runs:/<id>/model) or a run id")
         return cls.from_run(text, **kwargs)

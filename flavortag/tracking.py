@@ -18,7 +18,6 @@ store (and builds it) or a complete one.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -285,19 +284,41 @@ def set_tracking_uri(uri: str) -> None:
     mlflow.set_tracking_uri(uri)
 
 
+#: The artifact key of a logged model's weights file (see :mod:`flavortag.tracking_pyfunc`).
+MODEL_ARTIFACT_KEY = "checkpoint"
+
+
 def log_model(model: Any, is_torch: bool) -> None:
-    """Log a trained tagger as the run's MLflow model ``model`` (pytorch or sklearn flavour)."""
-    if is_torch:
-        import mlflow.pytorch
+    """Log a trained tagger as the run's MLflow model ``model``, in a format that holds data only.
 
-        model_cpu = model.to("cpu").eval()
-        mlflow.pytorch.log_model(model_cpu, name="model", serialization_format="pickle",
-                                 pip_requirements=["torch", "flavortag"])
-    else:
-        import mlflow.sklearn
+    The weights go in as a data-only artifact (``checkpoint.pt``, written by
+    :func:`flavortag.models.checkpoint_state`, or ``bdt.skops``) beside the code
+    of :mod:`flavortag.tracking_pyfunc` (MLflow's "models from code"): no
+    pickle of the model is logged, so loading it (:func:`load_logged_model`)
+    runs nothing from the store.
+    """
+    import tempfile
 
-        mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle",
-                                 pip_requirements=["scikit-learn", "flavortag"])
+    from flavortag import safe_load
+
+    with tempfile.TemporaryDirectory(prefix="flavortag-model-") as tmp:
+        if is_torch:
+            import torch
+
+            from flavortag.models import checkpoint_state
+
+            path = Path(tmp) / "checkpoint.pt"
+            torch.save({"model": checkpoint_state(model.to("cpu").eval())}, path)
+            requirements = ["torch", "flavortag"]
+        else:
+            path = Path(tmp) / f"bdt{safe_load.BDT_SUFFIX}"
+            safe_load.save_bdt(model, path)
+            requirements = ["scikit-learn", "skops", "flavortag"]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*type hints to the `predict` method")
+            mlflow.pyfunc.log_model(name="model", python_model=str(Path(__file__).with_name(
+                "tracking_pyfunc.py")), artifacts={MODEL_ARTIFACT_KEY: str(path)},
+                pip_requirements=requirements)
 
 
 def log_dataset_input(
@@ -365,11 +386,31 @@ def load_text(uri: str) -> str:
 
 
 def load_logged_model(uri: str) -> Any:
-    """Load a logged tagger (``runs:/<id>/model`` or ``models:/...``) in its own flavour."""
+    """Load a logged tagger (``runs:/<id>/model`` or ``models:/...``) from its data-only artifact.
+
+    Only the weights file is read, through :mod:`flavortag.safe_load`; the
+    model's code is not run. A model logged in one of MLflow's pickle formats
+    (by flavortag before 0.2) is refused: it could run any code when loaded.
+    """
+    import tempfile
+
+    from flavortag import safe_load
+
     info = mlflow.models.get_model_info(uri)
-    if "pytorch" not in info.flavors:
-        return importlib.import_module("mlflow.sklearn").load_model(uri)
-    return importlib.import_module("mlflow.pytorch").load_model(uri, map_location="cpu")
+    flavors = info.flavors
+    if "python_function" not in flavors or "pytorch" in flavors or "sklearn" in flavors:
+        raise safe_load.UnsafeFileError(
+            f"{uri}: refused: this MLflow model was logged with pickle ({', '.join(sorted(flavors))} "
+            "flavour), which can run any code when loaded; retrain it with this flavortag, or, if you "
+            "trust the store, convert its checkpoint with `flavortag trust <run dir>/checkpoints/best.pt`")
+    with tempfile.TemporaryDirectory(prefix="flavortag-model-") as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{uri.rstrip('/')}/artifacts",
+                                                         dst_path=tmp))
+        files = sorted(p for p in local.rglob("*") if p.suffix in (".pt", safe_load.BDT_SUFFIX))
+        if len(files) != 1:
+            raise ValueError(f"{uri}: expected one weights file (.pt or {safe_load.BDT_SUFFIX}) among "
+                             f"its artifacts, found {[p.name for p in files]}")
+        return safe_load.load_model_file(files[0])
 
 
 def log_calibration(calibration: Any, path: str | Path | None = None) -> None:

@@ -20,17 +20,17 @@ a requeued job goes on where the stopped one ended, in the same MLflow run.
 from __future__ import annotations
 
 import logging
-import pickle
 import re
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig
 
 from flavortag import tracking
+from flavortag.io.atomic import atomic_output
 from flavortag.io.errors import ReadReport
 from flavortag.models import count_parameters
+from flavortag.safe_load import BDT_SUFFIX, load_torch_file, save_bdt
 from flavortag.slurm import job_key
 from flavortag.training import preempt
 from flavortag.training.bdt import fit_bdt
@@ -64,7 +64,7 @@ def skip_metrics(report: ReadReport | None) -> dict[str, float]:
 
 def _checkpoints(run_dir: Path) -> list[Path]:
     directory = run_dir / "checkpoints"
-    return sorted(p for p in directory.glob("*") if p.suffix in (".pt", ".pkl")) if directory.is_dir() else []
+    return sorted(p for p in directory.glob("*") if p.suffix in (".pt", BDT_SUFFIX)) if directory.is_dir() else []
 
 
 def _resume_point(cfg: DictConfig, settings: TrainerSettings, run_dir: Path, directory: RunDirectory | None,
@@ -89,7 +89,7 @@ def _resume_point(cfg: DictConfig, settings: TrainerSettings, run_dir: Path, dir
                 "with trainer.resume=auto, or give the new run its own directory "
                 "(hydra.run.dir=... or output_dir=...)")
         return None
-    blob = torch.load(resume_path, map_location="cpu", weights_only=False)
+    blob = load_torch_file(resume_path)
     run_id = blob["train_state"].get("run_id")
     saved = blob.get("config") or {}
     saved_model = str((saved.get("model") or {}).get("name", ""))
@@ -220,10 +220,10 @@ def train(cfg: DictConfig, epoch_callback: EpochCallback | None = None,
                         tracking.log_artifact(path, artifact_path="checkpoints")
             else:
                 model, state = fit_bdt(cfg, data)
-                ckpt = run_dir / "checkpoints" / "bdt.pkl"
+                ckpt = run_dir / "checkpoints" / f"bdt{BDT_SUFFIX}"
                 ckpt.parent.mkdir(parents=True, exist_ok=True)
-                with open(ckpt, "wb") as fh:
-                    pickle.dump(model, fh)
+                with atomic_output(ckpt) as tmp:
+                    save_bdt(model, tmp)
                 tracking.log_artifact(ckpt, artifact_path="checkpoints")
             tracking.log_metrics({"best/val_loss": state.best_val_loss, "best/epoch": state.best_epoch})
             tracking.log_dict(state.history, "history.json")

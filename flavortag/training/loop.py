@@ -23,6 +23,7 @@ from flavortag.batching import (
     make_streaming_loader,
 )
 from flavortag.models import TaggerModel, build_model, checkpoint_state
+from flavortag.safe_load import load_torch_file
 from flavortag.training import preempt
 from flavortag.training.checkpoint import (
     CHECKPOINT_VERSION,
@@ -313,7 +314,7 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distribu
     state = TrainState(run_id=run_id)
     resume_blob = None
     if resume_path is not None:
-        resume_blob = torch.load(resume_path, map_location=device, weights_only=False)
+        resume_blob = load_torch_file(resume_path, map_location=device)
         model.load_state_dict(resume_blob["model"]["state_dict"])
         state = TrainState(**resume_blob["train_state"])
         log.info("resuming from %s at epoch %d step %d", resume_path, state.epoch, state.step_in_epoch)
@@ -398,8 +399,7 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distribu
                      settings.early_stopping_patience)
             break
     if best_state is None and (checkpoint_dir / "best.pt").exists():
-        best_state = torch.load(checkpoint_dir / "best.pt", map_location=device,
-                                weights_only=False)["model"]["state_dict"]
+        best_state = load_torch_file(checkpoint_dir / "best.pt", map_location=device)["model"]["state_dict"]
     if best_state is not None:
         model.load_state_dict(best_state)
     if settings.save_rank_weights:

@@ -105,7 +105,7 @@ def test_model_loaded_back_by_run_id_predicts_the_same(trained: dict[str, dict],
     for model in ("mlp", "bdt", "transformer"):
         run_id = trained[model]["run_id"]
         loaded = load_model(run_id)
-        ckpt = trained[model]["out"] / "checkpoints" / ("bdt.pkl" if model == "bdt" else "best.pt")
+        ckpt = trained[model]["out"] / "checkpoints" / ("bdt.skops" if model == "bdt" else "best.pt")
         from_ckpt = load_model(str(ckpt))
         names = loaded.feature_names
         tensors = build_event_tensors(events, track_feature_names=names["track"],

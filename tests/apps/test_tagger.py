@@ -83,7 +83,7 @@ def test_tagger_scores_equal_flavortag_predict(model: str, trained: dict[str, di
     assert tagger.kind == ("bdt" if model == "bdt" else "torch")
 
     # the same model from its checkpoint, through load(), and from a plain awkward array of the layout
-    ckpt = trained[model]["out"] / "checkpoints" / ("bdt.pkl" if model == "bdt" else "best.pt")
+    ckpt = trained[model]["out"] / "checkpoints" / ("bdt.skops" if model == "bdt" else "best.pt")
     again = flavortag.Tagger.load(ckpt, device="auto")
     plain = ak.Array(ak.to_list(events[["axis", "tracks"]]))
     _assert_scores_equal(again.score(plain), reference, atol=1e-6)

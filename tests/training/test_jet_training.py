@@ -55,7 +55,7 @@ def test_jet_tagger_end_to_end(jet_dir: Path, tmp_path: Path) -> None:
     checkpoint = next((tmp_path / "transformer").rglob("best.pt"))
     model = load_model(str(checkpoint))
     assert model.class_names == ("light", "c", "b", "g") and model.n_classes == 4
-    blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
     assert blob["model"]["class_names"] == ["light", "c", "b", "g"]
     # two-jet events from both jets' scores, beside the per-jet metrics
     flat = evaluate(_cfg("evaluate", [f"checkpoint={checkpoint}", f"data.paths=[{paths}]", "split=all",

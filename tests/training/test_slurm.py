@@ -102,7 +102,7 @@ def _wait_for_checkpoint(proc: subprocess.Popen, last: Path, timeout_s: float) -
     while time.time() < deadline and proc.poll() is None:
         if last.exists():
             try:
-                state = torch.load(last, map_location="cpu", weights_only=False)["train_state"]
+                state = torch.load(last, map_location="cpu", weights_only=True)["train_state"]
             except Exception:  # noqa: BLE001 - being replaced right now
                 state = None
             if state is not None and state["epoch"] >= 1:
@@ -137,7 +137,7 @@ def test_sigusr1_checkpoints_and_the_requeued_job_resumes(sample_dir: Path, tmp_
             proc.wait()
     assert proc.returncode == 75, stderr[-2000:]
     assert "stopped by SIGUSR1" in stderr and str(last) in stderr
-    stopped = torch.load(last, map_location="cpu", weights_only=False)["train_state"]
+    stopped = torch.load(last, map_location="cpu", weights_only=True)["train_state"]
     assert stopped["epoch"] == seen["epoch"] and stopped["global_step"] > seen["global_step"]
     assert stopped["step_in_epoch"] > 0 and len(stopped["epoch_sums"]) == 3
     mlflow.set_tracking_uri(store)
@@ -148,7 +148,7 @@ def test_sigusr1_checkpoints_and_the_requeued_job_resumes(sample_dir: Path, tmp_
     again = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "(requeued): resuming it" in again.stdout + again.stderr
-    final = torch.load(last, map_location="cpu", weights_only=False)["train_state"]
+    final = torch.load(last, map_location="cpu", weights_only=True)["train_state"]
     assert final["run_id"] == stopped["run_id"] and final["epoch"] == 2
     assert len(final["history"]["val/loss"]) == 2
     assert final["global_step"] == 2 * (final["global_step"] // 2)

@@ -167,7 +167,7 @@ def test_resume_refuses_a_checkpoint_of_another_run_or_model(sample_dir: Path, t
     owner = json.loads(owner_file.read_text())
     assert owner["run_id"] == first["run_id"] and owner["model"] == "mlp"
     last = run_dir / "checkpoints" / "last.pt"
-    assert torch.load(last, weights_only=False)["train_state"]["run_id"] == first["run_id"]
+    assert torch.load(last, weights_only=True)["train_state"]["run_id"] == first["run_id"]
 
     # a new run may not overwrite the checkpoints of the directory's run
     with pytest.raises(RunDirectoryError, match=rf"holds the checkpoints \(best.pt, last.pt\) of run {first['run_id']}"):
@@ -202,7 +202,7 @@ def test_resume_from_the_last_step_of_an_epoch_logs_the_epochs_true_figures(
     monkeypatch.setattr(loop_module, "_evaluate_loss", killed)
     with pytest.raises(KeyboardInterrupt):
         train(_cfg([*_overrides(sample_dir, store, run_dir), *over]))
-    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["train_state"]
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["train_state"]
     assert (state["epoch"], state["step_in_epoch"]) == (0, 4)
     monkeypatch.setattr(loop_module, "_evaluate_loss", real_evaluate)
     resumed = train(_cfg([*_overrides(sample_dir, store, run_dir), *over, "trainer.resume=auto"]))

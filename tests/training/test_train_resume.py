@@ -34,7 +34,7 @@ def test_kill9_mid_epoch_then_resume_continues_the_run(sample_dir: Path, tmp_pat
     try:
         while time.time() < deadline and proc.poll() is None:
             if last.exists():
-                state = torch.load(last, map_location="cpu", weights_only=False)["train_state"]
+                state = torch.load(last, map_location="cpu", weights_only=True)["train_state"]
                 if state["epoch"] >= 1 and state["step_in_epoch"] > 0:
                     os.kill(proc.pid, signal.SIGKILL)
                     killed_at = state
@@ -50,7 +50,7 @@ def test_kill9_mid_epoch_then_resume_continues_the_run(sample_dir: Path, tmp_pat
     resumed = subprocess.run([*args, "trainer.resume=auto"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from {last}" in resumed.stdout + resumed.stderr
-    final = torch.load(last, map_location="cpu", weights_only=False)["train_state"]
+    final = torch.load(last, map_location="cpu", weights_only=True)["train_state"]
     # the run went on from the checkpoint: same MLflow run, every epoch logged once, steps continued
     assert final["run_id"] == killed_at["run_id"]
     assert final["epoch"] == 3

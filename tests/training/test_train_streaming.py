@@ -110,7 +110,7 @@ def test_streaming_needs_validation_files(split_files: dict[str, list[Path]], st
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["model"]["state_dict"]
+    return torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["model"]["state_dict"]
 
 
 @pytest.mark.parametrize("where", ["mid_epoch", "epoch_end"])
@@ -140,7 +140,7 @@ def test_streaming_resume_matches_an_uninterrupted_run(split_files: dict[str, li
     with pytest.raises(RuntimeError, match="killed"):
         train(_cfg(overrides))
     state = torch.load(resumed_dir / "checkpoints" / "last.pt", map_location="cpu",
-                       weights_only=False)["train_state"]
+                       weights_only=True)["train_state"]
     assert (state["epoch"], state["step_in_epoch"]) == ((0, 14) if where == "mid_epoch" else (1, 0))
     monkeypatch.setattr(train_module, "_evaluate_loss", real_evaluate)
 
@@ -172,5 +172,5 @@ def test_streaming_ddp_two_ranks(split_files: dict[str, list[Path]], tmp_path: P
     w1 = torch.load(run_dir / "weights_rank1.pt", weights_only=True)
     for key in w0:
         torch.testing.assert_close(w0[key], w1[key], rtol=0, atol=0)
-    state = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["train_state"]
+    state = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["train_state"]
     assert state["history"]["train/events"] == [N_TRAIN, N_TRAIN]
