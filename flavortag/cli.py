@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("flavortag.apps.convert", "convert event files between text, ROOT and Parquet"),
     "shard": ("flavortag.apps.shard", "mixed-class, shuffled, row-grouped Parquet shards for cluster training"),
     "info": ("flavortag.apps.info", "summarise event files (counts, multiplicity, classes)"),
+    "trust": ("flavortag.apps.trust", "rewrite a trusted old pickle checkpoint as a data-only file"),
 }
 
 USAGE = """usage: flavortag <command> [args...]
@@ -63,7 +64,7 @@ Errors are one line; add -v (or set HYDRA_FULL_ERROR=1) for the traceback.
 """
 
 #: Commands that parse their own arguments (argparse); the others are Hydra apps.
-ARGPARSE_COMMANDS: frozenset[str] = frozenset({"convert", "info", "export", "shard"})
+ARGPARSE_COMMANDS: frozenset[str] = frozenset({"convert", "info", "export", "shard", "trust"})
 _VERBOSE_FLAGS = ("-v", "--verbose")
 #: Lines of Hydra's and OmegaConf's messages that are noise on one line (or bad advice:
 #: ``+key=value`` would append a mistyped key silently).

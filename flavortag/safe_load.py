@@ -116,7 +116,13 @@ def load_bdt(path: str | Path) -> Any:
     if unknown:
         raise UnsafeFileError(f"{path}: refused: it holds types that are not a flavortag BDT's "
                               f"({', '.join(unknown)}); loading them could run code")
-    return sio.load(str(path), trusted=list(untrusted))
+    model = sio.load(str(path), trusted=list(untrusted))
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    if not isinstance(model, HistGradientBoostingClassifier):
+        raise CorruptCheckpointError(f"{path}: not a flavortag BDT (holds a {type(model).__name__}, "
+                                     "not a HistGradientBoostingClassifier)")
+    return model
 
 
 def load_model_file(path: str | Path) -> Any:

@@ -315,7 +315,8 @@ def log_model(model: Any, is_torch: bool) -> None:
             safe_load.save_bdt(model, path)
             requirements = ["scikit-learn", "skops", "flavortag"]
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*type hints to the `predict` method")
+            # MLflow asks for type hints on predict (a schema it would enforce): not wanted here
+            warnings.simplefilter("ignore", UserWarning)
             mlflow.pyfunc.log_model(name="model", python_model=str(Path(__file__).with_name(
                 "tracking_pyfunc.py")), artifacts={MODEL_ARTIFACT_KEY: str(path)},
                 pip_requirements=requirements)

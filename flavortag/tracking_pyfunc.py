@@ -31,7 +31,8 @@ class FlavortagModel(PythonModel):
 
         self.tagger = Tagger.from_checkpoint(context.artifacts[MODEL_ARTIFACT_KEY])
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    # no type hints on the inputs: MLflow would read them as a schema to enforce
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def] # noqa: ANN001, ANN201
         """``model_input``: a frame with a ``path`` column (event files); per-event scores as a frame."""
         import awkward as ak
         import pandas as pd

@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from flavortag import tracking
 from flavortag.io.atomic import atomic_output
@@ -34,7 +34,7 @@ from flavortag.safe_load import BDT_SUFFIX, load_torch_file, save_bdt
 from flavortag.slurm import job_key
 from flavortag.training import preempt
 from flavortag.training.bdt import fit_bdt
-from flavortag.training.checkpoint import find_resume_checkpoint
+from flavortag.training.checkpoint import changed_settings, find_resume_checkpoint
 from flavortag.training.data import SPLIT_CONTEXT, PreparedData, prepare_data, sample_records
 from flavortag.training.loop import EpochCallback, fit_torch
 from flavortag.training.owner import OWNER_FILE, RunDirectory, RunDirectoryError
@@ -68,12 +68,17 @@ def _checkpoints(run_dir: Path) -> list[Path]:
 
 
 def _resume_point(cfg: DictConfig, settings: TrainerSettings, run_dir: Path, directory: RunDirectory | None,
-                  is_torch: bool) -> str | None:
+                  is_torch: bool) -> tuple[str | None, dict[str, tuple[Any, Any]]]:
     """The MLflow run id this job continues (None: a new run), after checking the checkpoint is ours.
 
-    Refuses (:class:`RunDirectoryError`) a checkpoint of another run than the
-    one the directory belongs to, a checkpoint of another model, and a new run
-    in a directory that holds another run's checkpoints.
+    Also returns the settings that changed since the checkpoint (``{key: (old,
+    new)}``, only with ``trainer.resume_allow_changes=true``). Refuses
+    (:class:`RunDirectoryError`) a checkpoint of another run than the one the
+    directory belongs to, a checkpoint outside this run's directory (a run is
+    resumed only from its own directory, by its owner), a checkpoint of another
+    model, a config that differs from the checkpoint's in anything but
+    :data:`~flavortag.training.checkpoint.RESUME_FREE_KEYS` (unless allowed),
+    and a new run in a directory that holds another run's checkpoints.
     """
     resume_path = find_resume_checkpoint(settings.resume, run_dir / "checkpoints") if is_torch else None
     owner = directory.previous if directory is not None else None
@@ -88,10 +93,16 @@ def _resume_point(cfg: DictConfig, settings: TrainerSettings, run_dir: Path, dir
                 f"{owner.describe()}; a new run here would overwrite them. Continue that run "
                 "with trainer.resume=auto, or give the new run its own directory "
                 "(hydra.run.dir=... or output_dir=...)")
-        return None
+        return None, {}
     blob = load_torch_file(resume_path)
     run_id = blob["train_state"].get("run_id")
     saved = blob.get("config") or {}
+    home = resume_path.resolve().parent
+    if run_id is not None and home != (run_dir / "checkpoints").resolve():
+        raise RunDirectoryError(
+            f"trainer.resume={settings.resume}: {resume_path} is a checkpoint of MLflow run {run_id} "
+            f"({saved.get('run_name', '?')}), kept in {home.parent}; a run is resumed only from its "
+            f"own directory: run with output_dir={home.parent} trainer.resume=auto, or start a new run")
     saved_model = str((saved.get("model") or {}).get("name", ""))
     if saved_model and saved_model != str(cfg.model.name):
         raise RunDirectoryError(
@@ -104,7 +115,26 @@ def _resume_point(cfg: DictConfig, settings: TrainerSettings, run_dir: Path, dir
             f"trainer.resume={settings.resume}: {resume_path} belongs to MLflow run {run_id}, but "
             f"{run_dir} belongs to {owner.describe()} (its {OWNER_FILE}); resuming would mix the "
             "two runs. Resume each run from its own directory, or start a new run in another one")
-    return None if run_id is None else str(run_id)
+    changes = changed_settings(saved, OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    if changes and not settings.resume_allow_changes:
+        listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
+        raise RunDirectoryError(
+            f"trainer.resume={settings.resume}: this job's config differs from the checkpoint's "
+            f"{resume_path} in {len(changes)} key(s) ({listed}); resuming would train another model "
+            "than the run records. Resume with the checkpoint's values, start a new run, or pass "
+            "trainer.resume_allow_changes=true to resume with the new values (logged to the run)")
+    return (None if run_id is None else str(run_id)), changes
+
+
+def _log_resume_changes(changes: dict[str, tuple[Any, Any]]) -> None:
+    """Record settings changed at a resume (``trainer.resume_allow_changes``): params are immutable."""
+    log.warning("resuming with changed settings (trainer.resume_allow_changes=true): %s",
+                "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items()))
+    run_id = tracking.active_run_id()
+    n = len([k for k in tracking.get_run(run_id).data.tags if k.startswith("flavortag.resume_changes.")])
+    tracking.log_dict({k: {"before": old, "after": new} for k, (old, new) in changes.items()},
+                      f"resume_changes/{n}.json")
+    tracking.set_run_tags(run_id, {f"flavortag.resume_changes.{n}": ", ".join(changes)})
 
 
 def _end_orphan(cfg: DictConfig, directory: RunDirectory | None, resume_run_id: str | None) -> None:
@@ -164,7 +194,8 @@ def train(cfg: DictConfig, epoch_callback: EpochCallback | None = None,
     directory = RunDirectory.claim(run_dir) if dist.is_main else None
     try:
         # The run to log into: a fresh one, or the run of the checkpoint being resumed.
-        resume_run_id = _resume_point(cfg, settings, run_dir, directory, is_torch) if dist.is_main else None
+        resume_run_id, changes = (_resume_point(cfg, settings, run_dir, directory, is_torch)
+                                  if dist.is_main else (None, {}))
         data = prepare_data(cfg, keep_events=bool(cfg.get("evaluate_after_training", False)))
         if is_torch and data.stream is None:
             # in memory the last incomplete batch is dropped: fewer events than a batch train nothing
@@ -188,6 +219,8 @@ def train(cfg: DictConfig, epoch_callback: EpochCallback | None = None,
                                       **(run_tags or {})}) as run:
             if directory is not None:
                 directory.record(run.info.run_id, str(cfg.run_name), str(cfg.model.name))
+            if changes:
+                _log_resume_changes(changes)
             if resume_run_id is None:
                 tracking.log_config(cfg)
                 log_samples(cfg, data)

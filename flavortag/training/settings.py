@@ -129,6 +129,7 @@ class TrainerSettings:
     pin_memory: bool | None = None
     checkpoint_every_steps: int = 0
     resume: str | None = None
+    resume_allow_changes: bool = False
     progress: bool = True
     distributed: bool = False
     backend: str = "auto"
@@ -173,6 +174,7 @@ class TrainerSettings:
             pin_memory=_bool_or_auto(trainer["pin_memory"]),
             checkpoint_every_steps=_number(trainer, "checkpoint_every_steps", int, optional=True),
             resume=None if resume in (None, "", False) else str(resume),
+            resume_allow_changes=bool(trainer.get("resume_allow_changes", False)),
             progress=bool(trainer["progress"]),
             distributed=bool(trainer.get("distributed", False)),
             backend=str(trainer.get("backend", "auto")),

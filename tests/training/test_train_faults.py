@@ -301,3 +301,44 @@ def test_nothing_skipped_is_logged_as_zero(sample_dir: Path, tmp_path: Path, sto
     run = mlflow.MlflowClient(tracking_uri=store).get_run(result["run_id"])
     assert run.data.params["n_skipped_events"] == "0"
     assert not [k for k in run.data.metrics if k.startswith("data/skipped")]
+
+
+# --------------------------------------------------------------------------- issue 21: honest resumes
+
+
+def test_resume_with_changed_settings_is_refused_naming_the_keys_unless_allowed(
+        sample_dir: Path, tmp_path: Path, store: str) -> None:
+    run_dir = tmp_path / "run"
+    first = train(_cfg([*_overrides(sample_dir, store, run_dir), "trainer.max_epochs=1"]))
+    # a longer training is what resume is for: lr, max_tracks changed are not
+    changed = [*_overrides(sample_dir, store, run_dir), "trainer.resume=auto", "trainer.max_epochs=3",
+               "trainer.lr=0.01", "data.max_tracks=24"]
+    with pytest.raises(RunDirectoryError) as err:
+        train(_cfg(changed))
+    message = str(err.value)
+    assert "differs from the checkpoint's" in message and "in 2 key(s)" in message
+    assert "data.max_tracks: 16 -> 24" in message and "trainer.lr: 0.001 -> 0.01" in message
+    assert "trainer.max_epochs" not in message and "trainer.resume_allow_changes=true" in message
+
+    resumed = train(_cfg([*changed, "trainer.resume_allow_changes=true"]))
+    assert resumed["run_id"] == first["run_id"]
+    client = mlflow.MlflowClient(tracking_uri=store)
+    run = client.get_run(first["run_id"])
+    assert run.data.tags["flavortag.resume_changes.0"] == "data.max_tracks, trainer.lr"
+    local = client.download_artifacts(first["run_id"], "resume_changes/0.json", str(tmp_path))
+    assert json.loads(Path(local).read_text()) == {
+        "data.max_tracks": {"before": 16, "after": 24}, "trainer.lr": {"before": 0.001, "after": 0.01}}
+
+
+def test_a_run_is_resumed_only_from_its_own_directory(sample_dir: Path, tmp_path: Path, store: str) -> None:
+    run_dir = tmp_path / "run"
+    first = train(_cfg([*_overrides(sample_dir, store, run_dir), "trainer.max_epochs=1"]))
+    last = run_dir / "checkpoints" / "last.pt"
+    fresh = tmp_path / "fresh"
+    with pytest.raises(RunDirectoryError, match=re.escape(
+            f"{last} is a checkpoint of MLflow run {first['run_id']} (mlp), kept in {run_dir}; a run is "
+            f"resumed only from its own directory: run with output_dir={run_dir} trainer.resume=auto")):
+        train(_cfg([*_overrides(sample_dir, store, fresh), f"trainer.resume={last}"]))
+    client = mlflow.MlflowClient(tracking_uri=store)
+    assert client.get_run(first["run_id"]).info.status == "FINISHED"
+    assert len(mlflow.search_runs(experiment_names=["faults"], output_format="list")) == 1

@@ -196,6 +196,7 @@ class TrainerSchema:
     pin_memory: bool | Literal["auto"] = "auto"
     checkpoint_every_steps: int | None = _f(200, ge=0)
     resume: str | bool | None = None
+    resume_allow_changes: bool = False
     progress: bool = True
     distributed: bool = False
     backend: Literal["auto", "nccl", "gloo"] = "auto"
