@@ -117,7 +117,13 @@ def evaluate_run(cfg: DictConfig) -> tuple[str, dict[str, float]]:
     from flavortag.calibration import resolve_calibration
     from flavortag.dataset import load_sample
     from flavortag.detector import DetectorModel
-    from flavortag.inference import load_model, model_inputs, model_scheme, predict_proba
+    from flavortag.inference import (
+        input_shape,
+        load_model,
+        model_inputs,
+        model_scheme,
+        predict_proba,
+    )
     from flavortag.reporting.sample import sample_info
 
     run_id = cfg.get("run_id")
@@ -154,13 +160,12 @@ def evaluate_run(cfg: DictConfig) -> tuple[str, dict[str, float]]:
     if split not in ("all", "test"):
         raise ValueError(f"split must be 'test' (the run's held-out events) or 'all', not {split!r}")
     names = model.feature_names
-    max_tracks = int(train_cfg.data.max_tracks) if "data" in train_cfg else int(data_cfg.max_tracks)
     detector = DetectorModel.from_config(model.detector)
     calibration = resolve_calibration(cfg.get("calibration"), events, detector)
     if calibration is not None:
         log.info("significances with the calibrated resolution: d0 x %.3f, z0 x %.3f",
                  calibration.d0_scale, calibration.z0_scale)
-    tensors = model_inputs(events, names, detector, calibration, max_tracks, data_cfg.get("sort_by", "E"))
+    tensors = model_inputs(events, names, detector, calibration, *input_shape(model))
     probs = predict_proba(model, tensors)
     model_name = str(train_cfg.get("run_name", "model")) if "run_name" in train_cfg else "model"
     out_dir = Path(str(cfg.output_dir))

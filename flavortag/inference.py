@@ -18,8 +18,22 @@ from flavortag.batching import EventTensors
 from flavortag.classes import ClassScheme, class_scheme
 
 
+def input_shape(model: Any) -> tuple[int, str | None]:
+    """``(max_tracks, sort_by)`` a tagger was trained with (stored with it; older models: the defaults).
+
+    Every scorer (evaluate, predict, :class:`flavortag.Tagger`, the robustness
+    report) takes them from here, so a model trained with another ``data.sort_by``
+    is scored as it was trained.
+    """
+    from flavortag.ragged import DEFAULT_MAX_TRACKS, DEFAULT_SORT_BY
+
+    max_tracks = int(getattr(model, "max_tracks", None) or DEFAULT_MAX_TRACKS)
+    sort_by = getattr(model, "sort_by", DEFAULT_SORT_BY)
+    return max_tracks, (None if sort_by in (None, "", "null") else str(sort_by))
+
+
 def model_inputs(events: Any, feature_names: dict[str, Any], detector: Any, calibration: Any,
-                 max_tracks: int, sort_by: str | None = "E") -> EventTensors:
+                 max_tracks: int, sort_by: str | None) -> EventTensors:
     """The inputs a tagger was trained on, for ``events``: the calibration applied, then its features.
 
     ``feature_names`` is the tagger's ``{"track": [...], "event": [...]}``,

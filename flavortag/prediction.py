@@ -111,7 +111,9 @@ class ChunkScorer:
         self.model, self.detector, self.batch_size = model, detector, batch_size
         self.f_c, self.f_b = settings["f_c"], settings["f_b"]
         self.names = model.feature_names
-        self.max_tracks = int(getattr(model, "max_tracks", 0) or 64)
+        from flavortag.inference import input_shape
+
+        self.max_tracks, self.sort_by = input_shape(model)
         self.calibration: Any = None
 
     def score(self, events: Any) -> EventColumns:
@@ -121,7 +123,8 @@ class ChunkScorer:
         from flavortag.inference import model_inputs, model_scheme, predict_proba
         from flavortag.reporting.predictions import prediction_table
 
-        tensors = model_inputs(events, self.names, self.detector, self.calibration, self.max_tracks)
+        tensors = model_inputs(events, self.names, self.detector, self.calibration, self.max_tracks,
+                               self.sort_by)
         probs = predict_proba(self.model, tensors, batch_size=self.batch_size)
         out = events
         for name, values in prediction_table(probs, self.f_c, self.f_b, model_scheme(self.model)).items():

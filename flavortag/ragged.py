@@ -24,6 +24,12 @@ __all__ = [
 ]
 
 
+#: Tracks are ordered by this field (descending) before the cut at ``max_tracks``, unless
+#: told otherwise (``data.sort_by``); a model keeps the value it was trained with.
+DEFAULT_SORT_BY: str = "E"
+#: Tracks kept per event when a model does not say (models since 0.1 carry their own).
+DEFAULT_MAX_TRACKS: int = 64
+
 def offsets_from_counts(counts: np.ndarray) -> np.ndarray:
     """``[0, c0, c0 + c1, ...]`` as int64: list offsets from list lengths."""
     offsets = np.zeros(len(counts) + 1, np.int64)

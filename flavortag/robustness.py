@@ -108,8 +108,6 @@ def kept_fraction(nominal: Figure, shifted: Figure) -> Figure:
 def score_events(
     model: Any,
     events: ak.Array,
-    max_tracks: int,
-    sort_by: str = "E",
     calibration: str | ResolutionCalibration | None = None,
     min_tracks: int = MIN_TRACKS,
 ) -> tuple[np.ndarray, np.ndarray, ResolutionCalibration | None]:
@@ -117,10 +115,12 @@ def score_events(
 
     ``calibration``: as ``flavortag.calibration.resolve_calibration`` takes it
     (None / ``"none"``, ``"auto"``: fit on these events' tracks, labels not
-    read; a ``ResolutionCalibration``; a calibration file).
+    read; a ``ResolutionCalibration``; a calibration file). The events are cut
+    and ordered as the model was trained (:func:`flavortag.inference.input_shape`).
     """
-    from flavortag.inference import model_inputs, predict_proba
+    from flavortag.inference import input_shape, model_inputs, predict_proba
 
+    max_tracks, sort_by = input_shape(model)
     detector = DetectorModel.from_config(getattr(model, "detector", None))
     calib = resolve_calibration(calibration, events, detector, min_tracks=min_tracks)
     tensors = model_inputs(events, model.feature_names, detector, calib, max_tracks, sort_by)

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 import awkward as ak
 import numpy as np
 
+from flavortag.ragged import DEFAULT_MAX_TRACKS, DEFAULT_SORT_BY
+
 if TYPE_CHECKING:
     from flavortag.batching import EventTensors
     from flavortag.calibration import ResolutionCalibration
@@ -41,7 +43,6 @@ if TYPE_CHECKING:
 SCORE_FIELDS: tuple[str, ...] = ("prob_uds", "prob_cc", "prob_bb", "D_b", "D_c")
 #: The files of an exported tagger directory that :meth:`Tagger.from_exported` reads.
 EXPORTED_ONNX, EXPORTED_INFO = "tagger.onnx", "tagger.json"
-_DEFAULT_MAX_TRACKS = 64
 
 
 def _quiet_mlflow() -> None:
@@ -112,6 +113,7 @@ class Tagger:
         feature_names: dict[str, list[str]],
         detector: Any = None,
         max_tracks: int | None = None,
+        sort_by: str | None = DEFAULT_SORT_BY,
         source: str = "",
         kind: str = "torch",
         device: str = "auto",
@@ -126,7 +128,8 @@ class Tagger:
         self.feature_names = {"track": list(feature_names.get("track") or []),
                               "event": list(feature_names.get("event") or [])}
         self.detector_config = detector
-        self.max_tracks = int(max_tracks or _DEFAULT_MAX_TRACKS)
+        self.max_tracks = int(max_tracks or DEFAULT_MAX_TRACKS)
+        self.sort_by = sort_by
         self.source = source
         self.kind = kind
         self.device = "cpu" if kind == "bdt" else _resolve_device(device)
@@ -145,10 +148,11 @@ class Tagger:
     @classmethod
     def from_model(cls, model: Any, source: str = "", **kwargs: Any) -> Tagger:
         """A tagger loaded already (a torch :class:`~flavortag.models.TaggerModel` or a BDT)."""
-        from flavortag.inference import is_torch_model
+        from flavortag.inference import input_shape, is_torch_model
 
+        max_tracks, sort_by = input_shape(model)
         return cls(model, feature_names=model.feature_names, detector=getattr(model, "detector", None),
-                   max_tracks=getattr(model, "max_tracks", None), source=source,
+                   max_tracks=max_tracks, sort_by=sort_by, source=source,
                    kind="torch" if is_torch_model(model) else "bdt", **kwargs)
 
     @classmethod
@@ -199,7 +203,8 @@ class Tagger:
         device = _resolve_device(str(kwargs.pop("device", "auto")))
         model = _OnnxModel(onnx_path, device, info.get("class_names"))
         return cls(model, feature_names=info["feature_names"], detector=info.get("detector"),
-                   max_tracks=info.get("max_tracks"), source=str(directory), kind="onnx",
+                   max_tracks=info.get("max_tracks"), sort_by=info.get("sort_by", DEFAULT_SORT_BY),
+                   source=str(directory), kind="onnx",
                    device=device, **kwargs)
 
     @classmethod
@@ -234,7 +239,7 @@ class Tagger:
         detector = DetectorModel.from_config(self.detector_config)
         spec = self.calibration if isinstance(calibration, str) and calibration == "default" else calibration
         return model_inputs(events, self.feature_names, detector, self._calibration(spec, events, detector),
-                            self.max_tracks)
+                            self.max_tracks, self.sort_by)
 
     def predict_proba(self, events: ak.Array, calibration: Any = "default") -> np.ndarray:
         """Class probabilities ``[n_events, 3]`` (order uds, cc, bb) of ``events``."""

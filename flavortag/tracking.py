@@ -314,12 +314,9 @@ def log_model(model: Any, is_torch: bool) -> None:
             path = Path(tmp) / f"bdt{safe_load.BDT_SUFFIX}"
             safe_load.save_bdt(model, path)
             requirements = ["scikit-learn", "skops", "flavortag"]
-        with warnings.catch_warnings():
-            # MLflow asks for type hints on predict (a schema it would enforce): not wanted here
-            warnings.simplefilter("ignore", UserWarning)
-            mlflow.pyfunc.log_model(name="model", python_model=str(Path(__file__).with_name(
-                "tracking_pyfunc.py")), artifacts={MODEL_ARTIFACT_KEY: str(path)},
-                pip_requirements=requirements)
+        mlflow.pyfunc.log_model(name="model", python_model=str(Path(__file__).with_name(
+            "tracking_pyfunc.py")), artifacts={MODEL_ARTIFACT_KEY: str(path)},
+            pip_requirements=requirements)
 
 
 def log_dataset_input(

@@ -5,8 +5,8 @@ whose only artifact is a data-only file (``checkpoint.pt``, read with
 ``torch.load(weights_only=True)``, or ``bdt.skops``) and whose code is this
 module, not a pickle of the model. flavortag itself never runs this file: it
 reads the artifact through :mod:`flavortag.safe_load`. MLflow's own
-``mlflow.pyfunc.load_model`` runs it, and then scores a pandas frame of event
-file paths (column ``path``) through :class:`flavortag.Tagger`.
+``mlflow.pyfunc.load_model`` runs it, and then scores a list of event file
+paths through :class:`flavortag.Tagger`.
 
 Beside :mod:`flavortag.tracking`, the only module that imports MLflow;
 nothing in flavortag imports it (MLflow reads it as a file).
@@ -31,16 +31,14 @@ class FlavortagModel(PythonModel):
 
         self.tagger = Tagger.from_checkpoint(context.artifacts[MODEL_ARTIFACT_KEY])
 
-    # no type hints on the inputs: MLflow would read them as a schema to enforce
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def] # noqa: ANN001, ANN201
-        """``model_input``: a frame with a ``path`` column (event files); per-event scores as a frame."""
+    def predict(self, context: Any, model_input: list[str], params: dict[str, Any] | None = None) -> Any:
+        """``model_input``: event file paths; the per-event scores of all of them as one frame."""
         import awkward as ak
         import pandas as pd
 
         from flavortag.io import read_events
 
-        paths = list(model_input["path"]) if hasattr(model_input, "columns") else list(model_input)
-        frames = [ak.to_dataframe(self.tagger.score(read_events(str(p)))) for p in paths]
+        frames = [ak.to_dataframe(self.tagger.score(read_events(str(p)))) for p in model_input]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

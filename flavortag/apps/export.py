@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         export_onnx,
         export_torchscript,
     )
-    from flavortag.inference import is_torch_model, load_model
+    from flavortag.inference import input_shape, is_torch_model, load_model
 
     is_run = not Path(args.source).exists()
     if is_run:
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         "feature_names": model.feature_names,
         "detector": getattr(model, "detector", None),
         "max_tracks": getattr(model, "max_tracks", None),
+        "sort_by": input_shape(model)[1],
         "inputs": list(model.export_inputs) if is_torch else ["event_features"],
         "source": args.source,
     }

@@ -133,8 +133,6 @@ def robustness(cfg: DictConfig) -> dict[str, Any]:
     for label, run_id in taggers:
         model = load_model(run_id)
         train_cfg = tracking.load_run_config(run_id)
-        max_tracks = int(train_cfg.data.max_tracks)
-        sort_by = str(train_cfg.data.get("sort_by", "E"))
         nominal_events = held_out_events(train_cfg)
         if nominal_info is None:
             nominal_info = sample_info(train_cfg.data, train_cfg.get("detector"), n_events=len(nominal_events))
@@ -143,7 +141,7 @@ def robustness(cfg: DictConfig) -> dict[str, Any]:
             entry: dict[str, rb.Scored] = {}
             for sample, events in [("nominal", nominal_events), *shifted_events.items()]:
                 probs, labels, calib = rb.score_events(
-                    model, events, max_tracks, sort_by, m,
+                    model, events, m,
                     min_tracks=int(cfg.get("calibration_min_tracks") or MIN_TRACKS))
                 entry[sample] = rb.Scored(key, sample, rb.evaluate_scores(probs, labels), calib)
                 log.info("%s on %s: acc %.3f%s", key, sample, entry[sample].result.accuracy,

@@ -9,7 +9,7 @@ from typing import Literal
 import awkward as ak
 import numpy as np
 
-from flavortag.ragged import argsort_within_events, event_index, offsets_of
+from flavortag.ragged import DEFAULT_SORT_BY, argsort_within_events, event_index, offsets_of
 
 
 # ---- padding ------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def pad_tracks(
     tracks: ak.Array,
     names: Sequence[str],
     max_tracks: int,
-    sort_by: str | None = "E",
+    sort_by: str | None = DEFAULT_SORT_BY,
     descending: bool = True,
     sort_values: ak.Array | np.ndarray | None = None,
     method: Literal["flat", "awkward"] = "flat",

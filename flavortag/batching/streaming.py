@@ -28,6 +28,7 @@ from flavortag.features import (
     EVENT_FEATURES,
     TRACK_FEATURES,
 )
+from flavortag.ragged import DEFAULT_SORT_BY
 
 # ---- streaming over files --------------------------------------------------------------------
 ChunkReader = Callable[..., Iterator[ak.Array]]
@@ -67,7 +68,7 @@ class StreamingEventDataset(IterableDataset):
         layout: Layout = "padded",
         *,
         detector: DetectorModel | None = None,
-        sort_by: str | None = "E",
+        sort_by: str | None = DEFAULT_SORT_BY,
         with_vectors: bool = True,
         step_size: int | str = 50_000,
         shuffle: bool = True,

@@ -18,7 +18,7 @@ from flavortag.features import (
     VECTOR_FIELDS,
     compute_features,
 )
-from flavortag.ragged import offsets_from_counts
+from flavortag.ragged import DEFAULT_SORT_BY, offsets_from_counts
 
 
 # ---- in-memory samples ----------------------------------------------------------------------
@@ -158,7 +158,7 @@ def build_event_tensors(
     event_feature_names: Sequence[str] | None = EVENT_FEATURES,
     max_tracks: int = 64,
     detector: DetectorModel | None = None,
-    sort_by: str | None = "E",
+    sort_by: str | None = DEFAULT_SORT_BY,
     descending: bool = True,
     with_vectors: bool = True,
 ) -> EventTensors:

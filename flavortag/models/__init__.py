@@ -26,6 +26,7 @@ from flavortag.models.deepsets import DeepSetsTagger
 from flavortag.models.mlp import MLPTagger
 from flavortag.models.pair import PAIR_FEATURES, pair_features
 from flavortag.models.transformer import TransformerTagger
+from flavortag.ragged import DEFAULT_SORT_BY
 
 MODELS: dict[str, type[TaggerModel]] = {
     MLPTagger.name: MLPTagger,
@@ -65,7 +66,7 @@ def checkpoint_state(model: TaggerModel) -> dict[str, Any]:
 
     Keys: ``format``, ``config`` (incl. ``name``), ``n_track_features``,
     ``n_event_features``, ``class_names``, ``feature_names`` and ``detector``
-    (the attributes of those names, None when unset), ``state_dict`` (weights plus normalisation buffers). Plain types and tensors
+    ``max_tracks`` and ``sort_by`` (the attributes of those names, None when unset), ``state_dict`` (weights plus normalisation buffers). Plain types and tensors
     only, so ``torch.load(..., weights_only=True)`` reads it.
     """
     return {
@@ -77,6 +78,7 @@ def checkpoint_state(model: TaggerModel) -> dict[str, Any]:
         "feature_names": getattr(model, "feature_names", None),
         "detector": getattr(model, "detector", None),
         "max_tracks": getattr(model, "max_tracks", None),
+        "sort_by": getattr(model, "sort_by", DEFAULT_SORT_BY),
         "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
     }
 
@@ -101,6 +103,7 @@ def model_from_checkpoint(state: Mapping[str, Any]) -> TaggerModel:
         model.detector = state["detector"]
     if state.get("max_tracks") is not None:
         model.max_tracks = int(state["max_tracks"])  # type: ignore[assignment]
+    model.sort_by = state.get("sort_by", DEFAULT_SORT_BY)  # type: ignore[assignment]
     return model
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from flavortag import tracking
+from flavortag.ragged import DEFAULT_SORT_BY
 from flavortag.training.checkpoint import TrainState
 from flavortag.training.data import PreparedData, plain_dict
 
@@ -31,6 +32,8 @@ def fit_bdt(cfg: DictConfig, data: PreparedData) -> tuple[Any, TrainState]:
     clf.feature_names = {"track": [], "event": list(data.event_names)}
     clf.detector = data.detector.to_dict()
     clf.class_names = tuple(data.scheme.names)
+    clf.max_tracks = int(cfg.data.max_tracks)
+    clf.sort_by = cfg.data.get("sort_by", DEFAULT_SORT_BY)
     missing = sorted(set(range(len(data.scheme))) - {int(c) for c in clf.classes_})
     if missing and not data.scheme.is_event_scheme:
         raise ValueError(f"the BDT's training events hold no {[data.scheme.names[k] for k in missing]}: "

@@ -23,6 +23,7 @@ from flavortag.batching import (
     make_streaming_loader,
 )
 from flavortag.models import TaggerModel, build_model, checkpoint_state
+from flavortag.ragged import DEFAULT_SORT_BY
 from flavortag.safe_load import load_torch_file
 from flavortag.training import preempt
 from flavortag.training.checkpoint import (
@@ -83,6 +84,7 @@ def _build_model(cfg: DictConfig, data: PreparedData, device: torch.device) -> T
     model.feature_names = {"track": list(data.track_names), "event": list(data.event_names)}  # type: ignore[assignment]
     model.detector = data.detector.to_dict()  # type: ignore[assignment]
     model.max_tracks = int(cfg.data.max_tracks)  # type: ignore[assignment]
+    model.sort_by = cfg.data.get("sort_by", DEFAULT_SORT_BY)  # type: ignore[assignment]
     model.fit_normalisation(norm_t.features[norm_t.valid], norm_t.event_features)
     return model.to(device)
 
