@@ -155,6 +155,10 @@ def test_a_logged_model_whose_weights_were_replaced_is_refused(tmp_path: Path, m
     torch.load(model_dir / "artifacts" / "checkpoint.pt", weights_only=True)
     honest = load_model(run_id)
     assert honest.feature_names["track"] and honest.class_names == ("uds", "cc", "bb")
+    # MLflow's own loader runs the logged code (not a pickle) and scores files through Tagger
+    scores = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict([str(sample_dir / "bb.parquet")])
+    assert len(scores) == 300 and {"prob_uds", "prob_cc", "prob_bb"} <= set(scores.columns)
+    np.testing.assert_allclose(scores[["prob_uds", "prob_cc", "prob_bb"]].sum(axis=1), 1.0, atol=1e-5)
 
     # someone replaces the weights file in the store
     stored = [p for p in (tmp_path).rglob("checkpoint.pt") if "mlartifacts" in p.parts or "mlruns" in p.parts]
