@@ -129,8 +129,9 @@ def unpack_slots(tokens: Tensor, index: Tensor, valid: Tensor) -> Tensor:
 class TaggerModel(nn.Module):
     """Base class of the flavour taggers: one interface, logits ``[B, 3]``.
 
-    Subclasses set ``name``, ``input_kind`` ("event" or "tracks"), ``DEFAULTS``
-    (their hyperparameters) and implement :meth:`forward_padded`; set models may
+    Subclasses set ``name``, ``input_kind`` ("event" or "tracks"), ``SCHEMA``
+    (their config schema in :mod:`flavortag.schema.groups`, whose defaults are
+    ``DEFAULTS``, their hyperparameters) and implement :meth:`forward_padded`; set models may
     override :meth:`forward_ragged` (the default pads the ragged batch).
 
     Attributes kept for rebuilding: ``config`` (plain dict, includes ``name``),

@@ -30,6 +30,8 @@ from flavortag.models.base import (
     unpack_slots,
 )
 from flavortag.models.layers import dense_stack
+from flavortag.schema import defaults
+from flavortag.schema.groups import DeepSetsSchema
 
 POOLINGS: tuple[str, ...] = ("sum", "mean", "max", "attention")
 
@@ -44,16 +46,8 @@ class DeepSetsTagger(TaggerModel):
 
     name: ClassVar[str] = "deepsets"
     input_kind: str = "tracks"
-    DEFAULTS: ClassVar[dict[str, Any]] = {
-        "phi_dims": [64, 64, 64],
-        "rho_dims": [64, 64],
-        "pooling": ["sum", "mean"],
-        "sum_scale": 0.05,
-        "attention_heads": 4,
-        "activation": "relu",
-        "dropout": 0.0,
-        "use_event_features": False,
-    }
+    SCHEMA: ClassVar[type] = DeepSetsSchema
+    DEFAULTS: ClassVar[dict[str, Any]] = defaults(DeepSetsSchema, drop=("name",))
 
     def __init__(self, config: Mapping[str, Any], n_track_features: int, n_event_features: int,
                  class_names: Sequence[str] = CLASS_NAMES) -> None:

@@ -14,6 +14,8 @@ from torch import Tensor, nn
 from flavortag.classes import CLASS_NAMES
 from flavortag.models.base import TaggerModel
 from flavortag.models.layers import dense_stack
+from flavortag.schema import defaults
+from flavortag.schema.groups import MLPSchema
 
 
 class MLPTagger(TaggerModel):
@@ -25,12 +27,8 @@ class MLPTagger(TaggerModel):
 
     name: ClassVar[str] = "mlp"
     input_kind: str = "event"
-    DEFAULTS: ClassVar[dict[str, Any]] = {
-        "hidden_dims": [64, 64],
-        "activation": "relu",
-        "dropout": 0.1,
-        "batchnorm": False,
-    }
+    SCHEMA: ClassVar[type] = MLPSchema
+    DEFAULTS: ClassVar[dict[str, Any]] = defaults(MLPSchema, drop=("name",))
 
     def __init__(self, config: Mapping[str, Any], n_track_features: int, n_event_features: int,
                  class_names: Sequence[str] = CLASS_NAMES) -> None:

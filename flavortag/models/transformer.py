@@ -22,7 +22,9 @@ from flavortag.classes import CLASS_NAMES
 from flavortag.models.attention import MaskedMultiheadAttention
 from flavortag.models.base import TaggerModel, pack_slots, slot_index, unpack_slots
 from flavortag.models.layers import dense_stack, make_activation
-from flavortag.models.pair import PAIR_FEATURES, PairEmbedding
+from flavortag.models.pair import PairEmbedding
+from flavortag.schema import defaults
+from flavortag.schema.groups import TransformerSchema
 
 
 class FeedForward(nn.Module):
@@ -98,21 +100,8 @@ class TransformerTagger(TaggerModel):
 
     name: ClassVar[str] = "transformer"
     input_kind: str = "tracks"
-    DEFAULTS: ClassVar[dict[str, Any]] = {
-        "embed_dim": 64,
-        "num_heads": 4,
-        "depth": 3,
-        "class_depth": 2,
-        "ffn_ratio": 4.0,
-        "dropout": 0.1,
-        "attention_dropout": 0.0,
-        "activation": "gelu",
-        "embed_hidden": [64],
-        "use_pair_features": True,
-        "pair_features": list(PAIR_FEATURES),
-        "pair_hidden": [32, 32],
-        "use_event_features": False,
-    }
+    SCHEMA: ClassVar[type] = TransformerSchema
+    DEFAULTS: ClassVar[dict[str, Any]] = defaults(TransformerSchema, drop=("name",))
 
     def __init__(self, config: Mapping[str, Any], n_track_features: int, n_event_features: int,
                  class_names: Sequence[str] = CLASS_NAMES) -> None:

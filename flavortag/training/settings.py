@@ -1,64 +1,96 @@
 """Typed training settings, parsed once from the ``trainer`` config node.
 
-Every knob of the torch loop (``configs/trainer/default.yaml``) becomes a typed
-field of :class:`TrainerSettings`; bad values fail here, before any data is
-read or MLflow run opened, with the config key and its valid range in the
-message. :func:`check_split` does the same for ``data.split``.
+Every knob of the torch loop becomes a typed field of :class:`TrainerSettings`.
+Its defaults, types and ranges are those of the ``trainer`` schema
+(:class:`flavortag.schema.groups.TrainerSchema`, the single source; the YAML
+``configs/trainer/default.yaml`` chooses the same values, held equal by a
+test): bad values fail here, before any data is read or MLflow run opened,
+with the config key and its valid range in the message. :func:`check_split`
+does the same for ``data.split``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from flavortag.batching import Layout, check_layout
+from flavortag.batching import Layout
+from flavortag.schema import check_node, defaults
+from flavortag.schema.groups import TrainerSchema
 
 __all__ = ["TrainerSettings", "check_split"]
 
-#: ``field: (lowest, highest, lowest allowed?, highest allowed?, words)``; None = unbounded.
-_RANGES: dict[str, tuple[float | None, float | None, bool, bool, str]] = {
-    "max_epochs": (1, None, True, False, "an integer >= 1"),
-    "batch_size": (1, None, True, False, "an integer >= 1"),
-    "eval_batch_size": (1, None, True, False, "an integer >= 1"),
-    "lr": (0.0, None, False, False, "a number > 0"),
-    "weight_decay": (0.0, None, True, False, "a number >= 0"),
-    "warmup_fraction": (0.0, 1.0, True, False, "a number in [0, 1)"),
-    "min_lr_ratio": (0.0, 1.0, True, True, "a number in [0, 1]"),
-    "grad_clip_norm": (0.0, None, True, False, "a number >= 0 (0 or null: no clipping)"),
-    "early_stopping_patience": (1, None, True, False, "an integer >= 1"),
-    "num_workers": (0, None, True, False, "an integer >= 0"),
-    "checkpoint_every_steps": (0, None, True, False, "an integer >= 0 (0 or null: off)"),
-    "max_steps_per_epoch": (0, None, True, False, "an integer >= 0 (0 or null: no limit)"),
-}
+def _typed(node: Mapping[str, Any]) -> dict[str, Any]:
+    """A checked ``trainer`` node as :class:`TrainerSettings` values: off switches (null) as 0, ``auto`` as None."""
+    def zero_if_null(key: str, kind: type) -> Any:
+        value = node.get(key)
+        return kind(0) if value in (None, "") else kind(value)
+
+    resume = node.get("resume")
+    pin = node.get("pin_memory")
+    return {
+        **{k: node[k] for k in ("device", "precision", "layout", "backend")},
+        **{k: bool(node[k]) for k in ("compile", "class_weights", "progress", "distributed",
+                                       "save_rank_weights", "bucketing", "resume_allow_changes")},
+        **{k: int(node[k]) for k in ("max_epochs", "batch_size", "eval_batch_size",
+                                      "early_stopping_patience")},
+        **{k: float(node[k]) for k in ("lr", "weight_decay", "warmup_fraction", "min_lr_ratio")},
+        "grad_clip_norm": zero_if_null("grad_clip_norm", float),
+        "num_workers": zero_if_null("num_workers", int),
+        "checkpoint_every_steps": zero_if_null("checkpoint_every_steps", int),
+        "max_steps_per_epoch": zero_if_null("max_steps_per_epoch", int),
+        "pin_memory": None if str(pin) == "auto" else bool(pin),
+        "resume": None if resume in (None, "", False) else str(resume),
+    }
 
 
-def _in_range(value: float, low: float | None, high: float | None, low_ok: bool, high_ok: bool) -> bool:
-    if math.isnan(value):
-        return False
-    if low is not None and (value < low or (value == low and not low_ok)):
-        return False
-    return not (high is not None and (value > high or (value == high and not high_ok)))
+#: The schema's defaults, as typed values.
+_D = _typed(defaults(TrainerSchema))
 
 
-def _number(trainer: Mapping[str, Any], key: str, kind: type, optional: bool = False) -> Any:
-    """``trainer[key]`` as ``kind`` (int or float); an ``optional`` key that is missing or null is 0."""
-    value = trainer.get(key) if optional else trainer[key]
-    if optional and value in (None, ""):
-        return kind(0)
-    bad = ValueError(f"trainer.{key} must be {_RANGES[key][4]}, not {value!r}")
-    if isinstance(value, bool) or value is None:
-        raise bad
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise bad from None
-    if kind is int:
-        if not number.is_integer():
-            raise bad
-        return int(number)
-    return number
+@dataclass(frozen=True)
+class TrainerSettings:
+    """The ``trainer`` node as typed values (see ``configs/trainer/default.yaml`` for their meaning).
+
+    ``max_steps_per_epoch``, ``checkpoint_every_steps``, ``grad_clip_norm`` and
+    ``num_workers`` are 0 when off (null); ``pin_memory`` is None for ``auto``
+    (pin on CUDA); ``resume`` is None, ``"auto"`` or a checkpoint path.
+    Defaults: the schema's.
+    """
+
+    device: str = _D["device"]
+    precision: str = _D["precision"]
+    compile: bool = _D["compile"]
+    max_epochs: int = _D["max_epochs"]
+    batch_size: int = _D["batch_size"]
+    eval_batch_size: int = _D["eval_batch_size"]
+    lr: float = _D["lr"]
+    weight_decay: float = _D["weight_decay"]
+    warmup_fraction: float = _D["warmup_fraction"]
+    min_lr_ratio: float = _D["min_lr_ratio"]
+    grad_clip_norm: float = _D["grad_clip_norm"]
+    class_weights: bool = _D["class_weights"]
+    early_stopping_patience: int = _D["early_stopping_patience"]
+    layout: Layout = _D["layout"]
+    num_workers: int = _D["num_workers"]
+    pin_memory: bool | None = _D["pin_memory"]
+    checkpoint_every_steps: int = _D["checkpoint_every_steps"]
+    resume: str | None = _D["resume"]
+    resume_allow_changes: bool = _D["resume_allow_changes"]
+    progress: bool = _D["progress"]
+    distributed: bool = _D["distributed"]
+    backend: str = _D["backend"]
+    save_rank_weights: bool = _D["save_rank_weights"]
+    max_steps_per_epoch: int = _D["max_steps_per_epoch"]
+    bucketing: bool = _D["bucketing"]
+
+    @classmethod
+    def from_config(cls, trainer: Mapping[str, Any]) -> TrainerSettings:
+        """Parse a ``trainer`` config node, checked against the schema (missing keys: its defaults)."""
+        values = {**defaults(TrainerSchema), **{str(k): v for k, v in dict(trainer).items()}}
+        check_node(values, TrainerSchema, "trainer")
+        return cls(**_typed(values))
 
 
 def check_split(data: Mapping[str, Any]) -> dict[str, float]:
@@ -85,7 +117,7 @@ def check_split(data: Mapping[str, Any]) -> dict[str, float]:
         except (TypeError, ValueError):
             raise ValueError(f"data.split.{name} must be a fraction, not {value!r}") from None
         low_ok = name == "test"
-        if not _in_range(fraction, 0.0, 1.0, low_ok, False):
+        if not (0.0 <= fraction < 1.0 and (low_ok or fraction > 0.0)):
             words = "in [0, 1)" if low_ok else "in (0, 1): training needs " + (
                 "training events" if name == "train" else "validation events (loss curve, early "
                 "stopping, best checkpoint)")
@@ -95,90 +127,3 @@ def check_split(data: Mapping[str, Any]) -> dict[str, float]:
     if abs(total - 1.0) > 1e-6:
         raise ValueError(f"data.split fractions must sum to 1, not {total:g} ({fractions})")
     return fractions
-
-
-def _bool_or_auto(value: Any) -> bool | None:
-    """``"auto"`` -> None, anything else -> bool."""
-    return None if str(value) == "auto" else bool(value)
-
-
-@dataclass(frozen=True)
-class TrainerSettings:
-    """The ``trainer`` node as typed values (see ``configs/trainer/default.yaml`` for their meaning).
-
-    ``max_steps_per_epoch`` and ``checkpoint_every_steps`` are 0 when off;
-    ``pin_memory`` is None for ``auto`` (pin on CUDA); ``resume`` is None,
-    ``"auto"`` or a checkpoint path.
-    """
-
-    device: str = "auto"
-    precision: str = "auto"
-    compile: bool = False
-    max_epochs: int = 20
-    batch_size: int = 256
-    eval_batch_size: int = 1024
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    warmup_fraction: float = 0.05
-    min_lr_ratio: float = 0.02
-    grad_clip_norm: float = 1.0
-    class_weights: bool = False
-    early_stopping_patience: int = 5
-    layout: Layout = "padded"
-    num_workers: int = 0
-    pin_memory: bool | None = None
-    checkpoint_every_steps: int = 0
-    resume: str | None = None
-    resume_allow_changes: bool = False
-    progress: bool = True
-    distributed: bool = False
-    backend: str = "auto"
-    save_rank_weights: bool = False
-    max_steps_per_epoch: int = 0
-    bucketing: bool = True
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            if f.name in _RANGES:
-                low, high, low_ok, high_ok, words = _RANGES[f.name]
-                value = getattr(self, f.name)
-                if not _in_range(float(value), low, high, low_ok, high_ok):
-                    raise ValueError(f"trainer.{f.name} must be {words}, not {value!r}")
-
-    @classmethod
-    def from_config(cls, trainer: Mapping[str, Any]) -> TrainerSettings:
-        """Parse a ``trainer`` config node (missing optional keys take their defaults)."""
-        try:
-            layout = check_layout(str(trainer["layout"]))
-        except ValueError:
-            raise ValueError(
-                f"trainer.layout must be padded or ragged, not {str(trainer['layout'])!r}"
-            ) from None
-        resume = trainer.get("resume")
-        return cls(
-            device=str(trainer["device"]),
-            precision=str(trainer["precision"]),
-            compile=bool(trainer.get("compile")),
-            max_epochs=_number(trainer, "max_epochs", int),
-            batch_size=_number(trainer, "batch_size", int),
-            eval_batch_size=_number(trainer, "eval_batch_size", int),
-            lr=_number(trainer, "lr", float),
-            weight_decay=_number(trainer, "weight_decay", float),
-            warmup_fraction=_number(trainer, "warmup_fraction", float),
-            min_lr_ratio=_number(trainer, "min_lr_ratio", float),
-            grad_clip_norm=_number(trainer, "grad_clip_norm", float, optional=True),
-            class_weights=bool(trainer["class_weights"]),
-            early_stopping_patience=_number(trainer, "early_stopping_patience", int),
-            layout=layout,
-            num_workers=_number(trainer, "num_workers", int, optional=True),
-            pin_memory=_bool_or_auto(trainer["pin_memory"]),
-            checkpoint_every_steps=_number(trainer, "checkpoint_every_steps", int, optional=True),
-            resume=None if resume in (None, "", False) else str(resume),
-            resume_allow_changes=bool(trainer.get("resume_allow_changes", False)),
-            progress=bool(trainer["progress"]),
-            distributed=bool(trainer.get("distributed", False)),
-            backend=str(trainer.get("backend", "auto")),
-            save_rank_weights=bool(trainer.get("save_rank_weights")),
-            max_steps_per_epoch=_number(trainer, "max_steps_per_epoch", int, optional=True),
-            bucketing=bool(trainer.get("bucketing", True)),
-        )

@@ -128,8 +128,8 @@ def test_detector_schema_follows_the_detector_model() -> None:
     """The detector schema repeats DetectorModel's fields: same names, same defaults, no drift."""
     import dataclasses
 
-    from flavortag.apps.schema.groups import DetectorSchema
     from flavortag.detector import DetectorModel
+    from flavortag.schema.groups import DetectorSchema
 
     model = {f.name: f.default for f in dataclasses.fields(DetectorModel)}
     schema = {f.name: (f.default_factory() if f.default is dataclasses.MISSING  # type: ignore[misc]

@@ -30,6 +30,6 @@ the models), ``apps`` (one schema per app), ``check`` (the checker).
 
 from flavortag.apps.schema.apps import APPS
 from flavortag.apps.schema.check import check_config, check_values, unknown_override
-from flavortag.apps.schema.fields import bounds
+from flavortag.schema.fields import bounds
 
 __all__ = ["APPS", "bounds", "check_config", "check_values", "unknown_override"]

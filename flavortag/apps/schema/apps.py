@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from flavortag.apps.schema.fields import (
+from flavortag.schema.fields import (
     Flavour,
     OnError,
     Paths,
     _f,
 )
-from flavortag.apps.schema.groups import (
+from flavortag.schema.groups import (
     AugmentSchema,
     DataSchema,
     DetectorSchema,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from flavortag.apps.schema.fields import (
+from flavortag.schema.fields import (
     Activation,
     OnError,
     PairFeature,
@@ -238,7 +238,7 @@ class DeepSetsSchema:
     name: Literal["deepsets"] = "deepsets"
     phi_dims: list[int] = _f([64, 64, 64], ge=1)
     rho_dims: list[int] = _f([64, 64], ge=1)
-    pooling: Pooling | list[Pooling] = "sum"
+    pooling: Pooling | list[Pooling] = _f(["sum", "mean"])
     sum_scale: float = _f(0.05, gt=0.0)
     attention_heads: int = _f(4, ge=1)
     activation: Activation = "relu"
