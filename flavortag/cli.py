@@ -217,7 +217,9 @@ def describe_error(exc: BaseException, command: str) -> str:
 def _tracking_uri() -> str:
     mlflow = sys.modules.get("mlflow")
     if mlflow is None:
-        return "sqlite:///mlflow.db"
+        from flavortag.schema.groups import DEFAULT_TRACKING_URI
+
+        return DEFAULT_TRACKING_URI
     return str(mlflow.get_tracking_uri())
 
 

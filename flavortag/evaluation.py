@@ -171,8 +171,8 @@ def evaluate_run(cfg: DictConfig) -> tuple[str, dict[str, float]]:
     out_dir = Path(str(cfg.output_dir))
     data_name = str(data_cfg.get("name", "data"))
     caption = f"{model_name} on {data_name}" + (" (test split)" if split == "test" else "")
-    tags = {"flavortag.kind": "evaluation", "flavortag.data": data_name,
-            "flavortag.model": str(train_cfg.get("model", {}).get("name", "unknown"))}
+    tags = {tracking.Tag.KIND: "evaluation", tracking.Tag.DATA: data_name,
+            tracking.Tag.MODEL: str(train_cfg.get("model", {}).get("name", "unknown"))}
     with ExitStack() as stack:
         if run_id:
             parent_run = stack.enter_context(tracking.start_run(cfg.tracking, run_id=str(run_id)))

@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from flavortag.classes import class_scheme
 from flavortag.models.base import TaggerModel
+from flavortag.schema.groups import BDT
 
 ONNX_OUTPUTS: tuple[str, ...] = ("logits", "probabilities")
 
@@ -229,7 +230,7 @@ def _skl2onnx_int_missing_flags() -> Iterator[None]:
 def bdt_config(clf: Any) -> dict[str, Any]:
     """The ``model`` config of a trained BDT (``name: bdt`` and its scikit-learn parameters)."""
     params = {k: v for k, v in clf.get_params().items() if isinstance(v, (int, float, str, bool, type(None)))}
-    return {"name": "bdt", **params}
+    return {"name": BDT, **params}
 
 
 def export_bdt_onnx(clf: Any, path: str | os.PathLike[str], opset: int = 17) -> Path:

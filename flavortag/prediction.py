@@ -36,14 +36,14 @@ from flavortag.io.columns import EventColumns
 log = logging.getLogger("flavortag.predict")
 
 
-#: Suffixes of event files, stripped from an input's name to make its output's (longest first).
-_EVENT_SUFFIXES: tuple[str, ...] = (".txt.gz", ".dat.gz", ".txt", ".dat", ".gz", ".root", ".parquet", ".pq")
 
 
 def output_stem(input_path: Path, out_dir: str | None) -> Path:
     """``run.1.txt.gz`` -> ``run.1.flavortag`` beside the input (or in ``out_dir``): the whole stem."""
     name = input_path.name
-    for suffix in _EVENT_SUFFIXES:
+    from flavortag.io.api import EVENT_SUFFIXES  # stripped from an input's name, longest first
+
+    for suffix in EVENT_SUFFIXES:
         if name.lower().endswith(suffix) and len(name) > len(suffix):
             name = name[: -len(suffix)]
             break

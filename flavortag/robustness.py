@@ -214,13 +214,13 @@ def plot_overlay(
     from matplotlib.lines import Line2D
 
     from flavortag.reporting.figures import (
-        _FLAVOUR_TEX,
+        FLAVOUR_TEX,
         MODEL_COLOURS,
-        _block,
-        _exp_label,
-        _new_figure,
-        _save,
-        _style,
+        add_experiment_label,
+        figure_style,
+        new_figure,
+        sample_block,
+        save_figure,
     )
 
     backgrounds = ("c", "uds") if tagger == "b" else ("uds", "b")
@@ -228,8 +228,8 @@ def plot_overlay(
     samples = [s for s in next(iter(scored.values())) if s != nominal]
     colours = list(MODEL_COLOURS) + [f"C{i}" for i in range(10)]
     styles: dict[str, Any] = {nominal: "-", **{s: _LINESTYLES[i % len(_LINESTYLES)] for i, s in enumerate(samples)}}
-    with _style():
-        fig = _new_figure(6.5 * len(backgrounds) + 4.5, 6.0)
+    with figure_style():
+        fig = new_figure(6.5 * len(backgrounds) + 4.5, 6.0)
         axes = np.atleast_1d(fig.subplots(1, len(backgrounds)))
         for ax, bkg in zip(axes, backgrounds):
             for i, by_sample in enumerate(scored.values()):
@@ -243,18 +243,18 @@ def plot_overlay(
                             linestyle=style, linewidth=1.6)
             ax.set_yscale("log")
             ax.set_xlim(0.4, 1.0)
-            ax.set_xlabel(f"{_FLAVOUR_TEX[signal]} efficiency ({tagger}-tagger)")
-            ax.set_ylabel(f"{_FLAVOUR_TEX[bkg]} rejection")
+            ax.set_xlabel(f"{FLAVOUR_TEX[signal]} efficiency ({tagger}-tagger)")
+            ax.set_ylabel(f"{FLAVOUR_TEX[bkg]} rejection")
             ax.grid(True, which="major", alpha=0.3)
         handles = [Line2D([], [], color=colours[i % len(colours)], label=name)
                    for i, name in enumerate(scored)]
         handles += [Line2D([], [], color="grey", linestyle=style, label=name)
                     for name, style in styles.items()]
-        _exp_label(axes[0], sample)
-        block = _block(sample, None).text()
+        add_experiment_label(axes[0], sample)
+        block = sample_block(sample, None).text()
         fig.legend(handles=handles, loc="outside right upper", fontsize="x-small", frameon=False,
                    title=f"nominal: {block}" if block else None, alignment="left", title_fontsize="x-small")
-        return _save(fig, path, f"overlay_{tagger}_tagger", formats)
+        return save_figure(fig, path, f"overlay_{tagger}_tagger", formats)
 
 
 def ablation_features(

@@ -177,7 +177,9 @@ class Tagger:
         from flavortag.inference import load_model
 
         _quiet_mlflow()
-        store = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+        from flavortag.schema.groups import DEFAULT_TRACKING_URI
+
+        store = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
         db = tracking.sqlite_path(store)
         if db is not None and not db.is_file():
             raise FileNotFoundError(f"no MLflow store at {db}: train a tagger first (`flavortag train`), "

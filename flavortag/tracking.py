@@ -33,6 +33,7 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from flavortag.io.atomic import remove_stale_temporaries, temporary_name
+from flavortag.schema.groups import DEFAULT_TRACKING_URI
 
 log = logging.getLogger("flavortag.tracking")
 
@@ -43,6 +44,24 @@ MAX_PARAM_LENGTH = 6000
 EXPERIMENT_TAGS: dict[str, str] = {"mlflow.experimentKind": "custom_model_development"}
 _SQLITE_PREFIX = "sqlite:///"
 _INIT_SUFFIX = "init"
+
+
+
+class Tag:
+    """The MLflow tag names flavortag sets and reads (the one place they are spelled)."""
+
+    KIND = "flavortag.kind"  # evaluation, comparison, calibration, robustness[-child]; unset: training
+    MODEL = "flavortag.model"
+    DATA = "flavortag.data"
+    GIT_COMMIT = "flavortag.git_commit"
+    ORPHANED = "flavortag.orphaned"
+    RESUME_CHANGES = "flavortag.resume_changes"  # + ".<n>", one per resume with changed settings
+    STUDY = "flavortag.study"
+    ROLE = "flavortag.role"
+    TRIAL = "flavortag.trial"
+    TRIAL_STATE = "flavortag.trial_state"
+    PARENT_RUN = "mlflow.parentRunId"
+    RUN_NAME = "mlflow.runName"
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -139,7 +158,7 @@ def configure(tracking_cfg: Mapping[str, Any], must_exist: bool = False) -> str:
     (None -> ``./mlartifacts`` for a local SQLite store). ``must_exist``: a
     missing local SQLite store is an error (reading a run) instead of made.
     """
-    uri = tracking_cfg.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    uri = tracking_cfg.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     db_path = sqlite_path(str(uri))
     if db_path is not None:
         if must_exist and not db_path.is_file():
@@ -208,7 +227,7 @@ def start_run(
 ) -> Iterator[mlflow.ActiveRun]:
     """Start (or resume, with ``run_id``) an MLflow run in the configured experiment."""
     experiment_id = configure(tracking_cfg)
-    all_tags = {"flavortag.git_commit": git_commit()}
+    all_tags = {Tag.GIT_COMMIT: git_commit()}
     all_tags.update(tags or {})
     kwargs: dict[str, Any] = {"nested": nested}
     if run_id is not None:
@@ -443,7 +462,7 @@ def end_orphaned_run(run_id: str, note: str) -> str | None:
         return None
     status = str(run.info.status)
     if status == "RUNNING":
-        client.set_tag(run_id, "flavortag.orphaned", note)
+        client.set_tag(run_id, Tag.ORPHANED, note)
         client.set_terminated(run_id, status="KILLED")
     return status
 
@@ -465,7 +484,7 @@ def end_active_run_stopped(note: str) -> None:
 def create_run(tracking_cfg: Mapping[str, Any], run_name: str, tags: Mapping[str, str]) -> str:
     """Create a run (RUNNING, not made active here) in the configured experiment; returns its id."""
     experiment_id = configure(tracking_cfg)
-    all_tags = {"flavortag.git_commit": git_commit(), "mlflow.runName": run_name, **dict(tags)}
+    all_tags = {Tag.GIT_COMMIT: git_commit(), Tag.RUN_NAME: run_name, **dict(tags)}
     run = mlflow.MlflowClient().create_run(experiment_id, run_name=run_name, tags=all_tags)
     return str(run.info.run_id)
 

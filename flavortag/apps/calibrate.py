@@ -54,7 +54,7 @@ def calibrate(cfg: DictConfig) -> ResolutionCalibration:
         from flavortag import tracking
 
         with tracking.start_run(cfg.tracking, run_name=f"calibrate-{Path(str(cfg.out)).stem}",
-                                tags={"flavortag.kind": "calibration"}):
+                                tags={tracking.Tag.KIND: "calibration"}):
             tracking.log_calibration(calib, out)
     return calib
 

@@ -26,6 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from flavortag.schema.groups import DEFAULT_TRACKING_URI
+
 EPILOG = """examples:
   flavortag export 3f2c0d... exported/transformer           # an MLflow run id (./mlflow.db)
   flavortag export outputs/train/.../checkpoints/best.pt exported/ds --formats onnx
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", help="MLflow run id, runs:/ URI, or a trainer checkpoint (.pt)")
     parser.add_argument("out_dir", help="output directory (created)")
     parser.add_argument("--formats", default="onnx,torchscript", help="comma-separated: onnx, torchscript")
-    parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow store of the run")
+    parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI, help="MLflow store of the run")
     parser.add_argument("--check-events", action="append", metavar="FILE",
                         help="event files to check onnxruntime against torch on (default: the run's "
                              "training files, else the embedded sample)")

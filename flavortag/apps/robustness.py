@@ -28,9 +28,10 @@ from flavortag.apps.schema import check_config
 from flavortag.calibration import MIN_TRACKS
 from flavortag.errors import reported
 from flavortag.evaluation import held_out_events
+from flavortag.io.api import EVENT_SUFFIXES
+from flavortag.schema.groups import is_bdt
 
 log = logging.getLogger("flavortag.robustness")
-_SAMPLE_SUFFIXES = (".parquet", ".root", ".txt", ".txt.gz")
 
 
 def sample_specs(entries: Any) -> list[tuple[str, list[str]]]:
@@ -43,10 +44,10 @@ def sample_specs(entries: Any) -> list[tuple[str, list[str]]]:
             path = Path(str(entry))
             if path.is_dir():
                 paths = sorted(str(p) for p in path.iterdir()
-                               if p.is_file() and str(p).endswith(_SAMPLE_SUFFIXES))
+                               if p.is_file() and str(p).endswith(EVENT_SUFFIXES))
                 if not paths:
                     raise FileNotFoundError(f"{path} is a directory without event files "
-                                            f"({', '.join(_SAMPLE_SUFFIXES)})")
+                                            f"({', '.join(EVENT_SUFFIXES)})")
                 name = path.name
             else:
                 paths = sorted(glob.glob(str(path))) if any(c in str(path) for c in "*?[") else [str(path)]
@@ -71,7 +72,7 @@ def _retrain_without(run_id: str, group: str, cfg: DictConfig, out_dir: Path) ->
     names = load_model(run_id).feature_names
     features = {"track": rb.ablation_features(group, "track", names["track"]),
                 "event": rb.ablation_features(group, "event", names["event"])}
-    if str(train_cfg.model.name) in ("bdt", "mlp") and not features["event"]:
+    if (is_bdt(train_cfg.model.name) or str(train_cfg.model.name) == "mlp") and not features["event"]:
         raise ValueError(f"{train_cfg.run_name} has no event features left without {group}")
     overrides: dict[str, Any] = {
         "features": features, "run_name": f"{train_cfg.run_name}-no_{group}",
@@ -159,7 +160,7 @@ def robustness(cfg: DictConfig) -> dict[str, Any]:
     (out_dir / "calibrations.json").write_text(json.dumps(calibrations, indent=2))
 
     with tracking.start_run(cfg.tracking, run_name=str(cfg.run_name),
-                            tags={"flavortag.kind": "robustness"}) as parent:
+                            tags={tracking.Tag.KIND: "robustness"}) as parent:
         tracking.log_params({"runs": ",".join(runs), "samples": ",".join(n for n, _ in specs),
                              "calibration": mode, "ablations": ",".join(ablations) or "none"})
         for name in ("robustness.md", "robustness.csv", "calibrations.json"):
@@ -171,7 +172,7 @@ def robustness(cfg: DictConfig) -> dict[str, Any]:
                 if sample == "nominal":
                     continue
                 with tracking.start_child_run(f"{tagger} on {sample}", parent.info.experiment_id,
-                                              {"flavortag.kind": "robustness-child"}):
+                                              {tracking.Tag.KIND: "robustness-child"}):
                     tracking.log_params({"tagger": tagger, "sample": sample})
                     tracking.log_metrics(rb.kept_metrics(by_sample["nominal"], item))
                     if item.calibration is not None:

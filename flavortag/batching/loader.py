@@ -91,7 +91,7 @@ class EventDataset(Dataset):
         return self.tensors.batch(np.asarray(index, dtype=np.int64), self.layout, self.trim)
 
 
-def _identity(batch: Any) -> Any:  # noqa: ANN401 - the batch passes through unchanged
+def identity_collate(batch: Any) -> Any:  # noqa: ANN401 - the batch passes through unchanged
     return batch
 
 
@@ -141,7 +141,7 @@ def make_loader(
         dataset,
         sampler=batches,
         batch_size=None,
-        collate_fn=_identity,
+        collate_fn=identity_collate,
         pin_memory=pin_memory,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,

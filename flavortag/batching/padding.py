@@ -13,7 +13,7 @@ from flavortag.ragged import DEFAULT_SORT_BY, argsort_within_events, event_index
 
 
 # ---- padding ------------------------------------------------------------------------------
-def _flat(array: ak.Array, dtype: type = np.float32) -> np.ndarray:
+def flat_values(array: ak.Array, dtype: type = np.float32) -> np.ndarray:
     return np.asarray(ak.to_numpy(ak.flatten(array, axis=1)), dtype=dtype)
 
 
@@ -153,10 +153,10 @@ def pad_tracks(
         raise ValueError(f"unknown method {method!r}; use 'flat' or 'awkward'")
     offsets = offsets_of(tracks)
     if names:
-        columns = np.stack([_flat(tracks[n]) for n in names], axis=1)
+        columns = np.stack([flat_values(tracks[n]) for n in names], axis=1)
     else:
         columns = np.zeros((int(offsets[-1]), 0), np.float32)
     key = None
     if sort_values is not None:
-        key = sort_values if isinstance(sort_values, np.ndarray) else _flat(sort_values, np.float64)
+        key = sort_values if isinstance(sort_values, np.ndarray) else flat_values(sort_values, np.float64)
     return pad_flat(columns, offsets, max_tracks, key, descending)

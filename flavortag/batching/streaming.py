@@ -21,7 +21,7 @@ from torch.utils.data import (
 )
 
 from flavortag.batching.batch import Layout, PaddedBatch, RaggedBatch, check_layout
-from flavortag.batching.loader import _identity
+from flavortag.batching.loader import identity_collate
 from flavortag.batching.tensors import EventTensors, build_event_tensors, concat_event_tensors
 from flavortag.detector import DetectorModel
 from flavortag.features import (
@@ -181,5 +181,5 @@ def make_streaming_loader(
     kwargs: dict[str, Any] = {}
     if num_workers > 0 and prefetch_factor is not None:
         kwargs["prefetch_factor"] = prefetch_factor
-    return DataLoader(dataset, batch_size=None, collate_fn=_identity, num_workers=num_workers,
+    return DataLoader(dataset, batch_size=None, collate_fn=identity_collate, num_workers=num_workers,
                       pin_memory=pin_memory, **kwargs)

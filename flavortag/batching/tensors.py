@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from flavortag.batching.batch import EventItem, Layout, PaddedBatch, RaggedBatch, check_layout
-from flavortag.batching.padding import _flat, padding_plan
+from flavortag.batching.padding import flat_values, padding_plan
 from flavortag.detector import DetectorModel
 from flavortag.features import (
     EVENT_FEATURES,
@@ -178,7 +178,7 @@ def build_event_tensors(
     key = None
     if sort_by is not None:
         if sort_by in tracks.fields:
-            key = _flat(tracks[sort_by], np.float64)
+            key = flat_values(tracks[sort_by], np.float64)
         elif sort_by in track_feature_names:
             key = columns[:, track_feature_names.index(sort_by)]
         else:
@@ -187,7 +187,7 @@ def build_event_tensors(
     plan = padding_plan(offsets, max_tracks, key, descending)
     vectors = None
     if with_vectors:
-        vectors = plan.apply(np.stack([_flat(tracks[f]) for f in VECTOR_FIELDS], axis=1))
+        vectors = plan.apply(np.stack([flat_values(tracks[f]) for f in VECTOR_FIELDS], axis=1))
     if "label" in events.fields:
         labels = np.asarray(ak.to_numpy(events["label"]), dtype=np.int64)
     else:

@@ -37,6 +37,8 @@ _SUFFIXES: tuple[tuple[str, str], ...] = (
     (".txt.gz", "text"), (".dat.gz", "text"), (".txt", "text"), (".dat", "text"), (".gz", "text"),
     (".root", "root"), (".parquet", "parquet"), (".pq", "parquet"),
 )
+#: Suffixes of event files, longest first (the one list every module uses).
+EVENT_SUFFIXES: tuple[str, ...] = tuple(suffix for suffix, _ in _SUFFIXES)
 #: Default chunk of :func:`iter_events`: bytes of text, uproot's memory size, Parquet bytes.
 DEFAULT_STEP_SIZE: str = "16 MB"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([kMGT]i?)?B\s*$", re.IGNORECASE)

@@ -10,20 +10,20 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from flavortag.classes import CLASS_NAMES
 from flavortag.metrics.discriminants import PROB_FLOOR
-from flavortag.metrics.inputs import _check_labels, _check_probs
+from flavortag.metrics.inputs import validate_labels, validate_probs
 
 
 def accuracy(probs: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] = CLASS_NAMES) -> float:
     """Fraction of events whose arg-max class equals the label (nan for no events)."""
-    p = _check_probs(probs, classes)
-    y = _check_labels(labels, len(p), classes)
+    p = validate_probs(probs, classes)
+    y = validate_labels(labels, len(p), classes)
     return float(np.mean(p.argmax(axis=1) == y)) if len(y) else math.nan
 
 
 def log_loss(probs: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] = CLASS_NAMES) -> float:
     """Mean negative log-likelihood ``-<ln p_label>`` (natural log, probabilities clipped at 1e-12)."""
-    p = _check_probs(probs, classes)
-    y = _check_labels(labels, len(p), classes)
+    p = validate_probs(probs, classes)
+    y = validate_labels(labels, len(p), classes)
     if not len(y):
         return math.nan
     loss = float(-np.mean(np.log(np.maximum(p[np.arange(len(y)), y], PROB_FLOOR))))
@@ -40,8 +40,8 @@ def confusion_matrix(
     (the fraction of each true class predicted as each class; a class absent
     from ``labels`` gives a row of zeros).
     """
-    p = _check_probs(probs, classes)
-    y = _check_labels(labels, len(p), classes)
+    p = validate_probs(probs, classes)
+    y = validate_labels(labels, len(p), classes)
     counts = _sk_confusion_matrix(y, p.argmax(axis=1), labels=list(range(len(classes))))
     counts = counts.astype(np.int64)
     if not normalize:
@@ -57,8 +57,8 @@ def auc_one_vs_rest(probs: np.ndarray, labels: np.ndarray,
     Returns ``{"uds": auc, "cc": auc, "bb": auc}``; nan for a class that is
     absent from ``labels`` or is the only one present.
     """
-    p = _check_probs(probs, classes)
-    y = _check_labels(labels, len(p), classes)
+    p = validate_probs(probs, classes)
+    y = validate_labels(labels, len(p), classes)
     out: dict[str, float] = {}
     for k, name in enumerate(classes):
         is_k = y == k
@@ -66,7 +66,7 @@ def auc_one_vs_rest(probs: np.ndarray, labels: np.ndarray,
     return out
 
 
-def _roc_one_vs_rest(p: np.ndarray, y: np.ndarray,
+def roc_one_vs_rest(p: np.ndarray, y: np.ndarray,
                      classes: tuple[str, ...] = CLASS_NAMES) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out = {}
     for k, name in enumerate(classes):

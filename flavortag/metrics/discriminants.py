@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from flavortag.classes import BB, CC, EVENT_SCHEME, UDS, ClassScheme
-from flavortag.metrics.inputs import _check_probs
+from flavortag.metrics.inputs import validate_probs
 
 #: Probabilities are clipped to at least this value before taking logs.
 PROB_FLOOR: float = 1e-12
@@ -56,10 +56,10 @@ def scheme_discriminant(probs: np.ndarray, tagger: str, fraction: float,
     formulas of :func:`discriminant_b` / :func:`discriminant_c` exactly; light
     + g for jets with a gluon class, in the proportion the model was trained on).
     """
-    signal, backgrounds = scheme_taggers(scheme)[_check_tagger(tagger)]
-    p = _check_probs(probs, scheme.names)
+    signal, backgrounds = scheme_taggers(scheme)[validate_tagger(tagger)]
+    p = validate_probs(probs, scheme.names)
     if scheme.is_event_scheme:
-        return _log_ratio(p, signal, backgrounds[0], fraction)
+        return log_ratio(p, signal, backgrounds[0], fraction)
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"background fraction must lie in [0, 1], got {fraction}")
     q = np.maximum(p, PROB_FLOOR)
@@ -67,13 +67,13 @@ def scheme_discriminant(probs: np.ndarray, tagger: str, fraction: float,
     return np.log(q[:, signal]) - np.log(fraction * q[:, backgrounds[0]] + (1.0 - fraction) * rest)
 
 
-def _check_tagger(tagger: str) -> str:
+def validate_tagger(tagger: str) -> str:
     if tagger not in TAGGERS:
         raise ValueError(f"unknown tagger {tagger!r}; use one of {sorted(TAGGERS)}")
     return tagger
 
 
-def _log_ratio(p: np.ndarray, signal: int, bkg_main: int, fraction: float) -> np.ndarray:
+def log_ratio(p: np.ndarray, signal: int, bkg_main: int, fraction: float) -> np.ndarray:
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"background fraction must lie in [0, 1], got {fraction}")
     q = np.maximum(p, PROB_FLOOR)
@@ -83,16 +83,16 @@ def _log_ratio(p: np.ndarray, signal: int, bkg_main: int, fraction: float) -> np
 
 def discriminant_b(probs: np.ndarray, f_c: float = DEFAULT_F_C) -> np.ndarray:
     """b-tagging discriminant ``D_b = ln(p_b / (f_c p_c + (1 - f_c) p_uds))``, float64 [n]."""
-    return _log_ratio(_check_probs(probs), BB, CC, f_c)
+    return log_ratio(validate_probs(probs), BB, CC, f_c)
 
 
 def discriminant_c(probs: np.ndarray, f_b: float = DEFAULT_F_B) -> np.ndarray:
     """c-tagging discriminant ``D_c = ln(p_c / (f_b p_b + (1 - f_b) p_uds))``, float64 [n]."""
-    return _log_ratio(_check_probs(probs), CC, BB, f_b)
+    return log_ratio(validate_probs(probs), CC, BB, f_b)
 
 
 def discriminant(probs: np.ndarray, tagger: str, fraction: float | None = None) -> np.ndarray:
     """Discriminant of ``tagger`` ("b" or "c"); ``fraction`` is f_c resp. f_b (None: default)."""
-    if _check_tagger(tagger) == "b":
+    if validate_tagger(tagger) == "b":
         return discriminant_b(probs, DEFAULT_F_C if fraction is None else fraction)
     return discriminant_c(probs, DEFAULT_F_B if fraction is None else fraction)

@@ -9,7 +9,7 @@ import numpy as np
 from flavortag.classes import CLASS_NAMES
 
 
-def _check_probs(probs: np.ndarray, classes: tuple[str, ...] = CLASS_NAMES) -> np.ndarray:
+def validate_probs(probs: np.ndarray, classes: tuple[str, ...] = CLASS_NAMES) -> np.ndarray:
     """Return ``probs`` as float64 [n, len(classes)], raising ``ValueError`` when it is not."""
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != len(classes):
@@ -26,7 +26,7 @@ def _check_probs(probs: np.ndarray, classes: tuple[str, ...] = CLASS_NAMES) -> n
     return p
 
 
-def _check_labels(labels: np.ndarray, n: int | None = None,
+def validate_labels(labels: np.ndarray, n: int | None = None,
                   classes: tuple[str, ...] = CLASS_NAMES) -> np.ndarray:
     """Return ``labels`` as int64 [n], raising ``ValueError`` on bad shape or values."""
     y = np.asarray(labels)
@@ -41,7 +41,7 @@ def _check_labels(labels: np.ndarray, n: int | None = None,
     return y
 
 
-def _check_efficiencies(efficiencies: float | Iterable[float]) -> np.ndarray:
+def validate_efficiencies(efficiencies: float | Iterable[float]) -> np.ndarray:
     e = np.asarray(efficiencies, dtype=np.float64)
     if np.any(~np.isfinite(e)) or np.any(e <= 0) or np.any(e > 1):
         raise ValueError(f"signal efficiencies must lie in (0, 1], got {efficiencies}")

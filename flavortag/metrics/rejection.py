@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from flavortag.metrics.inputs import _check_efficiencies
+from flavortag.metrics.inputs import validate_efficiencies
 
 #: Signal efficiencies at which rejections are reported.
 DEFAULT_EFFICIENCIES: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -31,7 +31,7 @@ def cut_at_efficiency(signal_scores: np.ndarray, efficiency: float | Iterable[fl
     an array (returns a float64 array of the same shape); values in (0, 1].
     Returns nan when there are no signal events.
     """
-    e = _check_efficiencies(efficiency)
+    e = validate_efficiencies(efficiency)
     s = np.sort(np.asarray(signal_scores, dtype=np.float64).ravel())
     if np.isnan(s).any():
         raise ValueError("signal scores contain nan")
@@ -161,7 +161,7 @@ def rejection_at_efficiency(
     background events. Returns one :class:`WorkingPoint` per efficiency (in
     the given order) whose ``backgrounds`` has the single key ``background``.
     """
-    e = np.atleast_1d(_check_efficiencies(efficiencies))
+    e = np.atleast_1d(validate_efficiencies(efficiencies))
     sig = np.sort(np.asarray(signal_scores, dtype=np.float64).ravel())
     bkg = np.sort(np.asarray(background_scores, dtype=np.float64).ravel())
     cuts = np.atleast_1d(cut_at_efficiency(sig, e))
@@ -191,7 +191,7 @@ def rejection_curve(
     ``tagger``, ``signal`` and ``fraction`` (f_c / f_b of the discriminant)
     are only recorded on the curve, for plot labels.
     """
-    e = np.atleast_1d(_check_efficiencies(efficiencies))
+    e = np.atleast_1d(validate_efficiencies(efficiencies))
     sig = np.sort(np.asarray(signal_scores, dtype=np.float64).ravel())
     cuts = np.atleast_1d(cut_at_efficiency(sig, e))
     with np.errstate(divide="ignore", invalid="ignore"):

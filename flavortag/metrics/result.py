@@ -10,14 +10,14 @@ import numpy as np
 
 from flavortag.classes import CLASS_NAMES, EVENT_SCHEME, ClassScheme, class_scheme
 from flavortag.metrics.classification import (
-    _roc_one_vs_rest,
     accuracy,
     auc_one_vs_rest,
     confusion_matrix,
     log_loss,
+    roc_one_vs_rest,
 )
-from flavortag.metrics.discriminants import DEFAULT_F_B, DEFAULT_F_C, _check_tagger
-from flavortag.metrics.inputs import _check_efficiencies, _check_labels, _check_probs
+from flavortag.metrics.discriminants import DEFAULT_F_B, DEFAULT_F_C, validate_tagger
+from flavortag.metrics.inputs import validate_efficiencies, validate_labels, validate_probs
 from flavortag.metrics.rejection import (
     DEFAULT_CURVE_EFFICIENCIES,
     DEFAULT_EFFICIENCIES,
@@ -25,9 +25,9 @@ from flavortag.metrics.rejection import (
 )
 from flavortag.metrics.working_points import (
     TaggerResult,
-    _efficiency_tag,
-    _tagger_result,
-    _working_points_dict,
+    efficiency_tag,
+    tagger_result,
+    working_points_dict,
 )
 
 # --------------------------------------------------------------------------- everything at once
@@ -60,7 +60,7 @@ class EvaluationResult:
 
     def rejection(self, tagger: str, background: str, efficiency: float) -> BackgroundRejection:
         """Rejection of ``background`` ("c", "uds", "b") by ``tagger`` at target ``efficiency``."""
-        return self.taggers[_check_tagger(tagger)].working_point(efficiency).backgrounds[background]
+        return self.taggers[validate_tagger(tagger)].working_point(efficiency).backgrounds[background]
 
     def flat_metrics(
         self,
@@ -86,7 +86,7 @@ class EvaluationResult:
             out[f"{prefix}auc_{name}"] = self.auc[name]
         for tagger, t in self.taggers.items():
             for wp in t.working_points:
-                tag = _efficiency_tag(wp.efficiency)
+                tag = efficiency_tag(wp.efficiency)
                 for bkg, r in wp.backgrounds.items():
                     value = r.rejection
                     if infinite_rejection == "limit" and r.rejection_lower_limit is not None:
@@ -97,7 +97,7 @@ class EvaluationResult:
 
     def working_points(self) -> dict[str, Any]:
         """Working points of both taggers as a JSON-serialisable dict (see :func:`working_points`)."""
-        return _working_points_dict(self.taggers, class_scheme(self.class_names))
+        return working_points_dict(self.taggers, class_scheme(self.class_names))
 
 
 def evaluate_predictions(
@@ -120,10 +120,10 @@ def evaluate_predictions(
     Metrics of a class missing from ``labels`` are nan.
     """
     names = scheme.names
-    p = _check_probs(probs, names)
-    y = _check_labels(labels, len(p), names)
-    e = np.atleast_1d(_check_efficiencies(efficiencies))
-    grid = None if curve_efficiencies is None else _check_efficiencies(curve_efficiencies)
+    p = validate_probs(probs, names)
+    y = validate_labels(labels, len(p), names)
+    e = np.atleast_1d(validate_efficiencies(efficiencies))
+    grid = None if curve_efficiencies is None else validate_efficiencies(curve_efficiencies)
     counts = np.bincount(y, minlength=len(names))
     return EvaluationResult(
         n_events=len(y),
@@ -133,13 +133,13 @@ def evaluate_predictions(
         confusion=confusion_matrix(p, y, classes=names),
         confusion_normalised=confusion_matrix(p, y, normalize=True, classes=names),
         auc=auc_one_vs_rest(p, y, names),
-        roc=_roc_one_vs_rest(p, y, names),
+        roc=roc_one_vs_rest(p, y, names),
         efficiencies=tuple(float(x) for x in e),
         f_c=float(f_c),
         f_b=float(f_b),
         taggers={
-            "b": _tagger_result(p, y, "b", f_c, e, grid, scheme),
-            "c": _tagger_result(p, y, "c", f_b, e, grid, scheme),
+            "b": tagger_result(p, y, "b", f_c, e, grid, scheme),
+            "c": tagger_result(p, y, "c", f_b, e, grid, scheme),
         },
         class_names=names,
     )

@@ -18,13 +18,13 @@ from flavortag.metrics.discriminants import (
     FLAVOUR,
     PROB_FLOOR,
     TAGGERS,
-    _check_tagger,
-    _log_ratio,
     discriminant,
+    log_ratio,
     scheme_discriminant,
     scheme_taggers,
+    validate_tagger,
 )
-from flavortag.metrics.inputs import _check_efficiencies, _check_labels, _check_probs
+from flavortag.metrics.inputs import validate_efficiencies, validate_labels, validate_probs
 from flavortag.metrics.rejection import (
     DEFAULT_EFFICIENCIES,
     RejectionCurve,
@@ -65,7 +65,7 @@ class TaggerResult:
         raise KeyError(f"{self.tagger}-tagger has no working point at {efficiency}; have {have}")
 
 
-def _tagger_result(
+def tagger_result(
     p: np.ndarray,
     y: np.ndarray,
     tagger: str,
@@ -76,7 +76,7 @@ def _tagger_result(
 ) -> TaggerResult:
     if scheme.is_event_scheme:
         signal, backgrounds = TAGGERS[tagger]
-        d = _log_ratio(p, signal, backgrounds[0], fraction)
+        d = log_ratio(p, signal, backgrounds[0], fraction)
         flavour = FLAVOUR
     else:
         signal, backgrounds = scheme_taggers(scheme)[tagger]
@@ -115,7 +115,7 @@ def _scheme_formula(tagger: str, scheme: ClassScheme) -> str:
            f"(1 - {_FRACTION_NAME[tagger]}) * ({rest})))"
 
 
-def _efficiency_tag(efficiency: float) -> str:
+def efficiency_tag(efficiency: float) -> str:
     """``0.7 -> "70"``, ``0.775 -> "77.5"``: the efficiency in percent as used in metric names."""
     return f"{round(100.0 * efficiency, 6):g}"
 
@@ -127,7 +127,7 @@ def _json_float(x: float | None) -> float | None:
     return float(x)
 
 
-def _working_points_dict(taggers: Mapping[str, TaggerResult],
+def working_points_dict(taggers: Mapping[str, TaggerResult],
                          scheme: ClassScheme = EVENT_SCHEME) -> dict[str, Any]:
     out: dict[str, Any] = {
         "format": WORKING_POINTS_FORMAT,
@@ -192,14 +192,14 @@ def working_points(
     Infinite or undefined values are written as null. Apply a cut with
     :func:`apply_working_point`.
     """
-    p = _check_probs(probs, scheme.names)
-    y = _check_labels(labels, len(p), scheme.names)
-    e = np.atleast_1d(_check_efficiencies(efficiencies))
+    p = validate_probs(probs, scheme.names)
+    y = validate_labels(labels, len(p), scheme.names)
+    e = np.atleast_1d(validate_efficiencies(efficiencies))
     taggers = {
-        "b": _tagger_result(p, y, "b", f_c, e, None, scheme),
-        "c": _tagger_result(p, y, "c", f_b, e, None, scheme),
+        "b": tagger_result(p, y, "b", f_c, e, None, scheme),
+        "c": tagger_result(p, y, "c", f_b, e, None, scheme),
     }
-    return _working_points_dict(taggers, scheme)
+    return working_points_dict(taggers, scheme)
 
 
 def apply_working_point(
@@ -212,7 +212,7 @@ def apply_working_point(
     """
     from flavortag.classes import class_scheme
 
-    entry = working_points["taggers"][_check_tagger(tagger)]
+    entry = working_points["taggers"][validate_tagger(tagger)]
     fraction = entry[_FRACTION_NAME[tagger]]
     scheme = class_scheme(working_points.get("class_names"))
     for wp in entry["working_points"]:

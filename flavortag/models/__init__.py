@@ -27,6 +27,7 @@ from flavortag.models.mlp import MLPTagger
 from flavortag.models.pair import PAIR_FEATURES, pair_features
 from flavortag.models.transformer import TransformerTagger
 from flavortag.ragged import DEFAULT_SORT_BY
+from flavortag.schema.groups import is_bdt
 
 MODELS: dict[str, type[TaggerModel]] = {
     MLPTagger.name: MLPTagger,
@@ -49,7 +50,7 @@ def build_model(cfg: Mapping[str, Any], n_track_features: int, n_event_features:
     if "name" not in cfg:
         raise ValueError(f"model config needs a 'name' (one of {sorted(MODELS)})")
     name = str(cfg["name"])
-    if name == "bdt":
+    if is_bdt(name):
         raise ValueError("'bdt' is a scikit-learn model handled by the trainer, not a torch TaggerModel")
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; use one of {sorted(MODELS)}")

@@ -22,13 +22,13 @@ from matplotlib.ticker import NullFormatter
 
 from flavortag.metrics import DEFAULT_F_B, DEFAULT_F_C, BinnedPerformance, performance_vs_variable
 from flavortag.reporting.figures import (
-    _FLAVOUR_TEX,
+    FLAVOUR_TEX,
     MODEL_COLOURS,
     Formats,
-    _decorate,
-    _new_figure,
-    _save,
-    _style,
+    decorate_axes,
+    figure_style,
+    new_figure,
+    save_figure,
 )
 from flavortag.reporting.sample import SampleInfo
 
@@ -92,9 +92,9 @@ def plot_performance_vs_variables(
     Legend and sample block right of the panels. Default file name
     ``performance_vs_variables_<tagger>``.
     """
-    with _style():
+    with figure_style():
         fig = performance_vs_variables_figure(results, tagger=tagger, sample=sample, caption=caption)
-        return _save(fig, path, f"performance_vs_variables_{tagger}", formats)
+        return save_figure(fig, path, f"performance_vs_variables_{tagger}", formats)
 
 
 def performance_vs_variables_figure(
@@ -111,10 +111,10 @@ def performance_vs_variables_figure(
     example = first[variables[0]]
     backgrounds = list(example.rejection)
     signal = {"b": "b", "c": "c"}[tagger]
-    with _style():
+    with figure_style():
         # a fixed layout (nine panels of ticks make the constrained one cost most of the time)
         width = 5.0 * len(variables) + 3.5
-        fig = _new_figure(width, 3.4 * (1 + len(backgrounds)), constrained=False)
+        fig = new_figure(width, 3.4 * (1 + len(backgrounds)), constrained=False)
         fig.subplots_adjust(left=1.3 / width, right=1.0 - 3.6 / width, bottom=0.08, top=0.95,
                             wspace=0.32, hspace=0.08)
         axes = np.atleast_2d(fig.subplots(1 + len(backgrounds), len(variables), sharex="col", squeeze=False))
@@ -133,11 +133,11 @@ def performance_vs_variables_figure(
                                             color=colour, marker="o", markersize=4, linestyle="none")
             axes[0, col].axhline(example.target_efficiency, color="grey", linestyle=":", linewidth=1.0)
             axes[0, col].set_ylim(0.0, 1.05)
-            axes[0, col].set_ylabel(f"{_FLAVOUR_TEX[signal]} efficiency")
+            axes[0, col].set_ylabel(f"{FLAVOUR_TEX[signal]} efficiency")
             for row, bkg in enumerate(backgrounds, start=1):
                 axes[row, col].set_yscale("log")
                 axes[row, col].yaxis.set_minor_formatter(NullFormatter())
-                axes[row, col].set_ylabel(f"{_FLAVOUR_TEX[bkg]} rejection")
+                axes[row, col].set_ylabel(f"{FLAVOUR_TEX[bkg]} rejection")
                 shown = np.concatenate([by_var[var].rejection[bkg] for by_var in results.values()])
                 shown = shown[np.isfinite(shown) & (shown > 0)]
                 if shown.size == 0:  # no background passes in any bin: a log axis needs limits
@@ -147,9 +147,9 @@ def performance_vs_variables_figure(
             axes[-1, col].set_xlabel(VARIABLES.get(var, var))
             for ax in axes[:, col]:
                 ax.grid(True, which="major", alpha=0.4)
-        wp = f"{tagger}-tagger, cut at {example.target_efficiency:.0%} inclusive {_FLAVOUR_TEX[signal]} efficiency"
+        wp = f"{tagger}-tagger, cut at {example.target_efficiency:.0%} inclusive {FLAVOUR_TEX[signal]} efficiency"
         axes[0, 0].text(0.03, 0.04, wp, transform=axes[0, 0].transAxes, fontsize="x-small", va="bottom")
-        _decorate(fig, axes[0, 0], sample, caption, *axes[0, 0].get_legend_handles_labels())
+        decorate_axes(fig, axes[0, 0], sample, caption, *axes[0, 0].get_legend_handles_labels())
         return fig
 
 

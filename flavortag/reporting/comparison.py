@@ -28,6 +28,7 @@ from flavortag.reporting import plots
 from flavortag.reporting.binned import binned_plots, event_variables
 from flavortag.reporting.report import evaluation_settings
 from flavortag.reporting.sample import SampleInfo, sample_info
+from flavortag.schema.groups import is_bdt
 
 log = logging.getLogger("flavortag.compare")
 
@@ -40,7 +41,7 @@ def find_runs(experiment_name: str, prefix: str = "test/") -> list[Any]:
     chosen: dict[str, Any] = {}
     for run in runs:
         tags = run.data.tags
-        if tags.get("flavortag.kind") in ("comparison", "evaluation"):
+        if tags.get(tracking.Tag.KIND) in ("comparison", "evaluation"):
             continue
         if f"{prefix}acc" not in run.data.metrics:
             continue
@@ -98,12 +99,12 @@ def _reference(cfg: DictConfig, runs: dict[str, Any], names: list[str]) -> str |
     given = cfg.get("reference")
     if given:
         for name in names:
-            if name == str(given) or runs[name].data.tags.get("flavortag.model") == str(given):
+            if name == str(given) or runs[name].data.tags.get(tracking.Tag.MODEL) == str(given):
                 return name
         raise ValueError(f"reference={given} is none of the compared runs ({', '.join(names)}) "
                          "nor their models")
     for name in names:
-        if runs[name].data.tags.get("flavortag.model") == "bdt":
+        if is_bdt(runs[name].data.tags.get(tracking.Tag.MODEL)):
             return name
     return plots.default_reference(names)
 
@@ -179,7 +180,7 @@ def compare(cfg: DictConfig) -> dict[str, dict[str, float]]:
     flat = {name: (r.flat_metrics(prefix) if isinstance(r, ftm.EvaluationResult) else r)
             for name, r in results.items()}
     with tracking.start_run(cfg.tracking, run_name="compare",
-                            tags={"flavortag.kind": "comparison"}):
+                            tags={tracking.Tag.KIND: "comparison"}):
         tracking.log_params({"runs": ",".join(r.info.run_id for r in runs)[:6000],
                              "reference": reference})
         tracking.log_artifacts(out, artifact_path="comparison")

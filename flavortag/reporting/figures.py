@@ -37,13 +37,13 @@ CLASS_COLOURS: dict[str, str] = {"uds": "#5790fc", "cc": "#f89c20", "bb": "#e425
 MODEL_COLOURS: tuple[str, ...] = (
     "#000000", "#5790fc", "#e42536", "#f89c20", "#964a8b", "#7a21dd", "#9c9ca1",
 )
-_MODEL_LINESTYLES = ("-", "--", "-.", ":")
+MODEL_LINESTYLES = ("-", "--", "-.", ":")
 #: Legend/axis text of each class name and tagger flavour.
-_CLASS_TEX = {"uds": "uds", "cc": r"$c\bar{c}$", "bb": r"$b\bar{b}$"}
-_FLAVOUR_TEX = {"uds": "uds", "c": r"$c\bar{c}$", "b": r"$b\bar{b}$", "light": "light-jet", "g": "g-jet"}
+CLASS_TEX = {"uds": "uds", "cc": r"$c\bar{c}$", "bb": r"$b\bar{b}$"}
+FLAVOUR_TEX = {"uds": "uds", "c": r"$c\bar{c}$", "b": r"$b\bar{b}$", "light": "light-jet", "g": "g-jet"}
 _FLAVOUR_COLOUR = {"uds": CLASS_COLOURS["uds"], "c": CLASS_COLOURS["cc"], "b": CLASS_COLOURS["bb"],
                    "light": CLASS_COLOURS["uds"], "g": "#964a8b"}
-_FRACTION_TEX = {"b": "f_c", "c": "f_b"}
+FRACTION_TEX = {"b": "f_c", "c": "f_b"}
 
 _STYLE: dict[str, Any] = {
     **mplhep.style.ROOT,
@@ -62,18 +62,18 @@ Formats = Sequence[str]
 
 
 @contextmanager
-def _style() -> Iterator[None]:
+def figure_style() -> Iterator[None]:
     with matplotlib.style.context(_STYLE):
         yield
 
 
-def _new_figure(width_in: float, height_in: float, constrained: bool = True) -> Figure:
+def new_figure(width_in: float, height_in: float, constrained: bool = True) -> Figure:
     fig = Figure(figsize=(width_in, height_in), layout="constrained" if constrained else None)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _output_paths(path: str | os.PathLike[str], default_stem: str, formats: Formats) -> list[Path]:
+def figure_paths(path: str | os.PathLike[str], default_stem: str, formats: Formats) -> list[Path]:
     """Files to write for ``path`` (directory or stem) in each format."""
     if not formats:
         raise ValueError("formats must name at least one file format, e.g. ('png', 'pdf')")
@@ -89,27 +89,27 @@ def _output_paths(path: str | os.PathLike[str], default_stem: str, formats: Form
     return [stem.parent / f"{stem.name}.{fmt.lstrip('.').lower()}" for fmt in formats]
 
 
-def _save(fig: Figure, path: str | os.PathLike[str], default_stem: str, formats: Formats) -> list[Path]:
-    paths = _output_paths(path, default_stem, formats)
+def save_figure(fig: Figure, path: str | os.PathLike[str], default_stem: str, formats: Formats) -> list[Path]:
+    paths = figure_paths(path, default_stem, formats)
     for p in paths:
         fig.savefig(p)
     fig.clear()
     return paths
 
 
-def _caption(ax: Axes, text: str | None) -> None:
+def add_caption(ax: Axes, text: str | None) -> None:
     """Small text above the top-left corner of ``ax`` (e.g. sample description)."""
     if text:
         ax.set_title(text, loc="left", fontsize="small")
 
 
-def _block(sample: SampleInfo | None, caption: str | None) -> SampleInfo:
+def sample_block(sample: SampleInfo | None, caption: str | None) -> SampleInfo:
     """The sample block of a plot; ``caption`` is its last line unless the sample has a label."""
     info = sample or SampleInfo()
     return info.with_(label=caption) if caption and not info.label else info
 
 
-def _exp_label(ax: Axes, sample: SampleInfo | None) -> None:
+def add_experiment_label(ax: Axes, sample: SampleInfo | None) -> None:
     """The experiment label above ``ax`` as mplhep draws it: bold "flavortag", italic "Simulation"
     on the left, sqrt(s) on the right. Drawn here: ``mplhep.label.exp_label`` opens a pyplot figure."""
     ax.text(0.0, 1.01, r"$\bf{flavortag}$ $\it{Simulation}$", transform=ax.transAxes, ha="left",
@@ -119,10 +119,10 @@ def _exp_label(ax: Axes, sample: SampleInfo | None) -> None:
         ax.text(1.0, 1.01, energy, transform=ax.transAxes, ha="right", va="bottom", fontsize="small")
 
 
-def _legend_outside(fig: Figure, handles: Sequence[Any], labels: Sequence[str] | None = None,
+def legend_outside(fig: Figure, handles: Sequence[Any], labels: Sequence[str] | None = None,
                     sample: SampleInfo | None = None, caption: str | None = None) -> Legend:
     """The figure's legend right of the axes (so it never covers a curve), the sample block as its title."""
-    text = _block(sample, caption).text()
+    text = sample_block(sample, caption).text()
     args = (list(handles), list(labels)) if labels is not None else (list(handles),)
     if fig.get_layout_engine() is None:  # a fixed layout: right of the subplots' area
         place: dict[str, Any] = {"loc": "upper left",
@@ -133,13 +133,13 @@ def _legend_outside(fig: Figure, handles: Sequence[Any], labels: Sequence[str] |
                       frameon=False, fontsize="x-small", title_fontsize="x-small")
 
 
-def _decorate(fig: Figure, ax: Axes, sample: SampleInfo | None, caption: str | None,
+def decorate_axes(fig: Figure, ax: Axes, sample: SampleInfo | None, caption: str | None,
               handles: Sequence[Any] | None = None, labels: Sequence[str] | None = None) -> None:
     """Experiment label over ``ax``; legend (``ax``'s entries unless given) and sample block outside."""
-    _exp_label(ax, sample)
+    add_experiment_label(ax, sample)
     if handles is None:
         handles, labels = ax.get_legend_handles_labels()
-    _legend_outside(fig, handles, labels, sample, caption)
+    legend_outside(fig, handles, labels, sample, caption)
 
 
 def ratio_limits(ratios: Sequence[np.ndarray], rel_errors: Sequence[np.ndarray],
@@ -163,7 +163,7 @@ def ratio_limits(ratios: Sequence[np.ndarray], rel_errors: Sequence[np.ndarray],
 # --------------------------------------------------------------------------- rejection
 
 
-def _as_curve(item: RejectionCurve | EvaluationResult, tagger: str) -> RejectionCurve:
+def as_rejection_curve(item: RejectionCurve | EvaluationResult, tagger: str) -> RejectionCurve:
     if isinstance(item, EvaluationResult):
         curve = item.taggers[tagger].curve
         if curve is None:
@@ -174,5 +174,5 @@ def _as_curve(item: RejectionCurve | EvaluationResult, tagger: str) -> Rejection
     return item
 
 
-def _finite(x: np.ndarray) -> np.ndarray:
+def finite_values(x: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(x), x, np.nan)

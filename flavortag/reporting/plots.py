@@ -39,22 +39,23 @@ from flavortag.metrics import (
     scheme_discriminant,
 )
 from flavortag.reporting.figures import (
-    _CLASS_TEX,
-    _FLAVOUR_TEX,
-    _FRACTION_TEX,
-    _MODEL_LINESTYLES,
     CLASS_COLOURS,
+    CLASS_TEX,
+    FLAVOUR_TEX,
+    FRACTION_TEX,
     MODEL_COLOURS,
+    MODEL_LINESTYLES,
     Formats,
-    _as_curve,
-    _decorate,
-    _finite,
-    _new_figure,
-    _save,
-    _style,
+    as_rejection_curve,
+    decorate_axes,
+    figure_style,
+    finite_values,
+    new_figure,
     ratio_limits,
+    save_figure,
 )
 from flavortag.reporting.sample import SampleInfo
+from flavortag.schema.groups import BDT
 
 #: Colours of the jet classes (light, c, b like uds, cc, bb; g its own).
 _JET_COLOURS: dict[str, str] = {"light": CLASS_COLOURS["uds"], "c": CLASS_COLOURS["cc"],
@@ -96,10 +97,10 @@ def plot_rejection(
     The legend and the sample block (``sample``; ``caption`` its last line)
     sit right of the panels. Default file name ``rejection_<tagger>``.
     """
-    with _style():
+    with figure_style():
         fig = rejection_figure(curves, tagger=tagger, reference=reference, efficiency_range=efficiency_range,
                                caption=caption, sample=sample, max_ratio_rel_error=max_ratio_rel_error)
-        return _save(fig, path, f"rejection_{tagger}", formats)
+        return save_figure(fig, path, f"rejection_{tagger}", formats)
 
 
 def rejection_figure(
@@ -114,7 +115,7 @@ def rejection_figure(
     """The figure of :func:`plot_rejection` (same arguments, no file): to adjust before saving."""
     if not curves:
         raise ValueError("plot_rejection needs at least one model")
-    resolved = {name: _as_curve(c, tagger) for name, c in curves.items()}
+    resolved = {name: as_rejection_curve(c, tagger) for name, c in curves.items()}
     if reference is None:
         reference = default_reference(list(resolved))
     if reference not in resolved:
@@ -125,8 +126,8 @@ def rejection_figure(
     signal = resolved[reference].signal or tagger
     fraction = resolved[reference].fraction
 
-    with _style():
-        fig = _new_figure(6.5 * len(backgrounds) + 3.0, 7.0 if with_ratio else 5.5)
+    with figure_style():
+        fig = new_figure(6.5 * len(backgrounds) + 3.0, 7.0 if with_ratio else 5.5)
         grid = fig.add_gridspec(2 if with_ratio else 1, len(backgrounds),
                                 height_ratios=[3, 1] if with_ratio else [1])
         first_ax = None
@@ -139,9 +140,9 @@ def rejection_figure(
             for i, name in enumerate(order):
                 c = resolved[name]
                 colour = MODEL_COLOURS[i % len(MODEL_COLOURS)]
-                style = _MODEL_LINESTYLES[(i // len(MODEL_COLOURS)) % len(_MODEL_LINESTYLES)]
+                style = MODEL_LINESTYLES[(i // len(MODEL_COLOURS)) % len(MODEL_LINESTYLES)]
                 x = c.efficiency
-                rej = _finite(c.rejection[bkg])
+                rej = finite_values(c.rejection[bkg])
                 err = np.nan_to_num(c.rejection_err[bkg], nan=0.0, posinf=0.0)
                 ax.plot(x, rej, color=colour, linestyle=style, label=name)
                 ax.fill_between(x, np.clip(rej - err, 1e-3, None), rej + err,
@@ -159,20 +160,20 @@ def rejection_figure(
                                                 [e[in_range] for _, e in drawn]))
             ax.set_yscale("log")
             ax.set_xlim(*efficiency_range)
-            ax.set_ylabel(f"{_FLAVOUR_TEX.get(bkg, bkg)} rejection (1 / mistag rate)")
+            ax.set_ylabel(f"{FLAVOUR_TEX.get(bkg, bkg)} rejection (1 / mistag rate)")
             top = max(
-                np.nanmax(_finite(c.rejection[bkg][(c.efficiency >= efficiency_range[0])
+                np.nanmax(finite_values(c.rejection[bkg][(c.efficiency >= efficiency_range[0])
                                                     & (c.efficiency <= efficiency_range[1])]),
                           initial=1.0)
                 for c in resolved.values()
             )
             ax.set_ylim(0.8, max(10.0, top) * 3.0)
-            text = f"{tagger}-tagging: {_FLAVOUR_TEX.get(bkg, bkg)} background"
+            text = f"{tagger}-tagging: {FLAVOUR_TEX.get(bkg, bkg)} background"
             if fraction is not None:
-                text += f"\n${_FRACTION_TEX.get(tagger, 'f')}$ = {fraction:g}"
+                text += f"\n${FRACTION_TEX.get(tagger, 'f')}$ = {fraction:g}"
             ax.text(0.05, 0.05, text, transform=ax.transAxes, fontsize="small", va="bottom")
             ax.grid(True, which="major")
-            xlabel = f"{_FLAVOUR_TEX.get(signal, signal)} efficiency"
+            xlabel = f"{FLAVOUR_TEX.get(signal, signal)} efficiency"
             if ax_ratio is not None:
                 ax.tick_params(labelbottom=False)
                 ax_ratio.axhline(1.0, color="grey", linewidth=1.0, linestyle=":")
@@ -182,14 +183,14 @@ def rejection_figure(
             else:
                 ax.set_xlabel(xlabel)
         assert first_ax is not None
-        _decorate(fig, first_ax, sample, caption)
+        decorate_axes(fig, first_ax, sample, caption)
         return fig
 
 
 def default_reference(names: Sequence[str]) -> str:
     """The reference of ratio panels: the BDT (the first name starting with "bdt"), else the first."""
     for name in names:
-        if str(name).lower().startswith("bdt"):
+        if str(name).lower().startswith(BDT):
             return name
     return names[0]
 
@@ -197,12 +198,12 @@ def default_reference(names: Sequence[str]) -> str:
 def _ratio_to(curve: RejectionCurve, ref: RejectionCurve, bkg: str, same: bool) -> tuple[np.ndarray, np.ndarray]:
     """Rejection ratio of ``curve`` to ``ref`` on ``curve``'s grid, and its relative error (nan/inf: unknown)."""
     x = curve.efficiency
-    rej = _finite(curve.rejection[bkg])
-    ref_rej = np.interp(x, ref.efficiency, _finite(ref.rejection[bkg]))
+    rej = finite_values(curve.rejection[bkg])
+    ref_rej = np.interp(x, ref.efficiency, finite_values(ref.rejection[bkg]))
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.asarray(curve.rejection_err[bkg], dtype=np.float64) / rej
         ref_rel = np.interp(x, ref.efficiency, np.asarray(ref.rejection_err[bkg], dtype=np.float64)
-                            / _finite(ref.rejection[bkg]))
+                            / finite_values(ref.rejection[bkg]))
         ratio = rej / ref_rej
     total = rel if same else np.hypot(rel, ref_rel)
     return ratio, np.where(np.isfinite(total), total, np.inf)
@@ -224,8 +225,8 @@ def plot_roc(
     (classes keep their colour, models get line styles). Default file name ``roc``.
     """
     models = {"": results} if isinstance(results, EvaluationResult) else dict(results)
-    with _style():
-        fig = _new_figure(10.5, 6.5)
+    with figure_style():
+        fig = new_figure(10.5, 6.5)
         ax = fig.add_subplot()
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1.0, label="random (AUC = 0.5)")
         for i, (model, r) in enumerate(models.items()):
@@ -233,18 +234,18 @@ def plot_roc(
                 if name not in r.roc:
                     continue
                 fpr, tpr = r.roc[name]
-                label = f"{_CLASS_TEX.get(name, name)} vs rest, AUC = {r.auc[name]:.3f}"
+                label = f"{CLASS_TEX.get(name, name)} vs rest, AUC = {r.auc[name]:.3f}"
                 if model:
                     label = f"{model}: {label}"
                 ax.plot(fpr, tpr, color=CLASS_COLOURS.get(name, _JET_COLOURS.get(name, "black")),
-                        linestyle=_MODEL_LINESTYLES[i % len(_MODEL_LINESTYLES)], label=label)
+                        linestyle=MODEL_LINESTYLES[i % len(MODEL_LINESTYLES)], label=label)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("False-positive rate (other classes accepted)")
         ax.set_ylabel("True-positive rate (class efficiency)")
         ax.grid(True)
-        _decorate(fig, ax, sample, caption)
-        return _save(fig, path, "roc", formats)
+        decorate_axes(fig, ax, sample, caption)
+        return save_figure(fig, path, "roc", formats)
 
 
 # --------------------------------------------------------------------------- discriminants
@@ -284,8 +285,8 @@ def plot_discriminants(
             ("c", discriminant_c(probs, f_b), r"$D_c = \ln\,[\,p_c\,/\,(f_b\,p_b + (1-f_b)\,p_{uds})\,]$",
              f"c-tagging, $f_b$ = {f_b:g}"),
         ]
-    with _style():
-        fig = _new_figure(16.0, 5.8)
+    with figure_style():
+        fig = new_figure(16.0, 5.8)
         for j, (_tagger, d, xlabel, note) in enumerate(panels):
             ax = fig.add_subplot(1, 2, j + 1)
             lo, hi = (np.quantile(d, [0.0005, 0.9995]) if d.size else (0.0, 1.0))
@@ -300,7 +301,7 @@ def plot_discriminants(
                 counts, _ = np.histogram(np.clip(dk, lo, hi), bins=edges)
                 ax.stairs(counts / dk.size, edges,
                           color=CLASS_COLOURS.get(name, _JET_COLOURS.get(name, "black")), linewidth=2.0,
-                          label=f"{_CLASS_TEX.get(name, name)} {'events' if scheme.is_event_scheme else 'jets'}")
+                          label=f"{CLASS_TEX.get(name, name)} {'events' if scheme.is_event_scheme else 'jets'}")
             ax.set_yscale("log")
             ax.set_xlim(lo, hi)
             ax.set_xlabel(xlabel)
@@ -310,8 +311,8 @@ def plot_discriminants(
             ax.set_ylim(low, high * 8)  # head room for the note
             if j == 0:
                 first_ax = ax
-        _decorate(fig, first_ax, sample, caption)
-        return _save(fig, path, "discriminants", formats)
+        decorate_axes(fig, first_ax, sample, caption)
+        return save_figure(fig, path, "discriminants", formats)
 
 
 # --------------------------------------------------------------------------- confusion matrix
@@ -343,9 +344,9 @@ def plot_confusion(
         rows = m.sum(axis=1, keepdims=True)
         fractions = m / np.where(rows > 0, rows, 1) if counts is not None else m.astype(float)
     n = len(class_names)
-    tex = [_CLASS_TEX.get(c, c) for c in class_names]
-    with _style():
-        fig = _new_figure(9.5, 6.0)
+    tex = [CLASS_TEX.get(c, c) for c in class_names]
+    with figure_style():
+        fig = new_figure(9.5, 6.0)
         ax = fig.add_subplot()
         image = ax.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0)
         fig.colorbar(image, ax=ax, label="Fraction of true class", shrink=0.9)
@@ -363,8 +364,8 @@ def plot_confusion(
         ax.tick_params(which="major", length=0)
         ax.set_xlabel("Predicted class")
         ax.set_ylabel("True class")
-        _decorate(fig, ax, sample, caption, handles=[])
-        return _save(fig, path, "confusion", formats)
+        decorate_axes(fig, ax, sample, caption, handles=[])
+        return save_figure(fig, path, "confusion", formats)
 
 
 # --------------------------------------------------------------------------- training curves
@@ -408,8 +409,8 @@ def plot_training_curves(
             else np.arange(1, len(values) + 1)
         best_epoch = x[int(np.nanargmin(values))]
     titles = {"loss": "Loss (cross-entropy)", "acc": "Accuracy"}
-    with _style():
-        fig = _new_figure(6.5 * len(panels) + 3.0, 5.5)
+    with figure_style():
+        fig = new_figure(6.5 * len(panels) + 3.0, 5.5)
         for j, (quantity, keys) in enumerate(panels.items()):
             ax = fig.add_subplot(1, len(panels), j + 1)
             for i, key in enumerate(keys):
@@ -429,5 +430,5 @@ def plot_training_curves(
             ax.grid(True)
             if j == 0:
                 first_ax = ax
-        _decorate(fig, first_ax, sample, caption)
-        return _save(fig, path, "training_curves", formats)
+        decorate_axes(fig, first_ax, sample, caption)
+        return save_figure(fig, path, "training_curves", formats)

@@ -25,18 +25,18 @@ def bounds(ge: float | None = None, gt: float | None = None, le: float | None = 
     return {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
 
 
-def _f(default: Any, **limits: float | None) -> Any:
-    """A field with a default and bounds (``_f(20, ge=1)``); lists get copied defaults."""
+def schema_field(default: Any, **limits: float | None) -> Any:
+    """A field with a default and bounds (``schema_field(20, ge=1)``); lists get copied defaults."""
     meta = bounds(**limits)
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
-def _did_you_mean(name: str, candidates: Sequence[str]) -> str:
+def did_you_mean(name: str, candidates: Sequence[str]) -> str:
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f"; did you mean {close[0]}?" if close else ""
 
 
-def _divisor_near(n: int, k: int) -> int:
+def divisor_near(n: int, k: int) -> int:
     return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: (abs(d - k), d))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from flavortag.schema.fields import (
     Activation,
@@ -11,10 +11,20 @@ from flavortag.schema.fields import (
     PairFeature,
     Paths,
     Pooling,
-    _did_you_mean,
-    _divisor_near,
-    _f,
+    did_you_mean,
+    divisor_near,
+    schema_field,
 )
+
+#: Where runs are recorded unless told otherwise: an SQLite store in the working directory.
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+#: The model name of the gradient-boosted trees (scikit-learn, not a torch model).
+BDT: Final = "bdt"
+
+
+def is_bdt(model_name: object) -> bool:
+    """True for the BDT's model name (``model=bdt``): the one model that is not a torch network."""
+    return str(model_name) == BDT
 
 
 # ------------------------------------------------------------------ shared groups
@@ -22,7 +32,7 @@ from flavortag.schema.fields import (
 class TrackingSchema:
     """``tracking/``: where runs are recorded."""
 
-    tracking_uri: str = "sqlite:///mlflow.db"
+    tracking_uri: str = DEFAULT_TRACKING_URI
     experiment_name: str = "flavortag"
     artifact_location: str | None = None
 
@@ -39,12 +49,12 @@ class PathsSchema:
 class EvaluateSchema:
     """``evaluate/``: what an evaluation reports."""
 
-    f_c: float | None = _f(None, ge=0.0, le=1.0)
-    f_b: float | None = _f(None, ge=0.0, le=1.0)
-    efficiencies: list[float] = _f([0.5, 0.6, 0.7, 0.8, 0.9], gt=0.0, lt=1.0)
+    f_c: float | None = schema_field(None, ge=0.0, le=1.0)
+    f_b: float | None = schema_field(None, ge=0.0, le=1.0)
+    efficiencies: list[float] = schema_field([0.5, 0.6, 0.7, 0.8, 0.9], gt=0.0, lt=1.0)
     write_predictions: bool = True
-    vs_variables_b_efficiency: float = _f(0.7, gt=0.0, lt=1.0)
-    vs_variables_c_efficiency: float = _f(0.5, gt=0.0, lt=1.0)
+    vs_variables_b_efficiency: float = schema_field(0.7, gt=0.0, lt=1.0)
+    vs_variables_c_efficiency: float = schema_field(0.5, gt=0.0, lt=1.0)
 
 
 @dataclass
@@ -56,15 +66,15 @@ class DetectorSchema:
     source: str | None = None
     smear: bool = True
     cos_theta_max: float = 0.98
-    pt_min_gev: float = _f(0.1, ge=0.0)
+    pt_min_gev: float = schema_field(0.1, ge=0.0)
     track_efficiency: float = 0.99
-    inv_pt_a_per_gev: float = _f(2.0e-5, ge=0.0)
-    inv_pt_b: float = _f(1.0e-3, ge=0.0)
-    d0_a_mm: float = _f(0.005, ge=0.0)
-    d0_b_mm_gev: float = _f(0.010, ge=0.0)
-    z0_a_mm: float = _f(0.005, ge=0.0)
-    z0_b_mm_gev: float = _f(0.010, ge=0.0)
-    beam_spot_mm: list[float] = _f([0.0, 0.0, 0.0], ge=0.0)
+    inv_pt_a_per_gev: float = schema_field(2.0e-5, ge=0.0)
+    inv_pt_b: float = schema_field(1.0e-3, ge=0.0)
+    d0_a_mm: float = schema_field(0.005, ge=0.0)
+    d0_b_mm_gev: float = schema_field(0.010, ge=0.0)
+    z0_a_mm: float = schema_field(0.005, ge=0.0)
+    z0_b_mm_gev: float = schema_field(0.010, ge=0.0)
+    beam_spot_mm: list[float] = schema_field([0.0, 0.0, 0.0], ge=0.0)
     ip_resolution_scale: float = 1.0
     momentum_resolution_scale: float = 1.0
     d0_bias_um: float = 0.0
@@ -88,9 +98,9 @@ class DetectorSchema:
 class SplitSchema:
     """``data.split``: fractions of the events for training, validation and test."""
 
-    train: float = _f(0.7, gt=0.0, lt=1.0)
-    val: float = _f(0.15, gt=0.0, lt=1.0)
-    test: float = _f(0.15, ge=0.0, lt=1.0)
+    train: float = schema_field(0.7, gt=0.0, lt=1.0)
+    val: float = schema_field(0.15, gt=0.0, lt=1.0)
+    test: float = schema_field(0.15, ge=0.0, lt=1.0)
 
     @staticmethod
     def check(values: dict[str, Any], key: str) -> None:
@@ -109,17 +119,17 @@ class DataSchema:
     label: str | int | None = None
     label_rules: dict[str, str] | None = None
     on_error: OnError = "raise"
-    max_events_per_class: int | None = _f(None, ge=1)
+    max_events_per_class: int | None = schema_field(None, ge=1)
     split: SplitSchema = field(default_factory=SplitSchema)
-    split_seed: int = _f(12345, ge=0)
-    max_tracks: int = _f(48, ge=1)
+    split_seed: int = schema_field(12345, ge=0)
+    max_tracks: int = schema_field(48, ge=1)
     sort_by: str | None = "E"
     streaming: bool = False
     step_size: str | int = "16 MB"
-    shuffle_buffer: int = _f(50000, ge=1)
+    shuffle_buffer: int = schema_field(50000, ge=1)
     val_paths: Paths = None
     test_paths: Paths = None
-    normalisation_events: int = _f(20000, ge=1)
+    normalisation_events: int = schema_field(20000, ge=1)
     level: Literal["event", "jet"] = "event"  # what a record is: an event or a Durham jet
     classes: list[str] | None = None  # null: event uds, cc, bb; jet light, c, b (or [light, c, b, g])
 
@@ -149,7 +159,7 @@ class FeaturesSchema:
             for i, name in enumerate(values.get(kind) or []):
                 if name not in groups and name not in specs:
                     raise ValueError(f"unknown {kind} feature {key}.{kind}[{i}]={name!r}"
-                                     f"{_did_you_mean(str(name), [*groups, *specs])}")
+                                     f"{did_you_mean(str(name), [*groups, *specs])}")
 
 
 @dataclass
@@ -163,7 +173,7 @@ class AugmentSchema:
     scale_max: float = 2.0
     fraction: float = 1.0
     known_scale: bool = False
-    seed: int = _f(0, ge=0)
+    seed: int = schema_field(0, ge=0)
 
     @staticmethod
     def check(values: dict[str, Any], key: str) -> None:
@@ -181,27 +191,27 @@ class TrainerSchema:
     precision: Literal["auto", "fp32", "bf16", "32"] = "auto"
     compile: bool = False
     bucketing: bool = True
-    max_epochs: int = _f(20, ge=1)
-    batch_size: int = _f(256, ge=1)
-    eval_batch_size: int = _f(1024, ge=1)
-    lr: float = _f(1e-3, gt=0.0)
-    weight_decay: float = _f(1e-2, ge=0.0)
-    warmup_fraction: float = _f(0.05, ge=0.0, lt=1.0)
-    min_lr_ratio: float = _f(0.02, ge=0.0, le=1.0)
-    grad_clip_norm: float | None = _f(1.0, ge=0.0)
+    max_epochs: int = schema_field(20, ge=1)
+    batch_size: int = schema_field(256, ge=1)
+    eval_batch_size: int = schema_field(1024, ge=1)
+    lr: float = schema_field(1e-3, gt=0.0)
+    weight_decay: float = schema_field(1e-2, ge=0.0)
+    warmup_fraction: float = schema_field(0.05, ge=0.0, lt=1.0)
+    min_lr_ratio: float = schema_field(0.02, ge=0.0, le=1.0)
+    grad_clip_norm: float | None = schema_field(1.0, ge=0.0)
     class_weights: bool = False
-    early_stopping_patience: int = _f(5, ge=1)
+    early_stopping_patience: int = schema_field(5, ge=1)
     layout: Literal["padded", "ragged"] = "padded"
-    num_workers: int | None = _f(0, ge=0)
+    num_workers: int | None = schema_field(0, ge=0)
     pin_memory: bool | Literal["auto"] = "auto"
-    checkpoint_every_steps: int | None = _f(200, ge=0)
+    checkpoint_every_steps: int | None = schema_field(200, ge=0)
     resume: str | bool | None = None
     resume_allow_changes: bool = False
     progress: bool = True
     distributed: bool = False
     backend: Literal["auto", "nccl", "gloo"] = "auto"
     save_rank_weights: bool = False
-    max_steps_per_epoch: int | None = _f(None, ge=0)
+    max_steps_per_epoch: int | None = schema_field(None, ge=0)
 
     @staticmethod
     def check(values: dict[str, Any], key: str) -> None:
@@ -218,9 +228,9 @@ class MLPSchema:
     """``model=mlp``: the shallow network on the event features."""
 
     name: Literal["mlp"] = "mlp"
-    hidden_dims: list[int] = _f([64, 64], ge=1)
+    hidden_dims: list[int] = schema_field([64, 64], ge=1)
     activation: Activation = "relu"
-    dropout: float = _f(0.1, ge=0.0, lt=1.0)
+    dropout: float = schema_field(0.1, ge=0.0, lt=1.0)
     batchnorm: bool = False
 
     @staticmethod
@@ -236,13 +246,13 @@ class DeepSetsSchema:
     """``model=deepsets``."""
 
     name: Literal["deepsets"] = "deepsets"
-    phi_dims: list[int] = _f([64, 64, 64], ge=1)
-    rho_dims: list[int] = _f([64, 64], ge=1)
-    pooling: Pooling | list[Pooling] = _f(["sum", "mean"])
-    sum_scale: float = _f(0.05, gt=0.0)
-    attention_heads: int = _f(4, ge=1)
+    phi_dims: list[int] = schema_field([64, 64, 64], ge=1)
+    rho_dims: list[int] = schema_field([64, 64], ge=1)
+    pooling: Pooling | list[Pooling] = schema_field(["sum", "mean"])
+    sum_scale: float = schema_field(0.05, gt=0.0)
+    attention_heads: int = schema_field(4, ge=1)
     activation: Activation = "relu"
-    dropout: float = _f(0.0, ge=0.0, lt=1.0)
+    dropout: float = schema_field(0.0, ge=0.0, lt=1.0)
     use_event_features: bool = False
 
     @staticmethod
@@ -265,18 +275,18 @@ class TransformerSchema:
     """``model=transformer``."""
 
     name: Literal["transformer"] = "transformer"
-    embed_dim: int = _f(64, ge=1)
-    num_heads: int = _f(4, ge=1)
-    depth: int = _f(3, ge=0)
-    class_depth: int = _f(2, ge=1)
-    ffn_ratio: float = _f(4.0, gt=0.0)
-    dropout: float = _f(0.1, ge=0.0, lt=1.0)
-    attention_dropout: float = _f(0.0, ge=0.0, lt=1.0)
+    embed_dim: int = schema_field(64, ge=1)
+    num_heads: int = schema_field(4, ge=1)
+    depth: int = schema_field(3, ge=0)
+    class_depth: int = schema_field(2, ge=1)
+    ffn_ratio: float = schema_field(4.0, gt=0.0)
+    dropout: float = schema_field(0.1, ge=0.0, lt=1.0)
+    attention_dropout: float = schema_field(0.0, ge=0.0, lt=1.0)
     activation: Activation = "gelu"
-    embed_hidden: list[int] = _f([64], ge=1)
+    embed_hidden: list[int] = schema_field([64], ge=1)
     use_pair_features: bool = True
-    pair_features: list[PairFeature] = _f(["ln_kt", "ln_z", "ln_delta", "ln_m2", "ln_dca"])
-    pair_hidden: list[int] = _f([32, 32], ge=1)
+    pair_features: list[PairFeature] = schema_field(["ln_kt", "ln_z", "ln_delta", "ln_m2", "ln_dca"])
+    pair_hidden: list[int] = schema_field([32, 32], ge=1)
     use_event_features: bool = False
 
     @staticmethod
@@ -285,7 +295,7 @@ class TransformerSchema:
         dim, heads = int(values.get("embed_dim", 64)), int(values.get("num_heads", 4))
         if dim % heads:
             raise ValueError(f"{key}.num_heads={heads} must divide {key}.embed_dim={dim} "
-                             f"(e.g. num_heads={_divisor_near(dim, heads)})")
+                             f"(e.g. num_heads={divisor_near(dim, heads)})")
         if values.get("use_pair_features", True) and not values.get("pair_features", [None]):
             raise ValueError(f"{key}.pair_features must not be empty with {key}.use_pair_features=true")
 
@@ -294,26 +304,26 @@ class TransformerSchema:
 class BDTSchema:
     """``model=bdt``: keyword arguments of scikit-learn's ``HistGradientBoostingClassifier``."""
 
-    name: Literal["bdt"] = "bdt"
+    name: Literal["bdt"] = BDT
     description: str | None = None
     loss: Literal["log_loss"] = "log_loss"
-    learning_rate: float = _f(0.1, gt=0.0)
-    max_iter: int = _f(300, ge=1)
-    max_leaf_nodes: int | None = _f(31, ge=2)
-    max_depth: int | None = _f(None, ge=1)
-    min_samples_leaf: int = _f(20, ge=1)
-    l2_regularization: float = _f(0.0, ge=0.0)
-    max_features: float = _f(1.0, gt=0.0, le=1.0)
-    max_bins: int = _f(255, ge=2, le=255)
+    learning_rate: float = schema_field(0.1, gt=0.0)
+    max_iter: int = schema_field(300, ge=1)
+    max_leaf_nodes: int | None = schema_field(31, ge=2)
+    max_depth: int | None = schema_field(None, ge=1)
+    min_samples_leaf: int = schema_field(20, ge=1)
+    l2_regularization: float = schema_field(0.0, ge=0.0)
+    max_features: float = schema_field(1.0, gt=0.0, le=1.0)
+    max_bins: int = schema_field(255, ge=2, le=255)
     categorical_features: Any = None
     monotonic_cst: Any = None
     interaction_cst: Any = None
     warm_start: bool = False
     early_stopping: bool | Literal["auto"] = True
     scoring: str | None = "loss"
-    validation_fraction: float | None = _f(0.1, gt=0.0, lt=1.0)
-    n_iter_no_change: int = _f(10, ge=1)
-    tol: float = _f(1e-7, ge=0.0)
+    validation_fraction: float | None = schema_field(0.1, gt=0.0, lt=1.0)
+    n_iter_no_change: int = schema_field(10, ge=1)
+    tol: float = schema_field(1e-7, ge=0.0)
     verbose: int = 0
     random_state: int | None = None
     class_weight: Any = None

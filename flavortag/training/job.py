@@ -31,6 +31,7 @@ from flavortag.io.atomic import atomic_output
 from flavortag.io.errors import ReadReport
 from flavortag.models import count_parameters
 from flavortag.safe_load import BDT_SUFFIX, load_torch_file, save_bdt
+from flavortag.schema.groups import is_bdt
 from flavortag.slurm import job_key
 from flavortag.training import preempt
 from flavortag.training.bdt import fit_bdt
@@ -131,10 +132,10 @@ def _log_resume_changes(changes: dict[str, tuple[Any, Any]]) -> None:
     log.warning("resuming with changed settings (trainer.resume_allow_changes=true): %s",
                 "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items()))
     run_id = tracking.active_run_id()
-    n = len([k for k in tracking.get_run(run_id).data.tags if k.startswith("flavortag.resume_changes.")])
+    n = len([k for k in tracking.get_run(run_id).data.tags if k.startswith(tracking.Tag.RESUME_CHANGES + ".")])
     tracking.log_dict({k: {"before": old, "after": new} for k, (old, new) in changes.items()},
                       f"resume_changes/{n}.json")
-    tracking.set_run_tags(run_id, {f"flavortag.resume_changes.{n}": ", ".join(changes)})
+    tracking.set_run_tags(run_id, {f"{tracking.Tag.RESUME_CHANGES}.{n}": ", ".join(changes)})
 
 
 def _end_orphan(cfg: DictConfig, directory: RunDirectory | None, resume_run_id: str | None) -> None:
@@ -185,7 +186,7 @@ def train(cfg: DictConfig, epoch_callback: EpochCallback | None = None,
     check_split(cfg.data)
     run_dir = Path(str(cfg.get("output_dir") or "outputs/train")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    is_torch = str(cfg.model.name) != "bdt"
+    is_torch = not is_bdt(cfg.model.name)
     settings = _requeued_resume(cfg, settings, run_dir, is_torch)
     if not is_torch and cfg.data.get("streaming", False):
         raise ValueError("model=bdt trains on the whole sample in memory: data.streaming=true "
@@ -214,8 +215,8 @@ def train(cfg: DictConfig, epoch_callback: EpochCallback | None = None,
             return {"run_id": None, "history": state.history, "metrics": {}}
         _end_orphan(cfg, directory, resume_run_id)
         with tracking.start_run(cfg.tracking, run_name=str(cfg.run_name), run_id=resume_run_id,
-                                tags={"flavortag.model": str(cfg.model.name),
-                                      "flavortag.data": str(cfg.data.get("name", "")),
+                                tags={tracking.Tag.MODEL: str(cfg.model.name),
+                                      tracking.Tag.DATA: str(cfg.data.get("name", "")),
                                       **(run_tags or {})}) as run:
             if directory is not None:
                 directory.record(run.info.run_id, str(cfg.run_name), str(cfg.model.name))

@@ -225,8 +225,8 @@ def _parent_run(study: optuna.Study, created: bool, settings: TuneSettings, spac
         log.warning("study %s: no MLflow parent run recorded after %.0f s; starting one",
                     study.study_name, PARENT_WAIT_S)
     run_id = tracking.create_run(base_cfg.tracking, run_name=f"tune-{study.study_name}",
-                                 tags={"flavortag.study": study.study_name, "flavortag.role": "study",
-                                       "flavortag.model": str(base_cfg.model.name)})
+                                 tags={tracking.Tag.STUDY: study.study_name, tracking.Tag.ROLE: "study",
+                                       tracking.Tag.MODEL: str(base_cfg.model.name)})
     params: dict[str, Any] = {"n_trials": settings.n_trials, "storage": _public_storage(settings.storage),
                               "sampler": "TPE", "seed": settings.seed,
                               "n_startup_trials": settings.n_startup_trials,
@@ -305,8 +305,8 @@ class _Objective:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {epoch}: validation loss {val_loss:.4f}")
 
-        tags = {"mlflow.parentRunId": self.parent_run_id, "flavortag.study": self.settings.study_name,
-                "flavortag.trial": str(trial.number), "flavortag.trial_state": "RUNNING"}
+        tags = {tracking.Tag.PARENT_RUN: self.parent_run_id, tracking.Tag.STUDY: self.settings.study_name,
+                tracking.Tag.TRIAL: str(trial.number), tracking.Tag.TRIAL_STATE: "RUNNING"}
         if retried is not None:
             tags["flavortag.retry_of"] = str(system_attrs.get("retry_history", [retried])[-1])
         log.info("trial %d%s: %s", trial.number, f" (retry of trial {tags.get('flavortag.retry_of')})"
@@ -338,13 +338,13 @@ class _Objective:
         for key, value in (result.get("metrics") or {}).items():
             if isinstance(value, int | float) and math.isfinite(float(value)):
                 trial.set_user_attr(str(key), float(value))
-        tracking.set_run_tags(run_id, {"flavortag.trial_state": "COMPLETE"})
+        tracking.set_run_tags(run_id, {tracking.Tag.TRIAL_STATE: "COMPLETE"})
         return float(min(finite))
 
     @staticmethod
     def _end_run(run_ids: list[str], status: str, state: str) -> None:
         if run_ids:
-            tracking.set_run_tags(run_ids[0], {"flavortag.trial_state": state})
+            tracking.set_run_tags(run_ids[0], {tracking.Tag.TRIAL_STATE: state})
             tracking.set_run_status(run_ids[0], status)
 
 
@@ -364,9 +364,9 @@ def _close_dead_runs(study: optuna.Study, parent_run_id: str) -> None:
     """Mark KILLED the MLflow runs left RUNNING by trials that failed by heartbeat (dead workers)."""
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
     for run in tracking.child_runs(parent_run_id):
-        number = run.data.tags.get("flavortag.trial")
+        number = run.data.tags.get(tracking.Tag.TRIAL)
         if run.info.status == "RUNNING" and number is not None and states.get(int(number)) == TrialState.FAIL:
-            tracking.set_run_tags(run.info.run_id, {"flavortag.trial_state": "FAIL"})
+            tracking.set_run_tags(run.info.run_id, {tracking.Tag.TRIAL_STATE: "FAIL"})
             tracking.end_orphaned_run(run.info.run_id, f"the worker of trial {number} of study "
                                       f"{study.study_name} died (no heartbeat); the trial was retried")
 

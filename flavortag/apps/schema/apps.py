@@ -9,7 +9,7 @@ from flavortag.schema.fields import (
     Flavour,
     OnError,
     Paths,
-    _f,
+    schema_field,
 )
 from flavortag.schema.groups import (
     AugmentSchema,
@@ -39,7 +39,7 @@ class TrainApp:
     tracking: TrackingSchema = field(default_factory=TrackingSchema)
     evaluate: EvaluateSchema = field(default_factory=EvaluateSchema)
     paths: PathsSchema = field(default_factory=PathsSchema)
-    seed: int = _f(42, ge=0)
+    seed: int = schema_field(42, ge=0)
     run_name: str = "mlp"
     evaluate_after_training: bool = True
     output_dir: str | None = None
@@ -75,11 +75,11 @@ class PredictApp:
     checkpoint: str | None = None
     inputs: Paths = None
     out_dir: str | None = None
-    formats: list[Literal["parquet", "root"]] = _f(["parquet", "root"])
-    batch_size: int = _f(2048, ge=1)
+    formats: list[Literal["parquet", "root"]] = schema_field(["parquet", "root"])
+    batch_size: int = schema_field(2048, ge=1)
     calibration: Calibration = None
-    calibration_events: int = _f(2_000_000, ge=1)
-    step_size: int = _f(50_000, ge=1)
+    calibration_events: int = schema_field(2_000_000, ge=1)
+    step_size: int = schema_field(50_000, ge=1)
 
 
 @dataclass
@@ -102,23 +102,23 @@ class GenerateApp:
 
     detector: DetectorSchema = field(default_factory=DetectorSchema)
     paths: PathsSchema = field(default_factory=PathsSchema)
-    n_events: int = _f(1000, ge=1)
-    flavours: str | list[Flavour] = _f(["uds", "cc", "bb"])  # a list, or one string "uds,cc"
-    sqrt_s: float = _f(91.188, gt=0.0)
-    seed: int = _f(1, ge=0)
+    n_events: int = schema_field(1000, ge=1)
+    flavours: str | list[Flavour] = schema_field(["uds", "cc", "bb"])  # a list, or one string "uds,cc"
+    sqrt_s: float = schema_field(91.188, gt=0.0)
+    seed: int = schema_field(1, ge=0)
     format: Literal["parquet", "root", "text"] = "parquet"
     out: str = "samples/generated"
-    workers: int | None = _f(None, ge=1)
-    chunk_size: int = _f(500, ge=1)
+    workers: int | None = schema_field(None, ge=1)
+    chunk_size: int = schema_field(500, ge=1)
     isr: bool = False
-    pythia: list[str] = _f([])
+    pythia: list[str] = schema_field([])
     progress: bool = True
     start_method: Literal["spawn", "forkserver", "fork"] = "spawn"
     process: Literal["qq", "zh"] = "qq"
     level: Literal["event", "jet"] = "event"
-    n_jets: int = _f(2, ge=1)
-    shard: int = _f(0, ge=0)     # 0 <= shard < n_shards (checked by the app with its hint)
-    n_shards: int = _f(1, ge=1)
+    n_jets: int = schema_field(2, ge=1)
+    shard: int = schema_field(0, ge=0)     # 0 <= shard < n_shards (checked by the app with its hint)
+    n_shards: int = schema_field(1, ge=1)
 
     @staticmethod
     def check(values: dict[str, Any], key: str) -> None:
@@ -138,7 +138,7 @@ class CalibrateApp:
 
     detector: DetectorSchema = field(default_factory=DetectorSchema)
     tracking: TrackingSchema = field(default_factory=TrackingSchema)
-    inputs: Paths = _f([])
+    inputs: Paths = schema_field([])
     out: str = "calibration.json"
     on_error: OnError = "raise"
     log_to_mlflow: bool = True
@@ -149,13 +149,13 @@ class RobustnessApp:
     """``flavortag robustness`` (``configs/robustness.yaml``)."""
 
     tracking: TrackingSchema = field(default_factory=TrackingSchema)
-    runs: list[str] = _f([])
-    samples: list[Any] = _f([])
+    runs: list[str] = schema_field([])
+    samples: list[Any] = schema_field([])
     calibration: Literal["none", "auto", "both"] = "none"
-    calibration_min_tracks: int = _f(2000, ge=1)
-    ablations: list[Literal["impact_parameters", "kinematics", "angles"]] = _f([])
-    ablation_epochs: int | None = _f(None, ge=1)
-    max_events_per_class: int | None = _f(None, ge=1)
+    calibration_min_tracks: int = schema_field(2000, ge=1)
+    ablations: list[Literal["impact_parameters", "kinematics", "angles"]] = schema_field([])
+    ablation_epochs: int | None = schema_field(None, ge=1)
+    max_events_per_class: int | None = schema_field(None, ge=1)
     run_name: str = "robustness"
     output_dir: str | None = None
 
@@ -165,7 +165,7 @@ class RobustnessApp:
 class TuneSamplerSchema:
     """``tune.yaml`` ``sampler``: optuna's TPE sampler."""
 
-    n_startup_trials: int = _f(10, ge=0)
+    n_startup_trials: int = schema_field(10, ge=0)
 
 
 @dataclass
@@ -173,32 +173,32 @@ class TunePrunerSchema:
     """``tune.yaml`` ``pruner``: which trials stop early."""
 
     type: Literal["median", "hyperband", "none"] = "median"
-    n_startup_trials: int = _f(5, ge=0)
-    n_warmup_steps: int = _f(1, ge=0)
-    min_resource: int = _f(1, ge=1)
-    reduction_factor: int = _f(3, ge=2)
+    n_startup_trials: int = schema_field(5, ge=0)
+    n_warmup_steps: int = schema_field(1, ge=0)
+    min_resource: int = schema_field(1, ge=1)
+    reduction_factor: int = schema_field(3, ge=2)
 
 
 @dataclass
 class TuneHeartbeatSchema:
     """``tune.yaml`` ``heartbeat``: how dead workers' trials are found."""
 
-    interval_s: float | None = _f(60, gt=0.0)
-    grace_s: float = _f(180, gt=0.0)
-    max_retry: int = _f(3, ge=0)
+    interval_s: float | None = schema_field(60, gt=0.0)
+    grace_s: float = schema_field(180, gt=0.0)
+    max_retry: int = schema_field(3, ge=0)
 
 
 @dataclass
 class TuneApp:
     """``flavortag tune`` (``configs/tune.yaml``); the search space is checked by :mod:`flavortag.tuning`."""
 
-    hparams_search: dict[str, Any] = _f({})
+    hparams_search: dict[str, Any] = schema_field({})
     paths: PathsSchema = field(default_factory=PathsSchema)
     study_name: str = "transformer"
     storage: str = "sqlite:///optuna.db"
-    n_trials: int = _f(20, ge=1)
-    overrides: list[str] = _f([])
-    seed: int = _f(42, ge=0)
+    n_trials: int = schema_field(20, ge=1)
+    overrides: list[str] = schema_field([])
+    seed: int = schema_field(42, ge=0)
     sampler: TuneSamplerSchema = field(default_factory=TuneSamplerSchema)
     pruner: TunePrunerSchema = field(default_factory=TunePrunerSchema)
     heartbeat: TuneHeartbeatSchema = field(default_factory=TuneHeartbeatSchema)
