@@ -121,13 +121,13 @@ class ChunkScorer:
         import awkward as ak
 
         from flavortag.inference import model_inputs, model_scheme, predict_proba
-        from flavortag.reporting.predictions import prediction_table
+        from flavortag.metrics import score_columns
 
         tensors = model_inputs(events, self.names, self.detector, self.calibration, self.max_tracks,
                                self.sort_by)
         probs = predict_proba(self.model, tensors, batch_size=self.batch_size)
         out = events
-        for name, values in prediction_table(probs, self.f_c, self.f_b, model_scheme(self.model)).items():
+        for name, values in score_columns(probs, self.f_c, self.f_b, model_scheme(self.model)).items():
             out = ak.with_field(out, values, name)
         return EventColumns.from_awkward(out)
 

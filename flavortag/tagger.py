@@ -17,7 +17,7 @@ writes (``tagger.onnx`` + ``tagger.json``, scored with onnxruntime;
 Scores are computed exactly as ``flavortag predict`` computes them: the same
 features (:func:`flavortag.batching.build_event_tensors`), the same model call
 (:func:`flavortag.inference.predict_proba`) and the same output columns and
-discriminant definitions (:func:`flavortag.reporting.predictions.prediction_table`,
+discriminant definitions (:func:`flavortag.metrics.score_columns`,
 ``f_c`` / ``f_b`` defaulting to :data:`flavortag.metrics.DEFAULT_F_C` /
 :data:`flavortag.metrics.DEFAULT_F_B`).
 """
@@ -39,8 +39,6 @@ if TYPE_CHECKING:
     from flavortag.batching import EventTensors
     from flavortag.calibration import ResolutionCalibration
 
-#: What :meth:`Tagger.score` returns, per event, in this order.
-SCORE_FIELDS: tuple[str, ...] = ("prob_uds", "prob_cc", "prob_bb", "D_b", "D_c")
 #: The files of an exported tagger directory that :meth:`Tagger.from_exported` reads.
 EXPORTED_ONNX, EXPORTED_INFO = "tagger.onnx", "tagger.json"
 
@@ -264,11 +262,11 @@ class Tagger:
         by default the tagger's own ``calibration``.
         """
         from flavortag.inference import model_scheme
-        from flavortag.reporting.predictions import prediction_table
+        from flavortag.metrics import score_columns
 
         scheme = model_scheme(self.model)  # jet taggers: prob_light, prob_c, prob_b[, prob_g]
         if len(events) == 0:
             probs = np.zeros((0, len(scheme)))
         else:
             probs = self.predict_proba(events, calibration)
-        return ak.zip(prediction_table(probs, self.f_c, self.f_b, scheme), depth_limit=1)
+        return ak.zip(score_columns(probs, self.f_c, self.f_b, scheme), depth_limit=1)

@@ -74,12 +74,14 @@ from flavortag.metrics.discriminants import (
     DEFAULT_F_C,
     FLAVOUR,
     PROB_FLOOR,
+    SCORE_FIELDS,
     TAGGERS,
     discriminant,
     discriminant_b,
     discriminant_c,
     scheme_discriminant,
     scheme_taggers,
+    score_columns,
 )
 from flavortag.metrics.rejection import (
     DEFAULT_CURVE_EFFICIENCIES,
@@ -106,6 +108,8 @@ from flavortag.metrics.working_points import (
 )
 
 __all__ = [
+    "SCORE_FIELDS",
+    "score_columns",
     "DEFAULT_CURVE_EFFICIENCIES",
     "DEFAULT_EFFICIENCIES",
     "DEFAULT_F_B",

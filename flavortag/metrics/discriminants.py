@@ -96,3 +96,29 @@ def discriminant(probs: np.ndarray, tagger: str, fraction: float | None = None) 
     if validate_tagger(tagger) == "b":
         return discriminant_b(probs, DEFAULT_F_C if fraction is None else fraction)
     return discriminant_c(probs, DEFAULT_F_B if fraction is None else fraction)
+
+
+#: The score columns of an event tagger, in this order (jet taggers: ``prob_<class>``, ``D_b``, ``D_c``):
+#: what ``flavortag predict`` writes and :meth:`flavortag.Tagger.score` returns.
+SCORE_FIELDS: tuple[str, ...] = ("prob_uds", "prob_cc", "prob_bb", "D_b", "D_c")
+
+
+def score_columns(probs: np.ndarray, f_c: float, f_b: float,
+                     scheme: ClassScheme = EVENT_SCHEME) -> dict[str, np.ndarray]:
+    """Per-event output columns: class probabilities and the b / c discriminants.
+
+    Event scheme: ``prob_uds, prob_cc, prob_bb, D_b, D_c``; another scheme:
+    ``prob_<class>`` for each of its classes (``prob_light, prob_c, prob_b, prob_g``), ``D_b, D_c``.
+    """
+    if not scheme.is_event_scheme:
+        out = {f"prob_{name}": probs[:, k].astype(np.float32) for k, name in enumerate(scheme.names)}
+        out["D_b"] = scheme_discriminant(probs, "b", f_c, scheme).astype(np.float32)
+        out["D_c"] = scheme_discriminant(probs, "c", f_b, scheme).astype(np.float32)
+        return out
+    return {
+        "prob_uds": probs[:, 0].astype(np.float32),
+        "prob_cc": probs[:, 1].astype(np.float32),
+        "prob_bb": probs[:, 2].astype(np.float32),
+        "D_b": discriminant_b(probs, f_c).astype(np.float32),
+        "D_c": discriminant_c(probs, f_b).astype(np.float32),
+    }

@@ -8,31 +8,9 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from flavortag import metrics as ftm
 from flavortag.classes import EVENT_SCHEME, ClassScheme
-
-PREDICTION_FIELDS: tuple[str, ...] = ("prob_uds", "prob_cc", "prob_bb", "D_b", "D_c")
-
-
-def prediction_table(probs: np.ndarray, f_c: float, f_b: float,
-                     scheme: ClassScheme = EVENT_SCHEME) -> dict[str, np.ndarray]:
-    """Per-event output columns: class probabilities and the b / c discriminants.
-
-    Event scheme: ``prob_uds, prob_cc, prob_bb, D_b, D_c``; another scheme:
-    ``prob_<class>`` for each of its classes (``prob_light, prob_c, prob_b, prob_g``), ``D_b, D_c``.
-    """
-    if not scheme.is_event_scheme:
-        out = {f"prob_{name}": probs[:, k].astype(np.float32) for k, name in enumerate(scheme.names)}
-        out["D_b"] = ftm.scheme_discriminant(probs, "b", f_c, scheme).astype(np.float32)
-        out["D_c"] = ftm.scheme_discriminant(probs, "c", f_b, scheme).astype(np.float32)
-        return out
-    return {
-        "prob_uds": probs[:, 0].astype(np.float32),
-        "prob_cc": probs[:, 1].astype(np.float32),
-        "prob_bb": probs[:, 2].astype(np.float32),
-        "D_b": ftm.discriminant_b(probs, f_c).astype(np.float32),
-        "D_c": ftm.discriminant_c(probs, f_b).astype(np.float32),
-    }
+from flavortag.metrics import SCORE_FIELDS as PREDICTION_FIELDS  # noqa: F401 - public name
+from flavortag.metrics import score_columns as prediction_table
 
 
 def write_predictions(
