@@ -29,7 +29,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import mlflow
+# MLflow's documented switch: no "Downloading artifacts" bars (15-41 lines a command) unless asked for
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import mlflow  # noqa: E402 - after the switch above
 from omegaconf import DictConfig, OmegaConf
 
 from flavortag.io.atomic import remove_stale_temporaries, temporary_name

@@ -39,7 +39,7 @@ from flavortag.training.checkpoint import changed_settings, find_resume_checkpoi
 from flavortag.training.data import SPLIT_CONTEXT, PreparedData, prepare_data, sample_records
 from flavortag.training.loop import EpochCallback, fit_torch
 from flavortag.training.owner import OWNER_FILE, RunDirectory, RunDirectoryError
-from flavortag.training.runtime import Distributed
+from flavortag.training.runtime import Distributed, check_device
 from flavortag.training.settings import TrainerSettings, check_split
 
 log = logging.getLogger("flavortag.train")
@@ -183,6 +183,8 @@ def train(cfg: DictConfig, epoch_callback: EpochCallback | None = None,
     :class:`~flavortag.training.preempt.TrainingStopped` (see the module doc).
     """
     settings = TrainerSettings.from_config(cfg.trainer)  # bad settings fail before anything is read
+    if not settings.distributed:
+        check_device(settings.device)  # under DDP each rank picks its own device
     check_split(cfg.data)
     run_dir = Path(str(cfg.get("output_dir") or "outputs/train")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)

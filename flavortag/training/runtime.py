@@ -18,10 +18,26 @@ log = logging.getLogger("flavortag.train")
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> CUDA (``cuda:<local_rank>``) when available, else CPU."""
+    """``auto`` -> CUDA (``cuda:<local_rank>``) when available, else CPU; a device torch lacks is an error."""
     if name == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    check_device(name)
     return torch.device(name)
+
+
+def check_device(name: str, key: str = "trainer.device") -> None:
+    """Refuse a device this machine lacks (before data are read or a run is made), saying what to use."""
+    from flavortag.errors import UsageError
+
+    if name.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(name.partition(":")[2] or 0)
+        if index >= count:
+            seen = f"{count} CUDA device(s)" if count else "no CUDA device"
+            raise UsageError(f"{key}={name}: torch sees {seen} on this machine; use {key}=auto "
+                             f"(CUDA when present, else CPU) or {key}=cpu")
+    elif name == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"{key}=mps: torch sees no MPS device here; use {key}=auto or {key}=cpu")
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:

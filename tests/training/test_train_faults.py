@@ -342,3 +342,15 @@ def test_a_run_is_resumed_only_from_its_own_directory(sample_dir: Path, tmp_path
     client = mlflow.MlflowClient(tracking_uri=store)
     assert client.get_run(first["run_id"]).info.status == "FINISHED"
     assert len(mlflow.search_runs(experiment_names=["faults"], output_format="list")) == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_the_machine_lacks_is_refused_before_anything_is_read(
+        sample_dir: Path, tmp_path: Path, store: str, nothing_read: None) -> None:
+    from flavortag.errors import UsageError
+
+    cfg = _cfg([*_overrides(sample_dir, store, tmp_path / "run"), "trainer.device=cuda"])
+    with pytest.raises(UsageError, match=re.escape(
+            "trainer.device=cuda: torch sees no CUDA device on this machine; use trainer.device=auto")):
+        train(cfg)
+    assert not (tmp_path / "mlflow.db").exists()
