@@ -67,7 +67,8 @@ PARSE_WORKERS: int = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "
 QUEUED_PIECES: int = 1
 #: Text refused by the fast path is halved down to about this size for the careful parser.
 CAREFUL_BLOCK_BYTES: int = 64 * 1024
-#: Longest line accepted (bytes): a track row is under 200 bytes; longer is not the event format.
+#: Input is refused once this many bytes of one line are read without its end (a track row
+#: is under 200 bytes; a shorter long line is refused by the parsers for its content).
 MAX_LINE_BYTES: int = 1024**2
 #: Most text of one event (bytes; about 150 000 track rows): without an ``Axis`` line in this
 #: much text the input is refused (the reader's buffer holds a whole event).
