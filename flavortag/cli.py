@@ -70,6 +70,8 @@ _VERBOSE_FLAGS = ("-v", "--verbose")
 #: ``+key=value`` would append a mistyped key silently).
 _DROPPED_LINES = re.compile(r"^(To append to your config use|full_key:|object_type=|reference_type=|"
                             r"Set the environment variable HYDRA_FULL_ERROR)")
+#: OmegaConf's prefix on the message of a UsageError raised by one of our config resolvers.
+_RESOLVER_USAGE = re.compile(r"^UsageError raised while resolving interpolation: ")
 _RUN_NOT_FOUND = re.compile(r"Run (?:with id=|')([0-9A-Za-z_-]+)'? not found")
 
 
@@ -191,7 +193,7 @@ def _one_line(text: str) -> str:
 
 def describe_error(exc: BaseException, command: str) -> str:
     """One line for ``exc``: its message (and its config cause), plus the fix where we know it."""
-    text = _one_line(str(exc))
+    text = _RESOLVER_USAGE.sub("", _one_line(str(exc)))  # a config resolver's UsageError: its own words
     cause = exc.__cause__
     omegaconf_errors = sys.modules.get("omegaconf.errors")
     if cause is not None and omegaconf_errors is not None and isinstance(cause, omegaconf_errors.OmegaConfBaseException):

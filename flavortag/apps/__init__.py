@@ -6,8 +6,9 @@ shipped inside the package, also reachable as the top-level ``configs/`` of
 a checkout); ``export``, ``convert``, ``info`` and ``shard`` are argparse commands.
 Every module has ``main``; ``flavortag <app>`` (:mod:`flavortag.cli`) and
 ``python -m flavortag.apps.<app>`` run it. Importing this package registers the
-config resolvers ``${flavortag.run_suffix:}`` (:func:`run_suffix`) and
-``${flavortag.job_dirname:<time>}`` (:func:`job_dirname`). Both are cached in
+config resolvers ``${flavortag.run_suffix:}`` (:func:`run_suffix`),
+``${flavortag.job_dirname:<time>}`` (:func:`job_dirname`) and
+``${flavortag.dir_name:<name>}`` (:func:`dir_name`). The first two are cached in
 the config (``use_cache``), so the jobs of a sweep that Hydra's submitit
 launcher runs in other processes get the sweep directory the launcher made.
 """
@@ -71,6 +72,29 @@ def job_dirname(time_text: str) -> str:
 OmegaConf.register_new_resolver("flavortag.job_dirname", job_dirname, replace=True, use_cache=True)
 
 
+def dir_name(name: object) -> str:
+    """``name`` as one directory name under the output folder; a name that would leave it is refused.
+
+    The resolver ``${flavortag.dir_name:${run_name}}`` of ``train``'s run and
+    sweep directories: ``run_name=../../x`` (or ``a/b``, an absolute path, an
+    empty name) would put the run outside ``outputs/train/``, so it raises
+    :class:`~flavortag.errors.UsageError` before Hydra makes any directory.
+    """
+    from flavortag.errors import UsageError
+
+    text = str(name)
+    bad = "/" in text or "\\" in text or text.strip() in ("", ".", "..") or "\0" in text
+    if bad:
+        raise UsageError(
+            f"run_name={text!r}: a run name is one directory name under the output folder "
+            "(no '/', '\\', '..' or empty name); e.g. run_name=transformer-lr3e-4"
+        )
+    return text
+
+
+OmegaConf.register_new_resolver("flavortag.dir_name", dir_name, replace=True)
+
+
 def app_config_groups() -> str:
     """The ``--help`` list of the running app's own config groups: each group's options, the chosen one.
 
@@ -94,4 +118,4 @@ def app_config_groups() -> str:
 OmegaConf.register_new_resolver("flavortag_groups", app_config_groups, replace=True)
 
 
-__all__ = ["CONFIG_DIR", "app_config_groups", "job_dirname", "run_suffix"]
+__all__ = ["CONFIG_DIR", "app_config_groups", "dir_name", "job_dirname", "run_suffix"]

@@ -151,14 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     from flavortag.io.api import expand_paths
 
     try:
-        events = read_events(args.paths, label=args.label)
+        paths = expand_paths(args.paths)  # a quoted glob names several files
+        events = read_events(paths, label=args.label)
         if not is_jet_file(events):  # a jet is not an event: the merged-event checks do not apply
-            _warn_implausible(expand_paths(args.paths), args.label, args.sqrt_s)
+            _warn_implausible(paths, args.label, args.sqrt_s)
     except (EventFormatError, OSError, ValueError) as err:
         print(f"flavortag info: {err}", file=sys.stderr)
         return 1
     what = "jets" if is_jet_file(events) else "events"
-    print(f"{len(events)} {what} in {len(args.paths)} file(s)")
+    print(f"{len(events)} {what} in {len(paths)} file(s)")
     print(f"{'class':>6} {'events':>8} {'<tracks>':>9} {'<sum E>/GeV':>12} {'|d0|>0.1mm':>11}")
     for row in summarise(events):
         print(f"{row['class']:>6} {row['events']:>8d} {row['mean_tracks']:>9.2f} "

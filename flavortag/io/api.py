@@ -28,6 +28,7 @@ from flavortag.io.columns import UNKNOWN_LABEL, EventColumns, describe_signature
 from flavortag.io.errors import OnError, ReadReport, check_on_error, log, log_file_report
 from flavortag.io.parquet import iter_parquet_columns, write_parquet_chunks
 from flavortag.io.root import iter_root_columns, write_root_chunks
+from flavortag.io.shard_set import check_shard_files
 from flavortag.io.text import DEFAULT_CHUNK_BYTES, iter_text_columns
 from flavortag.io.text_write import write_text_chunks
 
@@ -90,7 +91,9 @@ def expand_paths(paths: PathsLike) -> list[Path]:
     """The files named by ``paths`` (one or a list; glob patterns allowed), in order.
 
     Raises ``FileNotFoundError`` listing every name that matches nothing,
-    ``IsADirectoryError`` for a directory.
+    ``IsADirectoryError`` for a directory, and
+    :class:`~flavortag.io.shard_set.IncompleteShardSetError` for shards of a set
+    that ``flavortag shard`` did not finish (:func:`~flavortag.io.shard_set.check_shard_files`).
     """
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not items:
@@ -111,6 +114,7 @@ def expand_paths(paths: PathsLike) -> list[Path]:
             missing.append(str(item))
     if missing:
         raise FileNotFoundError(_missing_message(missing))
+    check_shard_files(found)
     return found
 
 

@@ -25,7 +25,8 @@ def temporary_name(target: Path, suffix: str = "tmp") -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.{suffix}")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while a process with id ``pid`` runs on this machine (ours included)."""
     if pid == os.getpid():
         return True
     try:
@@ -53,7 +54,7 @@ def remove_stale_temporaries(target: str | os.PathLike, suffix: str = "tmp") -> 
         return removed
     for name in names:
         match = pattern.match(name)
-        if match is None or _pid_alive(int(match.group(1))):
+        if match is None or pid_alive(int(match.group(1))):
             continue
         leftover = target.parent / name
         try:

@@ -1,7 +1,10 @@
 """Physics checks on event values, vectorised, shared by every reader.
 
-A track row is accepted when all seven numbers are finite float32 values,
-``E >= 0`` and ``E >= |p|`` up to rounding:
+A track row is accepted when all seven numbers are finite float32 values
+within ``+-MAX_ABS_VALUE`` (1e18 GeV or mm: far beyond any collider or
+detector, and small enough that a product of two values, such as ``px * px``
+in ``|p|`` or ``x * py`` in ``d0``, stays finite in float32, whose largest
+value is 3.4e38), ``E >= 0`` and ``E >= |p|`` up to rounding:
 
     E + ENERGY_TOLERANCE_ABS_GEV >= |p| * (1 - ENERGY_TOLERANCE_REL)
 
@@ -30,10 +33,14 @@ from flavortag.io.errors import EventFormatError, OnError, ReadReport, format_lo
 ENERGY_TOLERANCE_ABS_GEV: float = 1e-5
 ENERGY_TOLERANCE_REL: float = 1e-5
 AXIS_NORM_TOLERANCE: float = 1e-3
+#: Largest |value| of a track number (GeV for E, px, py, pz; mm for x, y, z): see the module doc.
+MAX_ABS_VALUE: float = 1e18
 
 _TOL_ABS = np.float32(ENERGY_TOLERANCE_ABS_GEV)
 _ONE_MINUS_TOL_REL = np.float32(1.0 - ENERGY_TOLERANCE_REL)
 _AXIS_TOL = np.float32(AXIS_NORM_TOLERANCE)
+_MAX_ABS = np.float32(MAX_ABS_VALUE)
+_UNITS = {"E": "GeV", "px": "GeV", "py": "GeV", "pz": "GeV", "x": "mm", "y": "mm", "z": "mm"}
 
 
 def momentum(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> np.ndarray:
@@ -60,12 +67,11 @@ def track_ok_mask(
     x: np.ndarray, y: np.ndarray, z: np.ndarray,
 ) -> np.ndarray:
     """Boolean mask of acceptable track rows (float32 inputs; see the module docstring)."""
-    # A NaN or infinite momentum component makes |p| NaN/inf and fails the energy test.
     ok = energy_ok_mask(E, px, py, pz)
     with np.errstate(invalid="ignore"):
         ok &= E >= 0
-    for values in (E, x, y, z):
-        ok &= np.isfinite(values)
+        for values in (E, px, py, pz, x, y, z):  # NaN compares False, inf is beyond the limit
+            ok &= np.abs(values) <= _MAX_ABS
     return ok
 
 
@@ -73,18 +79,22 @@ def tracks_all_ok(
     E: np.ndarray, px: np.ndarray, py: np.ndarray, pz: np.ndarray,
     x: np.ndarray, y: np.ndarray, z: np.ndarray,
 ) -> bool:
-    """``track_ok_mask(...).all()``, quicker: sums and minima instead of masks where they suffice.
+    """``track_ok_mask(...).all()``, quicker: minima and maxima instead of masks where they suffice.
 
-    May say False for rows that pass (finite values whose sum overflows); the
-    caller then falls back to :func:`track_ok_mask`. Never says True wrongly.
+    Never says True wrongly; the caller falls back to :func:`track_ok_mask`
+    to find the rows that fail.
     """
     if not len(E):
         return True
     with np.errstate(invalid="ignore", over="ignore"):
-        for values in (E, x, y, z):  # NaN or inf anywhere makes the float64 sum non-finite
-            if not math.isfinite(float(np.add.reduce(values, dtype=np.float64))):
+        # NaN makes a minimum or maximum NaN, which compares False; inf is beyond the limit.
+        if not (E.min() >= 0 and E.max() <= _MAX_ABS):
+            return False
+        for values in (x, y, z):
+            if not (values.min() >= -_MAX_ABS and values.max() <= _MAX_ABS):
                 return False
-        return bool(E.min() >= 0) and bool(energy_ok_mask(E, px, py, pz).all())
+        # |p| <= E + tolerance <= MAX_ABS_VALUE + tolerance bounds px, py and pz too.
+        return bool(energy_ok_mask(E, px, py, pz).all())
 
 
 def axis_ok_mask(ax: np.ndarray, ay: np.ndarray, az: np.ndarray) -> np.ndarray:
@@ -98,6 +108,13 @@ def describe_track(values: np.ndarray) -> tuple[str, str]:
     for name, value in zip(TRACK_FIELDS, values):
         if not math.isfinite(float(value)):
             return "non-finite number", f"track {name} = {float(value)} is not a finite float32 number"
+    for name, value in zip(TRACK_FIELDS, values):
+        if abs(float(value)) > MAX_ABS_VALUE:
+            unit = _UNITS[name]
+            return "value out of range", (
+                f"track {name} = {float(value):.7g} {unit} is out of range: |{name}| <= "
+                f"{MAX_ABS_VALUE:g} {unit} (larger values overflow float32 products such as px*px in |p| or x*py in d0)"
+            )
     E = values[0]
     if E < 0:
         return "negative energy", f"negative energy E = {float(E):.7g} GeV"

@@ -35,8 +35,18 @@ class _Plan:
         from uproot.interpretation.jagged import AsJagged
 
         names = list(tree.keys(recursive=False))  # type: ignore[attr-defined]
-        jagged = {n for n in names if isinstance(tree[n].interpretation, AsJagged)}  # type: ignore[index]
+        interps = {n: tree[n].interpretation for n in names}  # type: ignore[index]
+        jagged = {n for n, i in interps.items() if isinstance(i, AsJagged)}
         self.track_fields = [n[len(TRACK_PREFIX):] for n in names if n.startswith(TRACK_PREFIX) and n in jagged]
+        wrong = [_wrong_type(b, tree[b].typename, "a number per event (e.g. float)")  # type: ignore[index]
+                 for b in AXIS_BRANCHES if b in names and not _is_number(interps[b])]
+        wrong += [_wrong_type(b, tree[b].typename,  # type: ignore[index]
+                              "a list of numbers per event, one per track (e.g. float[] counted by "
+                              f"{COUNTER_BRANCH}, or std::vector<float>)")
+                  for b in (TRACK_PREFIX + f for f in TRACK_FIELDS)
+                  if b in names and not (b in jagged and _is_number(interps[b].content))]
+        if wrong:
+            raise EventFormatError(path, None, "; ".join(wrong))
         missing = [b for b in AXIS_BRANCHES if b not in names]
         missing += [TRACK_PREFIX + f for f in TRACK_FIELDS if f not in self.track_fields]
         if missing:
@@ -53,9 +63,7 @@ class _Plan:
         for name in names:
             if name in known or (name.startswith(TRACK_PREFIX) and name in jagged):
                 continue
-            interp = tree[name].interpretation  # type: ignore[index]
-            dtype = getattr(interp, "to_dtype", None)
-            if dtype is not None and dtype.shape == () and dtype.kind in "biuf":
+            if _is_number(interps[name]):
                 self.extras.append(name)
             else:
                 ignored.append(name)
@@ -63,6 +71,19 @@ class _Plan:
             log.warning("%s: ignoring branches %s (not part of the event layout)", path, ignored)
         self.branches = list(AXIS_BRANCHES) + [TRACK_PREFIX + f for f in self.track_fields]
         self.branches += (["label"] if self.has_label else []) + self.extras
+
+
+def _is_number(interpretation: object) -> bool:
+    """True for an uproot interpretation of one number (bool, integer or float) per entry."""
+    dtype = getattr(interpretation, "to_dtype", None)
+    return dtype is not None and dtype.shape == () and dtype.kind in "biuf"
+
+
+def _wrong_type(branch: str, typename: str, expected: str) -> str:
+    """``branch B has the wrong type: T (what that is), expected E``."""
+    what = (" (a list per event)" if typename.endswith("[]") or typename.startswith("std::vector")
+            else " (one value per event)" if "[" not in typename and "<" not in typename else "")
+    return f"branch {branch} has the wrong type: {typename}{what}, expected {expected}"
 
 
 def truncation_message(path: str) -> str | None:

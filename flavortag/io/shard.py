@@ -19,14 +19,16 @@ chunk by chunk, bounded memory) and writes ``out/shard-<i>-of-<N>.parquet``:
   count per class.
 
 Two passes: the events are first spilled, per shard, to temporary Parquet
-files under ``out/`` (removed at the end), then each shard is read back,
-shuffled and written; one shard at a time is held in memory, so choose ``N``
-such that a shard fits (about 2 kB per event for Z-pole events).
+files under ``out/.spill-<pid>/`` (removed at the end), then each shard is read back,
+shuffled and written there too; one shard at a time is held in memory, so choose ``N``
+such that a shard fits (about 2 kB per event for Z-pole events). The set then
+moves into ``out/`` as one (:mod:`flavortag.io.shard_set`): a killed run leaves
+the directory as it was, or a manifest that makes readers refuse the set; the
+next run removes the staging directories of killed runs.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -47,18 +49,12 @@ from flavortag.io.api import (
 )
 from flavortag.io.columns import EventColumns
 from flavortag.io.errors import OnError, ReadReport, check_on_error
+from flavortag.io.shard_set import MANIFEST, commit, remove_stale_spills, shard_path, spill_dir
 from flavortag.ragged import offsets_from_counts
 
-__all__ = ["ShardResult", "make_shards", "shard_assignment", "shard_path", "take_events"]
+__all__ = ["MANIFEST", "ShardResult", "make_shards", "shard_assignment", "shard_path", "take_events"]
 
-#: Manifest written beside the shards.
-MANIFEST = "shards.json"
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def shard_path(out_dir: str | os.PathLike, shard: int, n_shards: int) -> Path:
-    """``out_dir/shard-<shard>-of-<n_shards>.parquet`` (5 digits each)."""
-    return Path(out_dir) / f"shard-{shard:05d}-of-{n_shards:05d}.parquet"
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -156,7 +152,8 @@ def make_shards(
     if any(s.path.resolve() in targets for s in sources):
         raise ValueError(f"{out}: the shards would overwrite their own inputs; write them to another directory")
     out.mkdir(parents=True, exist_ok=True)
-    spill = out / f".spill-{os.getpid()}"
+    remove_stale_spills(out)
+    spill = spill_dir(out)
     spill.mkdir(exist_ok=True)
     report = ReadReport()
     show = sys.stderr.isatty() if progress is None else progress
@@ -198,16 +195,23 @@ def make_shards(
                 cols = template
             groups = [cols.slice(i, min(i + rows_per_group, len(cols)))
                       for i in range(0, len(cols), rows_per_group)] or [cols]
-            path = shard_path(out, shard, n_shards)
+            path = shard_path(spill, shard, n_shards)  # staged: moved into out/ with the others at the end
             write_columns(groups, path, "parquet")
             result.paths.append(path)
             result.class_counts.append(_class_counts(cols.label))
             del cols, groups
+        manifest = _manifest(sources, n_shards, rows_per_group, seed, result)
+        result.paths = commit(out, result.paths, manifest)
     finally:
         for writer in writers.values():
             writer.close()
         shutil.rmtree(spill, ignore_errors=True)
-    manifest = {
+    return result
+
+
+def _manifest(sources: list, n_shards: int, rows_per_group: int, seed: int, result: ShardResult) -> dict:
+    """The content of ``shards.json`` (:data:`MANIFEST`): inputs, settings, events per shard and class."""
+    return {
         "inputs": [str(s.path) for s in sources],
         "n_shards": n_shards,
         "rows_per_group": rows_per_group,
@@ -216,9 +220,5 @@ def make_shards(
         "shards": [{"file": p.name, "n_events": sum(c.values()),
                     "class_counts": {str(k): v for k, v in sorted(c.items())}}
                    for p, c in zip(result.paths, result.class_counts, strict=True)],
-        "read_report": report.summary(),
+        "read_report": result.report.summary(),
     }
-    tmp = out / f"{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    tmp.replace(out / MANIFEST)
-    return result

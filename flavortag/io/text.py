@@ -16,6 +16,14 @@ Line numbers are only needed on the careful path, so they are counted lazily
 Compression is recognised by the gzip magic bytes, whatever the file name. A
 gzip stream that ends before its end-of-stream marker (a truncated copy) is
 always an error, even with ``on_error="skip"``: how much is missing is unknown.
+
+Junk costs bounded time and memory, whatever the size or compression ratio
+(issue 21), and is an error in both ``on_error`` modes: text holding a NUL
+byte is binary (or a damaged file) and is refused at the piece that holds it
+(for junk: the first); a line longer than :data:`MAX_LINE_BYTES` or an event
+longer than :data:`MAX_EVENT_BYTES` (no ``Axis`` line in that much text) is
+refused as soon as the reader has read that much, instead of growing its buffer
+to the whole (decompressed) file.
 """
 
 from __future__ import annotations
@@ -59,6 +67,12 @@ PARSE_WORKERS: int = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "
 QUEUED_PIECES: int = 1
 #: Text refused by the fast path is halved down to about this size for the careful parser.
 CAREFUL_BLOCK_BYTES: int = 64 * 1024
+#: Input is refused once this many bytes of one line are read without its end (a track row
+#: is under 200 bytes; a shorter long line is refused by the parsers for its content).
+MAX_LINE_BYTES: int = 1024**2
+#: Most text of one event (bytes; about 150 000 track rows): without an ``Axis`` line in this
+#: much text the input is refused (the reader's buffer holds a whole event).
+MAX_EVENT_BYTES: int = 16 * 1024**2
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
 _SLACK_BYTES = 256 * 1024  # room for the carried-over partial event without reallocating
@@ -153,7 +167,7 @@ class _PieceParser:
         workers = PARSE_WORKERS
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flavortag-parse") as pool:
             pending: deque[tuple[_Piece, Future | None, bool]] = deque()
-            for piece in pieces:
+            for piece in _finishing_first(pieces, pending, self._finish):
                 tried = not self.normalise_first
                 prepared = (
                     prepare(piece.buf, 0, piece.cut, last=piece.last) if tried else None
@@ -224,6 +238,28 @@ class _PieceParser:
         )
 
 
+def _finishing_first(
+    pieces: Iterator[_Piece], pending: deque[tuple[_Piece, Future | None, bool]],
+    finish: Callable[[_Piece, Future | None, bool], object],
+) -> Iterator[_Piece]:
+    """``pieces``; an error in reading one is raised after the pieces in flight are parsed.
+
+    So a file's errors come in file order: a piece read ahead that is refused
+    (binary data, an endless event) does not hide a bad line before it.
+    """
+    iterator = iter(pieces)
+    while True:
+        try:
+            piece = next(iterator)
+        except StopIteration:
+            return
+        except EventFormatError:
+            for done in pending:
+                finish(*done)
+            raise
+        yield piece
+
+
 def _split_piece(prepared: tuple[pa.Buffer, int], threads: bool) -> PieceRows | None:
     table = parse_table(prepared, threads=threads)
     return None if table is None else split_rows(table, prepared[1])
@@ -282,6 +318,18 @@ def _pieces(
             n_read = _read_into(stream, view[len(pending) : need], path, open_streams)
         return buf, len(pending) + n_read, n_read < piece_bytes, raw.tell()
 
+    def grow(buf: bytearray, length: int) -> tuple[bytearray, int, bool, int]:
+        """Read ``piece_bytes`` more after ``buf[:length]`` (one copy of it when the buffer must grow)."""
+        need = length + piece_bytes
+        if len(buf) < need:
+            bigger = bytearray(need + _SLACK_BYTES)
+            with memoryview(buf) as old:
+                bigger[:length] = old[:length]
+            buf = bigger
+        with memoryview(buf) as view:
+            n_read = _read_into(stream, view[length:need], path, open_streams)
+        return buf, length + n_read, n_read < piece_bytes, raw.tell()
+
     ring = [bytearray(piece_bytes + _SLACK_BYTES) for _ in range(PARSE_WORKERS + queued + (2 if read_ahead else 1))]
     turn = 0
     pending = b""
@@ -297,6 +345,7 @@ def _pieces(
                 buf, length, eof, raw_position = fill(ring[turn], pending)
             if offset == 0:
                 _sniff(buf, length, path)
+            _refuse_binary(buf, 0, length, offset, path, open_streams)
             if offset == 0 and buf.startswith(_BOM):
                 buf[: len(_BOM)] = b"   "  # a UTF-8 byte-order mark: whitespace to the parsers
             cut = length if eof else _last_event_start(buf, length)
@@ -305,7 +354,11 @@ def _pieces(
                     cut = buf.rfind(b"\n", 0, length) + 1  # stray rows before any event: check them now
                     if cut > 0:
                         break
-                buf, length, eof, raw_position = fill(buf, bytes(memoryview(buf)[:length]))  # a huge event
+                _refuse_huge_event(buf, length, offset, path, open_streams)
+                before = length
+                buf, length, eof, raw_position = grow(buf, length)  # a huge event
+                ring[turn] = buf  # the smaller one can go
+                _refuse_binary(buf, before, length, offset, path, open_streams)
                 cut = length if eof else _last_event_start(buf, length)
             ring[turn] = buf  # it may have grown
             turn = (turn + 1) % len(ring)
@@ -325,6 +378,57 @@ def _pieces(
                 except Exception:  # noqa: BLE001 -- the caller's error wins
                     pass
             pool.shutdown()
+
+
+def _line_at(open_streams: Callable[[], tuple[BinaryIO, BinaryIO]], offset: int) -> int:
+    """Line number at ``offset`` of the text, counted by a reader of its own (any thread)."""
+    counter = _LineCounter(open_streams)
+    try:
+        return counter.line_at(offset)
+    except (EOFError, OSError, zlib.error, gzip.BadGzipFile):
+        return counter.line_at_end()
+    finally:
+        counter.close()
+
+
+def _refuse_binary(
+    buf: bytearray, start: int, stop: int, offset: int, path: str,
+    open_streams: Callable[[], tuple[BinaryIO, BinaryIO]],
+) -> None:
+    """Refuse text holding a NUL byte in ``buf[start:stop]`` (``buf`` starts at byte ``offset``)."""
+    at = buf.find(b"\0", start, stop)
+    if at < 0:
+        return
+    line_start = buf.rfind(b"\n", 0, at) + 1
+    line = _line_at(open_streams, offset) + buf.count(b"\n", 0, line_start)
+    where = "" if offset + at == 0 else f" from byte {offset + at} of the text"
+    raise EventFormatError(
+        path, line, f"binary data (NUL bytes{where}): not an event text file (a ROOT or Parquet file "
+        "with a text name? then give its real suffix), or a damaged one (a zero-filled block after a crash?)"
+    )
+
+
+def _refuse_huge_event(
+    buf: bytearray, length: int, offset: int, path: str, open_streams: Callable[[], tuple[BinaryIO, BinaryIO]]
+) -> None:
+    """Refuse a line over :data:`MAX_LINE_BYTES` or an event over :data:`MAX_EVENT_BYTES` in ``buf[:length]``.
+
+    ``buf`` holds the text from byte ``offset`` on, without an event boundary
+    after its start (it would grow to hold more).
+    """
+    last_line = buf.rfind(b"\n", 0, length) + 1
+    if length - last_line > MAX_LINE_BYTES:
+        line = _line_at(open_streams, offset) + buf.count(b"\n", 0, last_line)
+        raise EventFormatError(
+            path, line, f"a line of more than {MAX_LINE_BYTES // 1024**2} MB (no line break): not an event "
+            "text file (binary or compressed data?), or a damaged one"
+        )
+    if length > MAX_EVENT_BYTES:
+        raise EventFormatError(
+            path, _line_at(open_streams, offset), f"no line starting with 'Axis' in the "
+            f"{MAX_EVENT_BYTES // 1024**2} MB of text from this line on: an event this large is not an event "
+            "of the format; not an event text file, or a damaged one (axis lines lost?)"
+        )
 
 
 def _sniff(buf: bytearray, length: int, path: str) -> None:
@@ -444,24 +548,37 @@ def _read_into(
 
 
 def _gzip_valid_end(path: str) -> int | None:
-    """Byte offset where non-gzip bytes follow complete gzip member(s), or None (corrupt inside)."""
+    """Byte offset where non-gzip bytes follow complete gzip member(s), or None (corrupt inside).
+
+    Streams the file a block at a time and throws the inflated data away, so
+    memory stays small whatever the file's size or compression ratio.
+    """
+    block_bytes = 1 << 20
     offset = 0
     with open(path, "rb") as f:
-        data = f.read()
-    while offset < len(data):
-        if data[offset : offset + 2] != _GZIP_MAGIC:
-            rest = data[offset:]
-            return None if not offset or not rest.strip(b"\0") else offset
-        inflater = zlib.decompressobj(wbits=31)
-        try:
-            while not inflater.eof and offset < len(data):
-                block = data[offset : offset + (1 << 20)]
-                inflater.decompress(block, 0)
-                offset += len(block) - len(inflater.unused_data)
-                if inflater.unused_data:
-                    break
-        except zlib.error:
-            return None
-        if not inflater.eof:
-            return None
+        size = os.fstat(f.fileno()).st_size
+        while offset < size:
+            f.seek(offset)
+            if f.read(2) != _GZIP_MAGIC:
+                if not offset:
+                    return None
+                f.seek(offset)
+                while block := f.read(block_bytes):
+                    if block.strip(b"\0"):
+                        return offset
+                return None  # zero padding after the last member
+            f.seek(offset)
+            inflater = zlib.decompressobj(wbits=31)
+            try:
+                while not inflater.eof:
+                    block = f.read(block_bytes)
+                    if not block:
+                        return None  # the member is cut off
+                    data = block
+                    while data and not inflater.eof:
+                        inflater.decompress(data, block_bytes)  # output bounded, then dropped
+                        data = inflater.unconsumed_tail
+                    offset += len(block) - len(inflater.unused_data)
+            except zlib.error:
+                return None
     return None

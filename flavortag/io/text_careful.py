@@ -64,6 +64,8 @@ def parse_careful(
     axis line), accounts for them in ``report`` and returns the rest.
     ``last``: ``data`` ends the file.
     """
+    if not data.strip():  # blank lines only: no list of millions of empty lines to walk
+        return EventColumns.empty()
     lines = data.split(b"\n")
     tail = lines.pop()  # text after the final newline: empty unless the file is cut off
     if last and tail.strip().strip(b"-"):

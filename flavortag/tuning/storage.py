@@ -17,12 +17,26 @@ trial marks it FAIL and queues a copy with the same parameters (optuna's
 ``RetryHeartbeatStaleTrialCallback``), which the next free worker runs.
 RDB storages have optuna's own heartbeat; the journal storage gets the same
 through :class:`HeartbeatJournalStorage` (heartbeats as trial system attributes).
+
+A worker killed while appending to a journal leaves its last record cut off
+mid-line; the next append (by any worker, :class:`RecoveringJournalFileBackend`)
+or the next start first cuts that incomplete record away, under the journal's
+lock, with a warning naming the file and the byte offset, so that no record is
+glued onto it. A journal damaged inside (a record glued onto a cut one by an
+earlier version) is refused when opened, naming the file, the line and the
+byte offset; ``python -m flavortag.tuning.storage repair <file>``
+(:func:`repair_journal`) mends it, keeping a copy.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
+import os
+import shutil
 import sqlite3
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -32,12 +46,15 @@ from typing import Any
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import BaseHeartbeat
-from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from flavortag.errors import UsageError
 
-__all__ = ["HeartbeatJournalStorage", "open_storage", "storage_path"]
+__all__ = ["HeartbeatJournalStorage", "RecoveringJournalFileBackend", "open_storage", "repair_journal",
+           "storage_path"]
+
+log = logging.getLogger("flavortag.tune")
 
 _JOURNAL = "journal:"
 _SQLITE = "sqlite:///"
@@ -47,6 +64,138 @@ HEARTBEAT_ATTR = "flavortag:heartbeat"
 SQLITE_TIMEOUT_S = 120
 
 
+class RecoveringJournalFileBackend(JournalFileBackend):
+    """optuna's journal file, which first drops an incomplete last record (a killed writer's) when appending."""
+
+    def __init__(self, path: str) -> None:
+        self._repair_lock = JournalFileSymlinkLock(path)  # the lock optuna's own appends take
+        super().__init__(path, lock_obj=self._repair_lock)
+        self.path = Path(path)
+
+    def drop_incomplete_record(self) -> None:
+        """Cut an incomplete last record away, under the journal's lock (see the module doc)."""
+        if not self.path.exists() or _ends_complete(self.path):
+            return
+        self._repair_lock.acquire()
+        try:
+            _drop_incomplete_tail(self.path)
+        finally:
+            self._repair_lock.release()
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:  # noqa: D102 - JournalFileBackend
+        self.drop_incomplete_record()
+        super().append_logs(logs)
+
+
+def _ends_complete(path: Path) -> bool:
+    """True when ``path`` is empty or ends with a newline (its last record is whole)."""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return True
+        f.seek(size - 1)
+        return f.read(1) == b"\n"
+
+
+def _drop_incomplete_tail(path: Path) -> None:
+    """Truncate ``path`` after its last newline (the caller holds the lock), with a warning."""
+    with open(path, "rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return  # completed meanwhile
+        end, keep = size, 0
+        while end > 0:
+            begin = max(0, end - (1 << 16))
+            f.seek(begin)
+            at = f.read(end - begin).rfind(b"\n")
+            if at >= 0:
+                keep = begin + at + 1
+                break
+            end = begin
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    log.warning("%s: dropped an incomplete last record (%d bytes from byte offset %d), left by a worker "
+                "killed while writing it", path, size - keep, keep)
+
+
+def _first_damaged_line(path: Path) -> tuple[int, int, str] | None:
+    """``(line number, byte offset, why)`` of the first line of ``path`` that is not a JSON record."""
+    offset = 0
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            if line.endswith(b"\n"):
+                try:
+                    json.loads(line)
+                except ValueError as err:
+                    return number, offset, str(err)
+            offset += len(line)
+    return None
+
+
+def _journal_damage(path: Path, err: Exception) -> UsageError:
+    found = _first_damaged_line(path)
+    where = f"line {found[0]} (byte offset {found[1]}) is not a journal record ({found[2]})" if found else str(err)
+    return UsageError(
+        f"journal:{path}: {where}: the journal is damaged (a worker killed while writing a record, and "
+        f"another wrote after it). Stop the study's workers, then mend it (a copy is kept as "
+        f"{path.name}.bak): python -m flavortag.tuning.storage repair {path}")
+
+
+def repair_journal(path: str | Path) -> tuple[int, int]:
+    """Mend a damaged journal in place (its workers stopped): ``(records recovered, lines dropped)``.
+
+    A line that is not JSON is a record cut off by a killed writer, with the
+    next writer's record glued after it: the longest tail of the line that is a
+    JSON record is kept, else the line is dropped (as is a last line without
+    its newline). The original is kept as ``<file>.bak``.
+    """
+    path = Path(path)
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        kept: list[bytes] = []
+        recovered = dropped = 0
+        with open(path, "rb") as f:
+            for line in f:
+                if line.endswith(b"\n") and _is_record(line):
+                    kept.append(line)
+                    continue
+                tail = _record_tail(line) if line.endswith(b"\n") else None
+                if tail is None:
+                    dropped += 1
+                else:
+                    kept.append(tail)
+                    recovered += 1
+        shutil.copy2(path, path.with_name(path.name + ".bak"))
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(b"".join(kept))
+        os.replace(tmp, path)
+    finally:
+        lock.release()
+    return recovered, dropped
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def _record_tail(line: bytes) -> bytes | None:
+    """The longest tail of ``line`` that starts a record (``{"op_code"``) and parses, or None."""
+    at = line.find(b'{"op_code"', 1)
+    while at > 0:
+        if _is_record(line[at:]):
+            return line[at:]
+        at = line.find(b'{"op_code"', at + 1)
+    return None
+
+
 class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     """optuna's journal storage with a heartbeat (optuna's own has none).
 
@@ -54,7 +203,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     so the nodes' clocks must agree to within the grace period (NTP).
     """
 
-    def __init__(self, backend: JournalFileBackend, heartbeat_interval: int, grace_period: int,
+    def __init__(self, backend: RecoveringJournalFileBackend, heartbeat_interval: int, grace_period: int,
                  stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None) -> None:
         super().__init__(backend)
         self.heartbeat_interval = heartbeat_interval
@@ -118,10 +267,14 @@ def open_storage(url: str, heartbeat_interval_s: int | None = 60, grace_s: int |
         path = storage_path(url)
         assert path is not None
         path.parent.mkdir(parents=True, exist_ok=True)
-        backend = JournalFileBackend(str(path))
-        if interval is None:
-            return JournalStorage(backend)
-        return HeartbeatJournalStorage(backend, interval, grace or 2 * interval, retry)
+        backend = RecoveringJournalFileBackend(str(path))
+        backend.drop_incomplete_record()
+        try:  # optuna reads the whole journal here
+            if interval is None:
+                return JournalStorage(backend)
+            return HeartbeatJournalStorage(backend, interval, grace or 2 * interval, retry)
+        except ValueError as err:  # json.JSONDecodeError, optuna's "Invalid log format."
+            raise _journal_damage(path, err) from None
     if "://" not in url:
         raise UsageError(f"storage={url!r} is not a storage URL: give sqlite:///<file>, "
                          "postgresql://user:pass@host/db (any SQLAlchemy URL) or journal:<file>")
@@ -171,3 +324,19 @@ def _created_despite_races(create: Callable[[], Any], attempts: int = 5) -> Any:
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m flavortag.tuning.storage repair <journal file>``: :func:`repair_journal`."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "repair":
+        print("usage: python -m flavortag.tuning.storage repair <journal file>", file=sys.stderr)
+        return 2
+    recovered, dropped = repair_journal(args[1])
+    print(f"{args[1]}: {recovered} record(s) recovered from damaged lines, {dropped} line(s) dropped; "
+          f"the original is {args[1]}.bak")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

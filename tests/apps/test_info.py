@@ -71,3 +71,13 @@ def test_info_is_quiet_on_the_embedded_sample(capsys: pytest.CaptureFixture[str]
 def test_info_on_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(tmp_path)]) == 1
     assert f"flavortag info: {tmp_path}: is a directory" in capsys.readouterr().err
+
+
+def test_info_counts_the_files_of_a_quoted_glob(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # issue 21: `flavortag info 'dir/*.txt'` (3 files) printed "in 1 file(s)"
+    for name in ("bb.txt", "cc.txt", "uds.txt"):
+        (tmp_path / name).write_text(GOOD)
+    assert main([str(tmp_path / "*.txt")]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "6 events in 3 file(s)"
+    assert main([str(tmp_path / "bb.txt"), str(tmp_path / "c*.txt")]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "4 events in 2 file(s)"

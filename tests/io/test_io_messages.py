@@ -77,3 +77,42 @@ def test_utf16_text(tmp_path, encoding, what):
         f"{path}:1: this looks like {what}: the event format is plain ASCII / UTF-8; "
         "convert it first, e.g. iconv -f UTF-16 -t UTF-8"
     )
+
+
+def _root_with(path, replace):
+    """A 20-event ROOT tree as the writer makes it, with the branches in ``replace`` swapped in."""
+    import awkward as ak
+    import numpy as np
+    import uproot
+
+    events = synthetic_events(20, seed=3, label=2)
+    tracks = events["tracks"]
+    data = {f"axis_{c}": np.asarray(events["axis"][:, k], np.float32) for k, c in enumerate("xyz")}
+    data["label"] = np.full(20, 2, np.int32)
+    data["track"] = ak.zip({k: tracks[k] for k in ("E", "px", "py", "pz", "x", "y", "z")
+                            if f"track_{k}" not in replace})
+    data.update(replace)
+    with uproot.recreate(path) as file:
+        file.mktree("events", {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()})
+        file["events"].extend(data)
+    return path
+
+
+def test_a_root_branch_of_the_wrong_type_is_named_with_found_and_expected_types(tmp_path):
+    # issue 21: one float per event where per-track lists are expected read as "no branch track_px"
+    import awkward as ak
+    import numpy as np
+
+    flat = _root_with(tmp_path / "flat.root", {"track_px": np.ones(20, np.float32)})
+    with pytest.raises(EventFormatError) as err:
+        read_events(flat)
+    assert str(err.value) == (
+        f"{flat}: branch track_px has the wrong type: float (one value per event), expected a list of "
+        "numbers per event, one per track (e.g. float[] counted by ntrack, or std::vector<float>)")
+    jagged_axis = _root_with(tmp_path / "axis.root", {"axis_z": ak.Array([[1.0]] * 20)})
+    with pytest.raises(EventFormatError) as err:
+        read_events(jagged_axis)
+    assert str(err.value) == (
+        f"{jagged_axis}: branch axis_z has the wrong type: double[] (a list per event), expected a number "
+        "per event (e.g. float)")
+    assert len(read_events(_root_with(tmp_path / "good.root", {}))) == 20  # the same tree, right types

@@ -128,6 +128,11 @@ BAD_CASES = {
     "axis_malformed": (lines(AXIS, "Axis 0 0 1"), 2, "malformed axis line 'Axis 0 0 1'"),
     "e_below_p": (lines(AXIS, ROW, "1.0 0.8 0.6 0.1 0 0 0"), 3, "energy below momentum: E = 1 GeV < |p| = 1.004988"),
     "negative_e": (lines(AXIS, "-0.5 0 0 0 0 0 0"), 2, "negative energy E = -0.5 GeV"),
+    # issue 21: 1e30 momenta overflowed |p| in float32 and read as "energy below momentum"
+    "momenta_1e30": (lines(AXIS, ROW, "1e30 1e30 0 0 0 0 0"), 3,
+                     "track E = 1e+30 GeV is out of range: |E| <= 1e+18 GeV (larger values overflow"),
+    "px_1e30": (lines(AXIS, "2 -1e30 0 0 0 0 0"), 2, "track px = -1e+30 GeV is out of range: |px| <= 1e+18 GeV"),
+    "z_1e30": (lines(AXIS, ROW, "1 0.5 0 0 0 0 1e30"), 3, "track z = 1e+30 mm is out of range: |z| <= 1e+18 mm"),
     "cut_mid_row": (lines(AXIS, ROW, ROW) + "1.0 0.6 0.0 0.", 4, "without a final newline"),
     "no_final_newline": (lines(AXIS, ROW) + ROW, 3, "without a final newline"),
 }
@@ -143,6 +148,25 @@ def test_bad_input_names_file_line_and_reason(tmp_path, case):
     assert (err.path, err.line) == (str(path), line)
     assert reason in err.reason
     assert str(err).startswith(f"{path}:{line}: ")
+
+
+def test_out_of_range_values_are_refused_by_every_reader_and_the_limit_is_not(tmp_path):
+    path = write(tmp_path, lines(AXIS, "1e18 -1e18 0 0 1e18 -1e18 1e18"))  # at the limit: accepted
+    assert read_events(path).tracks.px.tolist() == [[float(np.float32(-1e18))]]
+    events = synthetic_events(40, seed=2, label=2)
+    counts = ak.num(events["tracks"])
+    assert counts[17] > 0
+    px = ak.to_numpy(ak.flatten(events["tracks", "px"])).copy()
+    px[int(np.sum(counts[:17]))] = 1e30  # the first track of entry 17
+    bad = ak.with_field(events, ak.unflatten(px, counts), ["tracks", "px"])
+    for suffix in (".parquet", ".root"):
+        out = tmp_path / f"bb{suffix}"
+        write_events(bad, out)
+        with pytest.raises(EventFormatError) as info:
+            read_events(out)
+        assert str(info.value) == (f"{out}: entry 17: track 0: track px = 1e+30 GeV is out of range: |px| <= "
+                                   "1e+18 GeV (larger values overflow float32 products such as px*px in |p| "
+                                   "or x*py in d0)")
 
 
 def test_rounding_is_not_an_error(tmp_path):

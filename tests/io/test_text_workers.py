@@ -16,12 +16,12 @@ from flavortag.io.synthetic import synthetic_columns
 from flavortag.io.text_careful import parse_careful
 
 # Edge cases the fast path must read exactly as the careful parser: -0.0, subnormals, the
-# largest float32, E = |p| within rounding, an event without tracks, separators and blanks.
+# largest accepted value (io.checks.MAX_ABS_VALUE: 1e18, issue 21), E = |p| within rounding, an event without tracks, separators and blanks.
 EDGE = b"""\
 -----
 Axis = -0.0 0.6 0.8
 -0.0 -0.0 0 0 -0.0 1e-45 -1.4e-45
-3.4028234e+38 1e+19 1e+19 1e+19 3.4028234e+38 -3.4028234e+38 0
+1e+18 5e+17 5e+17 5e+17 1e+18 -1e+18 0
 1.0000000e+00 1.0000090e+00 0 0 1e-7 -2E+01 .5
 Axis = 0 0 1
 
