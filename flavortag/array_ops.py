@@ -148,8 +148,22 @@ class TorchOps:
         return self.torch.sqrt(a * a + b * b)
 
     def atan2(self, y: Array, x: Array) -> Array:
-        """Four-quadrant arctangent."""
-        return self.torch.atan2(y, x)
+        """Four-quadrant arctangent of float64 ``y, x``, to float64 precision.
+
+        onnxruntime has no float64 ``Atan``: a float32 first guess ``t0`` is
+        corrected once in float64, ``t = t0 + atan(e)`` with ``tan(e) =
+        (y cos t0 - x sin t0) / (x cos t0 + y sin t0)``; ``|e| ~ 1e-7``, so
+        ``atan(e) = tan(e)`` to far below float64 rounding. ``atan2(0, 0) = 0``.
+        """
+        t = self.torch
+        origin = (x == 0.0) & (y == 0.0)
+        x_safe = t.where(origin, t.ones_like(x), x)
+        guess = t.atan2(y.to(t.float32), x_safe.to(t.float32)).to(t.float64)
+        sin, cos = t.sin(guess), t.cos(guess)
+        along = x_safe * cos + y * sin  # r cos(e) > 0
+        across = y * cos - x_safe * sin  # r sin(e)
+        return guess + t.where(along > 0.0, across / t.where(along > 0.0, along, t.ones_like(along)),
+                               t.zeros_like(along))
 
     def sqrt(self, x: Array) -> Array:
         """Square root."""
