@@ -81,40 +81,54 @@ def used_raw_inputs(track_names: list[str], event_names: list[str], detector: De
     return tuple(n for n in RAW_INPUTS if n in ("axis", "tracks", "valid") or n in q.used_inputs)
 
 
-class RawInputScorer(nn.Module):
-    """Raw event inputs -> ``(logits, probabilities)``: features, track order and tagger in one module."""
+class RawFeatures(nn.Module):
+    """Raw event inputs -> the tagger's track and event features (float32), in the namespace of torch."""
 
-    def __init__(self, model: nn.Module, detector: DetectorModel, max_tracks: int) -> None:
+    def __init__(self, track_names: list[str], event_names: list[str], detector: DetectorModel) -> None:
         super().__init__()
-        self.model = model
+        self.track_names, self.event_names = list(track_names), list(event_names)
         self.detector = detector
-        self.max_tracks = int(max_tracks)
-        self.track_names, self.event_names = _feature_names(model)
         self.input_names = used_raw_inputs(self.track_names, self.event_names, detector)
-        self.reads_tracks = "features" in tuple(getattr(model, "export_inputs", ()))
 
-    def features(self, axis: Tensor, tracks: Tensor, valid: Tensor, track_sigma: Tensor | None = None,
-                 resolution_scale: Tensor | None = None) -> tuple[Tensor | None, Tensor | None, Tensor]:
-        """``(track features [B, N, F] | None, event features [B, G] | None, masked tracks)``, float32."""
+    def forward(self, axis: Tensor, tracks: Tensor, valid: Tensor, track_sigma: Tensor | None = None,
+                resolution_scale: Tensor | None = None) -> tuple[Tensor | None, Tensor | None, Tensor]:
+        """``(track features [B, N, F] | None, event features [B, G] | None, tracks with padding zeroed)``."""
         valid = valid.to(torch.bool)
         tracks = tracks.to(torch.float32).masked_fill(~valid.unsqueeze(-1), 0.0)
         sigma = None if track_sigma is None else track_sigma.to(torch.float64).masked_fill(~valid.unsqueeze(-1), 0.0)
         scale = None if resolution_scale is None else resolution_scale.to(torch.float64)
         q = PaddedTracks(tracks.to(torch.float64), valid, axis.to(torch.float64), self.detector, scale, sigma)
         track_features = None
-        if self.track_names and self.reads_tracks:
+        if self.track_names:
             track_features = padded_track_features(q, self.track_names).to(torch.float32)
         event_features = None
         if self.event_names:
             event_features = padded_event_features(q, self.event_names).to(torch.float32)
         return track_features, event_features, tracks
 
+    def named(self, inputs: tuple[Tensor, ...]) -> tuple[Tensor | None, Tensor | None, Tensor]:
+        """:meth:`forward` on positional inputs named ``self.input_names``."""
+        named = dict(zip(self.input_names, inputs))
+        return self(named["axis"], named["tracks"], named["valid"], named.get("track_sigma"),
+                    named.get("resolution_scale"))
+
+
+class RawInputScorer(nn.Module):
+    """Raw event inputs -> ``(logits, probabilities)``: features, track order and tagger in one module."""
+
+    def __init__(self, model: nn.Module, detector: DetectorModel, max_tracks: int) -> None:
+        super().__init__()
+        self.model = model
+        self.max_tracks = int(max_tracks)
+        track_names, event_names = _feature_names(model)
+        self.reads_tracks = "features" in tuple(getattr(model, "export_inputs", ()))
+        self.raw = RawFeatures(track_names if self.reads_tracks else [], event_names, detector)
+        self.input_names = self.raw.input_names
+
     def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
         """Positional inputs named ``self.input_names`` -> ``(logits, probabilities)``."""
-        named = dict(zip(self.input_names, inputs))
-        track_features, event_features, tracks = self.features(
-            named["axis"], named["tracks"], named["valid"], named.get("track_sigma"), named.get("resolution_scale"))
-        valid = named["valid"].to(torch.bool)
+        track_features, event_features, tracks = self.raw.named(inputs)
+        valid = dict(zip(self.input_names, inputs))["valid"].to(torch.bool)
         batch = tracks.shape[0]
         if track_features is None:
             features = tracks.new_zeros((batch, 0, int(getattr(self.model, "n_track_features", 0))))
@@ -244,15 +258,15 @@ def export_raw_onnx(model: nn.Module, path: str | os.PathLike[str], detector: De
 class _EventFeatureGraph(nn.Module):
     """Raw inputs -> event features ``[B, G]`` (the BDT's inputs)."""
 
-    def __init__(self, scorer: RawInputScorer) -> None:
+    def __init__(self, raw: RawFeatures) -> None:
         super().__init__()
-        self.scorer = scorer
+        self.raw = raw
 
     def forward(self, *inputs: Tensor) -> Tensor:
-        named = dict(zip(self.scorer.input_names, inputs))
-        _, event_features, _ = self.scorer.features(
-            named["axis"], named["tracks"], named["valid"], named.get("track_sigma"), named.get("resolution_scale"))
-        assert event_features is not None
+        """Positional inputs named ``self.raw.input_names`` -> ``event_features [B, G]``."""
+        _, event_features, _ = self.raw.named(inputs)
+        if event_features is None:
+            raise ValueError("the BDT has no event features")
         return event_features
 
 
@@ -271,10 +285,8 @@ def export_raw_bdt_onnx(clf: Any, path: str | os.PathLike[str], detector: Detect
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     det, n_max = _model_context(clf, detector, None)
-    scorer = RawInputScorer(nn.Identity(), det, n_max)
-    scorer.track_names, scorer.event_names = _feature_names(clf)
-    scorer.input_names = used_raw_inputs([], scorer.event_names, det)
-    names = scorer.input_names
+    raw = RawFeatures([], _feature_names(clf)[1], det)
+    names = raw.input_names
     example = example_raw_inputs()
     dynamic_axes: dict[str, dict[int, str]] = {
         n: {i: a for i, a in enumerate(RAW_INPUT_SHAPES[n]) if isinstance(a, str)} for n in names}
@@ -285,7 +297,7 @@ def export_raw_bdt_onnx(clf: Any, path: str | os.PathLike[str], detector: Detect
         warnings.simplefilter("ignore", category=DeprecationWarning)
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
         warnings.simplefilter("ignore", category=UserWarning)
-        torch.onnx.export(_EventFeatureGraph(scorer), tuple(example[n] for n in names), str(features_path),
+        torch.onnx.export(_EventFeatureGraph(raw), tuple(example[n] for n in names), str(features_path),
                           dynamo=False, opset_version=opset, input_names=list(names),
                           output_names=["event_features"], dynamic_axes=dynamic_axes, do_constant_folding=True)
     export_bdt_onnx(clf, trees_path, opset=opset)
