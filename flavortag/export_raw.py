@@ -141,7 +141,8 @@ class RawInputScorer(nn.Module):
             kept_valid = torch.gather(valid, 1, order)
             features = torch.gather(track_features, 1, order.unsqueeze(-1).expand(-1, -1, track_features.shape[-1]))
             vectors = torch.gather(tracks, 1, order.unsqueeze(-1).expand(-1, -1, tracks.shape[-1]))
-        logits = self.model.forward_padded(features, kept_valid, event_features, vectors)
+        model: Any = self.model
+        logits = model.forward_padded(features, kept_valid, event_features, vectors)
         return logits, torch.softmax(logits, dim=-1)
 
 
