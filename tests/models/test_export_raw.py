@@ -275,3 +275,22 @@ def test_minimal_numpy_onnxruntime_example_runs(exported, tmp_path):
     assert lines[0].startswith("classes: ['uds', 'cc', 'bb']")
     probs = np.array([float(v) for v in lines[-1].split()[1:]])
     assert probs.shape == (3,) and probs.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_event_without_tracks_scores_as_in_python(samples, taggers, exported):
+    import onnxruntime as ort
+
+    events, _ = samples["event"]
+    empty = ak.Array([{"axis": [0.0, 0.0, 1.0], "tracks": [], "label": 0}])
+    empty = ak.with_field(empty, ak.values_astype(empty.tracks, np.float32), "tracks")
+    mixed = ak.concatenate([events[:3][["axis", "tracks", "label"]], empty])
+    assert ak.num(mixed.tracks).tolist()[-1] == 0 and len(mixed) == 4
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    for key in ("mlp", "transformer", "bdt"):
+        session = ort.InferenceSession(str(exported[("event", key)]), options, providers=["CPUExecutionProvider"])
+        inputs = raw_inputs(mixed)
+        (got,) = session.run(["probabilities"], {i.name: inputs[i.name] for i in session.get_inputs()})
+        np.testing.assert_allclose(got, Tagger.from_model(taggers[("event", key)], device="cpu").predict_proba(mixed),
+                                   atol=1e-5, err_msg=key)
+        assert np.isfinite(got).all()
