@@ -5,7 +5,9 @@ almost only by resolution: prompt tracks get either sign with equal
 probability, while tracks from b / c decays downstream of the primary vertex
 get the positive sign (LEP / SLD b-tagging, LCFIPlus's joint probability are
 calibrated this way). The width of the Gaussian core of that side, in units of
-the detector model's nominal resolution, is the resolution scale of the sample.
+the nominal resolution, is the resolution scale of the sample. The nominal
+resolution is each track's own ``sigma_d0`` / ``sigma_z0`` where the records
+carry them (a real track fit), else the detector model's parametric one.
 
 Fit (for d0 and for z0 separately): the lifetime tracks (``|d0| < 2 mm``,
 ``|z0| < 10 mm``, as the event features use) with a negative lifetime-signed

@@ -11,7 +11,8 @@ angle):
 * impact parameters: sigma(d0)   = a (+) b / (p sin^{3/2} theta)      [mm]
   and the same form for z0.
 
-Numpy only (no torch) so the readers' side of the package stays light.
+Numpy only at import (no torch) so the readers' side of the package stays light; the
+impact-parameter resolutions also take torch tensors (the raw-input ONNX graph).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
+
+from flavortag.array_ops import Array, NumpyOps, ops_for
 
 PION_MASS_GEV: float = 0.13957039
 
@@ -108,14 +111,22 @@ class DetectorModel:
         s = np.maximum(np.abs(np.asarray(sin_theta, dtype=np.float64)), 1e-6)
         return np.hypot(self.inv_pt_a_per_gev, self.inv_pt_b / (p * s))
 
-    def sigma_d0_mm(self, p_gev: np.ndarray, sin_theta: np.ndarray) -> np.ndarray:
-        """Transverse impact-parameter resolution in mm (unscaled)."""
-        p = np.maximum(np.asarray(p_gev, dtype=np.float64), 1e-6)
-        s = np.maximum(np.abs(np.asarray(sin_theta, dtype=np.float64)), 1e-6)
-        return np.hypot(self.d0_a_mm, self.d0_b_mm_gev / (p * s**1.5))
+    def sigma_d0_mm(self, p_gev: Array, sin_theta: Array) -> Array:
+        """Transverse impact-parameter resolution in mm (unscaled); numpy arrays or torch tensors."""
+        return _ip_resolution_mm(self.d0_a_mm, self.d0_b_mm_gev, p_gev, sin_theta)
 
-    def sigma_z0_mm(self, p_gev: np.ndarray, sin_theta: np.ndarray) -> np.ndarray:
-        """Longitudinal impact-parameter resolution in mm (unscaled)."""
-        p = np.maximum(np.asarray(p_gev, dtype=np.float64), 1e-6)
-        s = np.maximum(np.abs(np.asarray(sin_theta, dtype=np.float64)), 1e-6)
-        return np.hypot(self.z0_a_mm, self.z0_b_mm_gev / (p * s**1.5))
+    def sigma_z0_mm(self, p_gev: Array, sin_theta: Array) -> Array:
+        """Longitudinal impact-parameter resolution in mm (unscaled); numpy arrays or torch tensors."""
+        return _ip_resolution_mm(self.z0_a_mm, self.z0_b_mm_gev, p_gev, sin_theta)
+
+
+def _ip_resolution_mm(a_mm: float, b_mm_gev: float, p_gev: Array, sin_theta: Array) -> Array:
+    """``a (+) b / (p sin^{3/2} theta)`` in mm, written once for numpy (generator, features) and
+    torch (the raw-input ONNX graph)."""
+    ops = ops_for(p_gev)
+    if isinstance(ops, NumpyOps):
+        p_gev = np.asarray(p_gev, dtype=np.float64)
+        sin_theta = np.asarray(sin_theta, dtype=np.float64)
+    p = ops.clip_min(p_gev, 1e-6)
+    s = ops.clip_min(ops.abs(sin_theta), 1e-6)
+    return ops.hypot(a_mm, b_mm_gev / (p * s**1.5))

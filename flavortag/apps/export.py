@@ -4,6 +4,10 @@ Writes into OUT_DIR:
 
 * ``tagger.onnx`` (dynamic batch and track axes; inputs in the padded layout; a
   BDT: its trees through skl2onnx, input ``event_features``),
+* ``tagger_raw.onnx`` (format ``raw``): the raw-input tagger, whose inputs are the
+  event itself (axis, tracks' E, px, py, pz, x, y, z, validity mask, optional
+  measured uncertainties and calibration scale) and whose graph computes the
+  features (docs/ONNX.md; a BDT: its event features, then its trees),
 * ``tagger.torchscript.pt`` (torch taggers only),
 * ``working_points.json`` (from the MLflow run, when exporting a run),
 * ``tagger.json``: class order, feature lists, detector model and max_tracks,
@@ -15,7 +19,9 @@ scikit-learn) score
 the same real events (``--check-events``; by default the first
 ``--check-n`` events of the run's training files, else of the embedded
 sample) through :class:`flavortag.Tagger`, and the export fails (exit 1)
-if a class probability differs by more than ``--check-tolerance``.
+if a class probability differs by more than ``--check-tolerance``; the
+raw-input file is checked the same way against the tagger fed by the Python
+feature code.
 """
 
 from __future__ import annotations
@@ -28,9 +34,13 @@ from typing import Any
 
 from flavortag.schema.groups import DEFAULT_TRACKING_URI
 
+#: The raw-input ONNX file in the output directory.
+RAW_ONNX = "tagger_raw.onnx"
+
 EPILOG = """examples:
   flavortag export 3f2c0d... exported/transformer           # an MLflow run id (./mlflow.db)
   flavortag export outputs/train/.../checkpoints/best.pt exported/ds --formats onnx
+  flavortag export 3f2c0d... exported/raw --formats raw    # only tagger_raw.onnx (docs/ONNX.md)
 """
 
 
@@ -41,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="MLflow run id, runs:/ URI, or a trainer checkpoint (.pt)")
     parser.add_argument("out_dir", help="output directory (created)")
-    parser.add_argument("--formats", default="onnx,torchscript", help="comma-separated: onnx, torchscript")
+    parser.add_argument("--formats", default="onnx,raw,torchscript",
+                        help="comma-separated: onnx, raw (tagger_raw.onnx), torchscript")
     parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI, help="MLflow store of the run")
     parser.add_argument("--check-events", action="append", metavar="FILE",
                         help="event files to check onnxruntime against torch on (default: the run's "
@@ -60,24 +71,25 @@ def main(argv: list[str] | None = None) -> int:
         export_onnx,
         export_torchscript,
     )
+    from flavortag.export_raw import export_raw_bdt_onnx, export_raw_onnx
     from flavortag.inference import input_shape, is_torch_model, load_model
 
     is_run = not Path(args.source).exists()
     if is_run:
         tracking.set_tracking_uri(args.tracking_uri)
     formats = {f.strip() for f in args.formats.split(",") if f.strip()}
-    unknown = formats - {"onnx", "torchscript"}
+    unknown = formats - {"onnx", "raw", "torchscript"}
     if unknown:
         parser.error(f"unknown formats {sorted(unknown)}")
     model = load_model(args.source)
     is_torch = is_torch_model(model)
     if not is_torch:
-        if "onnx" not in formats:
+        if not formats & {"onnx", "raw"}:
             raise UsageError("a BDT exports to ONNX only (TorchScript is for torch taggers): "
-                             "give --formats onnx")
+                             "give --formats onnx (or raw)")
         if "torchscript" in formats:
             print("flavortag export: a BDT has no TorchScript form; writing ONNX only", file=sys.stderr)
-        formats = {"onnx"}
+        formats -= {"torchscript"}
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -85,10 +97,15 @@ def main(argv: list[str] | None = None) -> int:
         model = model.to("cpu").eval()
         if "onnx" in formats:
             written.append(export_onnx(model, out / "tagger.onnx"))
+        if "raw" in formats:
+            written.append(export_raw_onnx(model, out / RAW_ONNX))
         if "torchscript" in formats:
             written.append(export_torchscript(model, out / "tagger.torchscript.pt"))
     else:
-        written.append(export_bdt_onnx(model, out / "tagger.onnx"))
+        if "onnx" in formats:
+            written.append(export_bdt_onnx(model, out / "tagger.onnx"))
+        if "raw" in formats:
+            written.append(export_raw_bdt_onnx(model, out / RAW_ONNX))
     info = {
         "class_names": class_names(model),
         "model": dict(model.config) if is_torch else bdt_config(model),
@@ -97,26 +114,31 @@ def main(argv: list[str] | None = None) -> int:
         "max_tracks": getattr(model, "max_tracks", None),
         "sort_by": input_shape(model)[1],
         "inputs": list(model.export_inputs) if is_torch else ["event_features"],
+        "raw_onnx": RAW_ONNX if "raw" in formats else None,
         "source": args.source,
     }
     (out / "tagger.json").write_text(json.dumps(info, indent=2))
     written.append(out / "tagger.json")
-    if "onnx" in formats:
-        reference = "torch" if is_torch else "scikit-learn"
-        check = check_onnx(model, out, _check_paths(args, is_run), args.check_n)
+    reference = "torch" if is_torch else "scikit-learn"
+    checks = [(name, f) for name, f in (("onnx_check", "onnx"), ("raw_onnx_check", "raw")) if f in formats]
+    for key, fmt in checks:
+        check_fn = check_onnx if fmt == "onnx" else check_raw_onnx
+        check = check_fn(model, out, _check_paths(args, is_run), args.check_n)
+        what = "onnxruntime" if fmt == "onnx" else f"onnxruntime on {RAW_ONNX}"
         if check is None:
-            print(f"flavortag export: no events found to check onnxruntime against {reference}: "
+            print(f"flavortag export: no events found to check {what} against {reference}: "
                   "give --check-events FILE", file=sys.stderr)
-        else:
-            info["onnx_check"] = check
-            (out / "tagger.json").write_text(json.dumps(info, indent=2))
-            if not check["max_abs_diff"] <= args.check_tolerance:
-                print(f"flavortag export: error: onnxruntime and {reference} disagree on {check['n_events']} events "
-                      f"of {check['events'][0]}: max |delta p| = {check['max_abs_diff']:.3g} > "
-                      f"{args.check_tolerance:g}; do not use {out / 'tagger.onnx'}", file=sys.stderr)
-                return 1
-            print(f"flavortag export: onnxruntime agrees with {reference} on {check['n_events']} events "
-                  f"(max |delta p| = {check['max_abs_diff']:.2g})", file=sys.stderr)
+            continue
+        info[key] = check
+        (out / "tagger.json").write_text(json.dumps(info, indent=2))
+        target = out / ("tagger.onnx" if fmt == "onnx" else RAW_ONNX)
+        if not check["max_abs_diff"] <= args.check_tolerance:
+            print(f"flavortag export: error: {what} and {reference} disagree on {check['n_events']} events "
+                  f"of {check['events'][0]}: max |delta p| = {check['max_abs_diff']:.3g} > "
+                  f"{args.check_tolerance:g}; do not use {target}", file=sys.stderr)
+            return 1
+        print(f"flavortag export: {what} agrees with {reference} on {check['n_events']} events "
+              f"(max |delta p| = {check['max_abs_diff']:.2g})", file=sys.stderr)
     if is_run:
         uri = args.source if ":/" in args.source else f"runs:/{args.source}"
         try:
@@ -156,6 +178,16 @@ def _check_paths(args: argparse.Namespace, is_run: bool) -> list[str]:
     return [str(resolve_path(p)) for p in embedded if resolve_path(p).is_file()]
 
 
+def _check_sample(paths: list[str], n_events: int) -> Any:
+    """The first ``n_events`` events of ``paths`` (labels not read), or None."""
+    from flavortag.io import iter_events
+
+    if not paths:
+        return None
+    events = next(iter_events(paths, step_size=max(n_events, 1), label="unknown"), None)
+    return None if events is None or len(events) == 0 else events
+
+
 def check_onnx(model: Any, out: Path, paths: list[str], n_events: int) -> dict[str, Any] | None:
     """Score up to ``n_events`` of ``paths`` with torch and with onnxruntime (the files in ``out``).
 
@@ -164,18 +196,37 @@ def check_onnx(model: Any, out: Path, paths: list[str], n_events: int) -> dict[s
     """
     import numpy as np
 
-    from flavortag.io import iter_events
     from flavortag.tagger import Tagger
 
-    if not paths:
-        return None
-    events = next(iter_events(paths, step_size=max(n_events, 1), label="unknown"), None)
-    if events is None or len(events) == 0:
+    events = _check_sample(paths, n_events)
+    if events is None:
         return None
     torch_probs = Tagger.from_model(model, device="cpu").predict_proba(events)
     onnx_probs = Tagger.from_exported(out, device="cpu").predict_proba(events)
     return {"events": paths, "n_events": len(events),
             "max_abs_diff": float(np.max(np.abs(torch_probs - onnx_probs)))}
+
+
+def check_raw_onnx(model: Any, out: Path, paths: list[str], n_events: int) -> dict[str, Any] | None:
+    """As :func:`check_onnx` for ``tagger_raw.onnx``: its probabilities from the raw tracks
+    against the tagger fed by the Python feature code (:meth:`flavortag.Tagger.predict_proba`)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from flavortag.batching import raw_inputs
+    from flavortag.tagger import Tagger
+
+    events = _check_sample(paths, n_events)
+    if events is None:
+        return None
+    reference = Tagger.from_model(model, device="cpu").predict_proba(events)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(out / RAW_ONNX), options, providers=["CPUExecutionProvider"])
+    inputs = raw_inputs(events)
+    (probs,) = session.run(["probabilities"], {i.name: inputs[i.name] for i in session.get_inputs()})
+    return {"events": paths, "n_events": len(events),
+            "max_abs_diff": float(np.max(np.abs(reference - np.asarray(probs, dtype=np.float64))))}
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ and :mod:`.streaming` (the only one that reads files). This package re-exports t
 
 * ``PaddedBatch`` / ``RaggedBatch``: the two batch layouts every model takes,
   with converters ``padded_to_ragged`` / ``ragged_to_padded``.
+* ``raw_inputs``: events as the raw inputs of an exported raw-input ONNX tagger.
 * ``pad_tracks``: jagged per-track records -> ``[B, max_tracks, F]`` float32 plus
   a ``valid`` mask, tracks ordered by a key (energy by default) before
   truncation; vectorised (flat numpy scatter, or awkward pad/fill for comparison).
@@ -44,7 +45,7 @@ from flavortag.batching.loader import (
     make_loader,
     n_batches,
 )
-from flavortag.batching.padding import PaddingPlan, pad_flat, pad_tracks, padding_plan
+from flavortag.batching.padding import PaddingPlan, pad_flat, pad_tracks, padding_plan, raw_inputs
 from flavortag.batching.streaming import ChunkReader, StreamingEventDataset, make_streaming_loader
 from flavortag.batching.tensors import EventTensors, build_event_tensors, concat_event_tensors
 
@@ -71,6 +72,7 @@ __all__ = [
     "n_batches",
     "pad_flat",
     "pad_tracks",
+    "raw_inputs",
     "padded_to_ragged",
     "padding_plan",
     "ragged_to_padded",

@@ -9,7 +9,13 @@ from typing import Literal
 import awkward as ak
 import numpy as np
 
-from flavortag.ragged import DEFAULT_SORT_BY, argsort_within_events, event_index, offsets_of
+from flavortag.ragged import (
+    DEFAULT_SORT_BY,
+    argsort_within_events,
+    event_index,
+    offsets_of,
+    ragged_to_padded,
+)
 
 
 # ---- padding ------------------------------------------------------------------------------
@@ -160,3 +166,30 @@ def pad_tracks(
     if sort_values is not None:
         key = sort_values if isinstance(sort_values, np.ndarray) else flat_values(sort_values, np.float64)
     return pad_flat(columns, offsets, max_tracks, key, descending)
+
+
+def raw_inputs(events: ak.Array, n_slots: int | None = None) -> dict[str, np.ndarray]:
+    """The inputs of a raw-input ONNX tagger (docs/ONNX.md) for ``events``, numpy float32 / bool.
+
+    ``axis [n, 3]``, ``tracks [n, N, 7]`` (E, px, py, pz, x, y, z in stored
+    order), ``valid [n, N]`` and ``track_sigma [n, N, 2]`` (the tracks'
+    ``sigma_d0``, ``sigma_z0`` where the records carry them, else 0: the
+    detector model's resolution); ``N`` is ``n_slots`` or the longest event
+    (at least 1). Padded slots hold zeros.
+    """
+    from flavortag.features.track import SIGMA_FIELDS, VECTOR_FIELDS, event_axes
+
+    tracks = events["tracks"]
+    offsets = offsets_of(tracks)
+    longest = int(np.diff(offsets).max()) if len(offsets) > 1 else 0
+    n = max(longest, 1) if n_slots is None else int(n_slots)
+    if n < longest:
+        raise ValueError(f"n_slots={n} is smaller than the longest event ({longest} tracks)")
+    columns = np.stack([flat_values(tracks[f]) for f in VECTOR_FIELDS], axis=1)
+    padded, valid = ragged_to_padded(columns, offsets, n)
+    if all(f in tracks.fields for f in SIGMA_FIELDS):
+        sigma = ragged_to_padded(np.stack([flat_values(tracks[f]) for f in SIGMA_FIELDS], axis=1), offsets, n)[0]
+    else:
+        sigma = np.zeros(valid.shape + (2,), dtype=np.float32)
+    return {"axis": event_axes(events).astype(np.float32), "tracks": padded, "valid": valid,
+            "track_sigma": sigma.astype(np.float32)}

@@ -1,4 +1,9 @@
-"""Per-track and per-event features of flavour-tagging events (numpy / awkward only).
+"""Per-track and per-event features of flavour-tagging events (numpy / awkward; torch for export).
+
+The physics is written once (:mod:`.padded`, :mod:`.event`, :mod:`.probability`)
+against :mod:`flavortag.array_ops` on padded events: numpy computes it here
+(torch is never imported), torch traces the same code into the raw-input ONNX
+graph (:mod:`flavortag.export_raw`).
 
 ``track_features(events, detector=None, names=TRACK_FEATURES)`` returns
 ``var * {name: float32}`` with the jagged structure of ``events.tracks``;
@@ -53,7 +58,9 @@ from flavortag.features.event import (
     check_event_feature_names,
     event_feature_matrix,
     event_features,
+    padded_event_features,
 )
+from flavortag.features.padded import PaddedTracks
 from flavortag.features.probability import (
     LOG10_JPROB_FLOOR,
     log10_joint_probability,
@@ -67,6 +74,7 @@ from flavortag.features.track import (
     TrackQuantities,
     check_track_feature_names,
     jagged_records,
+    padded_track_features,
     track_feature_columns,
     track_features,
 )
@@ -180,7 +188,7 @@ __all__ = [
     "DISPLACED_SIG_MIN", "EVENT_FEATURES", "EVENT_FEATURE_GROUPS", "EVENT_FEATURE_SPECS",
     "FEATURE_GROUPS", "LOG10_JPROB_FLOOR", "MISSING_SIGNIFICANCE", "TRACK_FEATURES",
     "TRACK_FEATURE_GROUPS", "TRACK_FEATURE_SPECS", "VECTOR_FIELDS", "EventQuantities",
-    "FeatureSpec", "TrackQuantities", "compute_features", "event_features", "expand_feature_names",
-    "jagged_records",
+    "FeatureSpec", "PaddedTracks", "TrackQuantities", "compute_features", "event_features",
+    "expand_feature_names", "jagged_records", "padded_event_features", "padded_track_features",
     "log10_joint_probability", "log_prompt_probability", "select_features", "track_features",
 ]

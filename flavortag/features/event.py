@@ -1,6 +1,7 @@
 """Per-event hand-crafted features in the spirit of LCFIPlus (for the MLP baseline).
 
-Built on ``TrackQuantities``: multiplicities of displaced tracks, the leading
+Built on :class:`~flavortag.features.padded.PaddedTracks` (numpy or torch, one implementation
+for training and the raw-input ONNX graph): multiplicities of displaced tracks, the leading
 lifetime-signed d0 significances per hemisphere, a vertex-mass proxy from the
 displaced tracks, the joint probability that a hemisphere's tracks are prompt,
 thrust. Significance-based features use only *lifetime tracks* (|d0| < 2 mm,
@@ -19,21 +20,18 @@ of an event with no tracks is 0. See docs/FEATURES.md for the table.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from functools import cached_property
 
 import awkward as ak
 import numpy as np
 
+from flavortag.array_ops import Array
 from flavortag.detector import DetectorModel
-from flavortag.features.probability import log10_joint_probability, log_prompt_probability
-from flavortag.features.track import (
-    D0_SCALE_FIELD,
-    FeatureSpec,
-    TrackQuantities,
-    compressed,
-)
-from flavortag.ragged import argsort_within_events
+from flavortag.features.padded import PaddedTracks, compressed
+from flavortag.features.probability import log10_joint_probability_padded, log_prompt_probability
+from flavortag.features.track import FeatureSpec, TrackQuantities
 
 #: Value used for the k-th leading significance of a hemisphere with fewer than k tracks.
 MISSING_SIGNIFICANCE: float = -5.0
@@ -49,187 +47,190 @@ LIFETIME_Z0_MAX_MM: float = 10.0
 
 
 class EventQuantities:
-    """Per-event and per-hemisphere quantities on top of ``TrackQuantities`` (lazy, float64)."""
+    """Per-event ``[B]`` and per-hemisphere ``[B, 2]`` quantities of :class:`PaddedTracks` (lazy, float64).
 
-    def __init__(self, tracks: TrackQuantities) -> None:
+    numpy or torch, like the tracks: the one implementation behind
+    :func:`event_feature_matrix` and the raw-input ONNX graph of the MLP.
+    Hemisphere pairs are ordered (+, -) until :meth:`ordered` puts them as (hem1, hem2).
+    """
+
+    def __init__(self, tracks: PaddedTracks) -> None:
         self.q = tracks
-        self.n_events = tracks.n_events
+        self.ops = tracks.ops
 
-    def per_event(self, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        """Sum of per-track ``values`` (where ``mask``) over each event, ``[n]``."""
-        idx = self.q.event_index
-        if mask is not None:
-            idx, values = idx[mask], values[mask]
-        return np.bincount(idx, weights=values, minlength=self.n_events)
+    def per_event(self, values: Array, mask: Array | None = None) -> Array:
+        """Sum of per-track ``values`` over each event's real tracks (and ``mask``), ``[B]``."""
+        take = self.q.valid if mask is None else self.q.valid & mask
+        return self.ops.sum(self.ops.where(take, values, 0.0), 1)
 
-    def per_hemisphere(self, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        """Sum of per-track ``values`` (where ``mask``) over each hemisphere, ``[n, 2]`` (+, -)."""
-        idx = self.q.hemisphere_index
-        if mask is not None:
-            idx, values = idx[mask], values[mask]
-        return np.bincount(idx, weights=values, minlength=2 * self.n_events).reshape(-1, 2)
+    def count(self, mask: Array | None = None) -> Array:
+        """Number of real tracks (where ``mask``) of each event, float64 ``[B]``."""
+        take = self.q.valid if mask is None else self.q.valid & mask
+        return self.ops.sum(self.ops.float64(take), 1)
+
+    def per_hemisphere(self, values: Array, mask: Array | None = None) -> Array:
+        """Sum of per-track ``values`` (where ``mask``) over each hemisphere, ``[B, 2]`` (+, -)."""
+        return self.q.hemisphere_sums(values, mask)
+
+    def count_hemisphere(self, mask: Array | None = None) -> Array:
+        """Number of real tracks (where ``mask``) in each hemisphere, ``[B, 2]`` (+, -)."""
+        return self.q.hemisphere_sums(self.ops.full_like(self.q.p, 1.0), mask)
 
     @cached_property
-    def lifetime(self) -> np.ndarray:
-        """Per-track mask of lifetime tracks: |d0| < LIFETIME_D0_MAX_MM and |z0| < LIFETIME_Z0_MAX_MM."""
+    def lifetime(self) -> Array:
+        """Real lifetime tracks: |d0| < LIFETIME_D0_MAX_MM and |z0| < LIFETIME_Z0_MAX_MM."""
         q = self.q
-        return (np.abs(q.d0) < LIFETIME_D0_MAX_MM) & (np.abs(q.z0) < LIFETIME_Z0_MAX_MM)
+        return q.valid & (self.ops.abs(q.d0) < LIFETIME_D0_MAX_MM) & (self.ops.abs(q.z0) < LIFETIME_Z0_MAX_MM)
 
     @cached_property
-    def far(self) -> np.ndarray:
-        """Per-track mask of the tracks failing the lifetime selection."""
-        return ~self.lifetime
+    def far(self) -> Array:
+        """Real tracks failing the lifetime selection."""
+        return self.q.valid & ~self.lifetime
 
-    def lifetime_only(self, values: np.ndarray) -> np.ndarray:
+    def lifetime_only(self, values: Array) -> Array:
         """``values`` for lifetime tracks, -inf for the others (so they pass no threshold)."""
-        return np.where(self.lifetime, values, -np.inf)
+        return self.ops.where(self.lifetime, values, -math.inf)
 
     @cached_property
-    def d0_sig(self) -> np.ndarray:
+    def d0_sig(self) -> Array:
         """Lifetime-signed d0 significance of lifetime tracks, -inf for the others."""
         return self.lifetime_only(self.q.signed_d0_sig)
 
     @cached_property
-    def z0_sig(self) -> np.ndarray:
+    def z0_sig(self) -> Array:
         """Lifetime-signed z0 significance of lifetime tracks, -inf for the others."""
         return self.lifetime_only(self.q.signed_z0_sig)
 
     @cached_property
-    def ip3d_sig(self) -> np.ndarray:
+    def ip3d_sig(self) -> Array:
         """Signed 3D significance of lifetime tracks, -inf for the others."""
         return self.lifetime_only(self.q.signed_ip3d_sig)
 
     @cached_property
-    def leading_sig(self) -> np.ndarray:
-        """``[n, 2, N_LEADING]`` signed d0 significances sorted descending per hemisphere (-inf: none)."""
-        q = self.q
-        sig = self.d0_sig
-        order = argsort_within_events(sig, q.offsets, descending=True)
-        minus = (q.hemisphere[order] < 0).astype(np.int64)
-        # rank of each sorted track among the tracks of its own hemisphere
-        rank = np.empty(len(order), dtype=np.int64)
-        for flag in (0, 1):
-            running = np.concatenate([[0], np.cumsum(minus == flag)])
-            first = running[q.offsets[:-1]][q.event_index]
-            rank = np.where(minus == flag, running[1:] - first - 1, rank)
-        hemi_sorted = 2 * q.event_index + minus
-        keep = rank < N_LEADING
-        out = np.full((2 * self.n_events, N_LEADING), -np.inf)
-        out[hemi_sorted[keep], rank[keep]] = sig[order][keep]
-        return out.reshape(self.n_events, 2, N_LEADING)
+    def leading_sig(self) -> Array:
+        """``[B, 2, N_LEADING]`` signed d0 significances sorted descending per hemisphere (-inf: none)."""
+        ops, q = self.ops, self.q
+        # N_LEADING slots of -inf after the tracks: a hemisphere with fewer tracks reads -inf
+        missing = [ops.full_like(self.d0_sig[:, :1], -math.inf)] * N_LEADING
+        lead = [ops.top_k(ops.concat([ops.where(side, self.d0_sig, -math.inf), *missing], 1), N_LEADING)
+                for side in (q.plus, q.minus)]
+        return ops.stack(lead, 1)
 
     @cached_property
-    def hemisphere_energy(self) -> np.ndarray:
-        """Sum of pion-hypothesis energies per hemisphere, ``[n, 2]`` (GeV)."""
+    def hemisphere_energy(self) -> Array:
+        """Sum of pion-hypothesis energies per hemisphere, ``[B, 2]`` (GeV)."""
         return self.per_hemisphere(self.q.energy_pion)
 
     @cached_property
-    def swap(self) -> np.ndarray:
+    def swap(self) -> Array:
         """True where the - hemisphere is the more b-like one (it becomes hem1)."""
         lead = self.leading_sig
         keys = [lead[:, :, k] for k in range(N_LEADING)] + [self.hemisphere_energy]
-        swap = np.zeros(self.n_events, dtype=bool)
-        undecided = np.ones(self.n_events, dtype=bool)
+        swap = self.hemisphere_energy[:, 0] < -1.0  # all False (energies >= 0), in the keys' namespace
+        undecided = ~swap
         for key in keys:
             plus, minus = key[:, 0], key[:, 1]
-            swap |= undecided & (minus > plus)
-            undecided &= minus == plus
+            swap = swap | (undecided & (minus > plus))
+            undecided = undecided & (minus == plus)
         return swap
 
-    def ordered(self, per_hemi: np.ndarray) -> np.ndarray:
-        """Reorder ``[n, 2, ...]`` per-hemisphere values as (hem1, hem2)."""
-        flipped = per_hemi[:, ::-1]
+    def ordered(self, per_hemi: Array) -> Array:
+        """Reorder ``[B, 2, ...]`` per-hemisphere values as (hem1, hem2)."""
+        flipped = self.ops.stack([per_hemi[:, 1], per_hemi[:, 0]], 1)
         mask = self.swap.reshape((-1,) + (1,) * (per_hemi.ndim - 1))
-        return np.where(mask, flipped, per_hemi)
+        return self.ops.where(mask, flipped, per_hemi)
 
     @cached_property
-    def leading_sig_ordered(self) -> np.ndarray:
+    def leading_sig_ordered(self) -> Array:
         """``leading_sig`` in (hem1, hem2) order, missing entries set to MISSING_SIGNIFICANCE."""
         lead = self.ordered(self.leading_sig)
-        return np.where(np.isfinite(lead), lead, MISSING_SIGNIFICANCE)
+        return self.ops.where(lead > -math.inf, lead, MISSING_SIGNIFICANCE)
 
     @cached_property
-    def displaced(self) -> np.ndarray:
+    def displaced(self) -> Array:
         """Per-track mask: lifetime track with signed d0 significance > DISPLACED_SIG_MIN."""
         return self.d0_sig > DISPLACED_SIG_MIN
 
     @cached_property
-    def displaced_sums(self) -> np.ndarray:
-        """``[n, 2, 4]`` summed (E_pi, px, py, pz) of the displaced tracks per hemisphere."""
+    def displaced_sums(self) -> Array:
+        """``[B, 2, 4]`` summed (E_pi, px, py, pz) of the displaced tracks per hemisphere."""
         q, m = self.q, self.displaced
         cols = [q.energy_pion, q.field("px"), q.field("py"), q.field("pz")]
-        return np.stack([self.per_hemisphere(c, m) for c in cols], axis=2)
+        return self.ops.stack([self.per_hemisphere(c, m) for c in cols], 2)
 
     @cached_property
-    def displaced_mass(self) -> np.ndarray:
-        """``[n, 2]`` invariant mass of the displaced tracks (pion mass), GeV; 0 if none."""
+    def displaced_mass(self) -> Array:
+        """``[B, 2]`` invariant mass of the displaced tracks (pion mass), GeV; 0 if none."""
         s = self.displaced_sums
-        m2 = s[:, :, 0] ** 2 - np.sum(s[:, :, 1:] ** 2, axis=2)
-        return np.sqrt(np.maximum(m2, 0.0))
+        m2 = s[:, :, 0] * s[:, :, 0] - (s[:, :, 1] * s[:, :, 1] + s[:, :, 2] * s[:, :, 2] + s[:, :, 3] * s[:, :, 3])
+        return self.ops.sqrt(self.ops.clip_min(m2, 0.0))
 
     @cached_property
-    def displaced_ptrel(self) -> np.ndarray:
-        """``[n, 2]`` momentum of the displaced tracks transverse to the event axis, GeV."""
-        p = self.displaced_sums[:, :, 1:]
-        axis = self.q.axis[:, None, :]
-        return np.linalg.norm(np.cross(p, np.broadcast_to(axis, p.shape)), axis=2)
+    def displaced_ptrel(self) -> Array:
+        """``[B, 2]`` momentum of the displaced tracks transverse to the event axis, GeV."""
+        s = self.displaced_sums
+        px, py, pz = s[:, :, 1], s[:, :, 2], s[:, :, 3]
+        ax, ay, az = self.q.axis_components
+        cx, cy, cz = py * az - pz * ay, pz * ax - px * az, px * ay - py * ax
+        return self.ops.sqrt(cx * cx + cy * cy + cz * cz)
 
     @cached_property
-    def displaced_mass_corr(self) -> np.ndarray:
-        """``[n, 2]`` pT-corrected mass sqrt(M^2 + pT^2) + pT of the displaced tracks, GeV."""
+    def displaced_mass_corr(self) -> Array:
+        """``[B, 2]`` pT-corrected mass sqrt(M^2 + pT^2) + pT of the displaced tracks, GeV."""
         m, pt = self.displaced_mass, self.displaced_ptrel
-        return np.sqrt(m**2 + pt**2) + pt
+        return self.ops.sqrt(m * m + pt * pt) + pt
 
     @cached_property
-    def displaced_e_frac(self) -> np.ndarray:
-        """``[n, 2]`` energy of the displaced tracks / energy of the hemisphere; 0 if empty."""
+    def displaced_e_frac(self) -> Array:
+        """``[B, 2]`` energy of the displaced tracks / energy of the hemisphere; 0 if empty."""
         total = self.hemisphere_energy
-        return np.where(total > 0, self.displaced_sums[:, :, 0] / np.where(total > 0, total, 1.0), 0.0)
+        return self.ops.where(total > 0.0, self.displaced_sums[:, :, 0] / self.ops.where(total > 0.0, total, 1.0), 0.0)
 
-    def _jprob(self, sig: np.ndarray, per: str) -> np.ndarray:
+    def _jprob(self, sig: Array, per: str) -> Array:
         positive = sig > 0.0
-        log_r = log_prompt_probability(sig[positive])
+        log_r = log_prompt_probability(self.ops.where(positive, sig, 0.0))
         if per == "hemisphere":
-            idx = self.q.hemisphere_index[positive]
-            return log10_joint_probability(log_r, idx, 2 * self.n_events).reshape(-1, 2)
-        return log10_joint_probability(log_r, self.q.event_index[positive], self.n_events)
+            q = self.q
+            return self.ops.stack([log10_joint_probability_padded(log_r, positive & side)
+                                   for side in (q.plus, q.minus)], 1)
+        return log10_joint_probability_padded(log_r, positive)
 
     @cached_property
-    def log10_jprob_d0_hemi(self) -> np.ndarray:
-        """``[n, 2]`` log10 joint prompt probability from positive signed d0 significances."""
+    def log10_jprob_d0_hemi(self) -> Array:
+        """``[B, 2]`` log10 joint prompt probability from positive signed d0 significances."""
         return self._jprob(self.d0_sig, "hemisphere")
 
     @cached_property
-    def log10_jprob_z0_hemi(self) -> np.ndarray:
-        """``[n, 2]`` log10 joint prompt probability from positive signed z0 significances."""
+    def log10_jprob_z0_hemi(self) -> Array:
+        """``[B, 2]`` log10 joint prompt probability from positive signed z0 significances."""
         return self._jprob(self.z0_sig, "hemisphere")
 
     @cached_property
-    def thrust(self) -> np.ndarray:
+    def thrust(self) -> Array:
         """sum |p . axis| / sum |p| per event; 0 for an event without tracks."""
         num = self.per_event(self.q.p_parallel)
         den = self.per_event(self.q.p)
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+        return self.ops.where(den > 0.0, num / self.ops.where(den > 0.0, den, 1.0), 0.0)
 
 
-_EVENT_REGISTRY: dict[str, tuple[FeatureSpec, Callable[[EventQuantities], np.ndarray]]] = {}
+_EVENT_REGISTRY: dict[str, tuple[FeatureSpec, Callable[[EventQuantities], Array]]] = {}
 
 
 def _register(name: str, group: str, unit: str, definition: str,
-              fn: Callable[[EventQuantities], np.ndarray]) -> None:
+              fn: Callable[[EventQuantities], Array]) -> None:
     _EVENT_REGISTRY[name] = (FeatureSpec(name, group, unit, definition), fn)
 
 
-def _count_above(threshold: float, attr: str) -> Callable[[EventQuantities], np.ndarray]:
-    return lambda e: e.per_event(np.ones(e.q.n_tracks_total), getattr(e, attr) > threshold)
+def _count_above(threshold: float, attr: str) -> Callable[[EventQuantities], Array]:
+    return lambda e: e.count(getattr(e, attr) > threshold)
 
 
-def _hem(values: Callable[[EventQuantities], np.ndarray], h: int) -> Callable[[EventQuantities], np.ndarray]:
+def _hem(values: Callable[[EventQuantities], Array], h: int) -> Callable[[EventQuantities], Array]:
     return lambda e: e.ordered(values(e))[:, h]
 
 
 _register("n_tracks", "multiplicity", "count", "number of tracks",
-          lambda e: e.q.counts.astype(np.float64))
+          lambda e: e.count())
 for _t in (2, 3, 5):
     _register(f"n_tracks_d0sig_gt{_t}", "multiplicity", "count",
               f"number of lifetime tracks with signed d0 significance > {_t}",
@@ -239,7 +240,7 @@ _register("n_tracks_ip3dsig_gt3", "multiplicity", "count",
           _count_above(3.0, "ip3d_sig"))
 _register("n_tracks_far", "multiplicity", "count",
           "number of tracks failing the lifetime selection (|d0| >= 2 mm or |z0| >= 10 mm; V0-like)",
-          lambda e: e.per_event(np.ones(e.q.n_tracks_total), e.far))
+          lambda e: e.count(e.far))
 _register("thrust", "event_shape", "1", "sum |p.axis| / sum |p| over all tracks (0 if none)",
           lambda e: e.thrust)
 _register("e_visible_gev", "event_shape", "GeV", "sum of track energies E",
@@ -248,7 +249,7 @@ _register("e_visible_gev", "event_shape", "GeV", "sum of track energies E",
 for _h in (0, 1):
     _p = f"hem{_h + 1}"
     _register(f"{_p}_n_tracks", "multiplicity", "count", "number of tracks in the hemisphere",
-              _hem(lambda e: e.per_hemisphere(np.ones(e.q.n_tracks_total)), _h))
+              _hem(lambda e: e.count_hemisphere(), _h))
     for _k in range(N_LEADING):
         _register(f"{_p}_d0sig{_k + 1}", "leading_significances", "1",
                   f"{_k + 1}. largest signed d0 significance of the hemisphere's lifetime tracks (-5 if none)",
@@ -258,7 +259,7 @@ for _h in (0, 1):
                   (lambda k, h: lambda e: compressed(e.leading_sig_ordered[:, h, k]))(_k, _h))
     _register(f"{_p}_n_displaced", "displaced_tracks", "count",
               "number of displaced tracks (lifetime tracks with signed d0 significance > 3)",
-              _hem(lambda e: e.per_hemisphere(np.ones(e.q.n_tracks_total), e.displaced), _h))
+              _hem(lambda e: e.count_hemisphere(e.displaced), _h))
     _register(f"{_p}_displaced_mass_gev", "displaced_tracks", "GeV",
               "invariant mass of the displaced tracks, pion mass (0 if none)",
               _hem(lambda e: e.displaced_mass, _h))
@@ -276,19 +277,19 @@ for _h in (0, 1):
               _hem(lambda e: e.log10_jprob_z0_hemi, _h))
 
 _register("max_displaced_mass_gev", "displaced_tracks", "GeV",
-          "max over hemispheres of the displaced-track mass", lambda e: e.displaced_mass.max(axis=1))
+          "max over hemispheres of the displaced-track mass", lambda e: e.ops.max(e.displaced_mass, 1))
 _register("max_displaced_mass_corr_gev", "displaced_tracks", "GeV",
           "max over hemispheres of the corrected displaced-track mass",
-          lambda e: e.displaced_mass_corr.max(axis=1))
+          lambda e: e.ops.max(e.displaced_mass_corr, 1))
 _register("min_log10_jprob_d0", "joint_probability", "log10",
-          "min over hemispheres of log10 jprob (d0)", lambda e: e.log10_jprob_d0_hemi.min(axis=1))
+          "min over hemispheres of log10 jprob (d0)", lambda e: e.ops.min(e.log10_jprob_d0_hemi, 1))
 _register("log10_jprob_d0", "joint_probability", "log10",
           "log10 joint prompt probability of all lifetime tracks of the event with signed d0 sig > 0",
           lambda e: e._jprob(e.d0_sig, "event"))
 
 _register("event_log_d0_resolution_scale", "event_resolution", "ln 1",
           "ln of the event's d0 resolution scale (calibrated or augmented; 0 when nominal)",
-          lambda e: np.log(e.q.event_scale(D0_SCALE_FIELD)))
+          lambda e: e.ops.log(e.q.d0_resolution_scale[:, 0]))
 
 #: Every per-event feature that can be asked for, with its group, unit and definition.
 EVENT_FEATURE_SPECS: dict[str, FeatureSpec] = {k: v[0] for k, v in _EVENT_REGISTRY.items()}
@@ -322,13 +323,22 @@ def check_event_feature_names(names: Sequence[str]) -> tuple[str, ...]:
     return names
 
 
-def event_feature_matrix(q: TrackQuantities, names: Sequence[str]) -> np.ndarray:
-    """``[n_events, len(names)]`` float32 matrix of the named event features."""
+def padded_event_features(q: PaddedTracks, names: Sequence[str]) -> Array:
+    """``[B, len(names)]`` float64 event features of padded tracks (numpy or torch; the one
+    implementation behind :func:`event_feature_matrix` and the raw-input ONNX graph)."""
     names = check_event_feature_names(names)
     e = EventQuantities(q)
+    return e.ops.stack([e.ops.float64(_EVENT_REGISTRY[n][1](e)) for n in names], 1)
+
+
+def event_feature_matrix(q: TrackQuantities, names: Sequence[str]) -> np.ndarray:
+    """``[n_events, len(names)]`` float32 matrix of the named event features (chunk by chunk)."""
+    names = check_event_feature_names(names)
     out = np.empty((q.n_events, len(names)), dtype=np.float32)
-    for j, name in enumerate(names):
-        out[:, j] = _EVENT_REGISTRY[name][1](e)
+    for chunk, (rows, _) in zip(q.chunks, q.chunk_rows):
+        e = EventQuantities(chunk)
+        for j, name in enumerate(names):
+            out[rows, j] = _EVENT_REGISTRY[name][1](e)
     return out
 
 

@@ -317,9 +317,12 @@ def test_export_cli_writes_onnx_torchscript_and_working_points(trained: dict[str
     out = tmp_path / "exported"
     assert cli_main(["export", trained["deepsets"]["run_id"], str(out), "--tracking-uri", store]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "tagger.json", "tagger.onnx", "tagger.torchscript.pt", "working_points.json"]
+        "tagger.json", "tagger.onnx", "tagger.torchscript.pt", "tagger_raw.onnx", "working_points.json"]
     info = json.loads((out / "tagger.json").read_text())
     assert info["class_names"] == ["uds", "cc", "bb"]
+    # the raw-input graph was checked against the Python features on the run's own events
+    assert info["raw_onnx"] == "tagger_raw.onnx"
+    assert info["raw_onnx_check"]["n_events"] > 100 and info["raw_onnx_check"]["max_abs_diff"] < 1e-5
     assert info["max_tracks"] == 32
     wp = json.loads((out / "working_points.json").read_text())
     logged = json.loads(mlflow.artifacts.load_text(f"runs:/{trained['deepsets']['run_id']}/working_points.json"))

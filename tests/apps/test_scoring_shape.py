@@ -60,3 +60,16 @@ def test_sort_by_travels_with_the_model_to_every_scorer(sample_dir: Path, tmp_pa
     scored = ak.from_parquet(written[0])
     np.testing.assert_allclose(np.stack([scored[f] for f in ("prob_uds", "prob_cc", "prob_bb")], axis=1),
                                as_trained, rtol=0, atol=1e-5)
+
+    # the raw-input ONNX graph orders and cuts the tracks the same way (by pz, 6 kept)
+    import onnxruntime as ort
+
+    from flavortag.batching import raw_inputs
+    from flavortag.export_raw import export_raw_onnx
+
+    path = export_raw_onnx(model, tmp_path / "raw.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    feed = {k: v for k, v in raw_inputs(events).items() if k in names}
+    probabilities = session.run(["probabilities"], feed)[0]
+    np.testing.assert_allclose(probabilities, as_trained, rtol=0, atol=1e-5)
