@@ -323,6 +323,9 @@ def log_model(model: Any, is_torch: bool) -> None:
 
     from flavortag import safe_load
 
+    with warnings.catch_warnings():  # MLflow's own GenAI types warn about themselves on first import
+        warnings.filterwarnings("ignore", message=".*Any type hint is inferred as AnyType")
+        import mlflow.pyfunc
     with tempfile.TemporaryDirectory(prefix="flavortag-model-") as tmp:
         if is_torch:
             import torch

@@ -31,15 +31,13 @@ class FlavortagModel(PythonModel):
 
         self.tagger = Tagger.from_checkpoint(context.artifacts[MODEL_ARTIFACT_KEY])
 
-    def predict(self, context: Any, model_input: list[str], params: dict[str, Any] | None = None) -> Any:
-        """``model_input``: event file paths; the per-event scores of all of them as one frame."""
+    def predict(self, context, model_input: list[str], params=None) -> list[dict[str, float]]:  # noqa: ANN001
+        """``model_input``: event file paths; one record of scores per event, all files in order."""
         import awkward as ak
-        import pandas as pd
 
         from flavortag.io import read_events
 
-        frames = [ak.to_dataframe(self.tagger.score(read_events(str(p)))) for p in model_input]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        return [dict(r) for p in model_input for r in ak.to_list(self.tagger.score(read_events(str(p))))]
 
 
 mlflow.models.set_model(FlavortagModel())

@@ -157,8 +157,10 @@ def test_a_logged_model_whose_weights_were_replaced_is_refused(tmp_path: Path, m
     assert honest.feature_names["track"] and honest.class_names == ("uds", "cc", "bb")
     # MLflow's own loader runs the logged code (not a pickle) and scores files through Tagger
     scores = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict([str(sample_dir / "bb.parquet")])
-    assert len(scores) == 300 and {"prob_uds", "prob_cc", "prob_bb"} <= set(scores.columns)
-    np.testing.assert_allclose(scores[["prob_uds", "prob_cc", "prob_bb"]].sum(axis=1), 1.0, atol=1e-5)
+    assert len(scores) == 300 and {"prob_uds", "prob_cc", "prob_bb", "D_b", "D_c"} == set(scores[0])
+    probs = np.array([[s["prob_uds"], s["prob_cc"], s["prob_bb"]] for s in scores])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probs, honest_tagger_probs(honest, sample_dir), atol=1e-6)
 
     # someone replaces the weights file in the store
     stored = [p for p in (tmp_path).rglob("checkpoint.pt") if "mlartifacts" in p.parts or "mlruns" in p.parts]
@@ -177,6 +179,12 @@ def test_a_logged_model_whose_weights_were_replaced_is_refused(tmp_path: Path, m
                                  pip_requirements=["torch"])
     with pytest.raises(UnsafeFileError, match=r"logged with pickle \(.*pytorch.*flavour\)"):
         load_model(run.info.run_id)
+
+
+def honest_tagger_probs(model, sample_dir: Path) -> np.ndarray:
+    from flavortag.io import read_events
+
+    return flavortag.Tagger.from_model(model, device="cpu").predict_proba(read_events(sample_dir / "bb.parquet"))
 
 
 def test_truncated_checkpoint_names_the_file_and_offers_best_pt(tmp_path: Path) -> None:
