@@ -35,7 +35,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 import mlflow  # noqa: E402 - after the switch above
 from omegaconf import DictConfig, OmegaConf
 
-from flavortag.io.atomic import remove_stale_temporaries, temporary_name
+from flavortag.io.atomic import lock_file, remove_stale_temporaries, temporary_name, unlock_file
 from flavortag.schema.groups import DEFAULT_TRACKING_URI
 
 log = logging.getLogger("flavortag.tracking")
@@ -107,7 +107,7 @@ def ensure_sqlite_store(db_path: str | os.PathLike, artifact_root: str | None = 
     lock_path = path.with_name(f".{path.name}.lock")
     with open(lock_path, "a") as lock:
         started = time.monotonic()
-        _lock(lock)
+        lock_file(lock)
         waited = time.monotonic() - started
         try:
             if path.exists():
@@ -129,23 +129,7 @@ def ensure_sqlite_store(db_path: str | os.PathLike, artifact_root: str | None = 
                 raise
             return True
         finally:
-            _unlock(lock)
-
-
-def _lock(file: Any) -> None:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock (first use should then not be concurrent)
-        return
-    fcntl.flock(file.fileno(), fcntl.LOCK_EX)
-
-
-def _unlock(file: Any) -> None:
-    try:
-        import fcntl
-    except ImportError:
-        return
-    fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+            unlock_file(lock)
 
 
 def is_logging_rank() -> bool:

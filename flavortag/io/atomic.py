@@ -1,10 +1,16 @@
-"""Atomic output files: write under a temporary name in the same directory, then rename.
+"""Atomic output files and file locks: the one home of both.
 
-A reader of the output therefore sees either the old file (or none) or the
-complete new one, never a partial file, even if the writer fails or is killed
-half-way. A killed writer leaves only a hidden ``.<name>.<pid>.<random>.tmp``;
-the next write to the same path removes such leftovers of writers that are no
-longer running (their process id is gone) and says so in a log line.
+Atomic outputs: write under a temporary name in the same directory, then
+rename. A reader of the output therefore sees either the old file (or none)
+or the complete new one, never a partial file, even if the writer fails or is
+killed half-way. A killed writer leaves only a hidden
+``.<name>.<pid>.<random>.tmp``; the next write to the same path removes such
+leftovers of writers that are no longer running (their process id is gone)
+and says so in a log line.
+
+Locks: :func:`lock_file` / :func:`unlock_file` (``flock`` on POSIX, nothing
+elsewhere) and :func:`locked`, for the run directory's owner, the MLflow
+store's creation and optuna's table creation.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 log = logging.getLogger("flavortag.io")
 
@@ -93,3 +100,39 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def lock_file(file: IO[Any], blocking: bool = True) -> bool:
+    """An exclusive ``flock`` on the open ``file``; False when ``blocking=False`` and another holds it.
+
+    Not POSIX: no lock is taken, and True is returned.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return True
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+def unlock_file(file: IO[Any]) -> None:
+    """Release :func:`lock_file`'s lock (closing the file releases it too)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+
+
+@contextmanager
+def locked(lock_path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``lock_path`` (made if missing) for the ``with`` block."""
+    with open(lock_path, "a") as file:
+        lock_file(file)
+        try:
+            yield
+        finally:
+            unlock_file(file)

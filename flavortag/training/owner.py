@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from flavortag.io.atomic import atomic_output
+from flavortag.io.atomic import atomic_output, lock_file
 
 __all__ = ["LOCK_FILE", "OWNER_FILE", "RunDirectory", "RunDirectoryError", "RunOwner"]
 
@@ -67,19 +67,6 @@ class RunOwner:
                 f"started {self.started or '?'})")
 
 
-def _try_lock(file: IO[Any]) -> bool:
-    """Take an exclusive lock on ``file`` without waiting; True when taken (always, off POSIX)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: no lock
-        return True
-    try:
-        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
 class RunDirectory:
     """A run directory claimed by this job (use :meth:`claim`; a context manager that releases it).
 
@@ -98,7 +85,7 @@ class RunDirectory:
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
         lock = open(directory / LOCK_FILE, "a")  # noqa: SIM115 - held until release()
-        if not _try_lock(lock):
+        if not lock_file(lock, blocking=False):
             lock.close()
             try:
                 owner = RunOwner.read(directory / OWNER_FILE)

@@ -30,7 +30,6 @@ byte offset; ``python -m flavortag.tuning.storage repair <file>``
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -39,7 +38,7 @@ import sqlite3
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, 
 from optuna.trial import FrozenTrial, TrialState
 
 from flavortag.errors import UsageError
+from flavortag.io.atomic import locked
 
 __all__ = ["HeartbeatJournalStorage", "RecoveringJournalFileBackend", "open_storage", "repair_journal",
            "storage_path"]
@@ -290,26 +290,10 @@ def open_storage(url: str, heartbeat_interval_s: int | None = 60, grace_s: int |
 
     if sqlite_file is not None:  # workers starting together on a fresh file: one creates the tables
         sqlite_file.parent.mkdir(parents=True, exist_ok=True)
-        with _creation_lock(sqlite_file):
+        with locked(sqlite_file.with_name(f".{sqlite_file.name}.lock")):
             _prepare_sqlite(sqlite_file)
             return create()
     return _created_despite_races(create)
-
-
-@contextlib.contextmanager
-def _creation_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``.<name>.lock`` beside ``path`` while optuna creates or checks its tables."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, the retries below still apply
-        yield
-        return
-    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def _created_despite_races(create: Callable[[], Any], attempts: int = 5) -> Any:
