@@ -50,17 +50,12 @@ def _quiet_mlflow() -> None:
 
 
 def _resolve_device(device: str) -> str:
-    if device != "auto":
-        if device.startswith("cuda"):
-            import torch
+    """``auto`` -> ``cuda`` when torch sees one, else ``cpu``; a device the machine lacks is an error."""
+    from flavortag.training.runtime import resolve_device
 
-            if not torch.cuda.is_available():
-                raise RuntimeError(f"device={device!r} asked for, but torch sees no CUDA device: "
-                                   "use device='cpu' or device='auto'")
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return str(resolve_device("auto").type)
+    return str(resolve_device(device, key="device"))
 
 
 class _OnnxModel:

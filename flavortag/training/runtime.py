@@ -17,11 +17,15 @@ import torch
 log = logging.getLogger("flavortag.train")
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> CUDA (``cuda:<local_rank>``) when available, else CPU; a device torch lacks is an error."""
+def resolve_device(name: str, local_rank: int = 0, key: str = "trainer.device") -> torch.device:
+    """``auto`` -> CUDA (``cuda:<local_rank>``) when available, else CPU; a device torch lacks is an error.
+
+    The one device resolution of the package (training, :class:`flavortag.Tagger`); ``key`` names
+    the setting in the message.
+    """
     if name == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    check_device(name)
+    check_device(name, key)
     return torch.device(name)
 
 
