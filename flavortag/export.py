@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from flavortag.classes import class_scheme
+from flavortag.io.atomic import atomic_output
 from flavortag.models.base import TaggerModel
 from flavortag.schema.groups import BDT
 
@@ -122,17 +123,12 @@ def _metadata(model: TaggerModel) -> dict[str, str]:
     }
 
 
-def _frozen_copy(model: TaggerModel) -> TaggerModel:
+def frozen_copy(model: TaggerModel) -> TaggerModel:
     """A CPU, eval-mode deep copy (the caller's model keeps its device and mode)."""
     frozen = copy.deepcopy(model).to("cpu").eval()
     for param in frozen.parameters():
         param.requires_grad_(False)
     return frozen
-
-
-def _replace(tmp: Path, path: Path) -> Path:
-    os.replace(tmp, path)
-    return path
 
 
 def export_onnx(
@@ -152,7 +148,7 @@ def export_onnx(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frozen = _frozen_copy(model)
+    frozen = frozen_copy(model)
     scorer = _OnnxScorer(frozen)
     names = list(scorer.input_names)
     inputs = example_inputs(frozen, batch_size_example, max_tracks_example)
@@ -162,29 +158,30 @@ def export_onnx(
         dynamic_axes[n] = {0: "batch"} if n == "event_features" else {0: "batch", 1: "tracks"}
     for n in ONNX_OUTPUTS:
         dynamic_axes[n] = {0: "batch"}
-    tmp = path.with_name(path.name + ".tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=DeprecationWarning)
-        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-        torch.onnx.export(
-            scorer, args, str(tmp), dynamo=False, opset_version=opset, input_names=names,
-            output_names=list(ONNX_OUTPUTS), dynamic_axes=dynamic_axes, do_constant_folding=True,
-        )
-    proto = onnx.load(str(tmp))
-    for key, value in _metadata(frozen).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    proto.doc_string = f"flavortag {frozen.name} tagger: raw inputs {names} -> logits/probabilities {class_names(frozen)}"
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(tmp))
-    return _replace(tmp, path)
+    with atomic_output(path) as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=DeprecationWarning)
+            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+            torch.onnx.export(
+                scorer, args, str(tmp), dynamo=False, opset_version=opset, input_names=names,
+                output_names=list(ONNX_OUTPUTS), dynamic_axes=dynamic_axes, do_constant_folding=True,
+            )
+        proto = onnx.load(str(tmp))
+        for key, value in _metadata(frozen).items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        proto.doc_string = (f"flavortag {frozen.name} tagger: raw inputs {names} -> logits/probabilities "
+                            f"{class_names(frozen)}")
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
+    return path
 
 
 def export_torchscript(model: TaggerModel, path: str | os.PathLike[str]) -> Path:
     """Write ``model`` as a scripted :class:`PaddedScorer` (``torch.jit.load`` reads it); return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frozen = _frozen_copy(model)
+    frozen = frozen_copy(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=DeprecationWarning)
         scripted = torch.jit.script(PaddedScorer(frozen))
@@ -193,9 +190,9 @@ def export_torchscript(model: TaggerModel, path: str | os.PathLike[str]) -> Path
         "class_names.json": json.dumps(class_names(frozen)),
         "feature_names.json": json.dumps(getattr(frozen, "feature_names", None)),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.jit.save(scripted, str(tmp), _extra_files=extra)
-    return _replace(tmp, path)
+    with atomic_output(path) as tmp:
+        torch.jit.save(scripted, str(tmp), _extra_files=extra)
+    return path
 
 
 def load_torchscript(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
@@ -267,6 +264,6 @@ def export_bdt_onnx(clf: Any, path: str | os.PathLike[str], opset: int = 17) -> 
         entry.key, entry.value = key, value
     proto.doc_string = f"flavortag bdt tagger: raw event_features -> probabilities {class_names(clf)}"
     onnx.checker.check_model(proto)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(proto, str(tmp))
-    return _replace(tmp, path)
+    with atomic_output(path) as tmp:
+        onnx.save(proto, str(tmp))
+    return path

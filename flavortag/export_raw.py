@@ -43,9 +43,10 @@ import torch
 from torch import Tensor, nn
 
 from flavortag.detector import DetectorModel
-from flavortag.export import _frozen_copy, _replace, class_names
+from flavortag.export import class_names, frozen_copy
 from flavortag.features import PaddedTracks, padded_event_features, padded_track_features
 from flavortag.features.track import VECTOR_FIELDS
+from flavortag.io.atomic import atomic_output
 
 #: Every input name the raw graph can have, in this order.
 RAW_INPUTS: tuple[str, ...] = ("axis", "tracks", "valid", "track_sigma", "resolution_scale")
@@ -236,9 +237,9 @@ def _finish(proto: Any, path: Path, metadata: dict[str, str], doc: str) -> Path:
         entry.key, entry.value = key, value
     proto.doc_string = doc
     onnx.checker.check_model(proto)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(proto, str(tmp))
-    return _replace(tmp, path)
+    with atomic_output(path) as tmp:
+        onnx.save(proto, str(tmp))
+    return path
 
 
 def export_raw_onnx(model: nn.Module, path: str | os.PathLike[str], detector: DetectorModel | dict | None = None,
@@ -253,7 +254,7 @@ def export_raw_onnx(model: nn.Module, path: str | os.PathLike[str], detector: De
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     det, n_max = _model_context(model, detector, max_tracks)
-    frozen = _frozen_copy(model)  # type: ignore[arg-type]
+    frozen = frozen_copy(model)  # type: ignore[arg-type]
     scorer = RawInputScorer(frozen, det, n_max).eval()
     names = scorer.input_names
     example = example_raw_inputs()

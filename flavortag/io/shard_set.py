@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from flavortag.io.atomic import pid_alive
+from flavortag.io.atomic import atomic_output, pid_alive
 from flavortag.io.errors import log
 
 #: Manifest written beside the shards.
@@ -78,9 +78,8 @@ def remove_stale_spills(out_dir: str | os.PathLike) -> list[Path]:
 
 def write_manifest(out_dir: Path, manifest: Mapping[str, Any], *, complete: bool) -> None:
     """Write ``shards.json`` (atomically: a temporary name, then a rename) with ``complete`` set."""
-    tmp = out_dir / f".{MANIFEST}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps({**manifest, "complete": complete}, indent=1) + "\n")
-    os.replace(tmp, out_dir / MANIFEST)
+    with atomic_output(out_dir / MANIFEST) as tmp:
+        tmp.write_text(json.dumps({**manifest, "complete": complete}, indent=1) + "\n")
 
 
 def commit(out_dir: Path, staged: list[Path], manifest: Mapping[str, Any]) -> list[Path]:

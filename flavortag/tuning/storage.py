@@ -49,7 +49,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, 
 from optuna.trial import FrozenTrial, TrialState
 
 from flavortag.errors import UsageError
-from flavortag.io.atomic import locked
+from flavortag.io.atomic import atomic_output, locked
 
 __all__ = ["HeartbeatJournalStorage", "RecoveringJournalFileBackend", "open_storage", "repair_journal",
            "storage_path"]
@@ -171,9 +171,8 @@ def repair_journal(path: str | Path) -> tuple[int, int]:
                     kept.append(tail)
                     recovered += 1
         shutil.copy2(path, path.with_name(path.name + ".bak"))
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(b"".join(kept))
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            tmp.write_bytes(b"".join(kept))
     finally:
         lock.release()
     return recovered, dropped
