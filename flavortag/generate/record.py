@@ -142,9 +142,22 @@ def heavy_ancestor_bits(record: EventRecord) -> np.ndarray:
     local = record.mother1.astype(np.int64)
     # Roots (no mother, or a broken index) point to themselves.
     valid = (local > 0) & (start + local < n)
-    parent = np.where(valid, start + local, np.arange(n))
-    own = heavy_hadron_bits(record.pdg)
-    bits = np.where(valid, own[parent], 0).astype(np.uint8)  # ancestors at distance 1 .. 2**k
+    return ancestor_bits(record.pdg, np.where(valid, start + local, np.arange(n)))
+
+
+def ancestor_bits(pdg: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """Per particle: OR of :func:`heavy_hadron_bits` over the chain ``parent[i], parent[parent[i]], ...``.
+
+    ``parent`` holds global row numbers (a root points to itself); the particle
+    itself is not included. Pointer jumping: after k steps each row knows its
+    2**k nearest ancestors, so a handful of vectorised steps cover any chain.
+    Used for Pythia records (``mother1``) and EDM4hep MC records (first parent).
+    """
+    parent = np.asarray(parent, dtype=np.int64)
+    n = len(parent)
+    own = heavy_hadron_bits(pdg)
+    root = parent == np.arange(n)
+    bits = np.where(root, 0, own[parent]).astype(np.uint8)  # ancestors at distance 1 .. 2**k
     jump = parent  # the 2**k-th ancestor (roots stay put)
     for _ in range(64):  # 2**64 generations: a cap against malformed (cyclic) records
         bits |= bits[jump]
