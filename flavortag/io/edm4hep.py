@@ -53,7 +53,7 @@ from flavortag.io.edm4hep_layout import Layout, detect_layout, is_edm4hep_tree
 from flavortag.io.edm4hep_relations import Chunk, Problems, resolve_relation
 from flavortag.io.edm4hep_truth import TruthReader
 from flavortag.io.errors import EventFormatError, OnError, ReadReport, log
-from flavortag.io.root import _open_tree, _reading
+from flavortag.io.root import _open_tree, truncation_message
 from flavortag.ragged import event_index, offsets_from_counts
 
 #: ``TrackState.location`` of the state at the interaction point.
@@ -100,9 +100,9 @@ def is_edm4hep(path: str | os.PathLike, tree: str = "events") -> bool:
 
     try:
         with uproot.open(path) as file:
-            if "podio_metadata" in file:
-                return True
-            return tree in file and is_edm4hep_tree(file[tree])
+            if "podio_metadata" in file or any(name.startswith("edm4hep::") for name in file.file.streamers):
+                return True  # the streamers are quick to read; the tree's branch list is not
+            return tree in file and is_edm4hep_tree(file[tree])  # a copy written by uproot has no podio types
     except Exception:  # not ROOT, truncated, ...: the ROOT reader says what is wrong
         return False
 
@@ -152,21 +152,45 @@ def _iter_chunks(
                                    f"the file ({layout.name} layout) has none")
         if layout.bz is None and options.bz_tesla is None:
             log.warning("%s: no magFieldBz in the file and no bz_tesla given: bz_tesla is NaN", shown)
-        wanted = set(leaves_to_read(layout, options))
+        branches = {leaf: tree[layout.paths[leaf]] for leaf in leaves_to_read(layout, options)}
         size = os.path.getsize(path)
-        total = max(tree.num_entries, 1)
-        if step_size is None:
-            parts = iter([tree.arrays(filter_name=wanted.__contains__, library="ak")])
-        else:
-            parts = tree.iterate(filter_name=wanted.__contains__, step_size=step_size, library="ak")
+        total = tree.num_entries
+        step = total if step_size is None else _entries_per_step(branches, total, step_size)
         entry = 0
-        for arrays in _reading(parts, shown):
-            cols, neutrals = chunk_columns(Chunk(arrays), layout, options, shown, entry, label, on_error, report)
+        for start in range(0, max(total, 1), max(step, 1)):
+            stop = min(start + step, total)
+            arrays = _read_leaves(branches, start, stop, shown)
+            cols, neutrals = chunk_columns(Chunk(arrays, stop - start), layout, options, shown, entry, label,
+                                           on_error, report)
             keep = screen_mask(cols, shown, on_error, report, entry)
             if not keep.all():
                 cols, neutrals = cols.select(keep), neutrals.select(keep)
-            entry += len(arrays)
-            yield (cols, neutrals), size * entry // total
+            entry = stop
+            yield (cols, neutrals), size * entry // max(total, 1)
+
+
+def _entries_per_step(branches: dict[str, Any], total: int, step_size: int | str) -> int:
+    """Entries per chunk: ``step_size`` entries, or about that many uncompressed bytes of the branches read."""
+    if isinstance(step_size, int):
+        return step_size
+    from flavortag.io.api import parse_step_size
+
+    _, n_bytes = parse_step_size(step_size)
+    per_entry = sum(b.uncompressed_bytes for b in branches.values()) / max(total, 1)
+    return max(1, int((n_bytes or 0) // max(per_entry, 1.0)))
+
+
+def _read_leaves(branches: dict[str, Any], start: int, stop: int, path: str) -> dict[str, ak.Array]:
+    """Entries ``start:stop`` of each leaf, branch by branch (much quicker than ``tree.arrays`` on podio trees,
+    whose name lookups dominate for small chunks); a truncated file said in words."""
+    try:
+        return {leaf: branch.array(entry_start=start, entry_stop=stop, library="ak")
+                for leaf, branch in branches.items()}
+    except (OSError, ValueError) as err:
+        truncated = truncation_message(path)
+        if truncated:
+            raise EventFormatError(path, None, truncated) from err
+        raise
 
 
 def screen_mask(cols: EventColumns, path: str, on_error: OnError, report: ReadReport, first_entry: int) -> np.ndarray:
@@ -260,7 +284,10 @@ def _track_fields(chunk: Chunk, layout: Layout, parts: _Particles, rows: np.ndar
     event = parts.event[rows]
     get = {m: chunk.values(layout.state(m))[state] for m in
            ("D0", "phi", "omega", "Z0", "tanLambda", "referencePoint.x", "referencePoint.y", "referencePoint.z")}
-    cov = chunk.values(layout.state(layout.cov_member))[state]
+    cov = chunk.values(layout.state(layout.cov_member))
+    if cov.ndim == 1:  # flattened per event (a copy written by uproot): 15 or 21 numbers per state
+        cov = cov.reshape(len(chunk.values(layout.state("D0"))), -1)
+    cov = cov[state]
     var_d0, var_z0 = cov[:, COV_D0_D0], cov[:, COV_Z0_Z0]
     finite = np.ones(len(rows), bool)
     for values in get.values():

@@ -67,6 +67,7 @@ class Layout:
     dndx: str | None = None
     bz: str | None = None
     ids: dict[str, int] = field(default_factory=dict)
+    paths: dict[str, str] = field(default_factory=dict)  # leaf name -> its full path in the tree
 
     def leaf(self, collection: str, member: str) -> str:
         """The leaf of a data member: ``Coll.member``."""
@@ -89,25 +90,70 @@ class Layout:
 
     @property
     def cov_member(self) -> str:
-        """The track states' covariance leaf (15 or 21 numbers, ``covMatrix[N]`` or ``covMatrix.values[N]``)."""
-        for name in ("covMatrix.values[21]", "covMatrix[21]", "covMatrix.values[15]", "covMatrix[15]"):
+        """The track states' covariance leaf: 15 or 21 numbers, ``covMatrix[N]`` or ``covMatrix.values[N]``.
+
+        (Plain ``covMatrix`` / ``covMatrix.values``: a copy written by uproot,
+        which cannot read back a leaf whose name ends in ``[N]``.)
+        """
+        for name in ("covMatrix.values[21]", "covMatrix[21]", "covMatrix.values[15]", "covMatrix[15]",
+                     "covMatrix.values", "covMatrix"):
             if self.state(name) in self.leaves:
                 return name
         raise KeyError(f"no covariance leaf in {self.states}")
 
 
 def _collections(tree: object) -> dict[str, str]:
-    """Collection name -> EDM4hep type of every ``vector<edm4hep::XData>`` branch."""
+    """Collection name -> EDM4hep type: from ``vector<edm4hep::XData>`` branches, else from the members.
+
+    A tree written by uproot (a copy of some branches, e.g. in the tests) has
+    the leaves ``Coll.member`` but not the podio types: its collections are
+    told from their members (:data:`_MEMBERS`).
+    """
     found = {}
     for name in tree.keys(recursive=False):  # type: ignore[attr-defined]
-        match = _DATA_TYPE.match(tree[name].typename)  # type: ignore[index]
+        match = _DATA_TYPE.match(_class_name(tree[name]))  # type: ignore[index]
         if match and not name.startswith("_"):
             found[name] = match.group(1)
+    members: dict[str, set[str]] = {}
+    for leaf in tree.keys(recursive=True, full_paths=False):  # type: ignore[attr-defined]
+        collection, dot, member = leaf.partition(".")
+        if dot and not collection.startswith("_") and "#" not in collection:
+            members.setdefault(collection, set()).add(member)
+    leaves = set(tree.keys(recursive=True, full_paths=False))  # type: ignore[attr-defined]
+    for collection, have in members.items():
+        if collection in found or (collection.startswith("n") and collection[1:] in members):
+            continue  # known, or uproot's counter branches nColl.member
+        for kind, needed in _MEMBERS:
+            if needed <= have:
+                found[collection] = kind
+                break
+        else:
+            if have == {"weight"}:
+                linked = f"_{collection}_from.index" in leaves
+                found[collection] = "RecoMCParticleLink" if linked else "MCRecoParticleAssociation"
     return found
 
 
+def _class_name(branch: object) -> str:
+    """A podio branch's class (``vector<edm4hep::TrackData>``), read without building its interpretation."""
+    try:
+        return str(branch.member("fClassName"))  # type: ignore[attr-defined]
+    except (KeyError, AttributeError):
+        return ""
+
+
+#: Members that tell a collection's type when the file does not say it (first match wins).
+_MEMBERS: tuple[tuple[str, set[str]], ...] = (
+    ("ReconstructedParticle", {"energy", "charge", "tracks_begin"}),
+    ("ReconstructedParticle", {"energy", "particles_begin"}),
+    ("Track", {"trackStates_begin"}),
+    ("MCParticle", {"PDG", "parents_begin"}),
+    ("RecDqdx", {"dQdx.value"}),
+)
+
+
 def is_edm4hep_tree(tree: object) -> bool:
-    """True when a tree holds EDM4hep collections (any ``vector<edm4hep::...>`` branch)."""
+    """True when a tree holds EDM4hep collections (by type, or told from their members)."""
     return bool(_collections(tree))
 
 
@@ -131,8 +177,10 @@ def _expected() -> str:
 def detect_layout(file: object, tree: object, path: str) -> Layout:
     """The :class:`Layout` of ``tree``; :class:`EventFormatError` (one line) when it is none of :data:`LAYOUTS`."""
     types = _collections(tree)
-    leaves = frozenset(tree.keys(recursive=True, full_paths=False))  # type: ignore[attr-defined]
+    paths = {path.rpartition("/")[2]: path for path in tree.keys(recursive=True)}  # type: ignore[attr-defined]
+    leaves = frozenset(paths)
     names = set(tree.keys(recursive=False))  # type: ignore[attr-defined]
+    names |= {leaf.partition(".")[0] for leaf in leaves}  # a branch with its leaves, also in an uproot copy
 
     def unknown(why: str) -> EventFormatError:
         return EventFormatError(path, None, f"not an EDM4hep layout flavortag reads ({why}): found collections "
@@ -166,7 +214,7 @@ def detect_layout(file: object, tree: object, path: str) -> Layout:
         states=f"{tracks}_1" if numbered else f"_{tracks}_trackStates",
         numbered=numbered, types=types, leaves=leaves, mc=mc, links=links, link_rec=rec, link_sim=sim,
         jets=JET_NAME if types.get(JET_NAME) == "ReconstructedParticle" else None,
-        dndx=dndx, bz="magFieldBz" if "magFieldBz" in names else None, ids=ids,
+        dndx=dndx, bz="magFieldBz" if "magFieldBz" in names else None, ids=ids, paths=paths,
     )
 
 

@@ -63,9 +63,9 @@ class Problems:
 class Chunk:
     """The leaves of one chunk of entries as flat numpy arrays with per-event offsets."""
 
-    def __init__(self, arrays: ak.Array) -> None:
+    def __init__(self, arrays: dict[str, ak.Array], n_entries: int) -> None:
         self.arrays = arrays
-        self.n = len(arrays)
+        self.n = n_entries
         self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def column(self, leaf: str) -> tuple[np.ndarray, np.ndarray]:
