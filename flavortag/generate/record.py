@@ -122,7 +122,7 @@ def heavy_hadron_bits(pdg: np.ndarray) -> np.ndarray:
     (``nq1``, e.g. 5122, 4122). Quarks (|id| < 100), diquarks (tens digit 0)
     and non-hadrons get 0. Charmonium counts as a c hadron, b-c states as b.
     """
-    aid = np.abs(np.asarray(pdg, dtype=np.int64))
+    aid = np.abs(np.asarray(pdg, dtype=np.int32))  # PDG codes fit in int32, whose arithmetic is quicker
     nq1 = (aid // 1000) % 10
     nq2 = (aid // 100) % 10
     nq3 = (aid // 10) % 10
@@ -158,13 +158,17 @@ def ancestor_bits(pdg: np.ndarray, parent: np.ndarray) -> np.ndarray:
     own = heavy_hadron_bits(pdg)
     root = parent == np.arange(n)
     bits = np.where(root, 0, own[parent]).astype(np.uint8)  # ancestors at distance 1 .. 2**k
-    jump = parent  # the 2**k-th ancestor (roots stay put)
+    jump = parent.copy()  # the 2**k-th ancestor (roots stay put)
+    active = np.flatnonzero(~root[parent] & ~root)  # rows whose chain goes on beyond jump
     for _ in range(64):  # 2**64 generations: a cap against malformed (cyclic) records
-        bits |= bits[jump]
-        next_jump = jump[jump]
-        if np.array_equal(next_jump, jump):
+        if not len(active):
             break
-        jump = next_jump
+        # Rows are updated in place: a row read here may already hold a longer chain,
+        # which an OR of ancestors only completes sooner (jump and bits are read together).
+        target = jump[active]
+        bits[active] |= bits[target]
+        jump[active] = jump[target]
+        active = active[jump[active] != jump[jump[active]]]
     return bits
 
 

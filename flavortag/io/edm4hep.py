@@ -17,9 +17,9 @@ One track per charged reconstructed particle that has a track (docs/FORMAT.md,
   (D0, D0) and (Z0, Z0) elements, numbers 0 and 9 of both the 15- and the
   21-element lower triangle), ``pid_pdg`` (int32, the particle's PDG
   hypothesis), ``dndx`` (float32, where the file has a RecDqdx collection;
-  NaN for a track without one), and with an MC record and its association
-  ``pdg`` (int32, the matched MC particle, 0 none) and ``origin`` (int8, as in
-  generated files; -1 for a track without MC match).
+  NaN for a track without one), and with ``track_truth`` (an MC record and
+  its association needed) ``pdg`` (int32, the matched MC particle, 0 none) and
+  ``origin`` (int8, as in generated files; -1 for a track without MC match).
 
 Per event: ``axis`` = the thrust axis of the tracks (:func:`flavortag.generate.thrust.thrust_axis`,
 as for generated samples; the neutral particles too with ``neutrals_in_axis``);
@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,8 @@ AT_IP: int = 1
 #: Covariance numbers of (D0, D0) and (Z0, Z0) in the lower triangle (15 and 21 elements alike).
 COV_D0_D0, COV_Z0_Z0 = 0, 9
 LEVELS: tuple[str, ...] = ("event", "jet")
+#: Entries per chunk of a whole-file read: reading the next chunk overlaps the work on this one.
+PIPELINE_STEP_ENTRIES: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -73,13 +76,16 @@ class EDM4hepOptions:
     particles (photons, neutral hadrons) instead of tracks alone;
     ``neutrals``: keep the record's particles that are not tracks (per-record
     sums ``n_neutrals``, ``neutral_E/px/py/pz``; :func:`read_edm4hep` also
-    gives them one by one as the field ``neutrals``).
+    gives them one by one as the field ``neutrals``); ``track_truth``: the
+    per-track truth fields ``pdg`` and ``origin`` (the MC ancestry of every
+    track: most of the reading time of an event-level read).
     """
 
     level: str = "event"
     bz_tesla: float | None = None
     neutrals_in_axis: bool = False
     neutrals: bool = False
+    track_truth: bool = False
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -128,7 +134,7 @@ def leaves_to_read(layout: Layout, options: EDM4hepOptions) -> list[str]:
         leaves += [layout.leaf(J, m) for m in ("energy", "momentum.x", "momentum.y", "momentum.z", "mass",
                                                "particles_begin", "particles_end")]
         leaves += [f"{layout.relation(J, 'particles')}.{m}" for m in ("index", "collectionID")]
-    leaves += TruthReader.leaves(layout)
+    leaves += TruthReader.leaves(layout, links=options.level == "jet" or options.track_truth)
     return [leaf for leaf in dict.fromkeys(leaves) if leaf in layout.leaves]
 
 
@@ -155,18 +161,22 @@ def _iter_chunks(
         branches = {leaf: tree[layout.paths[leaf]] for leaf in leaves_to_read(layout, options)}
         size = os.path.getsize(path)
         total = tree.num_entries
-        step = total if step_size is None else _entries_per_step(branches, total, step_size)
-        entry = 0
-        for start in range(0, max(total, 1), max(step, 1)):
-            stop = min(start + step, total)
-            arrays = _read_leaves(branches, start, stop, shown)
-            cols, neutrals = chunk_columns(Chunk(arrays, stop - start), layout, options, shown, entry, label,
-                                           on_error, report)
-            keep = screen_mask(cols, shown, on_error, report, entry)
-            if not keep.all():
-                cols, neutrals = cols.select(keep), neutrals.select(keep)
-            entry = stop
-            yield (cols, neutrals), size * entry // max(total, 1)
+        step = PIPELINE_STEP_ENTRIES if step_size is None else _entries_per_step(branches, total, step_size)
+        ranges = [(start, min(start + step, total)) for start in range(0, total, max(step, 1))] or [(0, 0)]
+        # Read chunk k + 1 in a thread while chunk k is turned into records: uproot's
+        # decompression and numpy's work on large arrays both release the GIL.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(_read_leaves, branches, *ranges[0], shown)
+            for k, (start, stop) in enumerate(ranges):
+                arrays = pending.result()
+                if k + 1 < len(ranges):
+                    pending = pool.submit(_read_leaves, branches, *ranges[k + 1], shown)
+                cols, neutrals = chunk_columns(Chunk(arrays, stop - start), layout, options, shown, start, label,
+                                               on_error, report)
+                keep = screen_mask(cols, shown, on_error, report, start)
+                if not keep.all():
+                    cols, neutrals = cols.select(keep), neutrals.select(keep)
+                yield (cols, neutrals), size * stop // max(total, 1)
 
 
 def _entries_per_step(branches: dict[str, Any], total: int, step_size: int | str) -> int:
@@ -287,8 +297,7 @@ def _track_fields(chunk: Chunk, layout: Layout, parts: _Particles, rows: np.ndar
     cov = chunk.values(layout.state(layout.cov_member))
     if cov.ndim == 1:  # flattened per event (a copy written by uproot): 15 or 21 numbers per state
         cov = cov.reshape(len(chunk.values(layout.state("D0"))), -1)
-    cov = cov[state]
-    var_d0, var_z0 = cov[:, COV_D0_D0], cov[:, COV_Z0_Z0]
+    var_d0, var_z0 = cov[state, COV_D0_D0], cov[state, COV_Z0_Z0]
     finite = np.ones(len(rows), bool)
     for values in get.values():
         finite &= np.isfinite(values)
@@ -351,7 +360,7 @@ def chunk_columns(chunk: Chunk, layout: Layout, options: EDM4hepOptions, path: s
                             options)
     rows = np.flatnonzero(parts.is_track)
     fields = _track_fields(chunk, layout, parts, rows, problems, path)
-    if truth is not None and truth.has_links:
+    if truth is not None and truth.has_links and options.track_truth:
         fields.update(truth.track_fields(rows))
     counts = np.bincount(parts.event[rows], minlength=chunk.n)
     offsets = offsets_from_counts(counts)
@@ -409,7 +418,8 @@ def _jet_columns(chunk: Chunk, layout: Layout, parts: _Particles, truth: TruthRe
     jet_event = event_index(np.diff(jet_off))
     p4 = np.stack([chunk.values(layout.leaf(J, m)) for m in ("energy", "momentum.x", "momentum.y", "momentum.z")],
                   axis=1).astype(np.float64)
-    members = resolve_relation(chunk, layout, J, "particles", layout.particles, problems, path)
+    members = resolve_relation(chunk, layout, J, "particles", layout.particles, problems, path, all_slots=True)
+    assert members.target is not None
     n_const = members.end - members.begin
     slot_jet = np.repeat(np.arange(len(jet_event)), n_const)
     slot = np.repeat(members.begin, n_const) + (np.arange(n_const.sum()) - np.repeat(np.cumsum(n_const) - n_const,
@@ -418,7 +428,7 @@ def _jet_columns(chunk: Chunk, layout: Layout, parts: _Particles, truth: TruthRe
     is_track = parts.is_track[constituent]
     rows = constituent[is_track]
     fields = _track_fields(chunk, layout, parts, rows, problems, path)
-    if truth is not None and truth.has_links:
+    if truth is not None and truth.has_links and options.track_truth:
         fields.update(truth.track_fields(rows))
     counts = np.bincount(slot_jet[is_track], minlength=len(jet_event))
     norm = np.linalg.norm(p4[:, 1:4], axis=1, keepdims=True)

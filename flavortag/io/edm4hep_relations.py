@@ -97,58 +97,85 @@ class Chunk:
 
 @dataclass
 class Relation:
-    """A relation resolved to global rows of its target: ``target[i]`` for source slot ``i`` (-1 none)."""
+    """A relation resolved to global rows of its target (indices out of range are flagged and clipped)."""
 
     first: np.ndarray  # global target row of each source row's first related object (-1: none)
     begin: np.ndarray  # global slot range of each source row in the relation branch
     end: np.ndarray
-    target: np.ndarray  # global target row of each slot (clipped into range; bad ones flagged)
+    target: np.ndarray | None  # global target row of each slot (``all_slots`` only)
 
 
 def resolve_relation(
     chunk: Chunk, layout: Layout, source: str, name: str, target: str, problems: Problems, path: str,
+    *, all_slots: bool = False, rows: np.ndarray | None = None,
 ) -> Relation:
     """Follow ``source.name`` (``*_begin/_end`` + the relation branch) to global rows of ``target``.
 
     Out-of-range slots or indices and a wrong collection id are flagged in
-    ``problems`` (and clipped into range so that the caller can go on).
+    ``problems`` (and clipped into range so that the caller can go on). Only
+    each source row's first related object is resolved (and checked) unless
+    ``all_slots`` (the constituents of a jet): the first parent of an MC
+    particle and the track of a particle are all the reader follows.
+    ``rows``: only these source rows (global; the result is theirs, in order).
     """
     src_off = chunk.offsets(layout.leaf(source, f"{name}_begin"))
-    begin = chunk.values(layout.leaf(source, f"{name}_begin")).astype(np.int64)
-    end = chunk.values(layout.leaf(source, f"{name}_end")).astype(np.int64)
+    begin = chunk.values(layout.leaf(source, f"{name}_begin"))
+    end = chunk.values(layout.leaf(source, f"{name}_end"))
+    if rows is None:
+        src_event = event_index(np.diff(src_off))
+        begin, end = begin.astype(np.int64), end.astype(np.int64)
+    else:
+        src_event = np.searchsorted(src_off, rows, side="right") - 1
+        begin, end = begin[rows].astype(np.int64), end[rows].astype(np.int64)
     branch = layout.relation(source, name)
     rel_off, index = chunk.column(f"{branch}.index")
     collection_id = chunk.values(f"{branch}.collectionID")
     tgt_off = chunk.offsets(count_leaf(layout, target))
-    src_event = event_index(np.diff(src_off))
+    n_target = np.diff(tgt_off)
     slots_in_event = np.diff(rel_off)[src_event]
     bad = (begin < 0) | (end < begin) | (end > slots_in_event)
-    problems.add(bad, src_event, "relation out of range", lambda r: (
-        f"{source}: object {r - src_off[src_event[r]]}: {name} slots {begin[r]}..{end[r]} beyond the "
-        f"{slots_in_event[r]} entries of {branch}"))
-    begin = np.where(bad, 0, begin) + rel_off[src_event]
-    end = np.where(bad, 0, end) + rel_off[src_event]
-    slot_event = event_index(np.diff(rel_off))
-    n_target = np.diff(tgt_off)[slot_event]
-    index = index.astype(np.int64)
-    out = (index < 0) | (index >= n_target)
-    steps = np.zeros(len(index) + 1, np.int64)
-    np.add.at(steps, begin[end > begin], 1)
-    np.add.at(steps, end[end > begin], -1)
-    used = np.cumsum(steps)[:-1] > 0  # slots that some source row refers to
-    problems.add(out & used, slot_event, "relation out of range", lambda s: (
-        f"{branch}: index {index[s]} out of range: the event has {n_target[s]} {target}"))
+    if bad.any():
+        row_of = np.arange(len(begin)) if rows is None else rows
+        problems.add(bad, src_event, "relation out of range", lambda r: (
+            f"{source}: object {row_of[r] - src_off[src_event[r]]}: {name} slots {begin[r]}..{end[r]} beyond the "
+            f"{slots_in_event[r]} entries of {branch}"))
+        begin, end = np.where(bad, 0, begin), np.where(bad, 0, end)
+    begin += rel_off[src_event]
+    end += rel_off[src_event]
     expected = layout.ids.get(target)
-    if expected is not None:
-        wrong = used & ~out & (collection_id != expected)
-        problems.add(wrong, slot_event, "relation to another collection", lambda s: (
-            f"{branch}: entry {s - rel_off[slot_event[s]]} points to collection id {collection_id[s]}, "
-            f"not {target} (id {expected})"))
-    target_row = np.where(out, 0, index) + tgt_off[slot_event]
     first = np.full(len(begin), -1, np.int64)
+    if all_slots:
+        slot_event = event_index(np.diff(rel_off))
+        slots = np.arange(len(index))
+    else:
+        owners = np.flatnonzero(end > begin)
+        slots = begin[owners]
+        slot_event = src_event[owners]
+    local = index[slots].astype(np.int64)
+    out = (local < 0) | (local >= n_target[slot_event])
+    wrong = (collection_id[slots] != expected) & ~out if expected is not None else None
+    if out.any() or (wrong is not None and wrong.any()):
+        used = _used_slots(begin, end, len(index))[slots]
+        problems.add(out & used, slot_event, "relation out of range", lambda s: (
+            f"{branch}: index {local[s]} out of range: the event has {n_target[slot_event[s]]} {target}"))
+        if wrong is not None:
+            problems.add(wrong & used, slot_event, "relation to another collection", lambda s: (
+                f"{branch}: entry {slots[s] - rel_off[slot_event[s]]} points to collection id "
+                f"{collection_id[slots[s]]}, not {target} (id {expected})"))
+    rows = np.where(out, 0, local) + tgt_off[slot_event]
+    if all_slots:
+        has = end > begin
+        first[has] = rows[begin[has]]
+        return Relation(first=first, begin=begin, end=end, target=rows)
+    first[owners] = rows
+    return Relation(first=first, begin=begin, end=end, target=None)
+
+
+def _used_slots(begin: np.ndarray, end: np.ndarray, n_slots: int) -> np.ndarray:
+    """Slots that some ``[begin, end)`` range covers (bool)."""
     has = end > begin
-    first[has] = target_row[begin[has]]
-    return Relation(first=first, begin=begin, end=end, target=target_row)
+    steps = np.bincount(begin[has], minlength=n_slots + 1) - np.bincount(end[has], minlength=n_slots + 1)
+    return np.cumsum(steps)[:-1] > 0
 
 
 def count_leaf(layout: Layout, collection: str) -> str:

@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from flavortag.classes import BB, CC, UDS
@@ -34,14 +36,14 @@ class TruthReader:
     """The MC record of a chunk, its ancestry and the reco -> MC association."""
 
     @staticmethod
-    def leaves(layout: Layout) -> list[str]:
-        """The leaves read for truth (none without an MC collection)."""
+    def leaves(layout: Layout, links: bool = True) -> list[str]:
+        """The leaves read for truth (none without an MC collection); ``links``: the reco -> MC association too."""
         if layout.mc is None:
             return []
         mc = layout.mc
         leaves = [layout.leaf(mc, m) for m in ("PDG", "parents_begin", "parents_end")]
         leaves += [f"{layout.relation(mc, 'parents')}.{m}" for m in ("index", "collectionID")]
-        if layout.links:
+        if layout.links and links:
             leaves.append(layout.leaf(layout.links, "weight"))
             for end in (layout.link_rec, layout.link_sim):
                 leaves += [f"{layout.relation(layout.links, end)}.{m}" for m in ("index", "collectionID")]
@@ -50,17 +52,39 @@ class TruthReader:
     def __init__(self, chunk: Chunk, layout: Layout, particle_offsets: np.ndarray, problems: Problems,
                  path: str) -> None:
         assert layout.mc is not None
-        mc = layout.mc
+        self.chunk, self.layout, self.problems, self.path = chunk, layout, problems, path
         self.n_events = chunk.n
-        self.offsets = chunk.offsets(layout.leaf(mc, "PDG"))
-        self.pdg = chunk.values(layout.leaf(mc, "PDG")).astype(np.int64)
-        self.event = event_index(np.diff(self.offsets))
-        parents = resolve_relation(chunk, layout, mc, "parents", mc, problems, path)
-        n = len(self.pdg)
-        self.parent = np.where(parents.first >= 0, parents.first, np.arange(n))
-        self.bits = rec.ancestor_bits(self.pdg, self.parent)
+        self.offsets = chunk.offsets(layout.leaf(layout.mc, "PDG"))
+        self.pdg = chunk.values(layout.leaf(layout.mc, "PDG"))
         self.has_links = layout.links is not None
-        self.particle_mc = self._links(chunk, layout, particle_offsets, problems) if self.has_links else None
+        self.particle_offsets = particle_offsets
+
+    @cached_property
+    def particle_mc(self) -> np.ndarray | None:
+        """Global MC row of each reconstructed particle (-1: none); None without an association."""
+        if not self.has_links:
+            return None
+        return self._links(self.chunk, self.layout, self.particle_offsets, self.problems)
+
+    def parents(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The first parent (global row) of MC particles ``rows`` (all: None); a root is its own parent."""
+        mc = str(self.layout.mc)
+        first = resolve_relation(self.chunk, self.layout, mc, "parents", mc, self.problems, self.path, rows=rows).first
+        own = np.arange(len(self.pdg)) if rows is None else rows
+        return np.where(first >= 0, first, own)
+
+    @cached_property
+    def parent(self) -> np.ndarray:
+        """The first parent of every MC particle (computed once, when ancestry is asked for)."""
+        return self.parents()
+
+    @cached_property
+    def bits(self) -> np.ndarray:
+        """:func:`flavortag.generate.record.ancestor_bits` of every MC particle."""
+        return rec.ancestor_bits(self.pdg, self.parent)
+
+    def _event_of(self, rows: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.offsets, rows, side="right") - 1
 
     def _links(self, chunk: Chunk, layout: Layout, particle_offsets: np.ndarray, problems: Problems) -> np.ndarray:
         """Global MC row of each reconstructed particle (-1: none), the link of largest weight."""
@@ -110,12 +134,13 @@ class TruthReader:
     def event_labels(self) -> np.ndarray:
         """Event class from the primary quarks (module docstring): int32, -1 where there are none."""
         apdg = np.abs(self.pdg)
-        parent_pdg = np.abs(self.pdg[self.parent])
-        has_parent = self.parent != np.arange(len(self.pdg))
-        primary = (apdg >= 1) & (apdg <= 5) & has_parent & ~np.isin(parent_pdg, _PARTONS)
-        code = np.where(apdg == 5, BB, np.where(apdg == 4, CC, UDS))
+        quarks = np.flatnonzero((apdg >= 1) & (apdg <= 5))
+        parent = self.parents(quarks)  # the quarks' parents only: no ancestry needed
+        primary = (parent != quarks) & ~np.isin(np.abs(self.pdg[parent]), _PARTONS)
+        rows = quarks[primary]
+        code = np.where(apdg[rows] == 5, BB, np.where(apdg[rows] == 4, CC, UDS))
         labels = np.full(self.n_events, -1, np.int64)
-        np.maximum.at(labels, self.event[primary], code[primary])
+        np.maximum.at(labels, self._event_of(rows), code)
         return labels.astype(np.int32)
 
     def jet_labels(self, constituent: np.ndarray, constituent_jet: np.ndarray, jet_event: np.ndarray) -> np.ndarray | None:
@@ -126,6 +151,7 @@ class TruthReader:
             return None
         mc = self.particle_mc[constituent]
         bits = np.where(mc >= 0, self.bits[np.maximum(mc, 0)], 0)
-        gluon_from_higgs = (self.pdg == _GLUON) & (self.pdg[self.parent] == _HIGGS)
-        h_to_gg = np.bincount(self.event[gluon_from_higgs], minlength=self.n_events) > 0
+        gluons = np.flatnonzero(self.pdg == _GLUON)
+        from_higgs = gluons[self.pdg[self.parent[gluons]] == _HIGGS]
+        h_to_gg = np.bincount(self._event_of(from_higgs), minlength=self.n_events) > 0
         return jet_labels(bits, constituent_jet, len(jet_event), h_to_gg[jet_event])

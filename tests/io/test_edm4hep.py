@@ -38,7 +38,7 @@ C_GEV_PER_T_MM = 0.299792458e-3
 
 @pytest.fixture(scope="module")
 def zh_jets() -> ak.Array:
-    return read_edm4hep(ZH, options={"level": "jet", "neutrals": True})
+    return read_edm4hep(ZH, options={"level": "jet", "neutrals": True, "track_truth": True})
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +196,7 @@ def _copy(src: Path, dst: Path, edit: dict[tuple[str, int, int], float] | None =
     (("EFlowTrack.trackStates_end", 3, 0, 0), "event", 3, ["EFlowTrack", "track 0 has no track state"]),
     (("EFlowTrack_1.D0", 5, 0, float("nan")), "event", 5, ["EFlowTrack_1", "non-finite", "D0=nan"]),
     (("Jet#2.index", 9, 1, 5000), "jet", 9, ["Jet#2", "index 5000 out of range", "ReconstructedParticles"]),
-    (("Particle#0.index", 2, 3, -7 + 1000), "event", 2, ["Particle#0", "out of range", "Particle"]),
+    (("Particle#0.index", 2, 2, 999), "jet", 2, ["Particle#0", "index 999 out of range", "Particle"]),
 ], ids=["relation-index", "missing-state", "nan-parameter", "jet-constituent", "mc-parent"])
 def test_malformed_files_name_file_entry_and_collection_and_skip_counts_them(
     tmp_path: Path, edit: tuple, level: str, entry: int, words: list[str], zh_jets: ak.Array, zh_events: ak.Array,

@@ -107,6 +107,7 @@ class EDM4hepSchema:
     bz_tesla: float | None = None  # the field of files without magFieldBz
     neutrals_in_axis: bool = False  # thrust axis of tracks and neutral particles
     neutrals: bool = False  # per-record sums of the neutral particles (n_neutrals, neutral_E, ...)
+    track_truth: bool = False  # per-track pdg and origin from the MC record (slower)
 
 
 @dataclass
