@@ -173,7 +173,10 @@ def _iter_chunks(
                     pending = pool.submit(_read_leaves, branches, *ranges[k + 1], shown)
                 cols, neutrals = chunk_columns(Chunk(arrays, stop - start), layout, options, shown, start, label,
                                                on_error, report)
-                keep = screen_mask(cols, shown, on_error, report, start)
+                try:
+                    keep = screen_mask(cols, shown, on_error, report, start)
+                except EventFormatError as err:  # the physics checks of every reader, with the collection
+                    raise EventFormatError(shown, None, f"{layout.particles}: {err.reason}", entry=err.entry) from None
                 if not keep.all():
                     cols, neutrals = cols.select(keep), neutrals.select(keep)
                 yield (cols, neutrals), size * stop // max(total, 1)

@@ -291,3 +291,32 @@ def test_info_and_convert_commands_on_the_three_files(tmp_path: Path, capsys: py
     assert "holds one class" in capsys.readouterr().err
     assert convert_app.main([str(EXAMPLE), str(tmp_path / "ex.parquet"), "--on-error", "skip", "--bz", "3.5"]) == 0
     assert "dropped 3 broken events" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_jet_tagger_trains_on_edm4hep_jets_and_predict_and_score_read_them(tmp_path: Path) -> None:
+    """data.paths, predict and Tagger.score on the EDM4hep file: the jet tagger gets the file's jets."""
+    from hydra import compose, initialize_config_dir
+
+    from flavortag.apps import CONFIG_DIR
+    from flavortag.prediction import predict
+    from flavortag.tagger import Tagger
+    from flavortag.training import train
+
+    def cfg(app: str, overrides: list[str]):  # noqa: ANN202 -- a Hydra config
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            return compose(config_name=app, overrides=overrides)
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    train(cfg("train", ["model=transformer", "data=zh_jets", f"data.paths=[{ZH}]", "data.classes=[light,c,b]",
+                        "detector=idea", f"tracking.tracking_uri={store}", f"output_dir={tmp_path / 'train'}",
+                        "trainer.max_epochs=1", "trainer.batch_size=64", "trainer.progress=false",
+                        "model.embed_dim=16", "model.depth=1", "model.class_depth=1", "model.embed_hidden=[16]",
+                        "model.pair_hidden=[8]"]))
+    checkpoint = next((tmp_path / "train").rglob("best.pt"))
+    written = predict(cfg("predict", [f"checkpoint={checkpoint}", f"inputs=[{ZH}]", f"out_dir={tmp_path / 'pred'}",
+                                      "formats=[parquet]"]))
+    scored = read_events(written[0])
+    assert len(scored) == 268 and {"prob_b", "D_b", "jet_E"} <= set(scored.fields)
+    direct = Tagger.load(str(checkpoint)).score(read_events(ZH, level="jet"))
+    np.testing.assert_allclose(np.asarray(direct.prob_b), np.asarray(scored.prob_b), rtol=1e-5, atol=1e-6)
