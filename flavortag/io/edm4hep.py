@@ -135,7 +135,7 @@ def leaves_to_read(layout: Layout, options: EDM4hepOptions) -> list[str]:
                                                "particles_begin", "particles_end")]
         leaves += [f"{layout.relation(J, 'particles')}.{m}" for m in ("index", "collectionID")]
     leaves += TruthReader.leaves(layout, links=options.level == "jet" or options.track_truth)
-    return [leaf for leaf in dict.fromkeys(leaves) if leaf in layout.leaves]
+    return list(dict.fromkeys(leaves))
 
 
 def _iter_chunks(
@@ -158,7 +158,11 @@ def _iter_chunks(
                                    f"the file ({layout.name} layout) has none")
         if layout.bz is None and options.bz_tesla is None:
             log.warning("%s: no magFieldBz in the file and no bz_tesla given: bz_tesla is NaN", shown)
-        branches = {leaf: tree[layout.paths[leaf]] for leaf in leaves_to_read(layout, options)}
+        wanted = leaves_to_read(layout, options)
+        missing = [leaf for leaf in wanted if leaf not in layout.paths]
+        if missing:
+            raise EventFormatError(shown, None, f"{layout.name} layout without the branch(es) {missing}")
+        branches = {leaf: tree[layout.paths[leaf]] for leaf in wanted}
         size = os.path.getsize(path)
         total = tree.num_entries
         step = PIPELINE_STEP_ENTRIES if step_size is None else _entries_per_step(branches, total, step_size)
