@@ -63,10 +63,13 @@ def reader_options(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
     from flavortag.io.errors import check_on_error
 
     rules = data_cfg.get("label_rules")
+    edm4hep = data_cfg.get("edm4hep")
     return {
         "label": data_cfg.get("label"),
         "label_rules": dict(rules) if rules else None,
         "on_error": check_on_error(str(data_cfg.get("on_error") or "raise")),
+        "level": str(data_cfg.get("level") or "event"),  # EDM4hep files: events or the jets of their Jet collection
+        "edm4hep": dict(edm4hep) if edm4hep else None,
     }
 
 

@@ -89,7 +89,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     written: list[Path] = []
     for path, stem in zip(inputs, stems):
         scorer.calibration = _calibration(cfg.get("calibration"), path, scorer.detector, step,
-                                          calibration_events)
+                                          calibration_events, scorer.level)
         out, n_events = predict_file(scorer, path, stem, formats, step)
         for p in out:
             log.info("wrote %s (%d events)", p, n_events)
@@ -115,6 +115,10 @@ class ChunkScorer:
 
         self.max_tracks, self.sort_by = input_shape(model)
         self.calibration: Any = None
+        from flavortag.inference import model_scheme
+
+        #: What an EDM4hep input's records are: the jets of its Jet collection for a jet tagger.
+        self.level = "event" if model_scheme(model).is_event_scheme else "jet"
 
     def score(self, events: Any) -> EventColumns:
         """The events with the prediction fields added, as columns ready to write."""
@@ -132,7 +136,7 @@ class ChunkScorer:
         return EventColumns.from_awkward(out)
 
 
-def _calibration(spec: Any, path: Path, detector: Any, step: int, max_events: int) -> Any:
+def _calibration(spec: Any, path: Path, detector: Any, step: int, max_events: int, level: str = "event") -> Any:
     """The calibration of one input; ``auto``: fitted on (up to ``max_events`` of) its events, a first pass."""
     from flavortag.calibration import resolve_calibration
     from flavortag.io import iter_events
@@ -142,7 +146,7 @@ def _calibration(spec: Any, path: Path, detector: Any, step: int, max_events: in
     import awkward as ak
 
     parts, n = [], 0
-    for chunk in iter_events(str(path), step_size=min(step, max_events), label="unknown"):
+    for chunk in iter_events(str(path), step_size=min(step, max_events), label="unknown", level=level):
         parts.append(chunk[["axis", "tracks"]][: max_events - n])
         n += len(parts[-1])
         if n >= max_events:
@@ -162,7 +166,7 @@ def predict_file(scorer: ChunkScorer, path: Path, stem: Path, formats: list[str]
 
     def scored() -> Iterator[EventColumns]:
         nonlocal n_events
-        for chunk in iter_events(str(path), step_size=step, label="unknown"):
+        for chunk in iter_events(str(path), step_size=step, label="unknown", level=scorer.level):
             n_events += len(chunk)
             yield scorer.score(chunk)
 

@@ -1,4 +1,4 @@
-"""``flavortag convert``: convert event files between text, ROOT and Parquet (argparse)."""
+"""``flavortag convert``: convert event files between text, ROOT and Parquet, and from EDM4hep (argparse)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from flavortag.io.errors import EventFormatError, ReadReport
 CLI_OPTIONS: dict[str, str] = {"format": "--from ", "output_format": "--to "}
 
 EPILOG = """\
-formats come from the suffixes: .txt .dat .txt.gz .gz (text), .root, .parquet .pq
+formats come from the suffixes: .txt .dat .txt.gz .gz (text), .root, .parquet .pq;
+a .root file of EDM4hep collections is read as EDM4hep (docs/FORMAT.md)
 the class of a text file comes from --label, else from its name (bb.txt -> bb)
 
 examples:
@@ -24,6 +25,7 @@ examples:
   flavortag convert run_*.root all.parquet --step-size 64MB
   flavortag convert events.parquet bb.txt.gz
   flavortag convert mc_b_sample.dat b.root --label-rule '_b_=bb'
+  flavortag convert zh_edm4hep.root zh_jets.parquet --level jet
 
 exit status: 0 converted (with --on-error skip, also when events were dropped:
 the summary on stderr says how many and why); 1 bad input or other error,
@@ -55,10 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
                              "replaces the default rules)")
     parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                         help="bad input: stop with an error (default) or skip broken events")
-    parser.add_argument("--from", dest="in_format", choices=("text", "root", "parquet"),
+    parser.add_argument("--from", dest="in_format", choices=("text", "root", "parquet", "edm4hep"),
                         help="input format (default: from each suffix)")
     parser.add_argument("--to", dest="out_format", choices=("text", "root", "parquet"),
                         help="output format (default: from the suffix of OUT)")
+    parser.add_argument("--level", choices=("event", "jet"), default=None,
+                        help="EDM4hep inputs: one record per event (default) or per jet of the Jet collection")
+    parser.add_argument("--bz", type=float, default=None, metavar="TESLA",
+                        help="EDM4hep inputs: the field when a file has no magFieldBz")
+    parser.add_argument("--neutrals-in-axis", action="store_true",
+                        help="EDM4hep inputs: thrust axis of tracks and neutral particles")
     parser.add_argument("--tree", default="events", help="TTree name in ROOT files (default: events)")
     parser.add_argument("--step-size", default="16 MB",
                         help="chunk size: bytes like 16MB, or a number of events (default: 16 MB)")
@@ -82,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             label_rules=dict(args.label_rule) if args.label_rule else None,
             on_error=args.on_error, format=args.in_format, output_format=args.out_format,
             tree=args.tree, step_size=step, progress=False if args.no_progress or args.quiet else None,
-            report=report,
+            report=report, level=args.level,
+            edm4hep={"bz_tesla": args.bz, "neutrals_in_axis": args.neutrals_in_axis},
         )
     except UnknownFormatError as err:  # the fix in the options typed here, not convert()'s arguments
         print(f"flavortag convert: error: {err.describe(CLI_OPTIONS[err.option])}; nothing written",

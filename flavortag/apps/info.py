@@ -6,12 +6,17 @@ above 0.1 mm. Needs only the readers (no torch). For a jet file (``flavortag gen
 level=jet``) the classes are light, c, b, g, and a second table gives, per
 forced decay, the fraction of jets whose label differs from it.
 
+EDM4hep files (``flavortag.io.edm4hep``) get a line naming their layout and
+the collections read; ``--level jet`` summarises their jets instead of their
+events, ``--bz`` gives the field of a file without ``magFieldBz``.
+
 It also warns, with file and event index, about events implausible as one
 event, such as two events merged by a missing ``Axis`` line (the format cannot
 tell): more than :data:`MULTIPLICITY_FACTOR` times the file's median number of
 tracks, or a visible (track) energy above sqrt(s). sqrt(s) comes from
 ``--sqrt-s``, else from ``generation.yaml`` beside the file (written by
-``flavortag generate``), else :data:`DEFAULT_SQRT_S_GEV` (the Z pole).
+``flavortag generate``), else :data:`DEFAULT_SQRT_S_GEV` (the Z pole). EDM4hep
+files are not checked so: their events cannot merge.
 """
 
 from __future__ import annotations
@@ -55,8 +60,8 @@ def summarise(events: ak.Array) -> list[dict[str, Any]]:
 
 
 def is_jet_file(events: ak.Array) -> bool:
-    """True for jet records (``flavortag generate level=jet``: they carry ``decay_class``)."""
-    return "decay_class" in ak.fields(events)
+    """True for jet records (``flavortag generate level=jet`` and EDM4hep jets carry ``jet_E``)."""
+    return "decay_class" in ak.fields(events) or "jet_E" in ak.fields(events)
 
 
 def label_mismatch(events: ak.Array) -> list[dict[str, Any]]:
@@ -138,33 +143,50 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog="flavortag info",
-        description="Summarise event files (text, ROOT or Parquet) per class.",
+        description="Summarise event files (text, ROOT, Parquet or EDM4hep) per class.",
         epilog="example: flavortag info data/zpole_ild/*.parquet",
     )
     parser.add_argument("paths", nargs="+", help="event files")
     parser.add_argument("--label", default=None, help="class of text files (uds, cc, bb) if not in the name")
+    parser.add_argument("--level", choices=("event", "jet"), default=None,
+                        help="EDM4hep files: summarise events (default) or the jets of their Jet collection")
+    parser.add_argument("--bz", type=float, default=None, metavar="TESLA",
+                        help="EDM4hep files: the field when a file has no magFieldBz")
+    parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                        help="bad input: stop with an error (default) or skip broken events and say so")
     parser.add_argument("--sqrt-s", type=float, default=None, metavar="GEV",
                         help="centre-of-mass energy for the visible-energy check (default: from "
                              f"generation.yaml beside the file, else {DEFAULT_SQRT_S_GEV} GeV)")
     args = parser.parse_args(argv)
-    from flavortag.io import EventFormatError, read_events
-    from flavortag.io.api import expand_paths
+    from flavortag.io import EventFormatError, ReadReport, read_events
+    from flavortag.io.api import expand_paths, input_format
+    from flavortag.io.edm4hep import describe_edm4hep
 
+    report = ReadReport()
     try:
         paths = expand_paths(args.paths)  # a quoted glob names several files
-        events = read_events(paths, label=args.label)
+        edm4hep = [p for p in paths if input_format(p) == "edm4hep"]
+        options = {"bz_tesla": args.bz}
+        for path in edm4hep:
+            print(f"{path}: {describe_edm4hep(path)}")
+        events = read_events(paths, label=args.label, level=args.level, edm4hep=options,
+                             on_error=args.on_error, report=report)
         if not is_jet_file(events):  # a jet is not an event: the merged-event checks do not apply
-            _warn_implausible(paths, args.label, args.sqrt_s)
+            _warn_implausible([p for p in paths if p not in edm4hep], args.label, args.sqrt_s)
     except (EventFormatError, OSError, ValueError) as err:
         print(f"flavortag info: {err}", file=sys.stderr)
         return 1
+    if not report.ok:
+        print(f"flavortag info: {report.summary()}", file=sys.stderr)
+        for example in report.examples[:5]:
+            print(f"  dropped: {example}", file=sys.stderr)
     what = "jets" if is_jet_file(events) else "events"
     print(f"{len(events)} {what} in {len(paths)} file(s)")
     print(f"{'class':>6} {'events':>8} {'<tracks>':>9} {'<sum E>/GeV':>12} {'|d0|>0.1mm':>11}")
     for row in summarise(events):
         print(f"{row['class']:>6} {row['events']:>8d} {row['mean_tracks']:>9.2f} "
               f"{row['mean_sum_e_gev']:>12.2f} {row['frac_abs_d0_gt_0p1mm']:>11.4f}")
-    if is_jet_file(events):
+    if "decay_class" in ak.fields(events):  # generated jets: the label against the forced decay
         rows = label_mismatch(events)
         print("jets: label from the heaviest hadron among the constituents' ancestors vs the forced decay")
         print(f"{'decay':>6} {'jets':>8} {'label differs':>14}  labels")

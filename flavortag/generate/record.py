@@ -122,7 +122,7 @@ def heavy_hadron_bits(pdg: np.ndarray) -> np.ndarray:
     (``nq1``, e.g. 5122, 4122). Quarks (|id| < 100), diquarks (tens digit 0)
     and non-hadrons get 0. Charmonium counts as a c hadron, b-c states as b.
     """
-    aid = np.abs(np.asarray(pdg, dtype=np.int64))
+    aid = np.abs(np.asarray(pdg, dtype=np.int32))  # PDG codes fit in int32, whose arithmetic is quicker
     nq1 = (aid // 1000) % 10
     nq2 = (aid // 100) % 10
     nq3 = (aid // 10) % 10
@@ -142,16 +142,33 @@ def heavy_ancestor_bits(record: EventRecord) -> np.ndarray:
     local = record.mother1.astype(np.int64)
     # Roots (no mother, or a broken index) point to themselves.
     valid = (local > 0) & (start + local < n)
-    parent = np.where(valid, start + local, np.arange(n))
-    own = heavy_hadron_bits(record.pdg)
-    bits = np.where(valid, own[parent], 0).astype(np.uint8)  # ancestors at distance 1 .. 2**k
-    jump = parent  # the 2**k-th ancestor (roots stay put)
+    return ancestor_bits(record.pdg, np.where(valid, start + local, np.arange(n)))
+
+
+def ancestor_bits(pdg: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """Per particle: OR of :func:`heavy_hadron_bits` over the chain ``parent[i], parent[parent[i]], ...``.
+
+    ``parent`` holds global row numbers (a root points to itself); the particle
+    itself is not included. Pointer jumping: after k steps each row knows its
+    2**k nearest ancestors, so a handful of vectorised steps cover any chain.
+    Used for Pythia records (``mother1``) and EDM4hep MC records (first parent).
+    """
+    parent = np.asarray(parent, dtype=np.int64)
+    n = len(parent)
+    own = heavy_hadron_bits(pdg)
+    root = parent == np.arange(n)
+    bits = np.where(root, 0, own[parent]).astype(np.uint8)  # ancestors at distance 1 .. 2**k
+    jump = parent.copy()  # the 2**k-th ancestor (roots stay put)
+    active = np.flatnonzero(~root[parent] & ~root)  # rows whose chain goes on beyond jump
     for _ in range(64):  # 2**64 generations: a cap against malformed (cyclic) records
-        bits |= bits[jump]
-        next_jump = jump[jump]
-        if np.array_equal(next_jump, jump):
+        if not len(active):
             break
-        jump = next_jump
+        # Rows are updated in place: a row read here may already hold a longer chain,
+        # which an OR of ancestors only completes sooner (jump and bits are read together).
+        target = jump[active]
+        bits[active] |= bits[target]
+        jump[active] = jump[target]
+        active = active[jump[active] != jump[jump[active]]]
     return bits
 
 

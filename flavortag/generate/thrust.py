@@ -48,9 +48,36 @@ def thrust_axis(
     ``momenta`` is ``[n_tracks, 3]`` (px, py, pz in any common unit) for all
     events back to back; event ``k`` owns rows ``offsets[k]:offsets[k+1]``.
     Both outputs are float64; the axis is a unit vector with ``axis_z >= 0``.
+    Events are processed in groups of similar track counts (:data:`GROUP_TRACKS`),
+    so that a few busy events do not pad all the others; each event's result
+    does not depend on the others.
     """
     p = np.asarray(momenta, dtype=np.float64).reshape(-1, 3)
     offsets = np.asarray(offsets, dtype=np.int64)
+    counts = np.diff(offsets)
+    group = np.searchsorted(GROUP_TRACKS, counts)
+    if len(np.unique(group)) <= 1:
+        return _thrust_axis(p, offsets, n_seed_tracks)
+    from flavortag.ragged import offsets_from_counts
+
+    axis = np.empty((len(counts), 3))
+    thrust = np.empty(len(counts))
+    for g in np.unique(group):
+        events = np.flatnonzero(group == g)
+        rows = np.repeat(offsets[events], counts[events]) + (
+            np.arange(counts[events].sum()) - np.repeat(offsets_from_counts(counts[events])[:-1], counts[events]))
+        axis[events], thrust[events] = _thrust_axis(p[rows], offsets_from_counts(counts[events]), n_seed_tracks)
+    return axis, thrust
+
+
+#: Upper track counts of the event groups of :func:`thrust_axis` (the last group takes the rest).
+GROUP_TRACKS: tuple[int, ...] = (8, 16, 24, 32, 48, 64)
+
+
+def _thrust_axis(
+    p: np.ndarray, offsets: np.ndarray, n_seed_tracks: int = N_SEED_TRACKS
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`thrust_axis` of one group of events (float64 momenta ``[n, 3]``)."""
     n_events = len(offsets) - 1
     padded = _padded(p, offsets)  # [E, N, 3]
     pabs = np.linalg.norm(padded, axis=2)  # [E, N]
@@ -63,22 +90,20 @@ def thrust_axis(
     seed_tracks = np.take_along_axis(padded, hardest[:, :, None], axis=1)  # [E, k, 3]
     axes = np.einsum("sk,ekc->esc", signs, seed_tracks)  # [E, S, 3]
 
-    # Alternate sign pattern <-> axis; only events whose pattern changed go on.
+    # Alternate sign pattern <-> axis; only events whose axes changed go on (an unchanged
+    # sign pattern gives the very same axis, so comparing axes is comparing patterns).
     total = padded.sum(axis=1)  # [E, 3]
-    pattern = np.zeros((n_events, padded.shape[1], axes.shape[1]), dtype=bool)
     active = np.arange(n_events)
-    for iteration in range(MAX_ITERATIONS):
+    for _ in range(MAX_ITERATIONS):
         sub = padded[active]
         positive = (sub @ axes[active].transpose(0, 2, 1)) >= 0.0  # [A, N, S]
-        if iteration > 0:
-            changed = np.any(positive != pattern[active], axis=(1, 2))
-            active, sub, positive = active[changed], sub[changed], positive[changed]
-            if len(active) == 0:
-                break
-        pattern[active] = positive
         # sum_i s_i p_i with s_i = +-1  ==  2 * sum_{s_i > 0} p_i - sum_i p_i
-        new_axes = 2.0 * (positive.transpose(0, 2, 1).astype(np.float64) @ sub)
-        axes[active] = new_axes - total[active][:, None, :]
+        new_axes = 2.0 * (positive.transpose(0, 2, 1).astype(np.float64) @ sub) - total[active][:, None, :]
+        changed = np.any(new_axes != axes[active], axis=(1, 2))
+        axes[active] = new_axes
+        active = active[changed]
+        if len(active) == 0:
+            break
 
     proj = padded @ axes.transpose(0, 2, 1)
     norm = np.linalg.norm(axes, axis=2)  # [E, S]

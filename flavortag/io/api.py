@@ -1,7 +1,10 @@
 """The entry points: :func:`read_events`, :func:`iter_events`, :func:`write_events`.
 
 Formats come from the file name (``.txt``, ``.dat``, ``.txt.gz``, ``.gz`` ->
-text; ``.root``; ``.parquet``, ``.pq``) unless ``format=`` says otherwise. The
+text; ``.root``; ``.parquet``, ``.pq``) unless ``format=`` says otherwise; a
+``.root`` file whose ``events`` tree holds EDM4hep collections is read as
+``"edm4hep"`` (:mod:`flavortag.io.edm4hep`: records built from the
+reconstructed particles, tracks and MC record; ``level="jet"`` reads its jets). The
 class of a text file comes from ``label`` (a name such as ``"bb"``, an index,
 or ``"unknown"`` for -1) or else from the file name through ``label_rules``
 (regex -> class, see :func:`flavortag.classes.label_from_path`). ROOT and
@@ -18,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -33,7 +37,9 @@ from flavortag.io.text import DEFAULT_CHUNK_BYTES, iter_text_columns
 from flavortag.io.text_write import write_text_chunks
 
 PathsLike = str | os.PathLike | Sequence[str | os.PathLike]
-FORMATS: tuple[str, ...] = ("text", "root", "parquet")
+FORMATS: tuple[str, ...] = ("text", "root", "parquet", "edm4hep")
+#: The formats a file name can say (and flavortag writes); EDM4hep is told from a ROOT file's contents.
+NAMED_FORMATS: tuple[str, ...] = ("text", "root", "parquet")
 _SUFFIXES: tuple[tuple[str, str], ...] = (
     (".txt.gz", "text"), (".dat.gz", "text"), (".txt", "text"), (".dat", "text"), (".gz", "text"),
     (".root", "root"), (".parquet", "parquet"), (".pq", "parquet"),
@@ -61,7 +67,7 @@ class UnknownFormatError(ValueError):
     def describe(self, option: str) -> str:
         """The message, the fix spelt with ``option``: ``"format="`` (Python) or ``"--from "`` (a command)."""
         python = option.endswith("=")
-        names = [repr(f) if python else f for f in FORMATS]
+        names = [repr(f) if python else f for f in NAMED_FORMATS]
         choices = f"{', '.join(names[:-1])} or {names[-1]}"
         if self.given is not None:
             return f"{option.strip(' =')} must be one of {', '.join(FORMATS)}, not {self.given!r}"
@@ -74,7 +80,8 @@ def detect_format(path: str | os.PathLike, format: str | None = None, option: st
     """``"text"``, ``"root"`` or ``"parquet"``: ``format`` if given, else from the file name.
 
     ``UnknownFormatError`` (a ``ValueError``) otherwise; ``option`` names the
-    caller's argument in its message.
+    caller's argument in its message. :func:`input_format` also tells EDM4hep
+    files from the contents.
     """
     if format is not None:
         if format not in FORMATS:
@@ -85,6 +92,16 @@ def detect_format(path: str | os.PathLike, format: str | None = None, option: st
         if name.endswith(suffix):
             return fmt
     raise UnknownFormatError(path, option)
+
+
+def input_format(path: str | os.PathLike, format: str | None = None, option: str = "format") -> str:
+    """The format of a file to read: :func:`detect_format`, and ``"edm4hep"`` for a ROOT file of EDM4hep collections."""
+    fmt = detect_format(path, format, option)
+    if format is None and fmt == "root" and os.path.isfile(path):
+        from flavortag.io.edm4hep import is_edm4hep
+
+        return "edm4hep" if is_edm4hep(path) else fmt
+    return fmt
 
 
 def expand_paths(paths: PathsLike) -> list[Path]:
@@ -166,8 +183,9 @@ def parse_step_size(step_size: int | str) -> tuple[int | None, int | None]:
 class _Source:
     path: Path
     format: str
-    label: int | None  # text: resolved up front, so a bad name fails before any reading
+    label: int | None  # text: resolved up front, so a bad name fails before any reading; edm4hep: given or None
     label_fallback: Callable[[], int]
+    edm4hep: Any = None  # EDM4hepOptions of an EDM4hep file
 
 
 def plan_sources(
@@ -175,13 +193,30 @@ def plan_sources(
     label: int | str | None,
     label_rules: Mapping[str, str] | None,
     format: str | None,
+    level: str | None = None,
+    edm4hep: Any = None,
 ) -> list[_Source]:
-    """Files, formats and (for text) classes, checked before anything is read."""
+    """Files, formats and (for text) classes, checked before anything is read.
+
+    ``level`` (``"event"`` / ``"jet"``) and ``edm4hep`` (:class:`~flavortag.io.edm4hep.EDM4hepOptions`
+    or a mapping of its fields) serve EDM4hep files only: the other formats
+    hold their records (events or jets) as written.
+    """
     sources = []
+    options = None
     for path in expand_paths(paths):
-        fmt = detect_format(path, format)
-        text_label = resolve_label(label, path, label_rules) if fmt == "text" else None
-        sources.append(_Source(path, fmt, text_label, partial(resolve_label, label, path, label_rules)))
+        fmt = input_format(path, format)
+        given: int | None
+        if fmt == "text":
+            given = resolve_label(label, path, label_rules)
+        elif fmt == "edm4hep":
+            from flavortag.io.edm4hep import EDM4hepOptions
+
+            options = options or EDM4hepOptions.of(edm4hep, level)
+            given = None if label is None else resolve_label(label, path, label_rules)
+        else:
+            given = None
+        sources.append(_Source(path, fmt, given, partial(resolve_label, label, path, label_rules), options))
     return sources
 
 
@@ -212,6 +247,11 @@ def iter_source_columns(
         elif source.format == "root":
             step = events_step if events_step else (f"{bytes_step} B" if bytes_step else None)
             chunks = iter_root_columns(shown, tree, source.label_fallback, on_error, file_report, step)
+        elif source.format == "edm4hep":
+            from flavortag.io.edm4hep import iter_edm4hep_columns
+
+            step = events_step if events_step else (f"{bytes_step} B" if bytes_step else None)
+            chunks = iter_edm4hep_columns(shown, tree, source.label, on_error, file_report, step, source.edm4hep)
         else:
             chunks = iter_parquet_columns(
                 shown, source.label_fallback, on_error, file_report, events_step, bytes_step
@@ -267,6 +307,8 @@ def read_events(
     format: str | None = None,
     tree: str = "events",
     report: ReadReport | None = None,
+    level: str | None = None,
+    edm4hep: Any = None,
 ) -> ak.Array:
     """Read all events of one or more files into one awkward Array (the layout: docs/FORMAT.md).
 
@@ -289,9 +331,15 @@ def read_events(
     bad event with :class:`~flavortag.io.EventFormatError` (file, line, what);
     ``"skip"`` drops broken events, logs a warning per file and fills in
     ``report`` (a :class:`~flavortag.io.ReadReport`) if one is passed.
+
+    EDM4hep files (``format="edm4hep"`` or detected): ``level="jet"`` gives one
+    record per jet of the file's ``Jet`` collection; ``edm4hep``, an
+    :class:`~flavortag.io.edm4hep.EDM4hepOptions` or a mapping of its fields
+    (``bz_tesla``, ``neutrals_in_axis``, ``neutrals``); ``label`` only serves
+    files without MC record (else -1). Both are ignored for the other formats.
     """
     on_error = check_on_error(on_error)
-    sources = plan_sources(paths, label, label_rules, format)
+    sources = plan_sources(paths, label, label_rules, format, level, edm4hep)
     report = ReadReport() if report is None else report
     parts = list(iter_source_columns(sources, on_error, tree, report, None))
     return EventColumns.concat([p for p in parts if len(p)] or parts[:1]).to_awkward()
@@ -307,6 +355,8 @@ def iter_events(
     format: str | None = None,
     tree: str = "events",
     report: ReadReport | None = None,
+    level: str | None = None,
+    edm4hep: Any = None,
 ) -> Iterator[ak.Array]:
     """Yield the events of one or more files chunk by chunk, with bounded memory.
 
@@ -319,7 +369,7 @@ def iter_events(
     """
     on_error = check_on_error(on_error)
     events_step, _ = parse_step_size(step_size)
-    sources = plan_sources(paths, label, label_rules, format)
+    sources = plan_sources(paths, label, label_rules, format, level, edm4hep)
     report = ReadReport() if report is None else report
     chunks = iter_source_columns(sources, on_error, tree, report, step_size)
     if events_step is not None:
@@ -329,6 +379,8 @@ def iter_events(
 
 def write_columns(chunks: Iterable[EventColumns], path: str | os.PathLike, fmt: str, tree: str = "events") -> None:
     """Write event chunks to ``path`` atomically (temporary name in the same directory, then rename)."""
+    if fmt == "edm4hep":
+        raise ValueError(f"{path}: flavortag reads EDM4hep but does not write it; write text, root or parquet")
     with atomic_output(path) as tmp:
         if fmt == "text":
             compress = str(path).lower().endswith(".gz")

@@ -1,4 +1,4 @@
-"""Streaming conversion between text, ROOT and Parquet: :func:`convert`.
+"""Streaming conversion between text, ROOT and Parquet (and from EDM4hep): :func:`convert`.
 
 Events flow chunk by chunk from the inputs to the output writer (uproot's
 ``TTree.extend`` for ROOT, one Parquet row group per chunk, appended text), so
@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from flavortag.io.api import (
     DEFAULT_STEP_SIZE,
@@ -39,6 +40,8 @@ def convert(
     step_size: int | str = DEFAULT_STEP_SIZE,
     progress: bool | None = None,
     report: ReadReport | None = None,
+    level: str | None = None,
+    edm4hep: Any = None,
 ) -> ReadReport:
     """Convert event files into one output file; returns the :class:`ReadReport`.
 
@@ -47,11 +50,12 @@ def convert(
     is given. ``label``/``label_rules``/``on_error``/``format``/``tree`` as in
     :func:`~flavortag.io.read_events`. ``step_size``: chunk size (see
     :func:`~flavortag.io.iter_events`). ``progress``: show a tqdm bar on
-    stderr (None: only when stderr is a terminal).
+    stderr (None: only when stderr is a terminal). ``level`` / ``edm4hep``: how
+    EDM4hep inputs are read (:func:`~flavortag.io.read_events`).
     """
     on_error = check_on_error(on_error)
     parse_step_size(step_size)
-    sources = plan_sources(inputs, label, label_rules, format)
+    sources = plan_sources(inputs, label, label_rules, format, level, edm4hep)
     out_format = detect_format(output, output_format, option="output_format")
     target = Path(output).resolve()
     if any(s.path.resolve() == target for s in sources):

@@ -2,18 +2,19 @@
 
 Parquet and ROOT: the number of rows / entries from the file metadata and the
 classes from the ``label`` column alone (or the file's class when it has none).
-Text: one streaming pass through :func:`flavortag.io.iter_events`.
+Text and EDM4hep: one streaming pass through :func:`flavortag.io.iter_events`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from flavortag.classes import N_CLASSES, describe_label, label_codes
-from flavortag.io.api import detect_format, iter_events, resolve_label
+from flavortag.io.api import input_format, iter_events, resolve_label
 from flavortag.io.errors import EventFormatError, OnError, ReadReport
 
 
@@ -25,6 +26,8 @@ def count_events(
     on_error: OnError = "raise",
     tree: str = "events",
     report: ReadReport | None = None,
+    level: str | None = None,
+    edm4hep: Any = None,
 ) -> tuple[int, np.ndarray]:
     """Events in total and per class ``[N_CLASSES]`` in ``paths``, in bounded memory.
 
@@ -33,6 +36,8 @@ def count_events(
     count in the total only. With ``on_error="skip"`` the broken events of a
     Parquet or ROOT file are still counted (its metadata does not know them);
     the events dropped from text files are counted in ``report`` if one is given.
+    EDM4hep files (their labels come from the MC record) are read like text,
+    with ``level`` / ``edm4hep`` as :func:`flavortag.io.read_events`.
     """
     counts = np.zeros(N_CLASSES, dtype=np.int64)
     n_total = 0
@@ -46,7 +51,7 @@ def count_events(
         counts[:] += np.bincount(codes[(codes >= 0) & (codes < N_CLASSES)], minlength=N_CLASSES)
 
     for path in paths:
-        fmt = detect_format(path)
+        fmt = input_format(path)
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -72,7 +77,7 @@ def count_events(
         n_total += n
     if text_paths:
         for chunk in iter_events(text_paths, label=label, label_rules=label_rules, on_error=on_error,
-                                 report=report):
+                                 report=report, level=level, edm4hep=edm4hep):
             n_total += len(chunk)
             add(np.asarray(chunk["label"]))
     return n_total, counts

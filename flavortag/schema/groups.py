@@ -111,6 +111,16 @@ class SplitSchema:
 
 
 @dataclass
+class EDM4hepSchema:
+    """``data.edm4hep``: how EDM4hep files are read (:class:`flavortag.io.edm4hep.EDM4hepOptions`)."""
+
+    bz_tesla: float | None = None  # the field of files without magFieldBz
+    neutrals_in_axis: bool = False  # thrust axis of tracks and neutral particles
+    neutrals: bool = False  # per-record sums of the neutral particles (n_neutrals, neutral_E, ...)
+    track_truth: bool = False  # per-track pdg and origin from the MC record (slower)
+
+
+@dataclass
 class DataSchema:
     """``data/``: which events, how they are read and split (``configs/data/zpole_embedded.yaml``)."""
 
@@ -132,6 +142,7 @@ class DataSchema:
     normalisation_events: int = schema_field(20000, ge=1)
     level: Literal["event", "jet"] = "event"  # what a record is: an event or a Durham jet
     classes: list[str] | None = None  # null: event uds, cc, bb; jet light, c, b (or [light, c, b, g])
+    edm4hep: EDM4hepSchema = field(default_factory=EDM4hepSchema)  # EDM4hep inputs only
 
     @staticmethod
     def check(values: dict[str, Any], key: str) -> None:

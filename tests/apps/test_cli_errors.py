@@ -117,7 +117,7 @@ def test_generate_help_has_its_own_header(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("app", "own", "foreign"), [
     ("predict", ["tracking: local, server"], ["model:", "trainer:", "augment:"]),
-    ("generate", ["detector: ild"], ["model:", "tracking:", "data:"]),
+    ("generate", ["detector: idea, ild"], ["model:", "tracking:", "data:"]),
     ("train", ["model: bdt, deepsets, mlp, transformer   (default: mlp)", "trainer:"], []),
 ])
 def test_help_lists_only_the_apps_own_groups(app: str, own: list[str], foreign: list[str],

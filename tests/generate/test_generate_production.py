@@ -125,4 +125,5 @@ def test_detector_configs_compose():
     assert models["perfect"].smear is False and models["perfect"].track_efficiency == 1.0
     assert models["ild_worse_ip"].ip_resolution_scale == 1.5
     assert models["ild_beamspot"].beam_spot_mm[2] == 0.3
-    assert {m.d0_b_mm_gev for m in models.values()} == {0.010}
+    assert {m.d0_b_mm_gev for name, m in models.items() if name != "idea"} == {0.010}  # the ILD variants
+    assert (models["idea"].d0_a_mm, models["idea"].d0_b_mm_gev) == (0.003, 0.015)  # FCC-ee IDEA
