@@ -31,7 +31,7 @@ import copy
 import json
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -112,15 +112,28 @@ def class_names(model: Any) -> list[str]:
     return list(class_scheme(getattr(model, "class_names", None)).names)
 
 
-def _metadata(model: TaggerModel) -> dict[str, str]:
+def onnx_metadata(model: Any, config: Mapping[str, Any], inputs: Sequence[str], feature_names: Any,
+                  **extra: str) -> dict[str, str]:
+    """The ``flavortag.*`` metadata of every exported ONNX file (the one place its keys are written).
+
+    ``config``: the model's hyperparameters; ``inputs``: the graph's input
+    names; ``feature_names``: ``{"track": [...], "event": [...]}``; ``extra``:
+    further keys (``n_track_features`` -> ``flavortag.n_track_features``), as text.
+    """
     return {
-        "flavortag.config": json.dumps(model.config, sort_keys=True),
+        "flavortag.config": json.dumps(dict(config), sort_keys=True),
         "flavortag.class_names": json.dumps(class_names(model)),
-        "flavortag.feature_names": json.dumps(getattr(model, "feature_names", None)),
-        "flavortag.inputs": json.dumps(list(model.export_inputs)),
-        "flavortag.n_track_features": str(model.n_track_features),
-        "flavortag.n_event_features": str(model.n_event_features),
+        "flavortag.feature_names": json.dumps(feature_names),
+        "flavortag.inputs": json.dumps(list(inputs)),
+        **{f"flavortag.{key}": value for key, value in extra.items()},
     }
+
+
+def attach_metadata(proto: Any, metadata: Mapping[str, str]) -> None:
+    """Write ``metadata`` into an ONNX model's ``metadata_props``."""
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
 
 
 def frozen_copy(model: TaggerModel) -> TaggerModel:
@@ -167,9 +180,9 @@ def export_onnx(
                 output_names=list(ONNX_OUTPUTS), dynamic_axes=dynamic_axes, do_constant_folding=True,
             )
         proto = onnx.load(str(tmp))
-        for key, value in _metadata(frozen).items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
+        attach_metadata(proto, onnx_metadata(
+            frozen, frozen.config, frozen.export_inputs, getattr(frozen, "feature_names", None),
+            n_track_features=str(frozen.n_track_features), n_event_features=str(frozen.n_event_features)))
         proto.doc_string = (f"flavortag {frozen.name} tagger: raw inputs {names} -> logits/probabilities "
                             f"{class_names(frozen)}")
         onnx.checker.check_model(proto)
@@ -251,17 +264,8 @@ def export_bdt_onnx(clf: Any, path: str | os.PathLike[str], opset: int = 17) -> 
             clf, initial_types=[("event_features", FloatTensorType([None, n_features]))],
             options={id(clf): {"zipmap": False}}, target_opset={"": opset, "ai.onnx.ml": 3})
     names = getattr(clf, "feature_names", {"track": [], "event": []})
-    metadata = {
-        "flavortag.config": json.dumps(bdt_config(clf), sort_keys=True),
-        "flavortag.class_names": json.dumps(class_names(clf)),
-        "flavortag.feature_names": json.dumps(names),
-        "flavortag.inputs": json.dumps(["event_features"]),
-        "flavortag.n_track_features": "0",
-        "flavortag.n_event_features": str(n_features),
-    }
-    for key, value in metadata.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
+    attach_metadata(proto, onnx_metadata(clf, bdt_config(clf), ["event_features"], names,
+                                         n_track_features="0", n_event_features=str(n_features)))
     proto.doc_string = f"flavortag bdt tagger: raw event_features -> probabilities {class_names(clf)}"
     onnx.checker.check_model(proto)
     with atomic_output(path) as tmp:

@@ -43,7 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from flavortag.detector import DetectorModel
-from flavortag.export import class_names, frozen_copy
+from flavortag.export import attach_metadata, class_names, frozen_copy, onnx_metadata
 from flavortag.features import PaddedTracks, padded_event_features, padded_track_features
 from flavortag.features.track import VECTOR_FIELDS
 from flavortag.io.atomic import atomic_output
@@ -210,18 +210,11 @@ def _model_context(model: Any, detector: DetectorModel | dict[str, Any] | None,
 def _metadata(model: Any, names: tuple[str, ...], detector: DetectorModel, max_tracks: int,
               config: dict[str, Any]) -> dict[str, str]:
     track_names, event_names = _feature_names(model)
-    return {
-        "flavortag.kind": "raw_inputs",
-        "flavortag.config": json.dumps(config, sort_keys=True),
-        "flavortag.class_names": json.dumps(class_names(model)),
-        "flavortag.feature_names": json.dumps({"track": track_names, "event": event_names}),
-        "flavortag.inputs": json.dumps(list(names)),
-        "flavortag.input_contract": json.dumps(raw_contract(names)),
-        "flavortag.detector": json.dumps(detector.to_dict(), sort_keys=True),
-        "flavortag.max_tracks": str(max_tracks),
-        "flavortag.track_order": f"by {TRACK_COLUMNS[sort_column(model)]} descending, then the first "
-                                 "max_tracks",
-    }
+    return onnx_metadata(
+        model, config, names, {"track": track_names, "event": event_names}, kind="raw_inputs",
+        input_contract=json.dumps(raw_contract(names)),
+        detector=json.dumps(detector.to_dict(), sort_keys=True), max_tracks=str(max_tracks),
+        track_order=f"by {TRACK_COLUMNS[sort_column(model)]} descending, then the first max_tracks")
 
 
 def _finish(proto: Any, path: Path, metadata: dict[str, str], doc: str) -> Path:
@@ -232,9 +225,7 @@ def _finish(proto: Any, path: Path, metadata: dict[str, str], doc: str) -> Path:
     if any(i.name == "resolution_scale" for i in proto.graph.input):
         # an initializer with an input's name is that input's default (ONNX IR >= 4)
         proto.graph.initializer.append(numpy_helper.from_array(np.ones((1, 2), np.float32), "resolution_scale"))
-    for key, value in metadata.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
+    attach_metadata(proto, metadata)
     proto.doc_string = doc
     onnx.checker.check_model(proto)
     with atomic_output(path) as tmp:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from flavortag.schema.fields import (
     Activation,
@@ -57,41 +57,53 @@ class EvaluateSchema:
     vs_variables_c_efficiency: float = schema_field(0.5, gt=0.0, lt=1.0)
 
 
-@dataclass
-class DetectorSchema:
-    """``detector/``: the fields of :class:`flavortag.detector.DetectorModel` (its own checks apply)."""
+#: Bounds of the detector settings the schema checks by type (DetectorModel checks the rest itself).
+_DETECTOR_BOUNDS: dict[str, dict[str, float]] = {
+    name: {"ge": 0.0} for name in ("pt_min_gev", "inv_pt_a_per_gev", "inv_pt_b", "d0_a_mm", "d0_b_mm_gev",
+                                   "z0_a_mm", "z0_b_mm_gev", "beam_spot_mm")
+}
 
-    name: str = "ild"
-    description: str | None = None
-    source: str | None = None
-    smear: bool = True
-    cos_theta_max: float = 0.98
-    pt_min_gev: float = schema_field(0.1, ge=0.0)
-    track_efficiency: float = 0.99
-    inv_pt_a_per_gev: float = schema_field(2.0e-5, ge=0.0)
-    inv_pt_b: float = schema_field(1.0e-3, ge=0.0)
-    d0_a_mm: float = schema_field(0.005, ge=0.0)
-    d0_b_mm_gev: float = schema_field(0.010, ge=0.0)
-    z0_a_mm: float = schema_field(0.005, ge=0.0)
-    z0_b_mm_gev: float = schema_field(0.010, ge=0.0)
-    beam_spot_mm: list[float] = schema_field([0.0, 0.0, 0.0], ge=0.0)
-    ip_resolution_scale: float = 1.0
-    momentum_resolution_scale: float = 1.0
-    d0_bias_um: float = 0.0
-    z0_bias_um: float = 0.0
-    fake_tracks_per_event: float = 0.0
-    fake_track_pt_gev: float = 0.5
-    fake_track_ip_mm: float = 0.5
 
-    @staticmethod
-    def check(values: dict[str, Any], key: str) -> None:
-        """The detector model's own range checks; a beam spot of three widths."""
-        from flavortag.detector import DetectorModel
+def _check_detector(values: dict[str, Any], key: str) -> None:
+    """The detector model's own range checks; a beam spot of three widths."""
+    from flavortag.detector import DetectorModel
 
-        if "beam_spot_mm" in values and len(values["beam_spot_mm"]) != 3:
-            raise ValueError(f"{key}.beam_spot_mm must list three widths [x, y, z] in mm, "
-                             f"not {values['beam_spot_mm']!r}")
-        DetectorModel.from_config(values)
+    if "beam_spot_mm" in values and len(values["beam_spot_mm"]) != 3:
+        raise ValueError(f"{key}.beam_spot_mm must list three widths [x, y, z] in mm, "
+                         f"not {values['beam_spot_mm']!r}")
+    DetectorModel.from_config(values)
+
+
+def _detector_schema() -> type:
+    """``detector/``: the fields of :class:`flavortag.detector.DetectorModel`, made from it (no copy).
+
+    Its defaults and types are the model's (the beam spot a list in YAML), with
+    the free-text ``description`` and ``source`` beside them and the bounds of
+    :data:`_DETECTOR_BOUNDS`.
+    """
+    import dataclasses
+    import typing
+
+    from flavortag.detector import DetectorModel
+
+    hints = typing.get_type_hints(DetectorModel)
+    specs: list[tuple[str, Any, Any]] = []
+    for f in dataclasses.fields(DetectorModel):
+        listed = f.name == "beam_spot_mm"
+        default = list(f.default) if listed else f.default  # type: ignore[arg-type]
+        specs.append((f.name, list[float] if listed else hints[f.name],
+                      schema_field(default, **_DETECTOR_BOUNDS.get(f.name, {}))))
+        if f.name == "name":
+            specs += [("description", str | None, schema_field(None)), ("source", str | None, schema_field(None))]
+    return dataclasses.make_dataclass("DetectorSchema", specs,
+                                      namespace={"check": staticmethod(_check_detector),
+                                                 "__doc__": _detector_schema.__doc__})
+
+
+if TYPE_CHECKING:  # a class made at run time: mypy sees it as Any
+    DetectorSchema: TypeAlias = Any
+else:
+    DetectorSchema = _detector_schema()
 
 
 @dataclass
