@@ -125,7 +125,7 @@ def test_data_paths_take_globs_from_the_working_directory_and_the_project(
 
 
 def test_detector_schema_follows_the_detector_model() -> None:
-    """The detector schema repeats DetectorModel's fields: same names, same defaults, no drift."""
+    """The detector schema is made from DetectorModel: same names, same defaults, no drift."""
     import dataclasses
 
     from flavortag.detector import DetectorModel
