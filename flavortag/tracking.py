@@ -411,9 +411,8 @@ def load_logged_model(uri: str) -> Any:
             "flavour), which can run any code when loaded; retrain it with this flavortag, or, if you "
             "trust the store, convert its checkpoint with `flavortag trust <run dir>/checkpoints/best.pt`")
     with tempfile.TemporaryDirectory(prefix="flavortag-model-") as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{uri.rstrip('/')}/artifacts",
-                                                         dst_path=tmp))
-        files = sorted(p for p in local.rglob("*") if p.suffix in (".pt", safe_load.BDT_SUFFIX))
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        files = sorted(p for p in (local / "artifacts").rglob("*") if p.suffix in (".pt", safe_load.BDT_SUFFIX))
         if len(files) != 1:
             raise ValueError(f"{uri}: expected one weights file (.pt or {safe_load.BDT_SUFFIX}) among "
                              f"its artifacts, found {[p.name for p in files]}")
