@@ -35,7 +35,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 import mlflow  # noqa: E402 - after the switch above
 from omegaconf import DictConfig, OmegaConf
 
-from flavortag.io.atomic import lock_file, remove_stale_temporaries, temporary_name, unlock_file
+from flavortag.io.atomic import locked, remove_stale_temporaries, temporary_name
 from flavortag.schema.groups import DEFAULT_TRACKING_URI
 
 log = logging.getLogger("flavortag.tracking")
@@ -47,7 +47,6 @@ MAX_PARAM_LENGTH = 6000
 EXPERIMENT_TAGS: dict[str, str] = {"mlflow.experimentKind": "custom_model_development"}
 _SQLITE_PREFIX = "sqlite:///"
 _INIT_SUFFIX = "init"
-
 
 
 class Tag:
@@ -104,32 +103,27 @@ def ensure_sqlite_store(db_path: str | os.PathLike, artifact_root: str | None = 
     if path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = path.with_name(f".{path.name}.lock")
-    with open(lock_path, "a") as lock:
-        started = time.monotonic()
-        lock_file(lock)
+    started = time.monotonic()
+    with locked(path.with_name(f".{path.name}.lock")):
         waited = time.monotonic() - started
+        if path.exists():
+            if waited > 1:
+                log.info("%s: waited %.1f s for another job to create the store", path, waited)
+            return False
+        remove_stale_temporaries(path, suffix=_INIT_SUFFIX)
+        for suffix in ("-journal", "-wal", "-shm"):  # of a dead builder's database, if any
+            for leftover in path.parent.glob(f".{path.name}.*.{_INIT_SUFFIX}{suffix}"):
+                if not leftover.with_name(leftover.name[: -len(suffix)]).exists():
+                    leftover.unlink(missing_ok=True)
+        tmp = temporary_name(path, _INIT_SUFFIX)
+        log.info("%s: creating a new MLflow store", path)
         try:
-            if path.exists():
-                if waited > 1:
-                    log.info("%s: waited %.1f s for another job to create the store", path, waited)
-                return False
-            remove_stale_temporaries(path, suffix=_INIT_SUFFIX)
-            for suffix in ("-journal", "-wal", "-shm"):  # of a dead builder's database, if any
-                for leftover in path.parent.glob(f".{path.name}.*.{_INIT_SUFFIX}{suffix}"):
-                    if not leftover.with_name(leftover.name[: -len(suffix)]).exists():
-                        leftover.unlink(missing_ok=True)
-            tmp = temporary_name(path, _INIT_SUFFIX)
-            log.info("%s: creating a new MLflow store", path)
-            try:
-                _build_store(tmp, artifact_root or _default_artifact_root(path))
-                os.replace(tmp, path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            return True
-        finally:
-            unlock_file(lock)
+            _build_store(tmp, artifact_root or _default_artifact_root(path))
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return True
 
 
 def is_logging_rank() -> bool:
@@ -412,9 +406,9 @@ def load_logged_model(uri: str) -> Any:
             "trust the store, convert its checkpoint with `flavortag trust <run dir>/checkpoints/best.pt`")
     with tempfile.TemporaryDirectory(prefix="flavortag-model-") as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
-        files = sorted(p for p in (local / "artifacts").rglob("*") if p.suffix in (".pt", safe_load.BDT_SUFFIX))
+        files = sorted(p for p in (local / "artifacts").rglob("*") if p.suffix in safe_load.MODEL_SUFFIXES)
         if len(files) != 1:
-            raise ValueError(f"{uri}: expected one weights file (.pt or {safe_load.BDT_SUFFIX}) among "
+            raise ValueError(f"{uri}: expected one weights file ({', '.join(safe_load.MODEL_SUFFIXES)}) among "
                              f"its artifacts, found {[p.name for p in files]}")
         return safe_load.load_model_file(files[0])
 

@@ -45,6 +45,17 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def leftovers_of_dead_writers(directory: str | os.PathLike, pattern: re.Pattern[str]) -> list[tuple[str, str]]:
+    """``(name, pid)`` of the entries of ``directory`` whose name matches ``pattern`` (group 1: the
+    writer's process id) and whose writer no longer runs; ``[]`` for a directory that cannot be listed."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    matches = ((name, pattern.match(name)) for name in names)
+    return [(name, m.group(1)) for name, m in matches if m is not None and not pid_alive(int(m.group(1)))]
+
+
 def remove_stale_temporaries(target: str | os.PathLike, suffix: str = "tmp") -> list[Path]:
     """Delete the temporary files of ``target`` (see :func:`temporary_name`) left by dead writers.
 
@@ -55,14 +66,7 @@ def remove_stale_temporaries(target: str | os.PathLike, suffix: str = "tmp") -> 
     target = Path(target)
     pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.[0-9a-f]{{8}}\.{re.escape(suffix)}$")
     removed: list[Path] = []
-    try:
-        names = os.listdir(target.parent)
-    except OSError:
-        return removed
-    for name in names:
-        match = pattern.match(name)
-        if match is None or pid_alive(int(match.group(1))):
-            continue
+    for name, pid in leftovers_of_dead_writers(target.parent, pattern):
         leftover = target.parent / name
         try:
             size = leftover.stat().st_size
@@ -74,7 +78,7 @@ def remove_stale_temporaries(target: str | os.PathLike, suffix: str = "tmp") -> 
             continue
         log.warning(
             "%s: removed %s (%d bytes), the unfinished output of a killed writer (process %s)",
-            target, name, size, match.group(1),
+            target, name, size, pid,
         )
         removed.append(leftover)
     return removed

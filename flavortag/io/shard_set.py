@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from flavortag.io.atomic import atomic_output, pid_alive
+from flavortag.io.atomic import atomic_output, leftovers_of_dead_writers
 from flavortag.io.errors import log
 
 #: Manifest written beside the shards.
@@ -59,19 +59,12 @@ def spill_dir(out_dir: str | os.PathLike) -> Path:
 def remove_stale_spills(out_dir: str | os.PathLike) -> list[Path]:
     """Remove the staging directories under ``out_dir`` of writers that no longer run; each is logged."""
     removed: list[Path] = []
-    try:
-        names = os.listdir(out_dir)
-    except OSError:
-        return removed
-    for name in names:
-        match = _SPILL_NAME.match(name)
-        if match is None or pid_alive(int(match.group(1))):
-            continue
+    for name, pid in leftovers_of_dead_writers(out_dir, _SPILL_NAME):
         path = Path(out_dir) / name
         shutil.rmtree(path, ignore_errors=True)
         if not path.exists():
             log.warning("%s: removed %s, the staging directory of a killed `flavortag shard` (process %s)",
-                        out_dir, name, match.group(1))
+                        out_dir, name, pid)
             removed.append(path)
     return removed
 
