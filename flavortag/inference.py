@@ -16,6 +16,7 @@ import numpy as np
 
 from flavortag.batching import EventTensors
 from flavortag.classes import ClassScheme, class_scheme
+from flavortag.safe_load import MODEL_SUFFIXES, PICKLE_SUFFIXES
 
 
 def input_shape(model: Any) -> tuple[int, str | None]:
@@ -97,8 +98,9 @@ def predict_proba(model: Any, tensors: EventTensors, batch_size: int = 2048,
     return probs
 
 
-#: Suffixes that make a source a file path (never a run id), existing or not.
-MODEL_FILE_SUFFIXES = (".pt", ".pth", ".skops", ".pkl", ".pickle", ".onnx")
+#: Suffixes that make a source a file path (never a run id), existing or not: model files,
+#: refused pickles, exported ONNX files.
+MODEL_FILE_SUFFIXES = (*MODEL_SUFFIXES, *PICKLE_SUFFIXES, ".onnx")
 
 
 def load_model(source: str) -> Any:

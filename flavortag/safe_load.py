@@ -41,6 +41,8 @@ TORCH_SUFFIXES = (".pt", ".pth")
 BDT_SUFFIX = ".skops"
 #: Pickle files: refused (convert a trusted one with :func:`convert_trusted`).
 PICKLE_SUFFIXES = (".pkl", ".pickle")
+#: The model files flavortag writes and reads: torch checkpoints and the BDT.
+MODEL_SUFFIXES = (*TORCH_SUFFIXES, BDT_SUFFIX)
 
 
 class UnsafeFileError(ValueError):
@@ -201,6 +203,7 @@ def _plain(value: Any) -> Any:
 __all__ = [
     "BDT_SUFFIX",
     "BDT_TRUSTED_TYPES",
+    "MODEL_SUFFIXES",
     "CorruptCheckpointError",
     "UnsafeFileError",
     "convert_trusted",

@@ -44,8 +44,7 @@ EXPORTED_ONNX, EXPORTED_INFO = "tagger.onnx", "tagger.json"
 
 
 def _quiet_mlflow() -> None:
-    """No artifact-download progress bars (MLflow's documented switch), no INFO chatter."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    """No INFO chatter (the artifact-download bars are off in :mod:`flavortag.tracking`)."""
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 

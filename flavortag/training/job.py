@@ -30,7 +30,7 @@ from flavortag import tracking
 from flavortag.io.atomic import atomic_output
 from flavortag.io.errors import ReadReport
 from flavortag.models import count_parameters
-from flavortag.safe_load import BDT_SUFFIX, load_torch_file, save_bdt
+from flavortag.safe_load import BDT_SUFFIX, MODEL_SUFFIXES, load_torch_file, save_bdt
 from flavortag.schema.groups import is_bdt
 from flavortag.slurm import job_key
 from flavortag.training import preempt
@@ -65,7 +65,7 @@ def skip_metrics(report: ReadReport | None) -> dict[str, float]:
 
 def _checkpoints(run_dir: Path) -> list[Path]:
     directory = run_dir / "checkpoints"
-    return sorted(p for p in directory.glob("*") if p.suffix in (".pt", BDT_SUFFIX)) if directory.is_dir() else []
+    return sorted(p for p in directory.glob("*") if p.suffix in MODEL_SUFFIXES) if directory.is_dir() else []
 
 
 def _resume_point(cfg: DictConfig, settings: TrainerSettings, run_dir: Path, directory: RunDirectory | None,
