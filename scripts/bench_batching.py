@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from typing import Any
 
 import awkward as ak
 import numpy as np
 import torch
+from timing import best_time
 from torch.utils.data import DataLoader
 
 from flavortag.batching import (
@@ -54,16 +54,6 @@ def synthetic_events(n: int, mean_tracks: float, seed: int = 0) -> ak.Array:
     return ak.zip({"axis": ak.to_regular(ak.Array(axis.astype(np.float32)), axis=1),
                    "tracks": ak.unflatten(tracks, counts),
                    "label": rng.integers(0, 3, n).astype(np.int32)}, depth_limit=1)
-
-
-def best_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    """Smallest wall time of ``repeat`` calls, and the last result."""
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def iterate(loader: Any) -> int:

@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import awkward as ak
 import uproot
+from timing import best_time
 
 from flavortag.io import read_events
 from flavortag.io.edm4hep import EDM4hepOptions, leaves_to_read
@@ -54,16 +54,6 @@ def replicate(source: Path, target: Path, n_events: int) -> list[str]:
     return list(block)
 
 
-def best_time(action, repeats: int) -> float:  # noqa: ANN001 -- any callable
-    """The best wall time of ``repeats`` calls (seconds)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; prints events/s and the ratio."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -87,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             read_events(path, format="edm4hep", level=args.level)
 
         records = len(read_events(path, format="edm4hep", level=args.level))
-        t_bare = best_time(bare, args.repeats)
-        t_flavortag = best_time(flavortag, args.repeats)
+        t_bare = best_time(bare, args.repeats)[0]
+        t_flavortag = best_time(flavortag, args.repeats)[0]
         size_mb = path.stat().st_size / 1e6
     print(f"{n_events} EDM4hep events ({size_mb:.0f} MB, {len(wanted)} of its {len(branches)} branches read), "
           f"level={args.level} ({records} records), best of {args.repeats}")

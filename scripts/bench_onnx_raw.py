@@ -31,13 +31,13 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
 import onnxruntime as ort
 import torch
+from timing import best_time
 
 from flavortag.batching import build_event_tensors, raw_inputs
 from flavortag.detector import DetectorModel
@@ -56,15 +56,6 @@ def _model() -> torch.nn.Module:
 
     config = yaml.safe_load((ROOT / "flavortag" / "configs" / "model" / "transformer.yaml").read_text())
     return build_model(config, len(TRACK_FEATURES), len(EVENT_FEATURES))
-
-
-def _best(fn: Callable[[], None], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -125,7 +116,7 @@ def main() -> None:
 
     for fn in (run_onnx, run_tagger, run_forward):  # warm-up
         fn()
-    rate = {name: len(events) / _best(fn, args.repeat)
+    rate = {name: len(events) / best_time(fn, args.repeat)[0]
             for name, fn in (("onnx", run_onnx), ("tagger", run_tagger), ("forward", run_forward))}
 
     single = np.linspace(0, len(events) - 1, args.single).astype(int)

@@ -21,24 +21,14 @@ Usage: ``python scripts/idea_higgs_jets.py [--jets-per-class 4000] [--epochs 6]`
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from main_job import run  # the README's way to run a command, with its time
 
 ROOT = Path(__file__).resolve().parents[1]
 FILE = ROOT / "tests" / "data" / "edm4hep" / "test_FCC_Winter2023.root"
 FLAVOURS = ("uds", "cc", "bb", "gg")
-
-
-def flavortag(*args: str) -> None:
-    """Run ``flavortag <args>`` (stop on failure), with its time."""
-    print(f"$ flavortag {' '.join(args)}", flush=True)
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "flavortag", *args], cwd=ROOT, check=True)
-    print(f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
 def main() -> int:
@@ -52,14 +42,15 @@ def main() -> int:
     work = (ROOT / args.workdir).resolve()
     sample = work / "zh_idea_jets"
     if not (sample / "generation.yaml").exists():
-        flavortag("generate", "process=zh", "sqrt_s=240", "level=jet", "detector=idea",
-                  f"flavours=[{','.join(FLAVOURS)}]", f"n_events={args.jets_per_class // 2}", f"out={sample}")
+        run(["generate", "process=zh", "sqrt_s=240", "level=jet", "detector=idea",
+                  f"flavours=[{','.join(FLAVOURS)}]", f"n_events={args.jets_per_class // 2}", f"out={sample}"])
     run_dir = work / f"train_{args.model}"
     paths = ",".join(str(sample / f"{f}.parquet") for f in FLAVOURS)
-    flavortag("train", "data=zh_jets", f"data.paths=[{paths}]", "data.name=zh_idea_jets", "detector=idea",
-              f"model={args.model}", f"trainer.max_epochs={args.epochs}", "trainer.progress=false",
-              f"output_dir={run_dir}", f"tracking.tracking_uri=sqlite:///{work / 'mlflow.db'}",
-              "tracking.experiment_name=idea_higgs_jets")
+    if not (run_dir / "checkpoints" / "best.pt").exists():  # a rerun reuses the sample and the tagger
+        run(["train", "data=zh_jets", f"data.paths=[{paths}]", "data.name=zh_idea_jets", "detector=idea",
+                  f"model={args.model}", f"trainer.max_epochs={args.epochs}", "trainer.progress=false",
+                  f"output_dir={run_dir}", f"tracking.tracking_uri=sqlite:///{work / 'mlflow.db'}",
+                  "tracking.experiment_name=idea_higgs_jets"])
 
     from omegaconf import OmegaConf
 
