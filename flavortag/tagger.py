@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 #: The files of an exported tagger directory that :meth:`Tagger.from_exported` reads.
 EXPORTED_ONNX, EXPORTED_INFO = "tagger.onnx", "tagger.json"
+#: The raw-input ONNX tagger that ``flavortag export`` writes beside them (docs/ONNX.md).
+EXPORTED_RAW_ONNX = "tagger_raw.onnx"
 
 
 def _quiet_mlflow() -> None:

@@ -33,9 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from flavortag.schema.groups import DEFAULT_TRACKING_URI
-
-#: The raw-input ONNX file in the output directory.
-RAW_ONNX = "tagger_raw.onnx"
+from flavortag.tagger import EXPORTED_INFO, EXPORTED_ONNX
+from flavortag.tagger import EXPORTED_RAW_ONNX as RAW_ONNX
 
 EPILOG = """examples:
   flavortag export 3f2c0d... exported/transformer           # an MLflow run id (./mlflow.db)
@@ -96,14 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     if is_torch:
         model = model.to("cpu").eval()
         if "onnx" in formats:
-            written.append(export_onnx(model, out / "tagger.onnx"))
+            written.append(export_onnx(model, out / EXPORTED_ONNX))
         if "raw" in formats:
             written.append(export_raw_onnx(model, out / RAW_ONNX))
         if "torchscript" in formats:
             written.append(export_torchscript(model, out / "tagger.torchscript.pt"))
     else:
         if "onnx" in formats:
-            written.append(export_bdt_onnx(model, out / "tagger.onnx"))
+            written.append(export_bdt_onnx(model, out / EXPORTED_ONNX))
         if "raw" in formats:
             written.append(export_raw_bdt_onnx(model, out / RAW_ONNX))
     info = {
@@ -117,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         "raw_onnx": RAW_ONNX if "raw" in formats else None,
         "source": args.source,
     }
-    (out / "tagger.json").write_text(json.dumps(info, indent=2))
-    written.append(out / "tagger.json")
+    (out / EXPORTED_INFO).write_text(json.dumps(info, indent=2))
+    written.append(out / EXPORTED_INFO)
     reference = "torch" if is_torch else "scikit-learn"
     checks = [(name, f) for name, f in (("onnx_check", "onnx"), ("raw_onnx_check", "raw")) if f in formats]
     for key, fmt in checks:
@@ -130,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                   "give --check-events FILE", file=sys.stderr)
             continue
         info[key] = check
-        (out / "tagger.json").write_text(json.dumps(info, indent=2))
-        target = out / ("tagger.onnx" if fmt == "onnx" else RAW_ONNX)
+        (out / EXPORTED_INFO).write_text(json.dumps(info, indent=2))
+        target = out / (EXPORTED_ONNX if fmt == "onnx" else RAW_ONNX)
         if not check["max_abs_diff"] <= args.check_tolerance:
             print(f"flavortag export: error: {what} and {reference} disagree on {check['n_events']} events "
                   f"of {check['events'][0]}: max |delta p| = {check['max_abs_diff']:.3g} > "
