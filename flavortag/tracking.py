@@ -33,10 +33,9 @@ from typing import Any
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import mlflow  # noqa: E402 - after the switch above
-from omegaconf import DictConfig, OmegaConf
 
 from flavortag.io.atomic import locked, remove_stale_temporaries, temporary_name
-from flavortag.schema.groups import DEFAULT_TRACKING_URI
+from flavortag.schema.groups import DEFAULT_TRACKING_URI, TrackingSettings
 
 log = logging.getLogger("flavortag.tracking")
 
@@ -131,15 +130,17 @@ def is_logging_rank() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def configure(tracking_cfg: Mapping[str, Any], must_exist: bool = False) -> str:
+def configure(tracking_cfg: TrackingSettings | Mapping[str, Any], must_exist: bool = False) -> str:
     """Point MLflow at the configured store and experiment; return the experiment id.
 
-    ``tracking_cfg`` keys: ``tracking_uri`` (None -> ``MLFLOW_TRACKING_URI`` or
+    ``tracking_cfg`` (:data:`~flavortag.schema.groups.TrackingSettings`, or a
+    ``tracking`` node): ``tracking_uri`` (None -> ``MLFLOW_TRACKING_URI`` or
     ``sqlite:///mlflow.db``), ``experiment_name``, ``artifact_location``
     (None -> ``./mlartifacts`` for a local SQLite store). ``must_exist``: a
     missing local SQLite store is an error (reading a run) instead of made.
     """
-    uri = tracking_cfg.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    settings = TrackingSettings.from_config(tracking_cfg)
+    uri = settings.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     db_path = sqlite_path(str(uri))
     if db_path is not None:
         if must_exist and not db_path.is_file():
@@ -148,11 +149,11 @@ def configure(tracking_cfg: Mapping[str, Any], must_exist: bool = False) -> str:
                 "or give tracking.tracking_uri=sqlite:///<path of the store of the run>")
         ensure_sqlite_store(db_path)
     mlflow.set_tracking_uri(uri)
-    name = str(tracking_cfg.get("experiment_name") or "flavortag")
+    name = settings.experiment_name
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    location = tracking_cfg.get("artifact_location")
+    location = settings.artifact_location
     if location is None and db_path is not None:
         location = _default_artifact_root(db_path)
     try:
@@ -165,9 +166,9 @@ def configure(tracking_cfg: Mapping[str, Any], must_exist: bool = False) -> str:
         return experiment.experiment_id
 
 
-def flatten_config(cfg: DictConfig | Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Flatten a nested config into ``{"model.depth": "3", ...}`` string params."""
-    container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+def flatten_config(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Flatten a nested config (plain data) into ``{"model.depth": "3", ...}`` string params."""
+    container = dict(cfg)
     flat: dict[str, str] = {}
 
     def visit(node: Any, key: str) -> None:
@@ -200,7 +201,7 @@ def git_commit() -> str:
 
 @contextmanager
 def start_run(
-    tracking_cfg: Mapping[str, Any],
+    tracking_cfg: TrackingSettings | Mapping[str, Any],
     run_name: str | None = None,
     run_id: str | None = None,
     tags: Mapping[str, str] | None = None,
@@ -221,21 +222,26 @@ def start_run(
         yield run
 
 
-def log_config(cfg: DictConfig) -> None:
-    """Log the resolved config as params and as the artifact ``config.yaml``."""
-    params = flatten_config(cfg)
+def log_config(config: Mapping[str, Any]) -> None:
+    """Log the resolved config (plain data) as params and as the artifact ``config.yaml``."""
+    import yaml
+
+    params = flatten_config(config)
     items = list(params.items())
     for start in range(0, len(items), 100):
         mlflow.log_params(dict(items[start : start + 100]))
-    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    mlflow.log_text(yaml.safe_dump(dict(config), default_flow_style=False, allow_unicode=True, sort_keys=False),
+                    "config.yaml")
 
 
-def load_run_config(run_id: str) -> DictConfig:
-    """Download and parse the ``config.yaml`` of a run."""
-    text = mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml")
-    cfg = OmegaConf.create(text)
-    assert isinstance(cfg, DictConfig)
-    return cfg
+def load_run_config(run_id: str) -> dict[str, Any]:
+    """Download and parse the ``config.yaml`` of a run: the resolved train config as plain data."""
+    import yaml
+
+    config = yaml.safe_load(mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml"))
+    if not isinstance(config, dict):
+        raise ValueError(f"run {run_id}: its config.yaml holds no config")
+    return config
 
 
 # --------------------------------------------------------------------------- logging to the active run
@@ -464,7 +470,7 @@ def end_active_run_stopped(note: str) -> None:
 # (the parent run of an optuna study, shared by many workers; its trials' child runs)
 
 
-def create_run(tracking_cfg: Mapping[str, Any], run_name: str, tags: Mapping[str, str]) -> str:
+def create_run(tracking_cfg: TrackingSettings | Mapping[str, Any], run_name: str, tags: Mapping[str, str]) -> str:
     """Create a run (RUNNING, not made active here) in the configured experiment; returns its id."""
     experiment_id = configure(tracking_cfg)
     all_tags = {Tag.GIT_COMMIT: git_commit(), Tag.RUN_NAME: run_name, **dict(tags)}
