@@ -35,9 +35,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("flavortag.evaluate")
 
 
-def evaluate_split(model: Any, data: Any, split: str, job: TrainJob, run_dir: Path,
+def evaluate_split(run: tracking.RunHandle, model: Any, data: Any, split: str, job: TrainJob, run_dir: Path,
                    history: Mapping[str, Sequence[float]] | None = None) -> dict[str, float]:
-    """Evaluate a freshly trained model on one split of the training sample (inside its run)."""
+    """Evaluate a freshly trained model on one split of the training sample, logged to its ``run``."""
     from flavortag.inference import model_scheme, predict_proba
 
     tensors = data.tensors[split]
@@ -53,25 +53,25 @@ def evaluate_split(model: Any, data: Any, split: str, job: TrainJob, run_dir: Pa
     flat = report(probs, tensors.labels, job.evaluate, out_dir,
                   prefix=f"{split}/", history=history, events=events, caption=job.run_name,
                   sample=sample, vs_variables=False, scheme=model_scheme(model))
-    log_report(flat, out_dir)
+    log_report(run, flat, out_dir)
     return flat
 
 
-def log_report(flat: Mapping[str, float], out_dir: Path) -> None:
-    """Log a :func:`~flavortag.reporting.report` written to ``out_dir`` to the active run.
+def log_report(run: tracking.RunHandle, flat: Mapping[str, float], out_dir: Path) -> None:
+    """Log a :func:`~flavortag.reporting.report` written to ``out_dir`` to ``run``.
 
     Every metric (nan errors included, so all runs share one metric set), the
     plots, ``working_points.json``, ``metrics.json`` and the predictions.
     """
-    tracking.log_metrics(flat)
-    tracking.log_artifacts(out_dir / "plots", artifact_path="plots")
-    tracking.log_artifact(out_dir / "working_points.json")
-    tracking.log_artifact(out_dir / "metrics.json")
+    run.log_metrics(flat)
+    run.log_artifacts(out_dir / "plots", artifact_path="plots")
+    run.log_artifact(out_dir / "working_points.json")
+    run.log_artifact(out_dir / "metrics.json")
     for path in sorted((out_dir / "predictions").glob("predictions.*")):
-        tracking.log_artifact(path, artifact_path="predictions")
+        run.log_artifact(path, artifact_path="predictions")
 
 
-def combined_event_report(jet_probs: np.ndarray, jets: Any, evaluate: Mapping[str, Any] | None, out_dir: Path,
+def combined_event_report(run: tracking.RunHandle, jet_probs: np.ndarray, jets: Any, evaluate: Mapping[str, Any] | None, out_dir: Path,
                           scheme: Any, caption: str) -> dict[str, float]:
     """The event-level report of two-jet events from both jets' scores (``combine_jets=true``).
 
@@ -85,8 +85,8 @@ def combined_event_report(jet_probs: np.ndarray, jets: Any, evaluate: Mapping[st
     log.info("event-level combination: %d two-jet events", int(keep.sum()))
     flat = report(combined.probs[keep], combined.labels[keep], evaluate, out_dir,
                   prefix="events/", caption=caption, scheme=combined.scheme)
-    tracking.log_metrics(flat)
-    tracking.log_artifacts(out_dir, artifact_path="events")
+    run.log_metrics(flat)
+    run.log_artifacts(out_dir, artifact_path="events")
     return flat
 
 

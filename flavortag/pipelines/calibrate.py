@@ -73,6 +73,6 @@ def calibrate(settings: CalibrateSettings) -> ResolutionCalibration:
         from flavortag import tracking
 
         with tracking.start_run(settings.tracking, run_name=f"calibrate-{Path(settings.out).stem}",
-                                tags={tracking.Tag.KIND: "calibration"}):
-            tracking.log_calibration(calib, out)
+                                tags={tracking.Tag.KIND: "calibration"}) as run:
+            run.log_calibration(calib, out)
     return calib

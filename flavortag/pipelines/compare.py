@@ -137,8 +137,7 @@ def compare(settings: CompareSettings) -> dict[str, dict[str, float]]:
     out = settings.output_dir
     flat = write_comparison(results, scored, reference, sample, out, prefix, evaluation)
     with tracking.start_run(settings.tracking, run_name="compare",
-                            tags={tracking.Tag.KIND: "comparison"}):
-        tracking.log_params({"runs": ",".join(r.info.run_id for r in runs)[:6000],
-                             "reference": reference})
-        tracking.log_artifacts(out, artifact_path="comparison")
+                            tags={tracking.Tag.KIND: "comparison"}) as run:
+        run.log_params({"runs": ",".join(r.info.run_id for r in runs), "reference": reference})
+        run.log_artifacts(out, artifact_path="comparison")
     return flat

@@ -129,20 +129,17 @@ def evaluate_run(settings: EvaluateSettings) -> tuple[str, dict[str, float]]:
             tracking.Tag.MODEL: str((train_cfg.get("model") or {}).get("name", "unknown"))}
     with ExitStack() as stack:
         if run_id:
-            parent_run = stack.enter_context(tracking.start_run(settings.tracking, run_id=run_id))
+            run = stack.enter_context(tracking.start_run(settings.tracking, run_id=run_id))
             if not own_data:
                 # other data: a child run, in the parent's experiment (not the default one)
-                stack.enter_context(tracking.start_child_run(
-                    f"eval-{data_name}", parent_run.info.experiment_id, tags))
-                tracking.log_params({"eval.data": data_name, "eval.split": split,
-                                     "eval.source_run": run_id})
+                run = stack.enter_context(tracking.start_child_run(run, f"eval-{data_name}", tags))
+                run.log_params({"eval.data": data_name, "eval.split": split, "eval.source_run": run_id})
         else:
-            stack.enter_context(tracking.start_run(
+            run = stack.enter_context(tracking.start_run(
                 settings.tracking, run_name=f"eval-{Path(str(checkpoint)).stem}-{data_name}", tags=tags))
-            tracking.log_params({"eval.data": data_name, "eval.split": split,
-                                 "eval.checkpoint": str(checkpoint)})
+            run.log_params({"eval.data": data_name, "eval.split": split, "eval.checkpoint": str(checkpoint)})
         if calibration is not None:
-            tracking.log_calibration(calibration)
+            run.log_calibration(calibration)
         sample_node = data.to_dict()
         if own_data and data.streaming:
             sample_node["paths"] = list(data.test_paths)
@@ -150,8 +147,8 @@ def evaluate_run(settings: EvaluateSettings) -> tuple[str, dict[str, float]]:
                              events_label="test events" if split == "test" and own_data else "events")
         flat = report(probs, tensors.labels, settings.evaluate, settings.output_dir, prefix="test/",
                       events=events, caption=caption, sample=sample, scheme=model_scheme(model))
-        log_report(flat, settings.output_dir)
+        log_report(run, flat, settings.output_dir)
         if settings.combine_jets and "event" in events.fields:
-            flat.update(combined_event_report(probs, events, settings.evaluate, settings.output_dir / "events",
+            flat.update(combined_event_report(run, probs, events, settings.evaluate, settings.output_dir / "events",
                                               model_scheme(model), f"{caption} (events from 2 jets)"))
     return model_name, flat

@@ -127,7 +127,7 @@ def _retrain_without(run_id: str, group: str, settings: RobustnessSettings, out_
     log.info("retraining %s without %s (%d track, %d event features)", run_name, group,
              len(features["track"]), len(features["event"]))
     result = train(TrainJob.from_config(merged(train_cfg, overrides)))
-    tracking.set_run_tag(str(result["run_id"]), "flavortag.ablation_of", run_id)
+    tracking.RunHandle(str(result["run_id"])).set_tags({tracking.Tag.ABLATION_OF: run_id})
     return str(result["run_id"])
 
 
@@ -198,22 +198,22 @@ def robustness(settings: RobustnessSettings) -> dict[str, Any]:
 
     with tracking.start_run(settings.tracking, run_name=settings.run_name,
                             tags={tracking.Tag.KIND: "robustness"}) as parent:
-        tracking.log_params({"runs": ",".join(runs), "samples": ",".join(n for n, _ in specs),
+        parent.log_params({"runs": ",".join(runs), "samples": ",".join(n for n, _ in specs),
                              "calibration": mode, "ablations": ",".join(ablations) or "none"})
         for name in ("robustness.md", "robustness.csv", "calibrations.json"):
-            tracking.log_artifact(out_dir / name)
+            parent.log_artifact(out_dir / name)
         for path in plots:
-            tracking.log_artifact(path, artifact_path="plots")
+            parent.log_artifact(path, artifact_path="plots")
         for tagger, by_sample in scored.items():
             for sample, item in by_sample.items():
                 if sample == "nominal":
                     continue
-                with tracking.start_child_run(f"{tagger} on {sample}", parent.info.experiment_id,
-                                              {tracking.Tag.KIND: "robustness-child"}):
-                    tracking.log_params({"tagger": tagger, "sample": sample})
-                    tracking.log_metrics(rb.kept_metrics(by_sample["nominal"], item))
+                with tracking.start_child_run(parent, f"{tagger} on {sample}",
+                                              {tracking.Tag.KIND: "robustness-child"}) as child:
+                    child.log_params({"tagger": tagger, "sample": sample})
+                    child.log_metrics(rb.kept_metrics(by_sample["nominal"], item))
                     if item.calibration is not None:
-                        tracking.log_metrics({"calibration/d0_scale": item.calibration.d0_scale,
+                        child.log_metrics({"calibration/d0_scale": item.calibration.d0_scale,
                                               "calibration/z0_scale": item.calibration.z0_scale})
-        parent_id = parent.info.run_id
+        parent_id = parent.run_id
     return {"tables": tables, "markdown": text, "parent_run_id": parent_id, "scored": scored}

@@ -45,11 +45,11 @@ from flavortag.training.settings import TrainerSettings, TrainJob
 log = logging.getLogger("flavortag.train")
 
 
-def log_samples(job: TrainJob, data: PreparedData) -> None:
+def log_samples(run: tracking.RunHandle, job: TrainJob, data: PreparedData) -> None:
     """Log each split of the training sample as an MLflow dataset input (name, digest, class counts)."""
     name = job.data.name or "data"
     for split, (digest, counts, source) in sample_records(job.data, data).items():
-        tracking.log_dataset_input(f"{name}/{split}", digest, counts, source, context=SPLIT_CONTEXT[split])
+        run.log_dataset_input(f"{name}/{split}", digest, counts, source, context=SPLIT_CONTEXT[split])
 
 
 def skip_metrics(report: ReadReport | None) -> dict[str, float]:
@@ -128,15 +128,14 @@ def _resume_point(job: TrainJob, run_dir: Path,
     return (None if run_id is None else str(run_id)), changes
 
 
-def _log_resume_changes(changes: dict[str, tuple[Any, Any]]) -> None:
+def _log_resume_changes(run: tracking.RunHandle, changes: dict[str, tuple[Any, Any]]) -> None:
     """Record settings changed at a resume (``trainer.resume_allow_changes``): params are immutable."""
     log.warning("resuming with changed settings (trainer.resume_allow_changes=true): %s",
                 "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items()))
-    run_id = tracking.active_run_id()
-    n = len([k for k in tracking.get_run(run_id).data.tags if k.startswith(tracking.Tag.RESUME_CHANGES + ".")])
-    tracking.log_dict({k: {"before": old, "after": new} for k, (old, new) in changes.items()},
+    n = len([k for k in run.tags() if k.startswith(tracking.Tag.RESUME_CHANGES + ".")])
+    run.log_dict({k: {"before": old, "after": new} for k, (old, new) in changes.items()},
                       f"resume_changes/{n}.json")
-    tracking.set_run_tags(run_id, {f"{tracking.Tag.RESUME_CHANGES}.{n}": ", ".join(changes)})
+    run.set_tags({f"{tracking.Tag.RESUME_CHANGES}.{n}": ", ".join(changes)})
 
 
 def _end_orphan(job: TrainJob, directory: RunDirectory | None, resume_run_id: str | None) -> None:
@@ -148,7 +147,7 @@ def _end_orphan(job: TrainJob, directory: RunDirectory | None, resume_run_id: st
     tracking.configure(job.tracking)
     note = (f"its job (pid {owner.pid} on {owner.host}) died without ending the run; "
             f"found by a later job in {directory.path}")
-    if tracking.end_orphaned_run(owner.run_id, note) == "RUNNING":
+    if tracking.RunHandle(owner.run_id).end_orphaned(note) == "RUNNING":
         log.warning("MLflow run %s (%s) of %s was left RUNNING by a job that died before its "
                     "first checkpoint: marked KILLED; nothing to resume, starting a new run",
                     owner.run_id, owner.run_name, directory.path)
@@ -220,57 +219,57 @@ def train(job: TrainJob, epoch_callback: EpochCallback | None = None,
                                       tracking.Tag.DATA: str(job.data.name or ""),
                                       **(run_tags or {})}) as run:
             if directory is not None:
-                directory.record(run.info.run_id, job.run_name, job.model_name)
+                directory.record(run.run_id, job.run_name, job.model_name)
             if changes:
-                _log_resume_changes(changes)
+                _log_resume_changes(run, changes)
             if resume_run_id is None:
-                tracking.log_config(job.config)
-                log_samples(job, data)
-                tracking.log_dict({"track": data.track_names, "event": data.event_names}, "features.json")
-                tracking.log_dict(data.detector.to_dict(), "detector.json")
-                tracking.log_params({f"n_{k}_events": n for k, n in data.n_events().items()})
+                run.log_config(job.config)
+                log_samples(run, job, data)
+                run.log_dict({"track": data.track_names, "event": data.event_names}, "features.json")
+                run.log_dict(data.detector.to_dict(), "detector.json")
+                run.log_params({f"n_{k}_events": n for k, n in data.n_events().items()})
                 report = data.read_report
-                tracking.log_params({"n_skipped_events": 0 if report is None else report.n_dropped_events})
+                run.log_params({"n_skipped_events": 0 if report is None else report.n_dropped_events})
                 skipped = skip_metrics(report)
                 if skipped:
-                    tracking.log_metrics(skipped)
+                    run.log_metrics(skipped)
                     if report is not None:
-                        tracking.log_dict({"reasons": dict(report.reasons), "examples": report.examples,
+                        run.log_dict({"reasons": dict(report.reasons), "examples": report.examples,
                                            "summary": report.summary()}, "data/skipped.json")
             if is_torch:
                 try:
                     with preempt.handling():
-                        model, state = fit_torch(job, data, run_dir, dist, run_id=run.info.run_id,
+                        model, state = fit_torch(job, data, run_dir, dist, run=run,
                                                  epoch_callback=epoch_callback)
                 except preempt.TrainingStopped as stopped:
                     error = _stopped(stopped, run_dir)
-                    tracking.end_active_run_stopped(str(error))
+                    run.end_stopped(str(error))
                     log.warning("%s", error)
                     raise error from None
                 if resume_run_id is None:
-                    tracking.log_params({"n_parameters": count_parameters(model)})
+                    run.log_params({"n_parameters": count_parameters(model)})
                 for name in ("best.pt", "last.pt"):
                     path = run_dir / "checkpoints" / name
                     if path.exists():
-                        tracking.log_artifact(path, artifact_path="checkpoints")
+                        run.log_artifact(path, artifact_path="checkpoints")
             else:
-                model, state = fit_bdt(job, data)
+                model, state = fit_bdt(job, data, run)
                 ckpt = run_dir / "checkpoints" / f"bdt{BDT_SUFFIX}"
                 ckpt.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_output(ckpt) as tmp:
                     save_bdt(model, tmp)
-                tracking.log_artifact(ckpt, artifact_path="checkpoints")
-            tracking.log_metrics({"best/val_loss": state.best_val_loss, "best/epoch": state.best_epoch})
-            tracking.log_dict(state.history, "history.json")
-            tracking.log_model(model, is_torch)
+                run.log_artifact(ckpt, artifact_path="checkpoints")
+            run.log_metrics({"best/val_loss": state.best_val_loss, "best/epoch": state.best_epoch})
+            run.log_dict(state.history, "history.json")
+            run.log_model(model, is_torch)
             metrics: dict[str, float] = {}
             if job.evaluate_after_training and "test" in data.tensors:
                 from flavortag.evaluation import evaluate_split
 
-                metrics = evaluate_split(model, data, "test", job, run_dir, history=state.history)
-            log.info("MLflow run %s (%s) in %s", run.info.run_id, job.run_name,
+                metrics = evaluate_split(run, model, data, "test", job, run_dir, history=state.history)
+            log.info("MLflow run %s (%s) in %s", run.run_id, job.run_name,
                      tracking.tracking_uri())
-            return {"run_id": run.info.run_id, "history": state.history, "metrics": metrics}
+            return {"run_id": run.run_id, "history": state.history, "metrics": metrics}
     finally:
         if directory is not None:
             directory.release()

@@ -101,7 +101,7 @@ def _parent_run(study: optuna.Study, created: bool, settings: TuneSettings, spac
             run_id = study.user_attrs.get(PARENT_ATTR)
     tracking.configure(base.tracking)
     if run_id is not None and tracking.run_exists(str(run_id)):
-        tracking.set_run_status(str(run_id), "RUNNING")
+        tracking.RunHandle(str(run_id)).set_status("RUNNING")
         return str(run_id)
     if run_id is not None:
         log.warning("study %s: its MLflow parent run %s is not in %s; starting a new parent run",
@@ -109,9 +109,10 @@ def _parent_run(study: optuna.Study, created: bool, settings: TuneSettings, spac
     elif not created:
         log.warning("study %s: no MLflow parent run recorded after %.0f s; starting one",
                     study.study_name, PARENT_WAIT_S)
-    run_id = tracking.create_run(base.tracking, run_name=f"tune-{study.study_name}",
+    parent = tracking.create_run(base.tracking, run_name=f"tune-{study.study_name}",
                                  tags={tracking.Tag.STUDY: study.study_name, tracking.Tag.ROLE: "study",
                                        tracking.Tag.MODEL: base.model_name})
+    run_id = parent.run_id
     params: dict[str, Any] = {"n_trials": settings.n_trials, "storage": study_lib.public_storage(settings.storage),
                               "sampler": "TPE", "seed": settings.seed,
                               "n_startup_trials": settings.n_startup_trials,
@@ -121,8 +122,8 @@ def _parent_run(study: optuna.Study, created: bool, settings: TuneSettings, spac
         params[f"space.{p.key}"] = (f"{p.type} {list(p.choices)}" if p.type == "categorical" else
                                     f"{p.type} [{p.low}, {p.high}]" + (" log" if p.log else "")
                                     + (f" step {p.step}" if p.step else ""))
-    tracking.log_run_params(run_id, params)
-    tracking.log_run_dict(run_id, dict(settings.config), "tune.yaml")
+    parent.log_params(params)
+    parent.log_dict(dict(settings.config), "tune.yaml")
     study.set_user_attr(PARENT_ATTR, run_id)
     return run_id
 
@@ -183,7 +184,7 @@ class _Objective:
 
         def report(epoch: int, metrics: dict[str, float]) -> None:
             if not run_ids:
-                run_ids.append(tracking.active_run_id())
+                run_ids.append(tracking.active_run().run_id)
                 trial.set_user_attr(RUN_ATTR, run_ids[0])
             val_loss = float(metrics["val/loss"])
             trial.report(val_loss, epoch)
@@ -193,8 +194,8 @@ class _Objective:
         tags = {tracking.Tag.PARENT_RUN: self.parent_run_id, tracking.Tag.STUDY: self.settings.study_name,
                 tracking.Tag.TRIAL: str(trial.number), tracking.Tag.TRIAL_STATE: "RUNNING"}
         if retried is not None:
-            tags["flavortag.retry_of"] = str(system_attrs.get("retry_history", [retried])[-1])
-        log.info("trial %d%s: %s", trial.number, f" (retry of trial {tags.get('flavortag.retry_of')})"
+            tags[tracking.Tag.RETRY_OF] = str(system_attrs.get("retry_history", [retried])[-1])
+        log.info("trial %d%s: %s", trial.number, f" (retry of trial {tags.get(tracking.Tag.RETRY_OF)})"
                  if retried is not None else "", " ".join(format_override(k, v) for k, v in values.items()))
         self.n_run += 1
         try:
@@ -221,14 +222,15 @@ class _Objective:
         for key, value in (result.get("metrics") or {}).items():
             if isinstance(value, int | float) and math.isfinite(float(value)):
                 trial.set_user_attr(str(key), float(value))
-        tracking.set_run_tags(run_id, {tracking.Tag.TRIAL_STATE: "COMPLETE"})
+        tracking.RunHandle(run_id).set_tags({tracking.Tag.TRIAL_STATE: "COMPLETE"})
         return float(min(finite))
 
     @staticmethod
     def _end_run(run_ids: list[str], status: str, state: str) -> None:
         if run_ids:
-            tracking.set_run_tags(run_ids[0], {tracking.Tag.TRIAL_STATE: state})
-            tracking.set_run_status(run_ids[0], status)
+            run = tracking.RunHandle(run_ids[0])
+            run.set_tags({tracking.Tag.TRIAL_STATE: state})
+            run.set_status(status)
 
 
 def run_worker(settings: TuneSettings, space: SearchSpace, compose: Compose,
@@ -307,6 +309,7 @@ def run_worker(settings: TuneSettings, space: SearchSpace, compose: Compose,
 def finish_study(study: optuna.Study, parent_run_id: str, settings: TuneSettings,
                  write_preset: WritePreset) -> Path | None:
     """Log the done study to its parent run, end it FINISHED, write the best trial's preset."""
+    parent = tracking.RunHandle(parent_run_id)
     study_lib.close_dead_runs(study, parent_run_id)
     trials = study.get_trials(deepcopy=False)
     counts = {state.name.lower(): sum(t.state == state for t in trials)
@@ -323,24 +326,24 @@ def finish_study(study: optuna.Study, parent_run_id: str, settings: TuneSettings
         note = f"trial {best.number}, validation loss {best.value:.4f}"
         try:
             preset = write_preset(best.params, note)
-            tracking.log_run_artifact(parent_run_id, preset, artifact_path="preset")
+            parent.log_artifact(preset, artifact_path="preset")
         except OSError as exc:  # e.g. the config directory of an installed package is read-only
             log.error("cannot write the preset into %s (%s): run the same command with preset_dir=<a "
                       "writable configs/experiment directory> to write it", settings.preset_dir, exc)
-        tracking.log_run_dict(parent_run_id, {"number": best.number, "value": best.value,
+        parent.log_dict({"number": best.number, "value": best.value,
                                               "params": best.params, "user_attrs": best.user_attrs},
                               "best_trial.json")
-        tracking.set_run_tags(parent_run_id, {"flavortag.best_trial": str(best.number),
-                                              "flavortag.best_run_id": str(best.user_attrs.get(RUN_ATTR, ""))})
+        parent.set_tags({tracking.Tag.BEST_TRIAL: str(best.number),
+                         tracking.Tag.BEST_RUN_ID: str(best.user_attrs.get(RUN_ATTR, ""))})
         if preset is not None:
             log.info("best trial %d: validation loss %.4f; preset %s (flavortag train +experiment=%s_best)",
                      best.number, best.value, preset, settings.study_name)
         study_lib.log_plots(study, parent_run_id)
     else:
         log.warning("study %s: no trial completed; no preset written", study.study_name)
-    tracking.log_run_metrics(parent_run_id, metrics)
-    tracking.log_run_dict(parent_run_id, {"table": table.splitlines()}, "trials.json")
-    tracking.set_run_status(parent_run_id, "FINISHED")
+    parent.log_metrics(metrics)
+    parent.log_dict({"table": table.splitlines()}, "trials.json")
+    parent.set_status("FINISHED")
     study.set_user_attr(DONE_ATTR, len(trials))
     path = storage_path(settings.storage)
     if path is not None:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("flavortag.train")
 
 
-def fit_bdt(job: TrainJob, data: PreparedData) -> tuple[Any, TrainState]:
+def fit_bdt(job: TrainJob, data: PreparedData, run: tracking.RunHandle | None = None) -> tuple[Any, TrainState]:
     """Train scikit-learn gradient-boosted trees on the event features (LCFIPlus-style reference)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -48,7 +48,8 @@ def fit_bdt(job: TrainJob, data: PreparedData) -> tuple[Any, TrainState]:
     state.best_val_loss = metrics["val/loss"]
     state.best_epoch = 1
     state.history = {k: [v] for k, v in metrics.items()}
-    tracking.log_metrics(metrics, step=1)
+    if run is not None:
+        run.log_metrics(metrics, step=1)
     log.info("bdt: %d iterations, train acc %.4f, val acc %.4f", clf.n_iter_,
              metrics["train/acc"], metrics["val/acc"])
     return clf, state

@@ -292,12 +292,13 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 
 
 def fit_torch(job: TrainJob, data: PreparedData, run_dir: Path, dist: Distributed,
-              run_id: str | None = None,
+              run: tracking.RunHandle | None = None,
               epoch_callback: EpochCallback | None = None) -> tuple[torch.nn.Module, TrainState]:
     """Train a torch tagger; returns the best model (weights restored) and the final state.
 
-    ``run_id`` (the MLflow run) is stored in every checkpoint so that a resumed
-    job logs into the same run. ``epoch_callback`` (on the logging rank) gets
+    ``run`` (the MLflow run, on the logging rank) gets each epoch's metrics;
+    its id is stored in every checkpoint so that a resumed job logs into the
+    same run. ``epoch_callback`` (on the logging rank) gets
     each epoch's metrics (``val/loss``, ...) after they are logged and the
     epoch's checkpoints written; an exception it raises (a pruned
     hyperparameter trial) ends the fit. The training events come from
@@ -314,7 +315,7 @@ def fit_torch(job: TrainJob, data: PreparedData, run_dir: Path, dist: Distribute
 
     checkpoint_dir = run_dir / "checkpoints"
     resume_path = find_resume_checkpoint(settings.resume, checkpoint_dir)
-    state = TrainState(run_id=run_id)
+    state = TrainState(run_id=None if run is None else run.run_id)
     resume_blob = None
     if resume_path is not None:
         resume_blob = load_torch_file(resume_path, map_location=device)
@@ -376,7 +377,8 @@ def fit_torch(job: TrainJob, data: PreparedData, run_dir: Path, dist: Distribute
         for key, value in metrics.items():
             state.history.setdefault(key, []).append(float(value))
         if dist.is_main:
-            tracking.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)}, step=epoch + 1)
+            if run is not None:
+                run.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)}, step=epoch + 1)
             if trained:
                 log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f events/s",
                          epoch + 1, settings.max_epochs, train_loss, train_acc, val_loss, val_acc,

@@ -193,8 +193,9 @@ def close_dead_runs(study: optuna.Study, parent_run_id: str) -> None:
     for run in tracking.child_runs(parent_run_id):
         number = run.data.tags.get(tracking.Tag.TRIAL)
         if run.info.status == "RUNNING" and number is not None and states.get(int(number)) == TrialState.FAIL:
-            tracking.set_run_tags(run.info.run_id, {tracking.Tag.TRIAL_STATE: "FAIL"})
-            tracking.end_orphaned_run(run.info.run_id, f"the worker of trial {number} of study "
+            handle = tracking.RunHandle(run.info.run_id)
+            handle.set_tags({tracking.Tag.TRIAL_STATE: "FAIL"})
+            handle.end_orphaned(f"the worker of trial {number} of study "
                                       f"{study.study_name} died (no heartbeat); the trial was retried")
 
 
@@ -252,6 +253,6 @@ def log_plots(study: optuna.Study, parent_run_id: str) -> list[str]:
             path = Path(tmp) / f"{name}.png"
             figure.savefig(path, dpi=110, bbox_inches="tight")
             plt.close(figure)
-            tracking.log_run_artifact(parent_run_id, path, artifact_path="optuna")
+            tracking.RunHandle(parent_run_id).log_artifact(path, artifact_path="optuna")
             logged.append(name)
     return logged
