@@ -46,7 +46,7 @@ def _train_overrides(sample_dir: Path, store: str, out: Path, model: str) -> lis
 
 @pytest.fixture(scope="module")
 def trained(sample_dir: Path, store: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    from flavortag.training import train
+    from flavortag.apps.train import train
 
     results = {}
     for model in ("mlp", "bdt", "deepsets", "transformer"):
@@ -119,7 +119,7 @@ def test_model_loaded_back_by_run_id_predicts_the_same(trained: dict[str, dict],
 
 def test_evaluate_adds_to_run_and_child_run(trained: dict[str, dict], store: str,
                                             sample_dir: Path, tmp_path: Path) -> None:
-    from flavortag.evaluation import evaluate
+    from flavortag.apps.evaluate import evaluate
 
     mlflow.set_tracking_uri(store)
     run_id = trained["deepsets"]["run_id"]
@@ -151,7 +151,7 @@ def test_evaluate_adds_to_run_and_child_run(trained: dict[str, dict], store: str
 def test_evaluate_own_files_without_a_data_config(trained: dict[str, dict], store: str,
                                                  sample_dir: Path, tmp_path: Path) -> None:
     """``data.paths=[...]`` alone: the run's data settings, a child run, the model's name in the table."""
-    from flavortag.evaluation import evaluate_run
+    from flavortag.apps.evaluate import evaluate_run
 
     mlflow.set_tracking_uri(store)
     run_id = trained["mlp"]["run_id"]
@@ -183,9 +183,9 @@ def test_training_samples_are_logged_as_datasets(trained: dict[str, dict], store
 
 def test_compare_and_predict(trained: dict[str, dict], store: str, sample_dir: Path,
                              tmp_path: Path) -> None:
+    from flavortag.apps.compare import compare
+    from flavortag.apps.predict import predict
     from flavortag.io import read_events
-    from flavortag.prediction import predict
-    from flavortag.reporting.comparison import compare
 
     flat = compare(_cfg("compare", [f"tracking.tracking_uri={store}",
                                     "tracking.experiment_name=pipeline-test",
@@ -213,8 +213,8 @@ def test_compare_and_predict(trained: dict[str, dict], store: str, sample_dir: P
 
 def test_predict_keeps_the_whole_stem(trained: dict[str, dict], store: str, sample_dir: Path,
                                       tmp_path: Path) -> None:
+    from flavortag.apps.predict import predict
     from flavortag.io import read_events, write_events
-    from flavortag.prediction import predict
 
     uds, bb = read_events(str(sample_dir / "uds.parquet")), read_events(str(sample_dir / "bb.parquet"))
     write_events(uds[:50], tmp_path / "run.1.root")

@@ -36,7 +36,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def trained(sample_dir: Path, store: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    from flavortag.training import train
+    from flavortag.apps.train import train
 
     paths = ",".join(str(sample_dir / f"{f}.parquet") for f in ("uds", "cc", "bb"))
     results = {}
@@ -55,7 +55,7 @@ def trained(sample_dir: Path, store: str, tmp_path_factory: pytest.TempPathFacto
 
 
 def _predicted(run_id: str, store: str, events_path: Path, out: Path) -> ak.Array:
-    from flavortag.prediction import predict
+    from flavortag.apps.predict import predict
 
     written = predict(_cfg("predict", [f"run_id={run_id}", f"inputs=[{events_path}]", f"out_dir={out}",
                                        f"tracking.tracking_uri={store}", "formats=[parquet]"]))
