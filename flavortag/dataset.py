@@ -76,6 +76,12 @@ class DataSettings:
     level: str = _D["level"]
     classes: tuple[str, ...] | None = None
     edm4hep: Mapping[str, Any] | None = None
+    #: the classes the sample is read as (:func:`data_scheme`), from ``level`` and ``classes``
+    scheme: ClassScheme = dataclasses.field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # classes of the other level fail here, when the settings are made
+        object.__setattr__(self, "scheme", data_scheme({"level": self.level, "classes": self.classes}))
 
     @classmethod
     def from_config(cls, node: Mapping[str, Any] | DataSettings | None,
@@ -109,7 +115,6 @@ class DataSettings:
             classes=None if classes is None else tuple(str(c) for c in classes),
             edm4hep=dict(values["edm4hep"]) if values["edm4hep"] else None,
         )
-        settings.scheme  # noqa: B018 - classes of the other level fail here
         return settings
 
     @classmethod
@@ -122,16 +127,12 @@ class DataSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a plain ``data`` node (lists, dicts, no tuples)."""
-        out = dataclasses.asdict(self)
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in out.items()}
         for key in ("paths", "val_paths", "test_paths", "classes"):
             out[key] = None if out[key] is None else list(out[key])
         out["split"] = dict(self.split)
         return out
-
-    @property
-    def scheme(self) -> ClassScheme:
-        """The classes the sample is read as (:func:`data_scheme`)."""
-        return data_scheme(self.to_dict())
 
     def reader_options(self) -> dict[str, Any]:
         """The :mod:`flavortag.io` reader arguments (:func:`reader_options`)."""
@@ -143,7 +144,7 @@ class DataSettings:
                                    max_events_per_class=None, streaming=False)
 
 
-_FIELDS = frozenset(f.name for f in dataclasses.fields(DataSettings))
+_FIELDS = frozenset(f.name for f in dataclasses.fields(DataSettings) if f.init)
 #: Keys whose null means something (no limit, no label, no sort): taken as given.
 _NULLABLE = frozenset({"name", "label", "label_rules", "max_events_per_class", "sort_by", "classes",
                        "edm4hep", "paths", "val_paths", "test_paths"})
@@ -299,6 +300,22 @@ def load_sample(data: DataSettings | Mapping[str, Any], report: ReadReport | Non
         len(events), len(paths), ", ".join(f"{n}={c}" for n, c in zip(scheme.names, counts)),
     )
     return events
+
+
+@dataclass(frozen=True)
+class SplitSample:
+    """A training sample read and split: the events, each split's positions in them, the files read."""
+
+    events: ak.Array
+    indices: dict[str, np.ndarray]
+    paths: list[str]
+
+
+def load_split_sample(data: DataSettings, report: ReadReport | None = None) -> SplitSample:
+    """Read the sample of ``data`` and split it (class-stratified, seeded by ``data.split_seed``)."""
+    events = load_sample(data, report=report)
+    indices = split_indices(np.asarray(events["label"]), data.split, data.split_seed)
+    return SplitSample(events, indices, [str(p) for p in resolve_paths(data.paths)])
 
 
 def split_indices(

@@ -92,13 +92,12 @@ def combined_event_report(run: tracking.RunHandle, jet_probs: np.ndarray, jets: 
 
 def held_out_events(data: DataSettings) -> Any:
     """The events a run never trained on: the test split of its sample (a streaming run: its test files)."""
-    from flavortag.dataset import load_sample, split_indices
+    from flavortag.dataset import load_sample, load_split_sample
 
     if data.streaming:
         if not data.test_paths:
             raise ValueError("this run was trained with data.streaming=true and no data.test_paths: "
                              "pass data=<config group> split=all to evaluate it")
         return load_sample(replace(data, paths=data.test_paths))
-    events = load_sample(data)
-    idx = split_indices(np.asarray(events["label"]), data.split, data.split_seed)["test"]
-    return events[idx]
+    sample = load_split_sample(data)
+    return sample.events[sample.indices["test"]]

@@ -102,8 +102,12 @@ OmegaConf.register_new_resolver("flavortag.dir_name", dir_name, replace=True)
 
 
 def plain(cfg: DictConfig) -> dict[str, Any]:
-    """A composed config as plain, resolved data (what the settings below the apps are built from)."""
-    container = OmegaConf.to_container(cfg, resolve=True)
+    """A composed config as plain, resolved data (what the settings below the apps are built from).
+
+    A mandatory value not given (``???``) raises OmegaConf's ``MissingMandatoryValue``
+    here, which the command line reports as a usage error naming the key.
+    """
+    container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     assert isinstance(container, dict)
     return {str(k): v for k, v in container.items()}
 

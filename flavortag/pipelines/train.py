@@ -36,7 +36,7 @@ from flavortag.slurm import job_key
 from flavortag.training import preempt
 from flavortag.training.bdt import fit_bdt
 from flavortag.training.checkpoint import changed_settings, find_resume_checkpoint
-from flavortag.training.data import SPLIT_CONTEXT, PreparedData, prepare_data, sample_records
+from flavortag.training.data import SPLIT_CONTEXT, PreparedData, prepare_data
 from flavortag.training.loop import EpochCallback, fit_torch
 from flavortag.training.owner import OWNER_FILE, RunDirectory, RunDirectoryError
 from flavortag.training.runtime import Distributed, check_device
@@ -48,7 +48,7 @@ log = logging.getLogger("flavortag.train")
 def log_samples(run: tracking.RunHandle, job: TrainJob, data: PreparedData) -> None:
     """Log each split of the training sample as an MLflow dataset input (name, digest, class counts)."""
     name = job.data.name or "data"
-    for split, (digest, counts, source) in sample_records(job.data, data).items():
+    for split, (digest, counts, source) in data.records.items():
         run.log_dataset_input(f"{name}/{split}", digest, counts, source, context=SPLIT_CONTEXT[split])
 
 

@@ -20,7 +20,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,7 @@ from flavortag.batching import (
     concat_event_tensors,
 )
 from flavortag.classes import EVENT_SCHEME, ClassScheme
-from flavortag.dataset import DataSettings, load_sample, resolve_paths, split_indices
+from flavortag.dataset import load_sample, load_split_sample, resolve_paths
 from flavortag.detector import DetectorModel
 from flavortag.io.errors import ReadReport
 
@@ -84,6 +84,8 @@ class PreparedData:
     #: what the readers kept and dropped (``data.on_error=skip``); when streaming, the
     #: validation / test files and the counting pass of text training files
     read_report: ReadReport | None = None
+    #: per split: (digest, events per class, source) of the events it was made of (:func:`sample_records`)
+    records: dict[str, tuple[str, dict[str, int], str]] = field(default_factory=dict)
 
     def n_events(self) -> dict[str, int]:
         """Number of events per split (streamed training events included)."""
@@ -126,14 +128,13 @@ def prepare_data(job: TrainJob, keep_events: bool = False) -> PreparedData:
                              "set data.streaming=false for data.classes=" + str(list(data.classes or [])))
         return prepare_streaming_data(job, keep_events)
     report = ReadReport()
-    events = load_sample(data, report=report)
+    sample = load_split_sample(data, report=report)
+    events, indices, scheme = sample.events, sample.indices, data.scheme
     detector = job.detector
     track_names, event_names = list(job.track_features), list(job.event_features)
     labels = np.asarray(events["label"])
-    indices = split_indices(labels, data.split, data.split_seed)
-    scheme = data.scheme
-    check_classes(np.bincount(labels[indices["train"]], minlength=len(scheme)),
-                  [str(p) for p in resolve_paths(data.paths)], "training events", scheme)
+    check_classes(np.bincount(labels[indices["train"]], minlength=len(scheme)), sample.paths,
+                  "training events", scheme)
     tensors: dict[str, EventTensors] = {}
     augment = job.augment
     for k, (name, idx) in enumerate(indices.items()):
@@ -156,8 +157,10 @@ def prepare_data(job: TrainJob, keep_events: bool = False) -> PreparedData:
     for name, t in tensors.items():
         log.info("%s split: %d events, %d tracks truncated at max_tracks=%d",
                  name, len(t.labels), t.n_truncated, data.max_tracks)
-    return PreparedData(tensors, indices, track_names, event_names, detector,
-                        events if keep_events else None, read_report=report, scheme=scheme)
+    prepared = PreparedData(tensors, indices, track_names, event_names, detector,
+                            events if keep_events else None, read_report=report, scheme=scheme)
+    prepared.records = sample_records(prepared, {split: sample.paths for split in tensors})
+    return prepared
 
 
 def _read_first_events(paths: list[str], n_events: int, io_options: Mapping[str, Any]) -> list[Any]:
@@ -235,8 +238,13 @@ def prepare_streaming_data(job: TrainJob, keep_events: bool = False) -> Prepared
     events = ak.concatenate(list(split_events.values())) if keep_events else None
     stream = StreamingSource(train_paths, n_train, class_counts, step_size, data.shuffle_buffer,
                              io_options, normalisation)
-    return PreparedData(tensors, indices, track_names, event_names, detector, events, stream,
-                        read_report=report)
+    prepared = PreparedData(tensors, indices, track_names, event_names, detector, events, stream,
+                            read_report=report)
+    files = {"train": train_paths, **{name: [str(p) for p in resolve_paths(paths)]
+                                      for name, paths in (("val", data.val_paths), ("test", data.test_paths))
+                                      if paths}}
+    prepared.records = sample_records(prepared, files)
+    return prepared
 
 
 #: MLflow dataset-input context of each split.
@@ -251,22 +259,14 @@ def _file_identity(path: str | Path) -> bytes:
     return f"{p.name}:{p.stat().st_size}:".encode() + head
 
 
-def sample_records(settings: DataSettings, data: PreparedData) -> dict[str, tuple[str, dict[str, int], str]]:
+def sample_records(data: PreparedData, files: dict[str, list[str]]) -> dict[str, tuple[str, dict[str, int], str]]:
     """Per split: ``(digest, events per class, source)`` describing the events it was made of.
 
-    The digest (10 hex digits) hashes the files (name, size, first 64 KiB) and
-    the split's event positions, so the same files split the same way give the
-    same digest; ``source`` lists the files.
+    ``files``: the files each split was read from. The digest (10 hex digits)
+    hashes the files (name, size, first 64 KiB) and the split's event
+    positions, so the same files split the same way give the same digest;
+    ``source`` lists the files.
     """
-    files: dict[str, list[str]] = {}
-    if data.stream is not None:
-        files["train"] = list(data.stream.paths)
-        for split, given in (("val", settings.val_paths), ("test", settings.test_paths)):
-            if given:
-                files[split] = [str(p) for p in resolve_paths(given)]
-    else:
-        paths = [str(p) for p in resolve_paths(settings.paths)]
-        files = {split: paths for split in data.tensors}
     out: dict[str, tuple[str, dict[str, int], str]] = {}
     for split, paths in files.items():
         digest = hashlib.sha256()

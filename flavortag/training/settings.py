@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +133,14 @@ class TrainJob:
     tracking: TrackingSettings
     evaluate: Mapping[str, Any]
     evaluate_after_training: bool
+    #: the model's name (``mlp``, ``bdt``, ``deepsets``, ``transformer``)
+    model_name: str = field(init=False)
+    #: False for the BDT (scikit-learn), True for the torch models
+    is_torch: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model_name", str(self.model.get("name", "")))
+        object.__setattr__(self, "is_torch", not is_bdt(self.model_name))
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TrainJob:
@@ -153,16 +161,6 @@ class TrainJob:
             evaluate=dict(plain.get("evaluate") or {}),
             evaluate_after_training=bool(plain.get("evaluate_after_training", False)),
         )
-
-    @property
-    def model_name(self) -> str:
-        """The model's name (``mlp``, ``bdt``, ``deepsets``, ``transformer``)."""
-        return str(self.model.get("name", ""))
-
-    @property
-    def is_torch(self) -> bool:
-        """False for the BDT (scikit-learn), True for the torch models."""
-        return not is_bdt(self.model_name)
 
     def with_resume(self, resume: str) -> TrainJob:
         """The same job resuming ``resume`` (``auto`` or a checkpoint), its config saying so."""
