@@ -59,6 +59,7 @@ class DataSettings:
 
     paths: PathList = ()
     name: str | None = _D["name"]
+    recipe: str | None = _D["recipe"]
     label: str | int | None = _D["label"]
     label_rules: Mapping[str, str] | None = _D["label_rules"]
     on_error: str = _D["on_error"]
@@ -101,6 +102,7 @@ class DataSettings:
         classes = values.get("classes")
         settings = cls(
             paths=as_paths(values["paths"]), name=None if values["name"] is None else str(values["name"]),
+            recipe=None if values["recipe"] is None else str(values["recipe"]),
             label=values["label"], label_rules=dict(values["label_rules"]) if values["label_rules"] else None,
             on_error=str(values["on_error"] or "raise"),
             max_events_per_class=None if values["max_events_per_class"] is None
@@ -141,12 +143,16 @@ class DataSettings:
     def with_paths(self, paths: Any, name: str | None = None) -> DataSettings:
         """The same reading and padding of other files (every event of them: no per-class limit)."""
         return dataclasses.replace(self, paths=as_paths(paths), name=self.name if name is None else name,
-                                   max_events_per_class=None, streaming=False)
+                                   recipe=None, max_events_per_class=None, streaming=False)
+
+    def files(self) -> list[Path]:
+        """The files of ``paths`` (:func:`resolve_paths`); a missing sample names its ``recipe``."""
+        return resolve_paths(self.paths, recipe=self.recipe)
 
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(DataSettings) if f.init)
 #: Keys whose null means something (no limit, no label, no sort): taken as given.
-_NULLABLE = frozenset({"name", "label", "label_rules", "max_events_per_class", "sort_by", "classes",
+_NULLABLE = frozenset({"name", "recipe", "label", "label_rules", "max_events_per_class", "sort_by", "classes",
                        "edm4hep", "paths", "val_paths", "test_paths"})
 
 
@@ -205,13 +211,14 @@ def resolve_path(path: str | Path) -> Path:
     return in_project if in_project.exists() else candidate
 
 
-def resolve_paths(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+def resolve_paths(paths: str | Path | Sequence[str | Path], recipe: str | None = None) -> list[Path]:
     """The files named by ``paths`` (one or a list; glob patterns allowed), each resolved as in
-    :func:`resolve_path`; missing files are an error (:func:`flavortag.io.api.expand_paths`)."""
+    :func:`resolve_path`; missing files are an error (:func:`flavortag.io.api.expand_paths`),
+    which names ``recipe``, the command that makes them, where given."""
     from flavortag.io.api import expand_paths
 
     items = [paths] if isinstance(paths, str | Path) else list(paths)
-    return expand_paths([str(resolve_path(p)) for p in items])
+    return expand_paths([str(resolve_path(p)) for p in items], recipe=recipe)
 
 
 def reader_options(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -284,7 +291,7 @@ def load_sample(data: DataSettings | Mapping[str, Any], report: ReadReport | Non
     from flavortag.io import read_events
 
     settings = DataSettings.from_config(data)
-    paths = resolve_paths(settings.paths)
+    paths = settings.files()
     scheme = settings.scheme
     events = to_scheme(read_events([str(p) for p in paths], **settings.reader_options(), report=report),
                        scheme)
@@ -315,7 +322,7 @@ def load_split_sample(data: DataSettings, report: ReadReport | None = None) -> S
     """Read the sample of ``data`` and split it (class-stratified, seeded by ``data.split_seed``)."""
     events = load_sample(data, report=report)
     indices = split_indices(np.asarray(events["label"]), data.split, data.split_seed)
-    return SplitSample(events, indices, [str(p) for p in resolve_paths(data.paths)])
+    return SplitSample(events, indices, [str(p) for p in data.files()])
 
 
 def split_indices(

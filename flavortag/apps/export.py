@@ -20,8 +20,8 @@ EPILOG = """examples:
 """
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``flavortag export``."""
     parser = argparse.ArgumentParser(
         prog="flavortag export", description=EXPORT_DOC, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-n", type=int, default=1000, metavar="N", help="events checked (default 1000)")
     parser.add_argument("--check-tolerance", type=float, default=1e-4, metavar="TOL",
                         help="largest accepted probability difference (default 1e-4)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     formats = frozenset(f.strip() for f in args.formats.split(",") if f.strip())
     if formats - FORMATS:

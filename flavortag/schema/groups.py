@@ -153,6 +153,7 @@ class DataSchema:
 
     name: str | None = None
     paths: Paths = None
+    recipe: str | None = None  # the command that makes the sample of `paths` (said when it is missing)
     label: str | int | None = None
     label_rules: dict[str, str] | None = None
     on_error: OnError = "raise"

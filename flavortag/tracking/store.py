@@ -114,10 +114,8 @@ def configure(tracking_cfg: TrackingSettings | Mapping[str, Any], must_exist: bo
     uri = settings.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     db_path = sqlite_path(str(uri))
     if db_path is not None:
-        if must_exist and not db_path.is_file():
-            raise FileNotFoundError(
-                f"no MLflow store at {db_path} (working directory {Path.cwd()}): run where you trained, "
-                "or give tracking.tracking_uri=sqlite:///<path of the store of the run>")
+        if must_exist:
+            _check_store(db_path)
         ensure_sqlite_store(db_path)
     mlflow.set_tracking_uri(uri)
     name = settings.experiment_name
@@ -159,5 +157,17 @@ def tracking_uri() -> str:
 
 
 def set_tracking_uri(uri: str) -> None:
-    """Point MLflow at another store (for reading runs)."""
+    """Point MLflow at another store (for reading runs): a missing local SQLite store is an
+    error, not made (an empty store in the working folder would only hide the mistake)."""
+    db_path = sqlite_path(uri)
+    if db_path is not None:
+        _check_store(db_path)
     mlflow.set_tracking_uri(uri)
+
+
+def _check_store(db_path: Path) -> None:
+    """A local SQLite store that must exist (a run is read from it)."""
+    if not db_path.is_file():
+        raise FileNotFoundError(
+            f"no MLflow store at {db_path} (working directory {Path.cwd()}): run where you trained, "
+            "or give tracking.tracking_uri=sqlite:///<path of the store of the run>")

@@ -206,7 +206,7 @@ def prepare_streaming_data(job: TrainJob, keep_events: bool = False) -> Prepared
                                    event_feature_names=event_names, max_tracks=max_tracks,
                                    detector=detector, sort_by=data.sort_by)
 
-    train_paths = [str(p) for p in resolve_paths(data.paths)]
+    train_paths = [str(p) for p in data.files()]
     t0 = time.perf_counter()
     report = ReadReport()
     n_train, class_counts = count_events(train_paths, **io_options, report=report)
