@@ -315,7 +315,7 @@ def finish_study(study: optuna.Study, parent_run_id: str, settings: TuneSettings
     counts = {state.name.lower(): sum(t.state == state for t in trials)
               for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     table = trial_table(study)
-    log.info("study %s done:\n%s", study.study_name, table)
+    log.info("study %s done: %s", study.study_name, ", ".join(f"{v} {k}" for k, v in counts.items()))
     metrics = {f"trials/{k}": float(v) for k, v in counts.items()}
     preset = None
     complete = [t for t in trials if t.state == TrialState.COMPLETE]

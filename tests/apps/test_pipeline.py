@@ -7,7 +7,6 @@ the MLflow store is a real SQLite store in a temporary directory.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import awkward as ak
@@ -150,18 +149,33 @@ def test_evaluate_adds_to_run_and_child_run(trained: dict[str, dict], store: str
 
 def test_evaluate_own_files_without_a_data_config(trained: dict[str, dict], store: str,
                                                  sample_dir: Path, tmp_path: Path) -> None:
-    """``data.paths=[...]`` alone: the run's data settings, a child run, the model's name in the table."""
-    from flavortag.apps.evaluate import evaluate_run
+    """``data.paths=[...]`` alone: the run's data settings, a child run, the model's name in the table.
+
+    Run as the real command with its output to a pipe (issue 26, log noise): the table once, no
+    progress bars (tqdm frames or MLflow's "Downloading artifacts") and no warning.
+    """
+    import os
+    import subprocess
+    import sys
 
     mlflow.set_tracking_uri(store)
     run_id = trained["mlp"]["run_id"]
     paths = ",".join(str(sample_dir / f"{f}.parquet") for f in ("cc", "bb"))
-    name, flat = evaluate_run(_cfg("evaluate", [f"run_id={run_id}", f"tracking.tracking_uri={store}",
-                                                "tracking.experiment_name=pipeline-test",
-                                                f"data.paths=[{paths}]", "split=all",
-                                                f"output_dir={tmp_path / 'files'}"]))
-    assert name == "mlp" and 0 < flat["test/acc"] <= 1
-    assert math.isnan(flat["test/auc_uds"])  # no uds among these files
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HYDRA_", "FLAVORTAG_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "flavortag", "evaluate", f"run_id={run_id}", f"tracking.tracking_uri={store}",
+         "tracking.experiment_name=pipeline-test", f"data.paths=[{paths}]", "split=all",
+         f"output_dir={tmp_path / 'files'}"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = done.stdout + done.stderr
+    assert "Downloading artifacts" not in output and "\r" not in output and "%|" not in output, output[-3000:]
+    assert "WARNING" not in output and "Warning" not in output, output[-3000:]
+    header = [line for line in output.splitlines() if line.startswith("model ")]
+    rows = [line for line in output.splitlines() if line.startswith("mlp on ")]
+    assert len(header) == 1 and len(rows) == 1, output[-3000:]  # the table once, under the model's name
+    flat = json.loads((tmp_path / "files" / "metrics.json").read_text())
+    assert 0 < flat["test/acc"] <= 1
+    assert flat["test/auc_uds"] is None  # no uds among these files (NaN written as null)
     children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
                                   experiment_names=["pipeline-test"], output_format="list")
     assert [c.data.tags["mlflow.runName"] for c in children] == ["eval-custom"]
