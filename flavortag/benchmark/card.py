@@ -77,12 +77,13 @@ def composition(task: Task, out_dir: Path, manifest: dict[str, Any]) -> dict[str
         names = manifest["splits"][split]["files"]
         per_class: dict[str, Any] = {}
         for flavour in task.classes:
-            mine = [manifest["files"][n] for n in names if _file_class(n) == flavour]
-            events = sum(e["n_events"] for e in mine)
-            tracks = sum(e["n_tracks"] for e in mine)
-            per_class[flavour] = {"events": events, "mean_tracks": tracks / events if events else math.nan}
+            mine = [n for n in names if _file_class(n) == flavour]
+            events = sum(manifest["files"][n]["n_events"] for n in mine)
+            tracks = sum(manifest["files"][n]["n_tracks"] for n in mine)
+            per_class[flavour] = {"events": events, "mean_tracks": tracks / events if events else math.nan,
+                                  "files": len(mine), "bytes": sum((out_dir / n).stat().st_size for n in mine)}
         out[split] = {"classes": per_class, "files": len(names),
-                      "bytes": sum((out_dir / n).stat().st_size for n in names),
+                      "bytes": sum(row["bytes"] for row in per_class.values()),
                       "ids_sha256": manifest["splits"][split]["ids_sha256"]}
     return out
 
@@ -151,7 +152,7 @@ def card_markdown(card: dict[str, Any]) -> str:
     for split, part in card["composition"].items():
         for flavour, row in part["classes"].items():
             lines.append(f"| {split} | {flavour} | {row['events']} | {row['mean_tracks']:.2f} | "
-                         f"{part['files']} | {part['bytes'] / 1e6:.1f} |")
+                         f"{row['files']} | {row['bytes'] / 1e6:.1f} |")
     gen = card["generation"]
     versions = ", ".join(f"{k} {v}" for k, v in gen["versions"].items())
     lines += ["", "## Generation", "",
@@ -167,7 +168,7 @@ def card_markdown(card: dict[str, Any]) -> str:
     for split, rows in card["label_purity"].items():
         for flavour, row in rows.items():
             c = row["heavy_content_counts"]
-            lines.append(f"| {split} | {flavour} | {row['events']} | {row['purity']:.4f} ± {row['purity_err']:.4f} "
+            lines.append(f"| {split} | {flavour} | {row['events']} | {row['purity']:.5f} ± {row['purity_err']:.5f} "
                          f"| {c['none']} | {c['c']} | {c['b']} |")
     metrics = card["metrics"]
     lines += ["", "## Inputs and scoring", "",

@@ -187,7 +187,10 @@ def format_score(score: Score) -> str:
     """The headline figures, one per line: ``rej_uds_at_b70  412.3 ± 18.1``."""
     lines = [f"{score.task} (v{score.task_version}): {score.n_events} test events"]
     for name, (value, err) in score.headline.items():
-        lines.append(f"  {name:<18} {value:10.4g} ± {err:.2g}" if math.isfinite(err) else f"  {name:<18} {value:10.4g}")
+        if name in score.limits:
+            lines.append(f"  {name:<18} {value:>10} (> {score.limits[name]:.4g} at 95% CL: no background event passes)")
+        else:
+            lines.append(f"  {name:<18} {value:10.4g} ± {err:.2g}" if math.isfinite(err) else f"  {name:<18} {value:10.4g}")
     return "\n".join(lines)
 
 
