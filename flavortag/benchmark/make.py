@@ -192,14 +192,24 @@ def _file_chunks(spec: FileSpec, results: Iterator[ChunkColumns], stats: dict[st
 
 def make_dataset(task: Task, out_dir: str | Path, workers: int | None = None, progress: bool = True,
                  start_method: str = "spawn") -> MakeResult:
-    """Make (or resume, or verify) the dataset of ``task`` in ``out_dir``; see the module doc."""
+    """Make (or resume, or verify) the dataset of ``task`` in ``out_dir``; see the module doc.
+
+    Two makes of one folder take turns (a lock file, ``.make.lock``): the second verifies.
+    """
+    from flavortag.io.atomic import locked
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with locked(out / ".make.lock"):
+        return _make_locked(task, out, workers, progress, start_method)
+
+
+def _make_locked(task: Task, out: Path, workers: int | None, progress: bool, start_method: str) -> MakeResult:
     from tqdm.auto import tqdm
 
     from flavortag.generate.production import iter_chunks
     from flavortag.io.api import write_columns
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(out)
     if manifest and manifest.get("task_sha256") != task_sha256(task):
         raise ChecksumError(f"{out}: made from another version of the task file than {task.source} "

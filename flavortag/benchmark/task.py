@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from flavortag.detector import DetectorModel
+from flavortag.errors import UsageError
 from flavortag.metrics.working_points import efficiency_tag
 
 #: The splits of every task, in the order their chunks are laid out per class.
@@ -39,8 +40,8 @@ _KEYS = {"name", "version", "description", "motivation", "process", "sqrt_s_gev"
 _METRIC_KEYS = {"f_c", "f_b", "efficiencies", "headline"}
 
 
-class TaskError(ValueError):
-    """A task file that cannot be used: names the file and what is wrong."""
+class TaskError(UsageError):
+    """A task that does not exist or a task file that cannot be used (names the file): exit code 2."""
 
 
 @dataclass(frozen=True)
