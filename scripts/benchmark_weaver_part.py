@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="zpole-3class-ild-v1")
     parser.add_argument("--data", default=None, help="dataset folder (default: samples/benchmark/<task>)")
+    parser.add_argument("--train-data", default=None, help="dataset folder of the train split (default: --data; "
+                        "e.g. the full task's for a reduced copy, scripts/benchmark_tasks/)")
     parser.add_argument("--train-events", type=int, default=15000, help="per class")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=256)
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     torch.manual_seed(args.seed)
 
-    train_events = read_split(data, "train", args.train_events)
+    train_events = read_split(Path(args.train_data) if args.train_data else data, "train", args.train_events)
     (x, v, mask), labels, mean, std = part_inputs(train_events, args.max_tracks, task.detector)
     target = count_parameters(build_model({"name": "transformer"}, x.shape[1], 0))
     model, kwargs = build_part(part_cls, x.shape[1], target, build_model({"name": "transformer"}, 1, 0).config)

@@ -178,6 +178,8 @@ def score_predictions(task: Task, data_dir: str | Path, paths: Sequence[str | Pa
     figures = result.flat_metrics(prefix="")
     limits = {k: v for k, v in result.flat_metrics(prefix="", infinite_rejection="limit").items()
               if not math.isfinite(figures[k]) and math.isfinite(v)}
+    acc = figures["acc"]
+    figures["acc_err"] = math.sqrt(acc * (1 - acc) / len(labels)) if len(labels) else math.nan  # binomial
     headline = {name: (figures[name], figures.get(f"{name}_err", math.nan)) for name in task.metrics.headline}
     digest = hashlib.sha256("".join(file_sha256(p) for p in paths).encode()).hexdigest()
     return Score(task.name, task.version, len(labels), figures, headline, limits, [str(p) for p in paths], digest)
