@@ -62,7 +62,7 @@ def leaderboard_markdown(task: Task, submissions: Sequence[Submission]) -> str:
     heads = list(task.metrics.headline)
     lines = [f"# Leaderboard: {task.name} (version {task.version})", "",
              f"Discriminants with f_c = {task.metrics.f_c}, f_b = {task.metrics.f_b}; rejections with "
-             "binomial errors (background statistics) on the full test split.", "",
+             "binomial errors (background statistics) on the task's whole test split.", "",
              "| # | entry | model | parameters | training events | inference µs/event | "
              + " | ".join(heads) + " |",
              "|---:|---|---|---:|---:|---:|" + "---:|" * len(heads)]
