@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "shard": ("flavortag.apps.shard", "mixed-class, shuffled, row-grouped Parquet shards for cluster training"),
     "info": ("flavortag.apps.info", "summarise event files (counts, multiplicity, classes)"),
     "trust": ("flavortag.apps.trust", "rewrite a trusted old pickle checkpoint as a data-only file"),
+    "benchmark": ("flavortag.apps.benchmark", "shared tasks: list, make <task>, score <task> <preds>, leaderboard"),
 }
 
 USAGE = """usage: flavortag <command> [args...]
@@ -64,7 +65,7 @@ Errors are one line; add -v (or set HYDRA_FULL_ERROR=1) for the traceback.
 """
 
 #: Commands that parse their own arguments (argparse); the others are Hydra apps.
-ARGPARSE_COMMANDS: frozenset[str] = frozenset({"convert", "info", "export", "shard", "trust"})
+ARGPARSE_COMMANDS: frozenset[str] = frozenset({"convert", "info", "export", "shard", "trust", "benchmark"})
 _VERBOSE_FLAGS = ("-v", "--verbose")
 #: Lines of Hydra's and OmegaConf's messages that are noise on one line (or bad advice:
 #: ``+key=value`` would append a mistyped key silently).
