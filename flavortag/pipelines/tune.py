@@ -110,7 +110,8 @@ def _parent_run(study: optuna.Study, created: bool, settings: TuneSettings, spac
         log.warning("study %s: no MLflow parent run recorded after %.0f s; starting one",
                     study.study_name, PARENT_WAIT_S)
     parent = tracking.create_run(base.tracking, run_name=f"tune-{study.study_name}",
-                                 tags={tracking.Tag.STUDY: study.study_name, tracking.Tag.ROLE: "study",
+                                 tags={tracking.Tag.KIND: tracking.Kind.STUDY,
+                                       tracking.Tag.STUDY: study.study_name, tracking.Tag.ROLE: "study",
                                        tracking.Tag.MODEL: base.model_name})
     run_id = parent.run_id
     params: dict[str, Any] = {"n_trials": settings.n_trials, "storage": study_lib.public_storage(settings.storage),
@@ -191,7 +192,8 @@ class _Objective:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {epoch}: validation loss {val_loss:.4f}")
 
-        tags = {tracking.Tag.PARENT_RUN: self.parent_run_id, tracking.Tag.STUDY: self.settings.study_name,
+        tags = {tracking.Tag.KIND: tracking.Kind.TRIAL,
+                tracking.Tag.PARENT_RUN: self.parent_run_id, tracking.Tag.STUDY: self.settings.study_name,
                 tracking.Tag.TRIAL: str(trial.number), tracking.Tag.TRIAL_STATE: "RUNNING"}
         if retried is not None:
             tags[tracking.Tag.RETRY_OF] = str(system_attrs.get("retry_history", [retried])[-1])

@@ -65,7 +65,7 @@ def ensure_sqlite_store(db_path: str | os.PathLike, artifact_root: str | None = 
 
     A missing store is built as ``.<name>.<pid>.<random>.init`` in the same
     directory and renamed into place (``os.replace``) once MLflow has created
-    every table, all under an exclusive lock on ``.<name>.lock``: concurrent
+    every table, all under an exclusive lock on ``.<name>.lock`` (removed once the store is made): concurrent
     first users wait for one builder, and a builder killed half-way leaves no
     store (the next user builds it again and removes the dead builder's file).
     """
@@ -74,7 +74,8 @@ def ensure_sqlite_store(db_path: str | os.PathLike, artifact_root: str | None = 
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with locked(path.with_name(f".{path.name}.lock")):
+    lock = path.with_name(f".{path.name}.lock")
+    with locked(lock):
         waited = time.monotonic() - started
         if path.exists():
             if waited > 1:
@@ -93,6 +94,9 @@ def ensure_sqlite_store(db_path: str | os.PathLike, artifact_root: str | None = 
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        # no lock file left in the working folder: anyone waiting on it finds the store made, and
+        # later users see the store before they would take the lock
+        lock.unlink(missing_ok=True)
         return True
 
 

@@ -182,7 +182,7 @@ def test_training_samples_are_logged_as_datasets(trained: dict[str, dict], store
 
 
 def test_compare_and_predict(trained: dict[str, dict], store: str, sample_dir: Path,
-                             tmp_path: Path) -> None:
+                             tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from flavortag.apps.compare import compare
     from flavortag.apps.predict import predict
     from flavortag.io import read_events
@@ -191,6 +191,10 @@ def test_compare_and_predict(trained: dict[str, dict], store: str, sample_dir: P
                                     "tracking.experiment_name=pipeline-test",
                                     f"output_dir={tmp_path / 'cmp'}"]))
     assert set(flat) == {"mlp", "bdt", "deepsets", "transformer"}
+    # ranked by the headline figure, best first; the folder and the run are named
+    ranked = [flat[m]["test/rej_uds_at_c50"] for m in flat]
+    assert ranked == sorted(ranked, reverse=True)
+    assert f"outputs in {tmp_path / 'cmp'}; MLflow run " in capsys.readouterr().out
     for model, result in trained.items():
         assert flat[model]["test/acc"] == pytest.approx(result["metrics"]["test/acc"])
     assert (tmp_path / "cmp" / "comparison.csv").read_text().count("\n") == 5
@@ -299,7 +303,7 @@ def test_mlflow_server_lists_runs_with_same_metric_keys(trained: dict[str, dict]
     by_model: dict[str, set[str]] = {}
     for run in runs:
         tags = {t["key"]: t["value"] for t in run["data"].get("tags", [])}
-        if tags.get("flavortag.kind"):
+        if tags.get("flavortag.kind") != "training":
             continue
         keys = {m["key"] for m in run["data"].get("metrics", []) if m["key"].startswith("test/")}
         by_model[tags["flavortag.model"]] = keys
@@ -339,3 +343,42 @@ def test_export_cli_writes_onnx_torchscript_and_working_points(trained: dict[str
     with torch.no_grad():
         ts_logits = module(torch.from_numpy(feats), torch.from_numpy(valid))
     np.testing.assert_allclose(onnx_probs, torch.softmax(ts_logits, 1).numpy(), atol=1e-4)
+
+
+def test_compare_picks_trainings_of_one_dataset_and_refuses_mixed_samples(
+        trained: dict[str, dict], store: str, sample_dir: Path, tmp_path: Path) -> None:
+    """Last in the file: it adds runs to the store. Trials, ablations, failed runs are never picked;
+    runs scored on other events are refused with one line (exit 2: a UsageError)."""
+    from flavortag import tracking
+    from flavortag.apps.compare import compare
+    from flavortag.apps.evaluate import evaluate
+    from flavortag.errors import UsageError
+    from flavortag.pipelines.compare import find_runs
+
+    mlflow.set_tracking_uri(store)
+    settings = {"tracking_uri": store, "experiment_name": "pipeline-test"}
+    for name, kind, status in (("mlp-trial0", "trial", "FINISHED"), ("mlp-no_angles", "ablation", "FINISHED"),
+                               ("mlp-failed", "training", "FAILED")):
+        run = tracking.create_run(settings, name, {tracking.Tag.KIND: kind, tracking.Tag.DATA: "zpole_embedded"})
+        run.log_metrics({"test/acc": 0.99})
+        run.set_status(status)
+    picked = {r.data.tags["mlflow.runName"] for r in find_runs("pipeline-test")}
+    assert picked == {"mlp", "bdt", "deepsets", "transformer"}
+    # a training on another dataset, newer: the default is now that dataset alone
+    other = tracking.create_run(settings, "mlp-other", {tracking.Tag.KIND: "training", tracking.Tag.DATA: "other"})
+    other.log_metrics({"test/acc": 0.5})
+    other.set_status("FINISHED")
+    assert [r.data.tags["mlflow.runName"] for r in find_runs("pipeline-test")] == ["mlp-other"]
+    # the mlp scored on all 900 events of the tiny sample beside the bdt on its 135 test events
+    paths = ",".join(str(sample_dir / f"{f}.parquet") for f in ("uds", "cc", "bb"))
+    evaluate(_cfg("evaluate", [f"run_id={trained['mlp']['run_id']}", f"tracking.tracking_uri={store}",
+                               "tracking.experiment_name=pipeline-test", f"data.paths=[{paths}]",
+                               "data.name=all900", "split=all",
+                               f"output_dir={tmp_path / 'all'}"]))
+    child = mlflow.search_runs(filter_string="tags.flavortag.data = 'all900'",
+                               experiment_names=["pipeline-test"], output_format="list")[0]
+    with pytest.raises(UsageError, match=r"different test samples .*135 events.*900 events") as err:
+        compare(_cfg("compare", [f"tracking.tracking_uri={store}", "tracking.experiment_name=pipeline-test",
+                                 f"runs=[bdt,{child.info.run_id}]", f"output_dir={tmp_path / 'mixed'}"]))
+    assert "\n" not in str(err.value) and "mixed_samples=warn" in str(err.value)
+    assert not (tmp_path / "mixed").exists()  # refused before anything was written
