@@ -60,6 +60,11 @@ def _decimals(name: str, value: float) -> int:
     return 0 if a >= 100 else 1 if a >= 10 else 2
 
 
+def format_figure(name: str, value: float | None, err: float | None) -> str:
+    """One figure as text: ``value ± err``, ``> limit`` for a rejection lower limit (nan error), "-" if missing."""
+    return _format_cell(name, value, err, True)
+
+
 def _format_cell(name: str, value: float | None, err: float | None, with_errors: bool) -> str:
     """One table cell: ``value ± err``, ``> limit`` for a rejection where no background passed, "-" if missing.
 

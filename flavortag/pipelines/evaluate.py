@@ -147,7 +147,7 @@ def evaluate_run(settings: EvaluateSettings) -> tuple[str, dict[str, float]]:
                              events_label="test events" if split == "test" and own_data else "events")
         flat = report(probs, tensors.labels, settings.evaluate, settings.output_dir, prefix="test/",
                       events=events, caption=caption, sample=sample, scheme=model_scheme(model))
-        log_report(run, flat, settings.output_dir)
+        log_report(run, flat, settings.output_dir, title=caption, n_events=len(tensors.labels))
         if settings.combine_jets and "event" in events.fields:
             flat.update(combined_event_report(run, probs, events, settings.evaluate, settings.output_dir / "events",
                                               model_scheme(model), f"{caption} (events from 2 jets)"))

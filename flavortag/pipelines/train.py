@@ -270,8 +270,8 @@ def train(job: TrainJob, epoch_callback: EpochCallback | None = None,
                 from flavortag.evaluation import evaluate_split
 
                 metrics = evaluate_split(run, model, data, "test", job, run_dir, history=state.history)
-            log.info("MLflow run %s (%s) in %s", run.run_id, job.run_name,
-                     tracking.tracking_uri())
+            log.info("MLflow run %s (%s) in %s; the trainings with their key figures: %s", run.run_id,
+                     job.run_name, tracking.tracking_uri(), tracking.trainings_view_url(run.experiment_id))
             return {"run_id": run.run_id, "history": state.history, "metrics": metrics}
     finally:
         if directory is not None:

@@ -331,7 +331,7 @@ def finish_study(study: optuna.Study, parent_run_id: str, settings: TuneSettings
             parent.log_artifact(preset, artifact_path="preset")
         except OSError as exc:  # e.g. the config directory of an installed package is read-only
             log.error("cannot write the preset into %s (%s): run the same command with preset_dir=<a "
-                      "writable configs/experiment directory> to write it", settings.preset_dir, exc)
+                      "writable folder> (or set FLAVORTAG_CONFIG_DIR) to write it", settings.preset_dir, exc)
         parent.log_dict({"number": best.number, "value": best.value,
                                               "params": best.params, "user_attrs": best.user_attrs},
                               "best_trial.json")

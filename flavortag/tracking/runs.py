@@ -21,7 +21,7 @@ import mlflow
 from mlflow.entities import Metric, Param
 
 from flavortag.schema.groups import TrackingSettings
-from flavortag.tracking.store import configure, git_commit
+from flavortag.tracking.store import TRAININGS_VIEW, configure, git_commit
 from flavortag.tracking.tags import ANALYSES_SUFFIX, ANALYSIS_KINDS, Tag
 
 #: MLflow rejects parameter values longer than this (characters).
@@ -87,6 +87,16 @@ class RunHandle:
     def log_dict(self, obj: Any, artifact_file: str) -> None:
         """Log a JSON/YAML-serialisable object as an artifact file (by its suffix)."""
         self._client.log_dict(self.run_id, obj, artifact_file)
+
+    def log_table(self, columns: Mapping[str, list[Any]], artifact_file: str) -> None:
+        """Log a table (``{column: values}``) as a JSON artifact that the MLflow UI shows as a table."""
+        import pandas as pd
+
+        mlflow.log_table(pd.DataFrame(dict(columns)), artifact_file, run_id=self.run_id)
+
+    def set_note(self, markdown: str) -> None:
+        """The run's description in the MLflow UI (``mlflow.note.content``), Markdown."""
+        self.set_tags({Tag.NOTE: markdown})
 
     def log_text(self, text: str, artifact_file: str) -> None:
         """Log a text as an artifact file."""
@@ -262,3 +272,8 @@ def where_written(folder: str | Path, run: RunHandle) -> str:
     experiment = mlflow.get_experiment(run.experiment_id)
     return (f"outputs in {Path(folder).resolve()}; MLflow run {run.run_id} (experiment {experiment.name}, "
             f"{mlflow.get_tracking_uri()}): {UI_ADDRESS}/#/experiments/{run.experiment_id}/runs/{run.run_id}")
+
+
+def trainings_view_url(experiment_id: str) -> str:
+    """The runs table of an experiment's trainings with their key figures (``make ui`` serves it)."""
+    return f"{UI_ADDRESS}/#/experiments/{experiment_id}/runs?viewStateShareKey={TRAININGS_VIEW}"

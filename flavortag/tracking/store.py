@@ -14,6 +14,7 @@ store (and builds it) or a complete one.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -26,12 +27,29 @@ import mlflow
 
 from flavortag.io.atomic import locked, remove_stale_temporaries, temporary_name
 from flavortag.schema.groups import DEFAULT_TRACKING_URI, TrackingSettings
+from flavortag.tracking.tags import Kind, Tag
 
 log = logging.getLogger("flavortag.tracking")
 
-#: Experiment tags set on every experiment we create: MLflow 3's UI opens a
-#: "custom model development" experiment on its runs table, not the GenAI overview.
-EXPERIMENT_TAGS: dict[str, str] = {"mlflow.experimentKind": "custom_model_development"}
+#: The runs-table view that the commands link to (``?viewStateShareKey=trainings``): MLflow 3's UI
+#: reads a shared view from the experiment tag ``mlflow.sharedViewState.<key>`` (search facets and
+#: UI state as JSON): the trainings only, best headline figure first, the key figures (with their
+#: errors, lower limits marked: the ``fig.*`` tags) and the description as columns.
+TRAININGS_VIEW = "trainings"
+_TRAININGS_VIEW_STATE: dict[str, Any] = {
+    "searchFilter": f"tags.`{Tag.KIND}` = '{Kind.TRAINING}'",
+    "orderByKey": "metrics.`test/rej_uds_at_c50`", "orderByAsc": False,
+    "selectedColumns": ["attributes.`Dataset`", "attributes.`Description`",
+                        *(f"tags.`fig.{name}`" for name in ("rej_uds_at_c50", "rej_b_at_c50", "rej_c_at_b70",
+                                                            "rej_uds_at_b70", "acc"))],
+    "compareRunsMode": "TABLE",
+}
+#: Experiment tags set on every experiment we use: MLflow 3's UI opens a "custom model
+#: development" experiment on its runs table, not the GenAI overview; the trainings view.
+EXPERIMENT_TAGS: dict[str, str] = {
+    "mlflow.experimentKind": "custom_model_development",
+    f"mlflow.sharedViewState.{TRAININGS_VIEW}": json.dumps(_TRAININGS_VIEW_STATE),
+}
 _SQLITE_PREFIX = "sqlite:///"
 _INIT_SUFFIX = "init"
 
@@ -127,6 +145,9 @@ def configure(tracking_cfg: TrackingSettings | Mapping[str, Any], must_exist: bo
     name = settings.experiment_name
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
+        for key, value in EXPERIMENT_TAGS.items():  # experiments made before these tags
+            if experiment.tags.get(key) != value:
+                mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
         return experiment.experiment_id
     location = settings.artifact_location
     if location is None and db_path is not None:

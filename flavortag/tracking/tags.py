@@ -22,6 +22,8 @@ class Tag:
     RETRY_OF = "flavortag.retry_of"  # a trial retried after its worker died: the trial it retries
     BEST_TRIAL = "flavortag.best_trial"
     BEST_RUN_ID = "flavortag.best_run_id"
+    LOWER_LIMITS = "flavortag.lower_limits"  # the logged metrics that are 95% CL lower limits
+    NOTE = "mlflow.note.content"  # the run's description in the MLflow UI
     PARENT_RUN = "mlflow.parentRunId"
     RUN_NAME = "mlflow.runName"
 

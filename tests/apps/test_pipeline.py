@@ -82,6 +82,38 @@ def test_every_model_logs_a_complete_run(trained: dict[str, dict], store: str) -
         assert {"rejection_b.png", "roc.png", "confusion.png", "discriminants.pdf"} <= plots
         wp = json.loads(mlflow.artifacts.load_text(f"runs:/{result['run_id']}/working_points.json"))
         assert "b" in json.dumps(wp)
+        _assert_ui_structure(run, result)
+
+
+def _assert_ui_structure(run: object, result: dict) -> None:
+    """Issue 26 item 3: what the MLflow UI shows of a training (real store, real tiny training)."""
+    data = run.data  # type: ignore[attr-defined]
+    assert data.tags["flavortag.kind"] == "training"
+    assert not [k for k in data.metrics if k.endswith("_err")]  # errors are no charts of their own
+    assert len([k for k in data.metrics if k.startswith("test/")]) == 25  # acc, loss, 3 AUCs, 20 rejections
+    table = json.loads(mlflow.artifacts.load_text(f"runs:/{result['run_id']}/metrics_table.json"))
+    rows = {row[0]: row for row in table["data"]}  # metric, value, error, kind
+    assert table["columns"] == ["metric", "value", "error", "kind"] and len(rows) == 25
+    row = rows["test/rej_uds_at_c50"]
+    assert row[1] == pytest.approx(data.metrics["test/rej_uds_at_c50"])
+    limits = [k for k, r in rows.items() if r[3] == "95% CL lower limit"]
+    assert data.tags["flavortag.lower_limits"] == (", ".join(limits) or "none")
+    for key in limits:  # a lower limit: no error, marked in the tags and the description
+        assert rows[key][2] is None
+    note = data.tags["mlflow.note.content"]
+    headline = data.tags["fig.rej_uds_at_c50"]
+    assert f"| uds rejection at 50% c efficiency (D_c) | {headline} |" in note
+    assert "| key figure (135 test events) | value |" in note and "| accuracy | 0." in note
+    if "test/rej_uds_at_c50" in limits:
+        assert headline.startswith("> ") and headline.endswith("(95% CL lower limit)")
+    else:
+        value, err = (float(x) for x in headline.split(" ± "))
+        assert value == pytest.approx(data.metrics["test/rej_uds_at_c50"], rel=0.01) and err > 0
+    experiment = mlflow.get_experiment(run.info.experiment_id)  # type: ignore[attr-defined]
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    view = json.loads(experiment.tags["mlflow.sharedViewState.trainings"])
+    assert view["searchFilter"] == "tags.`flavortag.kind` = 'training'"
+    assert "tags.`fig.rej_uds_at_c50`" in view["selectedColumns"]
 
 
 def test_torch_history_per_epoch(trained: dict[str, dict], store: str) -> None:
@@ -195,6 +227,9 @@ def test_compare_and_predict(trained: dict[str, dict], store: str, sample_dir: P
     ranked = [flat[m]["test/rej_uds_at_c50"] for m in flat]
     assert ranked == sorted(ranked, reverse=True)
     assert f"outputs in {tmp_path / 'cmp'}; MLflow run " in capsys.readouterr().out
+    # analysis runs live in their own experiment, away from the trainings
+    compared = mlflow.search_runs(experiment_names=["pipeline-test-analyses"], output_format="list")
+    assert [r.data.tags["flavortag.kind"] for r in compared] == ["comparison"]
     for model, result in trained.items():
         assert flat[model]["test/acc"] == pytest.approx(result["metrics"]["test/acc"])
     assert (tmp_path / "cmp" / "comparison.csv").read_text().count("\n") == 5
