@@ -265,15 +265,18 @@ def create_run(tracking_cfg: TrackingSettings | Mapping[str, Any], run_name: str
 
 #: Where ``make ui`` (``mlflow ui``) serves the store: the links the commands print.
 UI_ADDRESS = "http://127.0.0.1:5000"
+#: MLflow 3.17's UI opens in its GenAI mode unless told (URL ``workflowType``; then kept per browser).
+_ML_MODE = "workflowType=machine_learning"
 
 
 def where_written(folder: str | Path, run: RunHandle) -> str:
     """One line for the user: the output folder, the MLflow run and its experiment, and its page in the UI."""
     experiment = mlflow.get_experiment(run.experiment_id)
     return (f"outputs in {Path(folder).resolve()}; MLflow run {run.run_id} (experiment {experiment.name}, "
-            f"{mlflow.get_tracking_uri()}): {UI_ADDRESS}/#/experiments/{run.experiment_id}/runs/{run.run_id}")
+            f"{mlflow.get_tracking_uri()}): "
+            f"{UI_ADDRESS}/#/experiments/{run.experiment_id}/runs/{run.run_id}?{_ML_MODE}")
 
 
 def trainings_view_url(experiment_id: str) -> str:
     """The runs table of an experiment's trainings with their key figures (``make ui`` serves it)."""
-    return f"{UI_ADDRESS}/#/experiments/{experiment_id}/runs?viewStateShareKey={TRAININGS_VIEW}"
+    return f"{UI_ADDRESS}/#/experiments/{experiment_id}/runs?{_ML_MODE}&viewStateShareKey={TRAININGS_VIEW}"
