@@ -27,6 +27,7 @@ import numpy as np
 
 from flavortag import tracking
 from flavortag.reporting.report import report
+from flavortag.reporting.summary import run_summary
 
 if TYPE_CHECKING:
     from flavortag.dataset import DataSettings
@@ -53,17 +54,27 @@ def evaluate_split(run: tracking.RunHandle, model: Any, data: Any, split: str, j
     flat = report(probs, tensors.labels, job.evaluate, out_dir,
                   prefix=f"{split}/", history=history, events=events, caption=job.run_name,
                   sample=sample, vs_variables=False, scheme=model_scheme(model))
-    log_report(run, flat, out_dir)
+    log_report(run, flat, out_dir, title=f"{job.run_name} ({job.model_name}) on {job.data.name or 'data'}",
+               n_events=len(tensors.labels))
     return flat
 
 
-def log_report(run: tracking.RunHandle, flat: Mapping[str, float], out_dir: Path) -> None:
+def log_report(run: tracking.RunHandle, flat: Mapping[str, float], out_dir: Path, title: str = "",
+               n_events: int | None = None) -> None:
     """Log a :func:`~flavortag.reporting.report` written to ``out_dir`` to ``run``.
 
-    Every metric (nan errors included, so all runs share one metric set), the
-    plots, ``working_points.json``, ``metrics.json`` and the predictions.
+    The metrics without their errors (nan figures included, so all runs share
+    one metric set), the key figures with errors as ``fig.<name>`` tags and in
+    the run description, the lower limits named in ``flavortag.lower_limits``,
+    every figure with its error in ``metrics_table.json``
+    (:func:`flavortag.reporting.summary.run_summary`), the plots,
+    ``working_points.json``, ``metrics.json`` and the predictions.
     """
-    run.log_metrics(flat)
+    summary = run_summary(flat, title=title, n_events=n_events)
+    run.log_metrics(summary.metrics)
+    run.log_table(summary.table, "metrics_table.json")
+    run.set_tags({**summary.figure_tags, tracking.Tag.LOWER_LIMITS: ", ".join(summary.lower_limits) or "none"})
+    run.set_note(summary.note)
     run.log_artifacts(out_dir / "plots", artifact_path="plots")
     run.log_artifact(out_dir / "working_points.json")
     run.log_artifact(out_dir / "metrics.json")
@@ -85,7 +96,7 @@ def combined_event_report(run: tracking.RunHandle, jet_probs: np.ndarray, jets: 
     log.info("event-level combination: %d two-jet events", int(keep.sum()))
     flat = report(combined.probs[keep], combined.labels[keep], evaluate, out_dir,
                   prefix="events/", caption=caption, scheme=combined.scheme)
-    run.log_metrics(flat)
+    run.log_metrics(run_summary(flat, prefix="events/").metrics)
     run.log_artifacts(out_dir, artifact_path="events")
     return flat
 

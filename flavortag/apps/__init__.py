@@ -21,10 +21,15 @@ launcher runs in other processes get the sweep directory the launcher made.
 import hashlib
 import os
 import secrets
+import warnings
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+# train.yaml searches the user's config folder for tune's presets (~/.config/flavortag or
+# $FLAVORTAG_CONFIG_DIR); a folder not made yet is no news
+warnings.filterwarnings("ignore", message=r"provider=hydra\.searchpath in main, path=.* is not available")
 
 #: Directory of the Hydra configs (package data).
 CONFIG_DIR: str = str(Path(__file__).resolve().parents[1] / "configs")

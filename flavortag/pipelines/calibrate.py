@@ -73,6 +73,6 @@ def calibrate(settings: CalibrateSettings) -> ResolutionCalibration:
         from flavortag import tracking
 
         with tracking.start_run(settings.tracking, run_name=f"calibrate-{Path(settings.out).stem}",
-                                tags={tracking.Tag.KIND: "calibration"}) as run:
+                                tags={tracking.Tag.KIND: tracking.Kind.CALIBRATION}) as run:
             run.log_calibration(calib, out)
     return calib

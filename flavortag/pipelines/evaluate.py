@@ -125,7 +125,7 @@ def evaluate_run(settings: EvaluateSettings) -> tuple[str, dict[str, float]]:
     model_name = str(train_cfg.get("run_name", "model"))
     data_name = data.name or "data"
     caption = f"{model_name} on {data_name}" + (" (test split)" if split == "test" else "")
-    tags = {tracking.Tag.KIND: "evaluation", tracking.Tag.DATA: data_name,
+    tags = {tracking.Tag.KIND: tracking.Kind.EVALUATION, tracking.Tag.DATA: data_name,
             tracking.Tag.MODEL: str((train_cfg.get("model") or {}).get("name", "unknown"))}
     with ExitStack() as stack:
         if run_id:
@@ -147,8 +147,9 @@ def evaluate_run(settings: EvaluateSettings) -> tuple[str, dict[str, float]]:
                              events_label="test events" if split == "test" and own_data else "events")
         flat = report(probs, tensors.labels, settings.evaluate, settings.output_dir, prefix="test/",
                       events=events, caption=caption, sample=sample, scheme=model_scheme(model))
-        log_report(run, flat, settings.output_dir)
+        log_report(run, flat, settings.output_dir, title=caption, n_events=len(tensors.labels))
         if settings.combine_jets and "event" in events.fields:
             flat.update(combined_event_report(run, probs, events, settings.evaluate, settings.output_dir / "events",
                                               model_scheme(model), f"{caption} (events from 2 jets)"))
+        print(tracking.where_written(settings.output_dir, run))
     return model_name, flat

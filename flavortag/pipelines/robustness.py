@@ -127,7 +127,8 @@ def _retrain_without(run_id: str, group: str, settings: RobustnessSettings, out_
     log.info("retraining %s without %s (%d track, %d event features)", run_name, group,
              len(features["track"]), len(features["event"]))
     result = train(TrainJob.from_config(merged(train_cfg, overrides)))
-    tracking.RunHandle(str(result["run_id"])).set_tags({tracking.Tag.ABLATION_OF: run_id})
+    tracking.RunHandle(str(result["run_id"])).set_tags({tracking.Tag.ABLATION_OF: run_id,
+                                                       tracking.Tag.KIND: tracking.Kind.ABLATION})
     return str(result["run_id"])
 
 

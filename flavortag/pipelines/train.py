@@ -50,6 +50,8 @@ def log_samples(run: tracking.RunHandle, job: TrainJob, data: PreparedData) -> N
     name = job.data.name or "data"
     for split, (digest, counts, source) in data.records.items():
         run.log_dataset_input(f"{name}/{split}", digest, counts, source, context=SPLIT_CONTEXT[split])
+        if split == "test":  # what compare checks: runs scored on the same events
+            run.set_tags({tracking.Tag.TEST_SAMPLE: f"{name}/test@{digest}"})
 
 
 def skip_metrics(report: ReadReport | None) -> dict[str, float]:
@@ -215,7 +217,8 @@ def train(job: TrainJob, epoch_callback: EpochCallback | None = None,
             return {"run_id": None, "history": state.history, "metrics": {}}
         _end_orphan(job, directory, resume_run_id)
         with tracking.start_run(job.tracking, run_name=job.run_name, run_id=resume_run_id,
-                                tags={tracking.Tag.MODEL: job.model_name,
+                                tags={tracking.Tag.KIND: tracking.Kind.TRAINING,
+                                      tracking.Tag.MODEL: job.model_name,
                                       tracking.Tag.DATA: str(job.data.name or ""),
                                       **(run_tags or {})}) as run:
             if directory is not None:
@@ -267,8 +270,8 @@ def train(job: TrainJob, epoch_callback: EpochCallback | None = None,
                 from flavortag.evaluation import evaluate_split
 
                 metrics = evaluate_split(run, model, data, "test", job, run_dir, history=state.history)
-            log.info("MLflow run %s (%s) in %s", run.run_id, job.run_name,
-                     tracking.tracking_uri())
+            log.info("MLflow run %s (%s) in %s; the trainings with their key figures: %s", run.run_id,
+                     job.run_name, tracking.tracking_uri(), tracking.trainings_view_url(run.experiment_id))
             return {"run_id": run.run_id, "history": state.history, "metrics": metrics}
     finally:
         if directory is not None:

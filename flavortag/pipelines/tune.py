@@ -110,7 +110,8 @@ def _parent_run(study: optuna.Study, created: bool, settings: TuneSettings, spac
         log.warning("study %s: no MLflow parent run recorded after %.0f s; starting one",
                     study.study_name, PARENT_WAIT_S)
     parent = tracking.create_run(base.tracking, run_name=f"tune-{study.study_name}",
-                                 tags={tracking.Tag.STUDY: study.study_name, tracking.Tag.ROLE: "study",
+                                 tags={tracking.Tag.KIND: tracking.Kind.STUDY,
+                                       tracking.Tag.STUDY: study.study_name, tracking.Tag.ROLE: "study",
                                        tracking.Tag.MODEL: base.model_name})
     run_id = parent.run_id
     params: dict[str, Any] = {"n_trials": settings.n_trials, "storage": study_lib.public_storage(settings.storage),
@@ -191,7 +192,8 @@ class _Objective:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {epoch}: validation loss {val_loss:.4f}")
 
-        tags = {tracking.Tag.PARENT_RUN: self.parent_run_id, tracking.Tag.STUDY: self.settings.study_name,
+        tags = {tracking.Tag.KIND: tracking.Kind.TRIAL,
+                tracking.Tag.PARENT_RUN: self.parent_run_id, tracking.Tag.STUDY: self.settings.study_name,
                 tracking.Tag.TRIAL: str(trial.number), tracking.Tag.TRIAL_STATE: "RUNNING"}
         if retried is not None:
             tags[tracking.Tag.RETRY_OF] = str(system_attrs.get("retry_history", [retried])[-1])
@@ -329,7 +331,7 @@ def finish_study(study: optuna.Study, parent_run_id: str, settings: TuneSettings
             parent.log_artifact(preset, artifact_path="preset")
         except OSError as exc:  # e.g. the config directory of an installed package is read-only
             log.error("cannot write the preset into %s (%s): run the same command with preset_dir=<a "
-                      "writable configs/experiment directory> to write it", settings.preset_dir, exc)
+                      "writable folder> (or set FLAVORTAG_CONFIG_DIR) to write it", settings.preset_dir, exc)
         parent.log_dict({"number": best.number, "value": best.value,
                                               "params": best.params, "user_attrs": best.user_attrs},
                               "best_trial.json")

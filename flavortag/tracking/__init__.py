@@ -26,15 +26,19 @@ from flavortag.tracking.read import (  # noqa: E402
     load_run_config,
     load_text,
     run_exists,
+    search_runs,
 )
 from flavortag.tracking.runs import (  # noqa: E402
     MAX_PARAM_LENGTH,
     RunHandle,
     active_run,
+    analysis_settings,
     create_run,
     flatten_config,
     start_child_run,
     start_run,
+    trainings_view_url,
+    where_written,
 )
 from flavortag.tracking.store import (  # noqa: E402
     EXPERIMENT_TAGS,
@@ -46,10 +50,10 @@ from flavortag.tracking.store import (  # noqa: E402
     sqlite_path,
     tracking_uri,
 )
-from flavortag.tracking.tags import Tag  # noqa: E402
+from flavortag.tracking.tags import ANALYSIS_KINDS, Kind, Tag, is_training  # noqa: E402
 
 __all__ = [
-    "EXPERIMENT_TAGS", "MAX_PARAM_LENGTH", "MODEL_ARTIFACT_KEY", "RunHandle", "Tag", "active_run",
+    "ANALYSIS_KINDS", "EXPERIMENT_TAGS", "Kind", "analysis_settings", "is_training", "search_runs", "trainings_view_url", "where_written", "MAX_PARAM_LENGTH", "MODEL_ARTIFACT_KEY", "RunHandle", "Tag", "active_run",
     "child_runs", "configure", "create_run", "download_artifact", "ensure_sqlite_store", "finished_runs",
     "flatten_config", "get_run", "git_commit", "is_logging_rank", "load_logged_model", "load_run_config",
     "load_text", "run_exists", "set_tracking_uri", "sqlite_path", "start_child_run", "start_run",

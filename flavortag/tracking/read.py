@@ -16,14 +16,24 @@ def get_run(run_id: str) -> Any:
 
 def finished_runs(experiment_name: str) -> list[Any]:
     """Finished runs of an experiment, newest first; ``ValueError`` if there is no such experiment."""
+    return search_runs(experiment_name)
+
+
+def search_runs(experiment_name: str, filter_string: str = "", finished: bool = True) -> list[Any]:
+    """Runs of an experiment that match an MLflow filter string, newest first (``ValueError``: a bad filter).
+
+    ``finished``: only runs that ended well (status FINISHED).
+    """
     experiment = mlflow.get_experiment_by_name(experiment_name)
     if experiment is None:
-        raise ValueError(f"no MLflow experiment named {experiment_name!r}")
-    return list(mlflow.search_runs(
-        experiment_ids=[experiment.experiment_id],
-        filter_string="attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"], output_format="list",
-    ))
+        raise ValueError(f"no MLflow experiment named {experiment_name!r} in {mlflow.get_tracking_uri()}")
+    clauses = [c for c in (filter_string.strip(), "attributes.status = 'FINISHED'" if finished else "") if c]
+    try:
+        return list(mlflow.search_runs(experiment_ids=[experiment.experiment_id],
+                                       filter_string=" and ".join(clauses),
+                                       order_by=["attributes.start_time DESC"], output_format="list"))
+    except mlflow.exceptions.MlflowException as err:
+        raise ValueError(f"filter {filter_string!r}: {str(err).splitlines()[0]}") from None
 
 
 def download_artifact(run_id: str, artifact_path: str, dst_path: str) -> str:

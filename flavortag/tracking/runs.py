@@ -13,7 +13,7 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,8 @@ import mlflow
 from mlflow.entities import Metric, Param
 
 from flavortag.schema.groups import TrackingSettings
-from flavortag.tracking.store import configure, git_commit
-from flavortag.tracking.tags import Tag
+from flavortag.tracking.store import TRAININGS_VIEW, configure, git_commit
+from flavortag.tracking.tags import ANALYSES_SUFFIX, ANALYSIS_KINDS, Tag
 
 #: MLflow rejects parameter values longer than this (characters).
 MAX_PARAM_LENGTH = 6000
@@ -87,6 +87,16 @@ class RunHandle:
     def log_dict(self, obj: Any, artifact_file: str) -> None:
         """Log a JSON/YAML-serialisable object as an artifact file (by its suffix)."""
         self._client.log_dict(self.run_id, obj, artifact_file)
+
+    def log_table(self, columns: Mapping[str, list[Any]], artifact_file: str) -> None:
+        """Log a table (``{column: values}``) as a JSON artifact that the MLflow UI shows as a table."""
+        import pandas as pd
+
+        mlflow.log_table(pd.DataFrame(dict(columns)), artifact_file, run_id=self.run_id)
+
+    def set_note(self, markdown: str) -> None:
+        """The run's description in the MLflow UI (``mlflow.note.content``), Markdown."""
+        self.set_tags({Tag.NOTE: markdown})
 
     def log_text(self, text: str, artifact_file: str) -> None:
         """Log a text as an artifact file."""
@@ -209,8 +219,14 @@ def start_run(
     tags: Mapping[str, str] | None = None,
     nested: bool = False,
 ) -> Iterator[RunHandle]:
-    """Start (or resume, with ``run_id``) a run in the configured experiment, active in the block."""
-    experiment_id = configure(tracking_cfg)
+    """Start (or resume, with ``run_id``) a run in the configured experiment, active in the block.
+
+    A new run of an analysis kind (:data:`~flavortag.tracking.tags.ANALYSIS_KINDS`:
+    comparison, calibration, robustness) goes to ``<experiment>-analyses``, so
+    that the experiment's runs table holds the trainings.
+    """
+    experiment_id = configure(analysis_settings(tracking_cfg) if run_id is None and
+                              (tags or {}).get(Tag.KIND) in ANALYSIS_KINDS else tracking_cfg)
     all_tags = {Tag.GIT_COMMIT: git_commit()}
     all_tags.update(tags or {})
     kwargs: dict[str, Any] = {"nested": nested}
@@ -222,6 +238,12 @@ def start_run(
     with mlflow.start_run(**kwargs) as run:
         mlflow.set_tags(all_tags)
         yield RunHandle(str(run.info.run_id))
+
+
+def analysis_settings(tracking_cfg: TrackingSettings | Mapping[str, Any]) -> TrackingSettings:
+    """The tracking settings of an analysis run: the experiment ``<experiment>-analyses`` in the same store."""
+    settings = TrackingSettings.from_config(tracking_cfg)
+    return replace(settings, experiment_name=settings.experiment_name + ANALYSES_SUFFIX)
 
 
 @contextmanager
@@ -239,3 +261,22 @@ def create_run(tracking_cfg: TrackingSettings | Mapping[str, Any], run_name: str
     all_tags = {Tag.GIT_COMMIT: git_commit(), Tag.RUN_NAME: run_name, **dict(tags)}
     run = mlflow.MlflowClient().create_run(experiment_id, run_name=run_name, tags=all_tags)
     return RunHandle(str(run.info.run_id))
+
+
+#: Where ``make ui`` (``mlflow ui``) serves the store: the links the commands print.
+UI_ADDRESS = "http://127.0.0.1:5000"
+#: MLflow 3.17's UI opens in its GenAI mode unless told (URL ``workflowType``; then kept per browser).
+_ML_MODE = "workflowType=machine_learning"
+
+
+def where_written(folder: str | Path, run: RunHandle) -> str:
+    """One line for the user: the output folder, the MLflow run and its experiment, and its page in the UI."""
+    experiment = mlflow.get_experiment(run.experiment_id)
+    return (f"outputs in {Path(folder).resolve()}; MLflow run {run.run_id} (experiment {experiment.name}, "
+            f"{mlflow.get_tracking_uri()}): "
+            f"{UI_ADDRESS}/#/experiments/{run.experiment_id}/runs/{run.run_id}?{_ML_MODE}")
+
+
+def trainings_view_url(experiment_id: str) -> str:
+    """The runs table of an experiment's trainings with their key figures (``make ui`` serves it)."""
+    return f"{UI_ADDRESS}/#/experiments/{experiment_id}/runs?{_ML_MODE}&viewStateShareKey={TRAININGS_VIEW}"

@@ -14,6 +14,7 @@ store (and builds it) or a complete one.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -26,12 +27,29 @@ import mlflow
 
 from flavortag.io.atomic import locked, remove_stale_temporaries, temporary_name
 from flavortag.schema.groups import DEFAULT_TRACKING_URI, TrackingSettings
+from flavortag.tracking.tags import Kind, Tag
 
 log = logging.getLogger("flavortag.tracking")
 
-#: Experiment tags set on every experiment we create: MLflow 3's UI opens a
-#: "custom model development" experiment on its runs table, not the GenAI overview.
-EXPERIMENT_TAGS: dict[str, str] = {"mlflow.experimentKind": "custom_model_development"}
+#: The runs-table view that the commands link to (``?viewStateShareKey=trainings``): MLflow 3's UI
+#: reads a shared view from the experiment tag ``mlflow.sharedViewState.<key>`` (search facets and
+#: UI state as JSON): the trainings only, best headline figure first, the key figures (with their
+#: errors, lower limits marked: the ``fig.*`` tags) and the description as columns.
+TRAININGS_VIEW = "trainings"
+_TRAININGS_VIEW_STATE: dict[str, Any] = {
+    "searchFilter": f"tags.`{Tag.KIND}` = '{Kind.TRAINING}'",
+    "orderByKey": "metrics.`test/rej_uds_at_c50`", "orderByAsc": False,
+    "selectedColumns": ["attributes.`Dataset`", "attributes.`Description`",
+                        *(f"tags.`fig.{name}`" for name in ("rej_uds_at_c50", "rej_b_at_c50", "rej_c_at_b70",
+                                                            "rej_uds_at_b70", "acc"))],
+    "compareRunsMode": "TABLE",
+}
+#: Experiment tags set on every experiment we use: MLflow 3's UI opens a "custom model
+#: development" experiment on its runs table, not the GenAI overview; the trainings view.
+EXPERIMENT_TAGS: dict[str, str] = {
+    "mlflow.experimentKind": "custom_model_development",
+    f"mlflow.sharedViewState.{TRAININGS_VIEW}": json.dumps(_TRAININGS_VIEW_STATE),
+}
 _SQLITE_PREFIX = "sqlite:///"
 _INIT_SUFFIX = "init"
 
@@ -65,7 +83,7 @@ def ensure_sqlite_store(db_path: str | os.PathLike, artifact_root: str | None = 
 
     A missing store is built as ``.<name>.<pid>.<random>.init`` in the same
     directory and renamed into place (``os.replace``) once MLflow has created
-    every table, all under an exclusive lock on ``.<name>.lock``: concurrent
+    every table, all under an exclusive lock on ``.<name>.lock`` (removed once the store is made): concurrent
     first users wait for one builder, and a builder killed half-way leaves no
     store (the next user builds it again and removes the dead builder's file).
     """
@@ -74,7 +92,8 @@ def ensure_sqlite_store(db_path: str | os.PathLike, artifact_root: str | None = 
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with locked(path.with_name(f".{path.name}.lock")):
+    lock = path.with_name(f".{path.name}.lock")
+    with locked(lock):
         waited = time.monotonic() - started
         if path.exists():
             if waited > 1:
@@ -93,6 +112,9 @@ def ensure_sqlite_store(db_path: str | os.PathLike, artifact_root: str | None = 
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        # no lock file left in the working folder: anyone waiting on it finds the store made, and
+        # later users see the store before they would take the lock
+        lock.unlink(missing_ok=True)
         return True
 
 
@@ -121,6 +143,9 @@ def configure(tracking_cfg: TrackingSettings | Mapping[str, Any], must_exist: bo
     name = settings.experiment_name
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
+        for key, value in EXPERIMENT_TAGS.items():  # experiments made before these tags
+            if experiment.tags.get(key) != value:
+                mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
         return experiment.experiment_id
     location = settings.artifact_location
     if location is None and db_path is not None:

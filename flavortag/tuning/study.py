@@ -11,6 +11,7 @@ one whose worker died) takes the slot of the trial it replaces
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,15 @@ WORKER_ATTR = "flavortag.worker"
 DONE_ATTR = "flavortag.done"
 #: Seconds a worker waits for the study's creator to record the MLflow parent run.
 PARENT_WAIT_S = 60.0
+#: The environment variable naming the user's config folder (``configs/train.yaml``'s Hydra searchpath).
+USER_CONFIG_ENV = "FLAVORTAG_CONFIG_DIR"
+
+
+def user_config_dir() -> Path:
+    """The user's config folder that ``flavortag train +experiment=`` searches besides the package's:
+    ``$FLAVORTAG_CONFIG_DIR``, else ``~/.config/flavortag``; tune writes its presets under ``experiment/``."""
+    given = os.environ.get(USER_CONFIG_ENV)
+    return Path(given).expanduser() if given else Path.home() / ".config" / "flavortag"
 
 
 class BudgetSpent(Exception):
@@ -95,7 +105,7 @@ class TuneSettings:
             heartbeat_grace_s=None if grace is None else int(grace),
             max_retry=None if retries is None else int(retries),
             output_dir=Path(str(cfg["output_dir"])), config=dict(cfg),
-            preset_dir=Path(str(preset_dir)) if preset_dir else Path(config_dir) / "experiment",
+            preset_dir=Path(str(preset_dir)) if preset_dir else user_config_dir() / "experiment",
             config_dir=Path(config_dir), wait_for_others=bool(cfg.get("wait_for_others", True)),
         )
 
