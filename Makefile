@@ -49,6 +49,9 @@ run: install
 	$(BIN)/python scripts/main_job.py --budget $(BUDGET)
 
 ui: install
+	@if [ -f mlflow.db ]; then echo "The trainings of each experiment, with their figures (open once the server is up):"; \
+	  $(BIN)/python -c "from flavortag.tracking import ui_links; print(*ui_links('sqlite:///mlflow.db'), sep='\n')"; \
+	else echo "no ./mlflow.db yet: make run first"; fi
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 bench: bench-io bench-generate bench-batching bench-models bench-weaver bench-predict bench-tune

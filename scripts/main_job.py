@@ -8,7 +8,7 @@ Runs the real command-line tools one after the other, as a user would:
    Deep Sets, and ``+experiment=transformer_zpole_tuned`` (the tuned transformer), with budgets
    that fit a laptop (``--budget``); each evaluates itself on the held-out test split and logs
    to the MLflow store ``./mlflow.db`` (experiment ``zpole-30k``);
-3. ``flavortag compare`` of exactly these runs: the table ranked by c rejection at 80% b
+3. ``flavortag compare`` of exactly these runs: the table ranked by uds rejection at 50% c
    efficiency, with statistical errors, and the rejection overlays.
 
 It ends with the table, where the plots are and the link to the runs in the MLflow UI.
@@ -94,12 +94,11 @@ def main() -> int:
     experiment_id = tracking.configure({"tracking_uri": f"sqlite:///{ROOT / 'mlflow.db'}",
                                         "experiment_name": EXPERIMENT})
     plots = sorted(p.relative_to(ROOT) for p in compare_dir.rglob("*.png"))
-    runs_url = f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
     print(f"\nmain job done in {(time.perf_counter() - t_start) / 60:.1f} min.")
     if plots:
         print("plots: " + "  ".join(str(p) for p in plots[:3]) + ("  ..." if len(plots) > 3 else ""))
-    print("Open the runs in the MLflow UI (store ./mlflow.db):\n  make ui\n"
-          f"  {runs_url}\n  {runs_url}?compareRunsMode=CHART   (the chart view)")
+    print("The trainings and their figures in the MLflow UI (store ./mlflow.db): `make ui`, then open\n"
+          f"  {tracking.trainings_view_url(experiment_id)}")
     return 0
 
 

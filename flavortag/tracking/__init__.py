@@ -38,6 +38,7 @@ from flavortag.tracking.runs import (  # noqa: E402
     start_child_run,
     start_run,
     trainings_view_url,
+    ui_links,
     where_written,
 )
 from flavortag.tracking.store import (  # noqa: E402
@@ -53,7 +54,7 @@ from flavortag.tracking.store import (  # noqa: E402
 from flavortag.tracking.tags import ANALYSIS_KINDS, Kind, Tag, is_training  # noqa: E402
 
 __all__ = [
-    "ANALYSIS_KINDS", "EXPERIMENT_TAGS", "Kind", "analysis_settings", "is_training", "search_runs", "trainings_view_url", "where_written", "MAX_PARAM_LENGTH", "MODEL_ARTIFACT_KEY", "RunHandle", "Tag", "active_run",
+    "ANALYSIS_KINDS", "EXPERIMENT_TAGS", "Kind", "analysis_settings", "is_training", "search_runs", "trainings_view_url", "ui_links", "where_written", "MAX_PARAM_LENGTH", "MODEL_ARTIFACT_KEY", "RunHandle", "Tag", "active_run",
     "child_runs", "configure", "create_run", "download_artifact", "ensure_sqlite_store", "finished_runs",
     "flatten_config", "get_run", "git_commit", "is_logging_rank", "load_logged_model", "load_run_config",
     "load_text", "run_exists", "set_tracking_uri", "sqlite_path", "start_child_run", "start_run",

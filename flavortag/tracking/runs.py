@@ -21,7 +21,7 @@ import mlflow
 from mlflow.entities import Metric, Param
 
 from flavortag.schema.groups import TrackingSettings
-from flavortag.tracking.store import TRAININGS_VIEW, configure, git_commit
+from flavortag.tracking.store import TRAININGS_VIEW, configure, git_commit, set_tracking_uri
 from flavortag.tracking.tags import ANALYSES_SUFFIX, ANALYSIS_KINDS, Tag
 
 #: MLflow rejects parameter values longer than this (characters).
@@ -280,3 +280,18 @@ def where_written(folder: str | Path, run: RunHandle) -> str:
 def trainings_view_url(experiment_id: str) -> str:
     """The runs table of an experiment's trainings with their key figures (``make ui`` serves it)."""
     return f"{UI_ADDRESS}/#/experiments/{experiment_id}/runs?{_ML_MODE}&viewStateShareKey={TRAININGS_VIEW}"
+
+
+def ui_links(tracking_uri: str) -> list[str]:
+    """One line per experiment of the store that has trainings: its name and its trainings view.
+
+    ``make ui`` prints them before it starts the server (the UI's own first page opens in
+    MLflow's GenAI mode, without the figures).
+    """
+    set_tracking_uri(tracking_uri)
+    lines = []
+    for experiment in mlflow.search_experiments(order_by=["last_update_time DESC"]):
+        if experiment.name.endswith(ANALYSES_SUFFIX) or experiment.name == "Default":
+            continue
+        lines.append(f"  {experiment.name}: {trainings_view_url(experiment.experiment_id)}")
+    return lines
