@@ -156,13 +156,14 @@ _NULLABLE = frozenset({"name", "recipe", "label", "label_rules", "max_events_per
                        "edm4hep", "paths", "val_paths", "test_paths"})
 
 
-def split_fractions(split: Any, streaming: bool = False) -> dict[str, float]:
+def split_fractions(split: Any, streaming: bool = False, training: bool = True) -> dict[str, float]:
     """The ``data.split`` fractions, checked; ``{}`` when streaming (the split is not used then).
 
     Each of ``train`` and ``val`` must be in (0, 1), ``test`` in [0, 1), only
     these three keys, summing to 1: a run needs training events and
     validation events (for the loss curve, early stopping and the best
-    checkpoint).
+    checkpoint). ``training=False`` (any split of events, :func:`split_indices`):
+    each fraction in [0, 1], summing to 1.
     """
     if streaming:
         return {}
@@ -178,8 +179,9 @@ def split_fractions(split: Any, streaming: bool = False) -> dict[str, float]:
             fraction = float(value if value is not None else 0.0)
         except (TypeError, ValueError):
             raise ValueError(f"data.split.{name} must be a fraction, not {value!r}") from None
-        low_ok = name == "test"
-        if not (0.0 <= fraction < 1.0 and (low_ok or fraction > 0.0)):
+        low_ok = name == "test" or not training
+        if not (0.0 <= fraction and (fraction < 1.0 or not training) and fraction <= 1.0
+                and (low_ok or fraction > 0.0)):
             words = "in [0, 1)" if low_ok else "in (0, 1): training needs " + (
                 "training events" if name == "train" else "validation events (loss curve, early "
                 "stopping, best checkpoint)")
@@ -334,7 +336,7 @@ def split_indices(
     The same labels, fractions and seed always give the same split; each
     returned index array is sorted.
     """
-    fractions = split_fractions(fractions)
+    fractions = split_fractions(fractions, training=False)
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLIT_NAMES}

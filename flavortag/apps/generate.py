@@ -3,7 +3,7 @@
     flavortag generate n_events=3000 out=data/zpole_ild
     flavortag generate n_events=500 flavours=[bb] sqrt_s=250 detector=perfect format=root
     flavortag generate process=zh sqrt_s=250 level=jet flavours=[bb,cc,gg,uds] out=samples/zh_jets
-    python -m flavortag generate n_events=100 workers=1 out=/tmp/test
+    python -m flavortag.generate n_events=100 workers=1 out=/tmp/test
     flavortag generate -m shard=0,1,2,3 n_shards=4 hydra/launcher=slurm   # 4 SLURM jobs, one shard each
 
 Config: ``configs/generate.yaml`` plus the ``detector`` group. The app does not
