@@ -32,7 +32,7 @@ MODELS: dict[str, tuple[str, str, list[str]]] = {
     "bdt": ("bdt_zpole", "bdt", []),
     "mlp": ("mlp_zpole", "mlp", ["trainer.max_epochs=10"]),
     "deepsets": ("deepsets_zpole", "deepsets", ["trainer.max_epochs=2"]),
-    "transformer": ("transformer_zpole_tuned", "transformer-tuned", []),
+    "transformer": ("transformer_zpole_tuned", "transformer-tuned", ["trainer.max_epochs=2"]),
 }
 
 
