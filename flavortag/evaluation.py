@@ -115,6 +115,7 @@ def evaluate_run(cfg: DictConfig) -> tuple[str, dict[str, float]]:
     Returns the model's name (the training run name) and the flat metrics.
     """
     from flavortag.calibration import resolve_calibration
+    from flavortag.calibration_function import training_resolution
     from flavortag.dataset import load_sample
     from flavortag.detector import DetectorModel
     from flavortag.inference import (
@@ -161,7 +162,8 @@ def evaluate_run(cfg: DictConfig) -> tuple[str, dict[str, float]]:
         raise ValueError(f"split must be 'test' (the run's held-out events) or 'all', not {split!r}")
     names = model.feature_names
     detector = DetectorModel.from_config(model.detector)
-    calibration = resolve_calibration(cfg.get("calibration"), events, detector)
+    calibration = resolve_calibration(cfg.get("calibration"), events, detector,
+                                      reference=training_resolution(model))
     if calibration is not None:
         log.info("significances with the calibrated resolution: d0 x %.3f, z0 x %.3f",
                  calibration.d0_scale, calibration.z0_scale)

@@ -25,7 +25,7 @@ from flavortag import robustness as rb
 from flavortag import tracking
 from flavortag.apps import CONFIG_DIR
 from flavortag.apps.schema import check_config
-from flavortag.calibration import MIN_TRACKS
+from flavortag.calibration import MIN_TRACKS, CalibrationError
 from flavortag.errors import reported
 from flavortag.evaluation import held_out_events
 from flavortag.io.api import EVENT_SUFFIXES
@@ -107,10 +107,10 @@ def robustness(cfg: DictConfig) -> dict[str, Any]:
     if not specs:
         raise ValueError("give the shifted samples: samples=[<directory or files>,...]")
     mode = str(cfg.calibration)
-    modes = ["none", "auto"] if mode == "both" else [mode]
+    modes = list(rb.CALIBRATION_GROUPS.get(mode, (mode,)))
     for m in modes:
         if m not in rb.CALIBRATION_MODES:
-            raise ValueError(f"calibration must be none, auto or both, not {mode!r}")
+            raise ValueError(f"calibration must be none, scale, auto, both or all, not {mode!r}")
     ablations = [str(a) for a in (cfg.ablations or [])]
     for a in ablations:
         if a not in rb.ABLATION_GROUPS:
@@ -141,16 +141,20 @@ def robustness(cfg: DictConfig) -> dict[str, Any]:
             key = label if len(modes) == 1 else f"{label} [calib {m}]"
             entry: dict[str, rb.Scored] = {}
             for sample, events in [("nominal", nominal_events), *shifted_events.items()]:
-                probs, labels, calib = rb.score_events(
-                    model, events, m,
-                    min_tracks=int(cfg.get("calibration_min_tracks") or MIN_TRACKS))
-                entry[sample] = rb.Scored(key, sample, rb.evaluate_scores(probs, labels), calib)
+                try:
+                    probs, labels, calib = rb.score_events(
+                        model, events, m,
+                        min_tracks=int(cfg.get("calibration_min_tracks") or MIN_TRACKS))
+                except CalibrationError as err:
+                    log.warning("%s on %s: %s", key, sample, err)
+                    continue
+                entry[sample] = rb.Scored(key, sample, rb.evaluate_scores(probs, labels), calib, probs, labels)
                 log.info("%s on %s: acc %.3f%s", key, sample, entry[sample].result.accuracy,
                          f" (d0 scale {calib.d0_scale:.3f})" if calib else "")
             scored[key] = entry
 
     tables = rb.robustness_rows(scored)
-    text = rb.format_markdown(tables)
+    text = rb.format_markdown(tables) + "\n" + rb.scale_factor_table(scored)
     (out_dir / "robustness.md").write_text(text)
     rb.write_csv(tables, out_dir / "robustness.csv")
     plots = rb.plot_overlay(scored, out_dir / "plots" / "overlay_b_tagger", tagger="b", sample=nominal_info)
@@ -174,7 +178,10 @@ def robustness(cfg: DictConfig) -> dict[str, Any]:
                 with tracking.start_child_run(f"{tagger} on {sample}", parent.info.experiment_id,
                                               {tracking.Tag.KIND: "robustness-child"}):
                     tracking.log_params({"tagger": tagger, "sample": sample})
+                    if "nominal" not in by_sample:
+                        continue
                     tracking.log_metrics(rb.kept_metrics(by_sample["nominal"], item))
+                    tracking.log_metrics(rb.scale_factor_metrics_of(by_sample["nominal"], item))
                     if item.calibration is not None:
                         tracking.log_metrics({"calibration/d0_scale": item.calibration.d0_scale,
                                               "calibration/z0_scale": item.calibration.z0_scale})

@@ -34,6 +34,7 @@ def fit_bdt(cfg: DictConfig, data: PreparedData) -> tuple[Any, TrainState]:
     clf.class_names = tuple(data.scheme.names)
     clf.max_tracks = int(cfg.data.max_tracks)
     clf.sort_by = cfg.data.get("sort_by", DEFAULT_SORT_BY)
+    clf.training_resolution = data.training_resolution
     missing = sorted(set(range(len(data.scheme))) - {int(c) for c in clf.classes_})
     if missing and not data.scheme.is_event_scheme:
         raise ValueError(f"the BDT's training events hold no {[data.scheme.names[k] for k in missing]}: "

@@ -33,6 +33,7 @@ from flavortag.batching import (
     build_event_tensors,
     concat_event_tensors,
 )
+from flavortag.calibration_function import fit_training_resolution
 from flavortag.classes import EVENT_SCHEME, ClassScheme
 from flavortag.dataset import data_scheme, load_sample, reader_options, resolve_paths, split_indices
 from flavortag.detector import DetectorModel
@@ -83,6 +84,9 @@ class PreparedData:
     #: what the readers kept and dropped (``data.on_error=skip``); when streaming, the
     #: validation / test files and the counting pass of text training files
     read_report: ReadReport | None = None
+    #: the resolution functions fitted on the (unaugmented) training events, stored with the model
+    #: (``flavortag.calibration_function``; None: too few tracks)
+    training_resolution: dict[str, Any] | None = None
 
     def n_events(self) -> dict[str, int]:
         """Number of events per split (streamed training events included)."""
@@ -141,6 +145,7 @@ def prepare_data(cfg: DictConfig, keep_events: bool = False) -> PreparedData:
     check_classes(np.bincount(labels[indices["train"]], minlength=len(scheme)),
                   [str(p) for p in resolve_paths(cfg.data.paths)], "training events", scheme)
     tensors: dict[str, EventTensors] = {}
+    training_resolution = fit_training_resolution(events[indices["train"]], detector)
     augment = ResolutionAugmentation.from_config(plain_dict(cfg.augment) if cfg.get("augment") else None)
     for k, (name, idx) in enumerate(indices.items()):
         if len(idx) == 0:
@@ -163,7 +168,8 @@ def prepare_data(cfg: DictConfig, keep_events: bool = False) -> PreparedData:
         log.info("%s split: %d events, %d tracks truncated at max_tracks=%d",
                  name, len(t.labels), t.n_truncated, int(cfg.data.max_tracks))
     return PreparedData(tensors, indices, track_names, event_names, detector,
-                        events if keep_events else None, read_report=report, scheme=scheme)
+                        events if keep_events else None, read_report=report, scheme=scheme,
+                        training_resolution=training_resolution)
 
 
 def _read_first_events(paths: list[str], n_events: int, io_options: Mapping[str, Any]) -> list[Any]:
@@ -222,8 +228,9 @@ def prepare_streaming_data(cfg: DictConfig, keep_events: bool = False) -> Prepar
              len(train_paths), ", ".join(f"class {c}: {n}" for c, n in enumerate(class_counts)),
              time.perf_counter() - t0)
     n_norm = int(data_cfg.get("normalisation_events") or 20_000)
-    normalisation = concat_event_tensors(
-        [tensors_of(part) for part in _read_first_events(train_paths, n_norm, io_options)])
+    first = _read_first_events(train_paths, n_norm, io_options)
+    normalisation = concat_event_tensors([tensors_of(part) for part in first])
+    training_resolution = fit_training_resolution(ak.concatenate(first), detector) if first else None
     log.info("input normalisation from %d events (the first of each training file)", len(normalisation))
 
     plain = {**plain_dict(data_cfg), "max_events_per_class": None}
@@ -246,7 +253,7 @@ def prepare_streaming_data(cfg: DictConfig, keep_events: bool = False) -> Prepar
     stream = StreamingSource(train_paths, n_train, class_counts, step_size, shuffle_buffer,
                              io_options, normalisation)
     return PreparedData(tensors, indices, track_names, event_names, detector, events, stream,
-                        read_report=report)
+                        read_report=report, training_resolution=training_resolution)
 
 
 def plain_dict(node: Any) -> dict[str, Any]:

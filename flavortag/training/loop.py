@@ -85,6 +85,7 @@ def _build_model(cfg: DictConfig, data: PreparedData, device: torch.device) -> T
     model.detector = data.detector.to_dict()  # type: ignore[assignment]
     model.max_tracks = int(cfg.data.max_tracks)  # type: ignore[assignment]
     model.sort_by = cfg.data.get("sort_by", DEFAULT_SORT_BY)  # type: ignore[assignment]
+    model.training_resolution = data.training_resolution  # type: ignore[assignment]
     model.fit_normalisation(norm_t.features[norm_t.valid], norm_t.event_features)
     return model.to(device)
 
