@@ -15,10 +15,12 @@ significance onto the reference's with the same prompt probability.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import awkward as ak
@@ -113,6 +115,28 @@ class FunctionCalibration:
     def fitted_only(self) -> FunctionCalibration:
         """The fit without a reference (what a model stores as its ``training_resolution``)."""
         return replace(self, reference_d0=None, reference_z0=None, inputs=[])
+
+    def summary(self) -> str:
+        """The fitted constants in words (the ``calibrate`` app prints it)."""
+        lines = []
+        for name in IMPACT_PARAMETERS:
+            fn: ResolutionFunction = getattr(self, name)
+            lines.append(f"{name}: a = {fn.a_mm * 1e3:.2f} ± {fn.a_mm_error * 1e3:.2f} um, b = "
+                         f"{fn.b_mm_gev * 1e3:.2f} ± {fn.b_mm_gev_error * 1e3:.2f} um GeV, tail "
+                         f"{fn.tail_fraction:.3f} ± {fn.tail_fraction_error:.3f} of width x{fn.tail_scale:.1f} "
+                         f"({fn.n_tracks} tracks)")
+        return "\n".join(lines) + f"\n({self.n_events} events; detector {self.detector}; applied relative " \
+            "to the tagger's training sample)"
+
+    def save(self, path: str | Path) -> Path:
+        """Write the calibration as JSON (atomically); returns the path."""
+        from flavortag.io.atomic import atomic_output
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path) as tmp:
+            Path(tmp).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (JSON file, checkpoints, tagger.json)."""

@@ -142,6 +142,13 @@ def score_events(
     return predict_proba(model, tensors), np.asarray(tensors.labels), calib
 
 
+def without_reference(calibration: Calibration) -> Calibration:
+    """A fitted calibration stripped of the tagger it was applied for (reusable for another tagger)."""
+    from flavortag.calibration_function import FunctionCalibration
+
+    return calibration.fitted_only() if isinstance(calibration, FunctionCalibration) else calibration
+
+
 def evaluate_scores(probs: np.ndarray, labels: np.ndarray,
                     efficiencies: Sequence[float] = (0.5, 0.7, 0.8)) -> ftm.EvaluationResult:
     """Metrics of one set of predictions at the report's efficiencies (curves included)."""

@@ -130,6 +130,7 @@ def robustness(cfg: DictConfig) -> dict[str, Any]:
     shifted_events = {name: load_sample({"paths": paths, "max_events_per_class": cap})
                       for name, paths in specs}
     scored: dict[str, dict[str, rb.Scored]] = {}
+    fits: dict[tuple[str, str, str], Any] = {}  # (sample, mode, detector) -> the sample's fit, for every tagger
     nominal_info = None
     for label, run_id in taggers:
         model = load_model(run_id)
@@ -141,13 +142,20 @@ def robustness(cfg: DictConfig) -> dict[str, Any]:
             key = label if len(modes) == 1 else f"{label} [calib {m}]"
             entry: dict[str, rb.Scored] = {}
             for sample, events in [("nominal", nominal_events), *shifted_events.items()]:
+                fit_key = (sample, m, json.dumps(getattr(model, "detector", None), sort_keys=True))
                 try:
+                    if isinstance(fits.get(fit_key), CalibrationError):
+                        raise fits[fit_key]
                     probs, labels, calib = rb.score_events(
-                        model, events, m,
+                        model, events, fits.get(fit_key, m),
                         min_tracks=int(cfg.get("calibration_min_tracks") or MIN_TRACKS))
                 except CalibrationError as err:
                     log.warning("%s on %s: %s", key, sample, err)
+                    if sample != "nominal":
+                        fits[fit_key] = err
                     continue
+                if sample != "nominal" and calib is not None:
+                    fits[fit_key] = rb.without_reference(calib)
                 entry[sample] = rb.Scored(key, sample, rb.evaluate_scores(probs, labels), calib, probs, labels)
                 log.info("%s on %s: acc %.3f%s", key, sample, entry[sample].result.accuracy,
                          f" (d0 scale {calib.d0_scale:.3f})" if calib else "")

@@ -140,6 +140,7 @@ class CalibrateApp:
     tracking: TrackingSchema = field(default_factory=TrackingSchema)
     inputs: Paths = schema_field([])
     out: str = "calibration.json"
+    mode: Literal["function", "scale"] = "function"
     on_error: OnError = "raise"
     log_to_mlflow: bool = True
 
