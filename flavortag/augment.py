@@ -173,19 +173,29 @@ def smear_impact_parameters(
     if bias_mm is not None:
         delta_d0 = delta_d0 + np.asarray(bias_mm)[event]
         delta_z0 = delta_z0 + np.asarray(bias_mm)[event]
-    pt = np.maximum(q.pt, 1e-12)
-    # d0 = (x py - y px) / pT: moving (x, y) by delta * (py, -px) / pT adds delta to d0 and
-    # leaves x px + y py, hence z0's transverse term, unchanged.
-    new = {
-        "x": q.field("x") + delta_d0 * q.field("py") / pt,
-        "y": q.field("y") - delta_d0 * q.field("px") / pt,
-        "z": q.field("z") + delta_z0,
-    }
-    out = _replace_track_fields(events, new)
+    out = shift_impact_parameters(events, q, delta_d0, delta_z0)
     if known_scale:
         out = ak.with_field(out, scales.astype(np.float32), D0_SCALE_FIELD)
         out = ak.with_field(out, scales.astype(np.float32), Z0_SCALE_FIELD)
     return out
+
+
+def shift_impact_parameters(events: ak.Array, q: TrackQuantities, delta_d0_mm: np.ndarray,
+                            delta_z0_mm: np.ndarray) -> ak.Array:
+    """``events`` with ``delta_d0_mm`` / ``delta_z0_mm`` (flat, per track) added to each track's d0 / z0.
+
+    ``q``: the :class:`TrackQuantities` of ``events``. The reference point
+    moves, the momentum stays: d0 = (x py - y px) / pT, so moving (x, y) by
+    delta * (py, -px) / pT adds delta to d0 and leaves x px + y py (z0's
+    transverse term) unchanged; z0 moves with z.
+    """
+    pt = np.maximum(q.pt, 1e-12)
+    new = {
+        "x": q.field("x") + delta_d0_mm * q.field("py") / pt,
+        "y": q.field("y") - delta_d0_mm * q.field("px") / pt,
+        "z": q.field("z") + delta_z0_mm,
+    }
+    return _replace_track_fields(events, new)
 
 
 def drop_tracks(events: ak.Array, loss: np.ndarray, rng: np.random.Generator) -> ak.Array:

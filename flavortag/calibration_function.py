@@ -34,6 +34,7 @@ from flavortag.resolution_function import (
     ResolutionFitError,
     ResolutionFunction,
     check_plausible,
+    check_smeared,
     fit_resolution_function,
     map_pulls,
     nominal_function,
@@ -198,6 +199,7 @@ def fit_function_calibration(
     fitted: dict[str, ResolutionFunction] = {}
     medians = []
     for name in IMPACT_PARAMETERS:
+        check_smeared(getattr(q, name)[lifetime], getattr(q, f"sigma_{name}")[lifetime], name)
         neg = np.flatnonzero(lifetime & (getattr(q, f"signed_{name}_sig") < 0.0))
         if len(neg) > MAX_FIT_TRACKS:
             neg = np.sort(rng.choice(neg, MAX_FIT_TRACKS, replace=False))
@@ -218,12 +220,12 @@ def fit_function_calibration(
 
 
 def track_scales(events: ak.Array, calibration: FunctionCalibration,
-                 detector: DetectorModel | None = None) -> dict[str, np.ndarray]:
+                 detector: DetectorModel | None = None, q: TrackQuantities | None = None) -> dict[str, np.ndarray]:
     """Per-track resolution scales ``{d0_resolution_scale, z0_resolution_scale}`` (flat, track order)."""
     detector = detector if detector is not None else DetectorModel()
     if calibration.reference_d0 is None or calibration.reference_z0 is None:
         calibration = calibration.relative_to(None, detector)
-    q = TrackQuantities(_nominal_events(events), detector)
+    q = q if q is not None else TrackQuantities(_nominal_events(events), detector)
     x = q.p * q.sin_theta**1.5
     nominal = _nominal_functions(detector)
     out = {}
@@ -236,9 +238,28 @@ def track_scales(events: ak.Array, calibration: FunctionCalibration,
     return out
 
 
+#: How a function calibration is applied: "positions" moves each track's reference point so that
+#: its d0 / z0 become those the training detector would have measured with the same prompt
+#: probability (every feature, lengths included, sees a training-like sample); "significances"
+#: only divides the resolutions by the per-track scales (lengths stay as measured).
+APPLY_MODES: tuple[str, ...] = ("positions", "significances")
+DEFAULT_APPLY: str = "positions"
+
+
 def apply_function_calibration(events: ak.Array, calibration: FunctionCalibration,
-                               detector: DetectorModel | None = None) -> ak.Array:
-    """``events`` whose tracks carry the per-track resolution scales of ``calibration``."""
+                               detector: DetectorModel | None = None, apply: str | None = None) -> ak.Array:
+    """``events`` calibrated by ``calibration`` (see ``APPLY_MODES``; None: ``DEFAULT_APPLY``)."""
+    apply = apply or DEFAULT_APPLY
+    if apply not in APPLY_MODES:
+        raise ValueError(f"a function calibration is applied to {' or '.join(APPLY_MODES)}, not {apply!r}")
+    if apply == "positions":
+        from flavortag.augment import shift_impact_parameters
+
+        q = TrackQuantities(_nominal_events(events), detector)
+        scales = track_scales(events, calibration, detector, q)
+        # d0' = d0 / s: the significance under the nominal resolution becomes the mapped one
+        return shift_impact_parameters(events, q, q.d0 * (1.0 / scales[D0_SCALE_FIELD] - 1.0),
+                                       q.z0 * (1.0 / scales[Z0_SCALE_FIELD] - 1.0))
     scales = track_scales(events, calibration, detector)
     tracks = events["tracks"]
     counts = ak.num(tracks, axis=1)

@@ -23,6 +23,8 @@ from flavortag.io import read_events
 from flavortag.resolution_function import (
     ResolutionFitError,
     ResolutionFunction,
+    check_plausible,
+    check_smeared,
     fit_resolution_function,
     map_pulls,
     nominal_function,
@@ -78,9 +80,15 @@ def test_calibration_refuses_a_generator_level_sample(uds_events: ak.Array) -> N
     for name in ("x", "y", "z"):
         tracks = ak.with_field(tracks, tracks[name] * 1e-3, name)
     perfect = ak.with_field(uds_events, tracks, "tracks")
-    with pytest.raises(CalibrationError, match=r"calibration refused: the fitted d0 resolution is 0\.0\d* "
-                                               r"times .*plausible \[0\.33, 4\.00\].*calibration=none"):
+    with pytest.raises(CalibrationError, match=r"calibration refused: [89]\d% of the \d+ d0 values are below 0.01 "
+                                               r"of the resolution .*generator-level.*calibration=none"):
         resolve_calibration("auto", perfect, DetectorModel())
+    # a fit far from the reference is refused too (a much wider sample)
+    wide = ResolutionFunction(0.05, 0.10)
+    with pytest.raises(ResolutionFitError, match=r"fitted z0 resolution is 10 times .* outside the plausible"):
+        check_plausible(wide, NOMINAL, "z0")
+    abs_ip, ref, _ = _sample(0.005, 0.010, 0.0, 3.0, 3000, seed=5)
+    check_smeared(abs_ip, ref)  # a smeared sample passes
     with pytest.raises(CalibrationError, match="outside the plausible"):
         resolve_calibration("scale", perfect, DetectorModel())
 
