@@ -42,7 +42,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ LIFETIME_Z0_MAX_MM: float = 10.0
 #: A sample that cannot be calibrated (too few tracks, an implausible fit), with the numbers.
 CalibrationError = ResolutionFitError
 #: What ``calibration=`` takes besides a file: none, auto (= function), function, scale.
-CALIBRATION_SPECS: tuple[str, ...] = ("none", "auto", "function", "scale")
+CALIBRATION_SPECS: tuple[str, ...] = ("none", "auto", "function", "core", "scale")
 
 
 def _half_normal_core_moment(k: float) -> float:
@@ -267,6 +267,7 @@ def resolve_calibration(
     (labels not read; at least ``min_tracks`` negative-side tracks for each
     impact parameter), applied relative to ``reference`` (the tagger's
     training fit, :func:`flavortag.calibration_function.training_resolution`);
+    ``"core"``: the same, with only the core widths mapped (tails left as measured);
     ``"scale"``: the overall-scale fit; a calibration object: itself (a
     function calibration made relative to ``reference``); anything else: the
     path of a file written by ``flavortag calibrate``. A fit too far from the
@@ -277,8 +278,10 @@ def resolve_calibration(
         return None
     if isinstance(spec, (ResolutionCalibration, FunctionCalibration)):
         calib: Calibration = spec
-    elif str(spec) in ("auto", "function"):
+    elif str(spec) in ("auto", "function", "core"):
         calib = fit_function_calibration(events, detector, min_tracks=min_tracks)
+        if str(spec) == "core":
+            calib = replace(calib, map_tails=False)
     elif str(spec) == "scale":
         return calibrate_resolution(events, detector, min_tracks=min_tracks)
     else:

@@ -67,6 +67,8 @@ class FunctionCalibration:
     reference_d0: ResolutionFunction | None = None
     reference_z0: ResolutionFunction | None = None
     mode: str = "function"
+    #: False (``calibration=core``): only the core widths are mapped, the tails left as measured
+    map_tails: bool = True
 
     # --- figures for logs and tables: core width ratio data / reference at the median x --------
     def _ratio(self, name: str) -> float:
@@ -141,7 +143,8 @@ class FunctionCalibration:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (JSON file, checkpoints, tagger.json)."""
-        out: dict[str, Any] = {"mode": self.mode, "n_events": self.n_events, "detector": self.detector,
+        out: dict[str, Any] = {"mode": self.mode, "map_tails": self.map_tails, "n_events": self.n_events,
+                               "detector": self.detector,
                                "median_x_gev": self.median_x_gev, "inputs": list(self.inputs)}
         for name in IMPACT_PARAMETERS:
             out[name] = getattr(self, name).to_dict()
@@ -233,6 +236,8 @@ def track_scales(events: ak.Array, calibration: FunctionCalibration,
         data: ResolutionFunction = getattr(calibration, name)
         ref: ResolutionFunction = getattr(calibration, f"reference_{name}")
         base = nominal[name].sigma_mm(x)
+        if not calibration.map_tails:  # the reference's core with the data's own tails: core ratio only
+            ref = replace(ref, tail_fraction=data.tail_fraction, tail_scale=data.tail_scale)
         s = np.abs(getattr(q, name)) / getattr(q, f"sigma_{name}")
         out[field_name] = map_pulls(s, data.sigma_mm(x) / base, ref.sigma_mm(x) / base, data, ref)
     return out

@@ -144,7 +144,7 @@ def _calibration(spec: Any, path: Path, detector: Any, step: int, max_events: in
     from flavortag.calibration import resolve_calibration
     from flavortag.io import iter_events
 
-    if spec is None or str(spec) not in ("auto", "function", "scale"):
+    if spec is None or str(spec) not in ("auto", "function", "core", "scale"):
         return resolve_calibration(spec, None, detector, reference=reference)  # type: ignore[arg-type]
     import awkward as ak
 

@@ -3,6 +3,7 @@ augmentation over kinds of detector variation, the generator's tails, and scale 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import awkward as ak
@@ -124,6 +125,17 @@ def test_tail_mapping_keeps_the_prompt_probability() -> None:
     mapped = s / scale
     np.testing.assert_allclose(ref.log_tail_probability(mapped)[1:], data.log_tail_probability(s)[1:], rtol=1e-3)
     assert np.all(np.diff(mapped) > 0) and np.all(scale[2:] > 1.0)  # more tails in the data: shrunk
+
+
+def test_core_calibration_maps_only_the_core(uds_events: ak.Array) -> None:
+    detector = DetectorModel()
+    data = ResolutionFunction(0.0075, 0.015, tail_fraction=0.2, tail_scale=5.0)
+    ref = ResolutionFunction(0.005, 0.010, tail_fraction=0.05, tail_scale=3.0)
+    calib = FunctionCalibration(d0=data, z0=data, n_events=1, reference_d0=ref, reference_z0=ref)
+    core = track_scales(uds_events[:50], replace(calib, map_tails=False), detector)
+    np.testing.assert_allclose(core["d0_resolution_scale"], 1.5, rtol=1e-9)
+    mapped = track_scales(uds_events[:50], calib, detector)["d0_resolution_scale"]
+    assert mapped.max() > 2.0 and np.ptp(mapped) > 0.5  # the tail mapping depends on each significance
 
 
 def test_detector_augmentation_is_reproducible_and_does_each_kind(uds_events: ak.Array) -> None:
