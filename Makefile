@@ -1,7 +1,8 @@
 # flavortag: one-command set-up, main job and tests.
 #
-#   make run    install, train mlp / bdt / deepsets / transformer on the embedded
-#               sample, evaluate and compare them, all logged to MLflow (./mlflow.db)
+#   make run    install, generate a 90k-event Z-pole sample with Pythia 8, train bdt / mlp /
+#               deepsets / the tuned transformer on it, evaluate and compare them, all logged
+#               to MLflow (./mlflow.db); BUDGET=full for the presets' own epochs
 #   make test   install, ruff, mypy, pytest (what CI runs via .ci/run)
 #
 # torch is installed from TORCH_REQ first so that pip does not resolve an
@@ -13,7 +14,7 @@ VENV ?= .venv
 TORCH_REQ ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.flavortag-installed
-EPOCHS ?= 6
+BUDGET ?= quick
 STUDY_EPOCHS ?= 10
 # pytest worker processes (pytest-xdist; a test file stays on one worker). 0: in this process.
 PYTEST_WORKERS ?= 2
@@ -45,9 +46,12 @@ test: install
 	$(PYTEST)
 
 run: install
-	$(BIN)/python scripts/main_job.py --epochs $(EPOCHS)
+	$(BIN)/python scripts/main_job.py --budget $(BUDGET)
 
 ui: install
+	@if [ -f mlflow.db ]; then echo "The trainings of each experiment, with their figures (open once the server is up):"; \
+	  $(BIN)/python -c "from flavortag.tracking import ui_links; print(*ui_links('sqlite:///mlflow.db'), sep='\n')"; \
+	else echo "no ./mlflow.db yet: make run first"; fi
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 bench: bench-io bench-generate bench-batching bench-models bench-weaver bench-predict bench-tune

@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "shard": ("flavortag.apps.shard", "mixed-class, shuffled, row-grouped Parquet shards for cluster training"),
     "info": ("flavortag.apps.info", "summarise event files (counts, multiplicity, classes)"),
     "trust": ("flavortag.apps.trust", "rewrite a trusted old pickle checkpoint as a data-only file"),
+    "benchmark": ("flavortag.apps.benchmark", "shared tasks: list, make <task>, score <task> <preds>, leaderboard"),
 }
 
 USAGE = """usage: flavortag <command> [args...]
@@ -64,7 +65,7 @@ Errors are one line; add -v (or set HYDRA_FULL_ERROR=1) for the traceback.
 """
 
 #: Commands that parse their own arguments (argparse); the others are Hydra apps.
-ARGPARSE_COMMANDS: frozenset[str] = frozenset({"convert", "info", "export", "shard", "trust"})
+ARGPARSE_COMMANDS: frozenset[str] = frozenset({"convert", "info", "export", "shard", "trust", "benchmark"})
 _VERBOSE_FLAGS = ("-v", "--verbose")
 #: Lines of Hydra's and OmegaConf's messages that are noise on one line (or bad advice:
 #: ``+key=value`` would append a mistyped key silently).
@@ -73,6 +74,16 @@ _DROPPED_LINES = re.compile(r"^(To append to your config use|full_key:|object_ty
 #: OmegaConf's prefix on the message of a UsageError raised by one of our config resolvers.
 _RESOLVER_USAGE = re.compile(r"^UsageError raised while resolving interpolation: ")
 _RUN_NOT_FOUND = re.compile(r"Run (?:with id=|')([0-9A-Za-z_-]+)'? not found")
+#: A ``key=`` hint in a message (``tracking.tracking_uri=``, ``label=``): lower-case dotted names only.
+_KEY_HINT = re.compile(r"(?<![\w.=-])((?:[a-z][a-z0-9_]*\.)*([a-z][a-z0-9_]*))=")
+#: Hydra's refusal of an unknown option of a config group, and the options it lists.
+_UNKNOWN_GROUP_OPTION = re.compile(r"Could not find '(?:[\w/]+/)?([\w.-]+)'; Available options in '[\w/]+': ([^(;]+)")
+#: Hydra's own command-line flags (``--help``, ``--cfg job``, ``-m``, ...): everything else that starts
+#: with ``-`` is a mistyped ``key=value``.
+_HYDRA_FLAGS = frozenset({
+    "-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "-p", "--package", "--resolve", "-i",
+    "--info", "-m", "--multirun", "-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir",
+    "--run", "-r", "-sc", "--shell-completion", "--experimental-rerun"})
 
 
 def _usage() -> str:
@@ -150,6 +161,7 @@ def _run(command: str, rest: list[str]) -> int:
     module = importlib.import_module(COMMANDS[command][0])
     if command in ARGPARSE_COMMANDS:
         return int(module.main(rest) or 0)
+    _refuse_flags(command, rest)
     # Hydra reads sys.argv itself; the program name shows in its --help. With
     # HYDRA_FULL_ERROR set Hydra re-raises errors (its own and the app's) to us.
     sys.argv = [f"flavortag {command}", *rest]
@@ -160,6 +172,65 @@ def _run(command: str, rest: list[str]) -> int:
     finally:
         errors.carry_to_cli = False
     return 0
+
+
+def _refuse_flags(command: str, rest: list[str]) -> None:
+    """A ``--option`` given to a Hydra command is answered with its ``key=value`` spelling.
+
+    ``flavortag evaluate --run-id X`` -> ``unknown option --run-id: flavortag evaluate takes
+    key=value overrides: run_id=X`` (argparse would have printed Hydra's usage instead).
+    """
+    for i, arg in enumerate(rest):
+        if not arg.startswith("-") or arg.split("=", 1)[0] in _HYDRA_FLAGS or arg == "--":
+            continue
+        if i > 0 and rest[i - 1] in ("--cfg", "-c", "--info", "-i", "--package", "-p"):
+            continue
+        name, has_value, value = arg.lstrip("-").partition("=")
+        if not has_value and i + 1 < len(rest) and not rest[i + 1].startswith("-") and "=" not in rest[i + 1]:
+            value = rest[i + 1]
+        key = name.replace("-", "_")
+        from flavortag.apps.schema import APPS, unknown_override
+        from flavortag.apps.schema.check import schema_keys
+
+        said = f"unknown option {arg.split('=', 1)[0]}: flavortag {command} takes key=value overrides"
+        value = value or "..."
+        if command not in APPS or key in schema_keys(APPS[command]):
+            raise errors.UsageError(f"{said}: {key}={value}")
+        hint = unknown_override(command, key, [])  # "unknown key K; did you mean K2?" or "...; the keys ..."
+        close = re.search(r"did you mean ([\w.]+)\?$", hint)
+        raise errors.UsageError(f"{said}; did you mean {close.group(1)}={value}?" if close else
+                                f"{said}, and {key} is not a key: {hint.partition('; ')[2]}")
+
+
+def _hints_as_flags(text: str, command: str) -> str:
+    """The ``key=`` hints of a message spelt as the options of an argparse command.
+
+    Messages made below the apps name config keys (``tracking.tracking_uri=...``,
+    ``label=...``); ``flavortag export`` takes ``--tracking-uri``, ``info`` takes
+    ``--label``. A key whose last part is one of the command's options is rewritten.
+    """
+    build_parser = getattr(importlib.import_module(COMMANDS[command][0]), "build_parser", None)
+    if build_parser is None:
+        return text
+    options = {opt for action in build_parser()._actions for opt in action.option_strings}
+
+    def flag(match: re.Match[str]) -> str:
+        option = "--" + match.group(2).replace("_", "-")
+        return f"{option} " if option in options else match.group(0)
+
+    return _KEY_HINT.sub(flag, text)
+
+
+def _group_option_hint(text: str) -> str:
+    """Hydra's "Could not find 'model/transfomer'" with ``; did you mean transformer?``."""
+    found = _UNKNOWN_GROUP_OPTION.search(text)
+    if not found:
+        return text
+    import difflib
+
+    options = [o.strip() for o in found.group(2).split(",") if o.strip()]
+    close = difflib.get_close_matches(found.group(1), options, n=1, cutoff=0.6)
+    return f"{text.rstrip()}; did you mean {close[0]}?" if close else text
 
 
 def is_usage_error(exc: BaseException) -> bool:
@@ -192,7 +263,13 @@ def _one_line(text: str) -> str:
 
 
 def describe_error(exc: BaseException, command: str) -> str:
-    """One line for ``exc``: its message (and its config cause), plus the fix where we know it."""
+    """One line for ``exc``: its message (and its config cause), plus the fix where we know it,
+    spelt as the command takes it (``key=value`` for the Hydra apps, ``--flags`` for the others)."""
+    text = _describe_error(exc, command)
+    return _hints_as_flags(text, command) if command in ARGPARSE_COMMANDS else text
+
+
+def _describe_error(exc: BaseException, command: str) -> str:
     text = _RESOLVER_USAGE.sub("", _one_line(str(exc)))  # a config resolver's UsageError: its own words
     cause = exc.__cause__
     omegaconf_errors = sys.modules.get("omegaconf.errors")
@@ -211,8 +288,10 @@ def describe_error(exc: BaseException, command: str) -> str:
         return (f"no MLflow run {found.group(1)} in the store {uri}: see its runs with "
                 f"`mlflow ui --backend-store-uri {uri}` (or `flavortag compare`), "
                 "or give tracking.tracking_uri=<the store of the run>")
-    if is_usage_error(exc) and "--help" not in text:
-        text = f"{text} (see `flavortag {command} --help`)"
+    if is_usage_error(exc):
+        text = _group_option_hint(text)
+        if "--help" not in text:
+            text = f"{text} (see `flavortag {command} --help`)"
     return text
 
 

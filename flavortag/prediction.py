@@ -1,4 +1,6 @@
-"""Scoring new event files with a trained tagger: what ``flavortag predict`` runs.
+"""Scoring new event files with a trained tagger: the library of the predict pipeline.
+
+(:mod:`flavortag.pipelines.predict` runs it over the inputs of ``flavortag predict``.)
 
 For each input file writes ``<stem>.flavortag.parquet`` (and ``.root``) next to
 it (or into ``out_dir``): the input events, in their order, with
@@ -27,15 +29,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-
-from flavortag import tracking
-from flavortag.errors import UsageError
 from flavortag.io.columns import EventColumns
 
 log = logging.getLogger("flavortag.predict")
-
-
 
 
 def output_stem(input_path: Path, out_dir: str | None) -> Path:
@@ -64,39 +60,6 @@ def plan_outputs(inputs: list[Path], out_dir: str | None, formats: list[str]) ->
                 )
             seen[target] = path
     return stems
-
-
-def predict(cfg: DictConfig) -> list[Path]:
-    """Score every input file, streaming (see the module docstring); returns the written files."""
-    from flavortag.calibration_function import training_resolution
-    from flavortag.dataset import resolve_paths
-    from flavortag.detector import DetectorModel
-    from flavortag.inference import load_model
-    from flavortag.reporting.report import evaluation_settings
-
-    if bool(cfg.get("run_id")) == bool(cfg.get("checkpoint")):
-        raise UsageError("give exactly one of run_id=<mlflow run id> or checkpoint=<path>")
-    inputs = resolve_paths([cfg.inputs] if isinstance(cfg.inputs, str) else list(cfg.inputs))
-    formats = [str(f) for f in cfg.formats]
-    stems = plan_outputs(inputs, cfg.get("out_dir"), formats)
-    source = str(cfg.run_id or cfg.checkpoint)
-    if cfg.get("run_id"):
-        tracking.configure(cfg.tracking, must_exist=True)
-    model = load_model(source)
-    scorer = ChunkScorer(model, DetectorModel.from_config(model.detector), evaluation_settings(cfg.get("evaluate")),
-                         int(cfg.batch_size))
-    step = int(cfg.get("step_size") or DEFAULT_STEP_EVENTS)
-    calibration_events = int(cfg.get("calibration_events") or DEFAULT_CALIBRATION_EVENTS)
-    written: list[Path] = []
-    for path, stem in zip(inputs, stems):
-        scorer.calibration = _calibration(cfg.get("calibration"), path, scorer.detector, step,
-                                          calibration_events, scorer.level, training_resolution(model))
-        out, n_events = predict_file(scorer, path, stem, formats, step)
-        for p in out:
-            log.info("wrote %s (%d events)", p, n_events)
-            print(p)
-        written.extend(out)
-    return written
 
 
 #: Events per chunk read, scored and written at a time (``step_size=`` of predict).
@@ -137,8 +100,8 @@ class ChunkScorer:
         return EventColumns.from_awkward(out)
 
 
-def _calibration(spec: Any, path: Path, detector: Any, step: int, max_events: int, level: str = "event",
-                 reference: Any = None) -> Any:
+def input_calibration(spec: Any, path: Path, detector: Any, step: int, max_events: int, level: str = "event",
+                      reference: Any = None) -> Any:
     """The calibration of one input; ``auto`` / ``function`` / ``scale``: fitted on (up to ``max_events`` of)
     its events, a first pass; ``reference``: the tagger's training resolution function."""
     from flavortag.calibration import resolve_calibration

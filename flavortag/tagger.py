@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,10 @@ from flavortag.ragged import DEFAULT_MAX_TRACKS, DEFAULT_SORT_BY
 if TYPE_CHECKING:
     from flavortag.batching import EventTensors
     from flavortag.calibration import Calibration
+
+class TaggerError(ValueError):
+    """A tagger that cannot be found or events it cannot score: one line that says what is needed."""
+
 
 #: The files of an exported tagger directory that :meth:`Tagger.from_exported` reads.
 EXPORTED_ONNX, EXPORTED_INFO = "tagger.onnx", "tagger.json"
@@ -143,18 +148,24 @@ class Tagger:
 
     # ---------------------------------------------------------------- constructors
     @classmethod
-    def from_model(cls, model: Any, source: str = "", **kwargs: Any) -> Tagger:
-        """A tagger loaded already (a torch :class:`~flavortag.models.TaggerModel` or a BDT)."""
+    def from_model(cls, model: Any, source: str = "", *, device: str = "auto", batch_size: int = 2048,
+                   calibration: Any = None, f_c: float | None = None, f_b: float | None = None) -> Tagger:
+        """A tagger loaded already (a torch :class:`~flavortag.models.TaggerModel` or a BDT).
+
+        Every constructor takes the options of :class:`Tagger`: ``device``,
+        ``batch_size``, ``calibration``, ``f_c``, ``f_b``.
+        """
         from flavortag.inference import input_shape, is_torch_model
 
         max_tracks, sort_by = input_shape(model)
         return cls(model, feature_names=model.feature_names, detector=getattr(model, "detector", None),
                    max_tracks=max_tracks, sort_by=sort_by, source=source,
-                   kind="torch" if is_torch_model(model) else "bdt",
-                   training_resolution=getattr(model, "training_resolution", None), **kwargs)
+                   kind="torch" if is_torch_model(model) else "bdt", device=device, batch_size=batch_size, calibration=calibration, f_c=f_c, f_b=f_b,
+                   training_resolution=getattr(model, "training_resolution", None))
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike[str], **kwargs: Any) -> Tagger:
+    def from_checkpoint(cls, path: str | os.PathLike[str], *, device: str = "auto", batch_size: int = 2048,
+                   calibration: Any = None, f_c: float | None = None, f_b: float | None = None) -> Tagger:
         """A trainer checkpoint: ``checkpoints/best.pt`` (torch) or ``checkpoints/bdt.skops`` (BDT)."""
         from flavortag.inference import load_model
 
@@ -162,10 +173,11 @@ class Tagger:
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint at {path}: a training writes them under "
                                     "<output_dir>/checkpoints/ (best.pt, or bdt.skops for model=bdt)")
-        return cls.from_model(load_model(str(path)), str(path), **kwargs)
+        return cls.from_model(load_model(str(path)), str(path), device=device, batch_size=batch_size, calibration=calibration, f_c=f_c, f_b=f_b)
 
     @classmethod
-    def from_uri(cls, uri: str, tracking_uri: str | None = None, **kwargs: Any) -> Tagger:
+    def from_uri(cls, uri: str, tracking_uri: str | None = None, *, device: str = "auto", batch_size: int = 2048,
+                   calibration: Any = None, f_c: float | None = None, f_b: float | None = None) -> Tagger:
         """An MLflow model URI: ``runs:/<run id>/model`` or ``models:/<name>/<version or alias>``.
 
         ``tracking_uri``: the MLflow store (None: ``MLFLOW_TRACKING_URI`` or
@@ -183,15 +195,23 @@ class Tagger:
             raise FileNotFoundError(f"no MLflow store at {db}: train a tagger first (`flavortag train`), "
                                     "or pass tracking_uri= / set MLFLOW_TRACKING_URI to the store of the run")
         tracking.set_tracking_uri(store)
-        return cls.from_model(load_model(uri), uri, **kwargs)
+        if uri.startswith("runs:/"):
+            run_id = uri[len("runs:/"):].split("/", 1)[0]
+            if not tracking.run_exists(run_id):
+                raise TaggerError(f"no run {run_id} in the MLflow store {store}: give the run id of a "
+                                  "training in that store, or pass tracking_uri= (or set MLFLOW_TRACKING_URI) "
+                                  "to the store the run was logged to")
+        return cls.from_model(load_model(uri), uri, device=device, batch_size=batch_size, calibration=calibration, f_c=f_c, f_b=f_b)
 
     @classmethod
-    def from_run(cls, run_id: str, tracking_uri: str | None = None, **kwargs: Any) -> Tagger:
+    def from_run(cls, run_id: str, tracking_uri: str | None = None, *, device: str = "auto", batch_size: int = 2048,
+                   calibration: Any = None, f_c: float | None = None, f_b: float | None = None) -> Tagger:
         """The model logged by the training run ``run_id`` (see :meth:`from_uri` for ``tracking_uri``)."""
-        return cls.from_uri(f"runs:/{run_id}/model", tracking_uri=tracking_uri, **kwargs)
+        return cls.from_uri(f"runs:/{run_id}/model", tracking_uri=tracking_uri, device=device, batch_size=batch_size, calibration=calibration, f_c=f_c, f_b=f_b)
 
     @classmethod
-    def from_exported(cls, directory: str | os.PathLike[str], **kwargs: Any) -> Tagger:
+    def from_exported(cls, directory: str | os.PathLike[str], *, device: str = "auto", batch_size: int = 2048,
+                   calibration: Any = None, f_c: float | None = None, f_b: float | None = None) -> Tagger:
         """The directory ``flavortag export`` writes: ``tagger.onnx`` run by onnxruntime, ``tagger.json`` beside."""
         directory = Path(directory)
         onnx_path, info_path = directory / EXPORTED_ONNX, directory / EXPORTED_INFO
@@ -200,30 +220,36 @@ class Tagger:
                 raise FileNotFoundError(f"no {path.name} in {directory}: make the directory with "
                                         f"`flavortag export <run id> {directory}` (with --formats onnx)")
         info = json.loads(info_path.read_text())
-        device = _resolve_device(str(kwargs.pop("device", "auto")))
+        device = _resolve_device(device)
         model = _OnnxModel(onnx_path, device, info.get("class_names"))
         return cls(model, feature_names=info["feature_names"], detector=info.get("detector"),
                    max_tracks=info.get("max_tracks"), sort_by=info.get("sort_by", DEFAULT_SORT_BY),
-                   source=str(directory), kind="onnx", training_resolution=info.get("training_resolution"),
-                   device=device, **kwargs)
+                   source=str(directory), kind="onnx", device=device, batch_size=batch_size, calibration=calibration, f_c=f_c, f_b=f_b,
+                   training_resolution=info.get("training_resolution"))
 
     @classmethod
-    def load(cls, source: str | os.PathLike[str], **kwargs: Any) -> Tagger:
-        """Whatever ``source`` is: an exported directory, a checkpoint file, an MLflow URI or a run id."""
+    def load(cls, source: str | os.PathLike[str], tracking_uri: str | None = None, *, device: str = "auto", batch_size: int = 2048,
+                   calibration: Any = None, f_c: float | None = None, f_b: float | None = None) -> Tagger:
+        """Whatever ``source`` is: an exported directory, a checkpoint file, an MLflow URI or a run id.
+
+        ``tracking_uri``: the MLflow store of a run id or URI (see :meth:`from_uri`).
+        """
+        options: dict[str, Any] = {"device": device, "batch_size": batch_size, "calibration": calibration,
+                                   "f_c": f_c, "f_b": f_b}
         text = str(source)
         path = Path(text)
         if path.is_dir():
-            return cls.from_exported(path, **kwargs)
+            return cls.from_exported(path, **options)
         if path.is_file():
-            return cls.from_checkpoint(path, **kwargs)
+            return cls.from_checkpoint(path, **options)
         if text.startswith(("runs:/", "models:/")):
-            return cls.from_uri(text, **kwargs)
+            return cls.from_uri(text, tracking_uri=tracking_uri, **options)
         from flavortag.inference import MODEL_FILE_SUFFIXES
 
         if "/" in text or path.suffix in MODEL_FILE_SUFFIXES:
             raise FileNotFoundError(f"no tagger at {text}: give a checkpoint file, a directory from "
                                     "`flavortag export`, an MLflow URI (runs:/<id>/model) or a run id")
-        return cls.from_run(text, **kwargs)
+        return cls.from_run(text, tracking_uri=tracking_uri, **options)
 
     # ---------------------------------------------------------------- scoring
     def _calibration(self, spec: Any, events: ak.Array, detector: Any) -> Calibration | None:
@@ -236,6 +262,7 @@ class Tagger:
 
     def tensors(self, events: ak.Array, calibration: Any = "default") -> EventTensors:
         """The padded model inputs of ``events`` (features as the tagger was trained on)."""
+        check_events(events)
         from flavortag.detector import DetectorModel
         from flavortag.inference import model_inputs
 
@@ -268,9 +295,43 @@ class Tagger:
         from flavortag.inference import model_scheme
         from flavortag.metrics import score_columns
 
+        check_events(events)
         scheme = model_scheme(self.model)  # jet taggers: prob_light, prob_c, prob_b[, prob_g]
         if len(events) == 0:
             probs = np.zeros((0, len(scheme)))
         else:
             probs = self.predict_proba(events, calibration)
         return ak.zip(score_columns(probs, self.f_c, self.f_b, scheme), depth_limit=1)
+
+    def working_points(self, events: ak.Array, efficiencies: Sequence[float] | None = None,
+                       calibration: Any = "default") -> dict[str, Any]:
+        """The b- and c-tagger's discriminant cuts at each signal efficiency, measured on labelled ``events``.
+
+        ``events`` need a ``label`` field (true class code, as :func:`flavortag.io.read_events`
+        gives it); ``efficiencies``: None for 0.5 ... 0.9. The dict of
+        :func:`flavortag.metrics.working_points` (with this tagger's ``f_c``, ``f_b``);
+        apply one with :func:`flavortag.metrics.apply_working_point`.
+        """
+        from flavortag import metrics as ftm
+        from flavortag.inference import model_scheme
+
+        check_events(events)
+        if "label" not in events.fields:
+            raise TaggerError("working points are measured on labelled events: these events have no "
+                              "'label' field (read simulated events with flavortag.io.read_events)")
+        probs = self.predict_proba(events, calibration)
+        return ftm.working_points(probs, np.asarray(events["label"]),
+                                  efficiencies=ftm.DEFAULT_EFFICIENCIES if efficiencies is None else efficiencies,
+                                  f_c=self.f_c, f_b=self.f_b, scheme=model_scheme(self.model))
+
+
+def check_events(events: Any) -> None:
+    """Refuse (:class:`TaggerError`) what is not an awkward Array of events with ``tracks`` and ``axis``."""
+    what = ("an awkward Array of events with fields 'tracks' (var * {E, px, py, pz, x, y, z}) and "
+            "'axis' (the thrust or jet axis), as flavortag.io.read_events gives")
+    if not isinstance(events, ak.Array):
+        raise TaggerError(f"Tagger needs {what}, not a {type(events).__module__}.{type(events).__name__}")
+    missing = [f for f in ("tracks", "axis") if f not in events.fields]
+    if missing:
+        raise TaggerError(f"Tagger needs {what}; these events have no {' or '.join(repr(m) for m in missing)} "
+                          f"(fields: {', '.join(events.fields) or 'none'})")

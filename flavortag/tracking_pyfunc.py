@@ -1,6 +1,6 @@
 """The MLflow model of a flavortag run: data-only weights plus this code (MLflow "models from code").
 
-:func:`flavortag.tracking.log_model` logs a tagger as an MLflow pyfunc model
+:func:`flavortag.tracking.models.log_model` logs a tagger as an MLflow pyfunc model
 whose only artifact is a data-only file (``checkpoint.pt``, read with
 ``torch.load(weights_only=True)``, or ``bdt.skops``) and whose code is this
 module, not a pickle of the model. flavortag itself never runs this file: it

@@ -34,7 +34,7 @@ _PROBE = """
 import json, resource, sys, time
 from hydra import compose, initialize_config_dir
 from flavortag.apps import CONFIG_DIR
-from flavortag.prediction import predict
+from flavortag.apps.predict import predict
 checkpoint, source, out, step, formats = sys.argv[1:6]
 with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
     cfg = compose(config_name="predict", overrides=[
@@ -81,7 +81,7 @@ def make_checkpoint(workdir: Path, model_name: str, max_tracks: int) -> Path:
     from flavortag.detector import DetectorModel
     from flavortag.io import read_events
     from flavortag.models import build_model, checkpoint_state
-    from flavortag.training.data import feature_names
+    from flavortag.training.settings import feature_names
 
     track_names, event_names = feature_names(None)
     tensors = build_event_tensors(read_events([str(p) for p in SAMPLE]), track_names, event_names,

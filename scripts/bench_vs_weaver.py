@@ -56,7 +56,7 @@ from flavortag.detector import DetectorModel
 from flavortag.features import VECTOR_FIELDS
 from flavortag.io import read_events
 from flavortag.models import build_model, count_parameters
-from flavortag.training.data import feature_names
+from flavortag.training.settings import feature_names
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = [ROOT / "data" / "zpole_ild" / f"{name}.parquet" for name in ("uds", "cc", "bb")]

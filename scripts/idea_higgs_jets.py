@@ -52,16 +52,15 @@ def main() -> int:
                   f"output_dir={run_dir}", f"tracking.tracking_uri=sqlite:///{work / 'mlflow.db'}",
                   "tracking.experiment_name=idea_higgs_jets"])
 
-    from omegaconf import OmegaConf
-
     import flavortag as ft
+    from flavortag.dataset import DataSettings
     from flavortag.evaluation import held_out_events
     from flavortag.io import read_events
     from flavortag.safe_load import load_torch_file
 
     best = run_dir / "checkpoints" / "best.pt"
     tagger = ft.Tagger.load(best, device="cpu")
-    test = held_out_events(OmegaConf.create(load_torch_file(best)["config"]))
+    test = held_out_events(DataSettings.of_run(load_torch_file(best)["config"]))
     own = tagger.score(test)
     labels = np.asarray(test["label"])
     d_b = np.asarray(own["D_b"])

@@ -1,60 +1,104 @@
-"""The README's main job: train, evaluate and compare all taggers on the embedded sample.
+"""The README's main job: make a Z-pole sample with Pythia 8, train every tagger on it, compare them.
 
-Runs the real command-line tools one after the other (as a user would):
-``flavortag info`` on the embedded sample, ``flavortag train`` for mlp, bdt,
-deepsets and transformer (short trainings; each evaluates itself on the
-held-out test split and logs to the MLflow store ./mlflow.db), then
-``flavortag compare`` over those runs, and prints how to open the MLflow UI.
+Runs the real command-line tools one after the other, as a user would:
+
+1. ``flavortag generate``: 30k events per class (bb, cc, uds) at the Z pole with the ILD-like
+   detector, the sample of ``data=zpole_30k`` (made once; a second run reuses it);
+2. ``flavortag train`` of the presets ``+experiment=<model>_zpole`` for the BDT, the MLP and
+   Deep Sets, and ``+experiment=transformer_zpole_tuned`` (the tuned transformer), with budgets
+   that fit a laptop (``--budget``); each evaluates itself on the held-out test split and logs
+   to the MLflow store ``./mlflow.db`` (experiment ``zpole-30k``);
+3. ``flavortag compare`` of exactly these runs: the table ranked by uds rejection at 50% c
+   efficiency, with statistical errors, and the rejection overlays.
+
+It ends with the table, where the plots are and the link to the runs in the MLflow UI.
+``--budget full`` trains with the presets' own epochs (longer; the figures quoted in
+``configs/experiment``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST_MODEL_SETTINGS = {
-    "mlp": ["trainer.max_epochs=30", "trainer.lr=3e-3"],
-    "deepsets": ["trainer.max_epochs=30", "trainer.lr=3e-3"],
-    "bdt": [],
+EXPERIMENT = "zpole-30k"  # the presets' experiment
+#: model -> (preset, run name, extra overrides of the "quick" budget: about 6 minutes on 2 cores)
+MODELS: dict[str, tuple[str, str, list[str]]] = {
+    "bdt": ("bdt_zpole", "bdt", []),
+    "mlp": ("mlp_zpole", "mlp", ["trainer.max_epochs=10"]),
+    "deepsets": ("deepsets_zpole", "deepsets", ["trainer.max_epochs=2"]),
+    "transformer": ("transformer_zpole_tuned", "transformer-tuned", []),
 }
-SAMPLE = ["data/zpole_ild/uds.parquet", "data/zpole_ild/cc.parquet", "data/zpole_ild/bb.parquet"]
 
 
-def run(args: list[str]) -> None:
+def run(args: list[str], quiet: bool = False) -> None:
     """Run ``flavortag <args>`` and stop on failure."""
     print(f"\n$ flavortag {' '.join(args)}", flush=True)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "flavortag", *args], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-m", "flavortag", *args], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL if quiet else None)
     print(f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+
+def sample_ready(sample: Path) -> bool:
+    """The three class files and generation.yaml of a finished ``generate`` are there."""
+    return (sample / "generation.yaml").is_file() and all(
+        (sample / f"{c}.parquet").is_file() for c in ("uds", "cc", "bb"))
+
+
+def latest_run_id(run_name: str) -> str:
+    """The newest finished run of ``run_name`` in the presets' experiment."""
+    from flavortag import tracking
+
+    tracking.set_tracking_uri(f"sqlite:///{ROOT / 'mlflow.db'}")
+    runs = [r for r in tracking.finished_runs(EXPERIMENT) if r.info.run_name == run_name]
+    if not runs:
+        raise SystemExit(f"main job: no finished run {run_name!r} in experiment {EXPERIMENT}")
+    return str(max(runs, key=lambda r: r.info.start_time).info.run_id)
 
 
 def main() -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=6, help="epochs for the transformer (default 6)")
-    parser.add_argument("--experiment", default="flavortag-embedded", help="MLflow experiment name")
-    parser.add_argument("--models", default="mlp,bdt,deepsets,transformer", help="comma-separated models")
+    parser.add_argument("--budget", choices=("quick", "full"), default="quick",
+                        help="quick: short trainings (default, ~6 min on 2 cores); full: the presets' epochs")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated, of " + ", ".join(MODELS))
     args = parser.parse_args()
-    run(["info", *SAMPLE])
-    exp = f"tracking.experiment_name={args.experiment}"
-    for model in args.models.split(","):
-        # the small networks are cheap: more epochs and a larger step size on this small sample
-        extra = FAST_MODEL_SETTINGS.get(model, [f"trainer.max_epochs={args.epochs}"])
-        run(["train", f"model={model}", *extra, "trainer.progress=true", exp])
-    run(["compare", exp])
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown:
+        parser.error(f"unknown models {unknown}; choose from {', '.join(MODELS)}")
+    t_start = time.perf_counter()
+    samples = Path(os.environ.get("FLAVORTAG_SAMPLES", ROOT / "samples"))
+    sample = samples / "zpole_ild_30k"
+    if sample_ready(sample):
+        print(f"sample {sample} already made (generation.yaml beside it); reusing it")
+    else:  # the recipe of configs/data/zpole_30k.yaml
+        run(["generate", "n_events=30000", "format=parquet", f"out={sample}"])
+    run_ids = []
+    for model in models:
+        preset, run_name, quick = MODELS[model]
+        extra = quick if args.budget == "quick" else []
+        run(["train", f"+experiment={preset}", *extra, f"hydra.run.dir=outputs/main_job/{run_name}"])
+        run_ids.append(latest_run_id(run_name))
+    compare_dir = ROOT / "outputs" / "main_job" / "compare"
+    run(["compare", f"runs=[{','.join(run_ids)}]", f"tracking.experiment_name={EXPERIMENT}",
+         f"hydra.run.dir={compare_dir}"])
     from flavortag import tracking
 
     experiment_id = tracking.configure({"tracking_uri": f"sqlite:///{ROOT / 'mlflow.db'}",
-                                        "experiment_name": args.experiment})
-    runs_url = f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
-    print("\nAll runs are in the MLflow store ./mlflow.db. Open the UI with\n"
-          "  make ui     (or: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db)\n"
-          f"and browse the runs table of experiment '{args.experiment}':\n  {runs_url}\n"
-          f"or its chart view:\n  {runs_url}?compareRunsMode=CHART")
+                                        "experiment_name": EXPERIMENT})
+    plots = sorted(p.relative_to(ROOT) for p in compare_dir.rglob("*.png"))
+    print(f"\nmain job done in {(time.perf_counter() - t_start) / 60:.1f} min.")
+    if plots:
+        print("plots: " + "  ".join(str(p) for p in plots[:3]) + ("  ..." if len(plots) > 3 else ""))
+    print("The trainings and their figures in the MLflow UI (store ./mlflow.db): `make ui`, then open\n"
+          f"  {tracking.trainings_view_url(experiment_id)}")
     return 0
 
 

@@ -41,13 +41,14 @@ def main() -> int:
 
     from flavortag import robustness as rb
     from flavortag.calibration import CalibrationError
-    from flavortag.dataset import load_sample
+    from flavortag.dataset import DataSettings, load_sample
     from flavortag.evaluation import held_out_events
     from flavortag.inference import load_model
     from flavortag.io.api import EVENT_SUFFIXES
 
     model = load_model(args.checkpoint)
-    nominal = held_out_events(OmegaConf.load(args.config))
+    run_config = OmegaConf.to_container(OmegaConf.load(args.config), resolve=True)
+    nominal = held_out_events(DataSettings.of_run(run_config))  # type: ignore[arg-type]
     samples = {"nominal": nominal}
     for directory in args.samples:
         paths = sorted(str(p) for p in Path(directory).iterdir() if str(p).endswith(EVENT_SUFFIXES))

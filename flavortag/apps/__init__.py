@@ -1,4 +1,9 @@
-"""The command-line apps, one module each, thin entry points over the library.
+"""The command-line apps, one module each: parse the command line, call one pipeline.
+
+Each app turns its Hydra config (or argparse arguments) into the typed
+settings of its pipeline (:mod:`flavortag.pipelines`) and calls it; only
+the apps import Hydra and OmegaConf (:func:`plain` turns a composed config
+into the plain data the settings are built from).
 
 Hydra apps (``train``, ``evaluate``, ``predict``, ``compare``, ``generate``)
 read their primary config from :data:`CONFIG_DIR` (``flavortag/configs``,
@@ -16,9 +21,15 @@ launcher runs in other processes get the sweep directory the launcher made.
 import hashlib
 import os
 import secrets
+import warnings
 from pathlib import Path
+from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+
+# train.yaml searches the user's config folder for tune's presets (~/.config/flavortag or
+# $FLAVORTAG_CONFIG_DIR); a folder not made yet is no news
+warnings.filterwarnings("ignore", message=r"provider=hydra\.searchpath in main, path=.* is not available")
 
 #: Directory of the Hydra configs (package data).
 CONFIG_DIR: str = str(Path(__file__).resolve().parents[1] / "configs")
@@ -60,7 +71,7 @@ def job_dirname(time_text: str) -> str:
     ``hydra.run.dir``. SLURM's job key (:func:`flavortag.slurm.run_key`: the job
     id, or ``<array job>_<task>``, and ``.<step>`` inside an ``srun`` step) stays the same when the job is requeued, so
     the requeued job finds its own directory and checkpoints again and resumes
-    (:func:`flavortag.training.job.train`); every task of the job (``srun``,
+    (:func:`flavortag.pipelines.train.train`); every task of the job (``srun``,
     torchrun on each node) shares it.
     """
     from flavortag.slurm import run_key
@@ -95,6 +106,17 @@ def dir_name(name: object) -> str:
 OmegaConf.register_new_resolver("flavortag.dir_name", dir_name, replace=True)
 
 
+def plain(cfg: DictConfig) -> dict[str, Any]:
+    """A composed config as plain, resolved data (what the settings below the apps are built from).
+
+    A mandatory value not given (``???``) raises OmegaConf's ``MissingMandatoryValue``
+    here, which the command line reports as a usage error naming the key.
+    """
+    container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    assert isinstance(container, dict)
+    return {str(k): v for k, v in container.items()}
+
+
 def app_config_groups() -> str:
     """The ``--help`` list of the running app's own config groups: each group's options, the chosen one.
 
@@ -118,4 +140,4 @@ def app_config_groups() -> str:
 OmegaConf.register_new_resolver("flavortag_groups", app_config_groups, replace=True)
 
 
-__all__ = ["CONFIG_DIR", "app_config_groups", "dir_name", "job_dirname", "run_suffix"]
+__all__ = ["CONFIG_DIR", "app_config_groups", "dir_name", "job_dirname", "plain", "run_suffix"]

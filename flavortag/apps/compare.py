@@ -1,6 +1,6 @@
 """``flavortag compare``: evaluated runs side by side (Hydra, ``configs/compare.yaml``).
 
-The work is :func:`flavortag.reporting.comparison.compare`.
+The work is :func:`flavortag.pipelines.compare.compare`.
 """
 
 from __future__ import annotations
@@ -8,10 +8,15 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from flavortag.apps import CONFIG_DIR
+from flavortag.apps import CONFIG_DIR, plain
 from flavortag.apps.schema import check_config
 from flavortag.errors import reported
-from flavortag.reporting.comparison import compare
+from flavortag.pipelines import compare as pipeline
+
+
+def compare(cfg: DictConfig) -> dict[str, dict[str, float]]:
+    """Parse a composed compare config and build the comparison; returns ``{run name: flat metrics}``."""
+    return pipeline.compare(pipeline.CompareSettings.from_config(plain(cfg)))
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="compare", version_base="1.3")

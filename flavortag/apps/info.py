@@ -139,8 +139,8 @@ def _warn_implausible(paths: list[Path], label: str | None, sqrt_s: float | None
                   f"(sqrt(s) = {energy:g} GeV from {source})", file=sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``flavortag info``."""
     parser = argparse.ArgumentParser(
         prog="flavortag info",
         description="Summarise event files (text, ROOT, Parquet or EDM4hep) per class.",
@@ -157,7 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sqrt-s", type=float, default=None, metavar="GEV",
                         help="centre-of-mass energy for the visible-energy check (default: from "
                              f"generation.yaml beside the file, else {DEFAULT_SQRT_S_GEV} GeV)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
     from flavortag.io import EventFormatError, ReadReport, read_events
     from flavortag.io.api import expand_paths, input_format
     from flavortag.io.edm4hep import describe_edm4hep
@@ -174,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         if not is_jet_file(events):  # a jet is not an event: the merged-event checks do not apply
             _warn_implausible([p for p in paths if p not in edm4hep], args.label, args.sqrt_s)
     except (EventFormatError, OSError, ValueError) as err:
-        print(f"flavortag info: {err}", file=sys.stderr)
+        from flavortag.cli import describe_error  # the hints spelt as this command's options
+
+        print(f"flavortag info: {describe_error(err, 'info')}", file=sys.stderr)
         return 1
     if not report.ok:
         print(f"flavortag info: {report.summary()}", file=sys.stderr)

@@ -1,17 +1,24 @@
 """``flavortag predict``: score new event files with a trained tagger (Hydra, ``configs/predict.yaml``).
 
-The work is :func:`flavortag.prediction.predict`.
+The work is :func:`flavortag.pipelines.predict.predict`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
-from flavortag.apps import CONFIG_DIR
+from flavortag.apps import CONFIG_DIR, plain
 from flavortag.apps.schema import check_config
 from flavortag.errors import reported
-from flavortag.prediction import predict
+from flavortag.pipelines import predict as pipeline
+
+
+def predict(cfg: DictConfig) -> list[Path]:
+    """Parse a composed predict config and score its inputs; returns the written files."""
+    return pipeline.predict(pipeline.PredictSettings.from_config(plain(cfg)))
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="predict", version_base="1.3")

@@ -1,200 +1,24 @@
-"""``flavortag robustness``: the robustness report as a Hydra app (see ``configs/robustness.yaml``).
+"""``flavortag robustness``: the robustness report (Hydra, ``configs/robustness.yaml``).
 
-Each run is scored on its own held-out test split (nominal) and on every
-shifted sample, with the calibration modes asked for; ablations retrain each
-run without one feature group first (their own MLflow runs, tagged
-``flavortag.ablation_of``). Everything lands in one MLflow parent run
-(tables as Markdown and CSV, overlay plots, the fitted calibrations) with a
-child run per (tagger, sample) holding ``nominal/``, ``shifted/`` and ``kept/``
-metrics.
+The work is :func:`flavortag.pipelines.robustness.robustness`.
 """
 
 from __future__ import annotations
 
-import glob
-import json
-import logging
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from flavortag import robustness as rb
-from flavortag import tracking
-from flavortag.apps import CONFIG_DIR
+from flavortag.apps import CONFIG_DIR, plain
 from flavortag.apps.schema import check_config
-from flavortag.calibration import MIN_TRACKS, CalibrationError
 from flavortag.errors import reported
-from flavortag.evaluation import held_out_events
-from flavortag.io.api import EVENT_SUFFIXES
-from flavortag.schema.groups import is_bdt
-
-log = logging.getLogger("flavortag.robustness")
-
-
-def sample_specs(entries: Any) -> list[tuple[str, list[str]]]:
-    """``(name, files)`` of each ``samples`` entry (directory, file, glob or ``{name, paths}``)."""
-    specs: list[tuple[str, list[str]]] = []
-    for entry in list(entries or []):
-        if isinstance(entry, Mapping) or OmegaConf.is_dict(entry):
-            name, paths = str(entry["name"]), [str(p) for p in entry["paths"]]
-        else:
-            path = Path(str(entry))
-            if path.is_dir():
-                paths = sorted(str(p) for p in path.iterdir()
-                               if p.is_file() and str(p).endswith(EVENT_SUFFIXES))
-                if not paths:
-                    raise FileNotFoundError(f"{path} is a directory without event files "
-                                            f"({', '.join(EVENT_SUFFIXES)})")
-                name = path.name
-            else:
-                paths = sorted(glob.glob(str(path))) if any(c in str(path) for c in "*?[") else [str(path)]
-                if not paths or not Path(paths[0]).exists():
-                    raise FileNotFoundError(f"no sample at {path}: make one with e.g. `flavortag "
-                                            f"generate detector.ip_resolution_scale=1.5 out={path}`")
-                name = path.stem.split(".")[0] if path.is_file() else path.parent.name
-        specs.append((name, paths))
-    names = [n for n, _ in specs]
-    if len(set(names)) != len(names) or "nominal" in names:
-        raise ValueError(f"sample names must be unique and not 'nominal': {names}; "
-                         "use {name: ..., paths: [...]} entries")
-    return specs
-
-
-def _retrain_without(run_id: str, group: str, cfg: DictConfig, out_dir: Path) -> str:
-    """Train the run's tagger again without ablation ``group``; returns the new run id."""
-    from flavortag.inference import load_model
-    from flavortag.training.job import train
-
-    train_cfg = tracking.load_run_config(run_id)
-    names = load_model(run_id).feature_names
-    features = {"track": rb.ablation_features(group, "track", names["track"]),
-                "event": rb.ablation_features(group, "event", names["event"])}
-    if (is_bdt(train_cfg.model.name) or str(train_cfg.model.name) == "mlp") and not features["event"]:
-        raise ValueError(f"{train_cfg.run_name} has no event features left without {group}")
-    overrides: dict[str, Any] = {
-        "features": features, "run_name": f"{train_cfg.run_name}-no_{group}",
-        "output_dir": str(out_dir / f"{train_cfg.run_name}-no_{group}"),
-        "tracking": OmegaConf.to_container(cfg.tracking, resolve=True),
-        "evaluate_after_training": True,
-    }
-    pair = train_cfg.model.get("pair_features")
-    if group == "impact_parameters" and pair is not None:
-        # the pairs' distance of closest approach is built from the track positions
-        overrides["model"] = {"pair_features": [p for p in pair if p != "ln_dca"]}
-    if cfg.get("ablation_epochs") is not None:
-        overrides["trainer"] = {"max_epochs": int(cfg.ablation_epochs)}
-    new_cfg = OmegaConf.merge(train_cfg, overrides)
-    log.info("retraining %s without %s (%d track, %d event features)", train_cfg.run_name, group,
-             len(features["track"]), len(features["event"]))
-    result = train(new_cfg)  # type: ignore[arg-type]
-    tracking.set_run_tag(str(result["run_id"]), "flavortag.ablation_of", run_id)
-    return str(result["run_id"])
+from flavortag.pipelines import robustness as pipeline
 
 
 def robustness(cfg: DictConfig) -> dict[str, Any]:
-    """Build the report (see the module doc); returns the tables and the parent run id."""
-    from flavortag.dataset import load_sample
-    from flavortag.inference import load_model
-    from flavortag.reporting.sample import sample_info
-
-    runs = [str(r) for r in (cfg.runs or [])]
-    if not runs:
-        raise ValueError("give the taggers to study: runs=[<run id>,...] (MLflow run ids)")
-    specs = sample_specs(cfg.samples)
-    if not specs:
-        raise ValueError("give the shifted samples: samples=[<directory or files>,...]")
-    mode = str(cfg.calibration)
-    modes = list(rb.CALIBRATION_GROUPS.get(mode, (mode,)))
-    for m in modes:
-        if m not in rb.CALIBRATION_MODES:
-            raise ValueError(f"calibration must be none, scale, auto, both or all, not {mode!r}")
-    ablations = [str(a) for a in (cfg.ablations or [])]
-    for a in ablations:
-        if a not in rb.ABLATION_GROUPS:
-            raise ValueError(f"unknown ablation {a!r}; known: {sorted(rb.ABLATION_GROUPS)}")
-    out_dir = Path(str(cfg.output_dir))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tracking.configure(cfg.tracking)
-
-    taggers: list[tuple[str, str]] = []  # (label, run id)
-    for run_id in runs:
-        name = str(tracking.load_run_config(run_id).get("run_name", run_id[:8]))
-        taggers.append((name, run_id))
-        for group in ablations:
-            taggers.append((f"{name} -{group}", _retrain_without(run_id, group, cfg, out_dir)))
-
-    cap = cfg.get("max_events_per_class")
-    shifted_events = {name: load_sample({"paths": paths, "max_events_per_class": cap})
-                      for name, paths in specs}
-    scored: dict[str, dict[str, rb.Scored]] = {}
-    fits: dict[tuple[str, str, str], Any] = {}  # (sample, mode, detector) -> the sample's fit, for every tagger
-    nominal_info = None
-    for label, run_id in taggers:
-        model = load_model(run_id)
-        train_cfg = tracking.load_run_config(run_id)
-        nominal_events = held_out_events(train_cfg)
-        if nominal_info is None:
-            nominal_info = sample_info(train_cfg.data, train_cfg.get("detector"), n_events=len(nominal_events))
-        for m in modes:
-            key = label if len(modes) == 1 else f"{label} [calib {m}]"
-            entry: dict[str, rb.Scored] = {}
-            for sample, events in [("nominal", nominal_events), *shifted_events.items()]:
-                fit_key = (sample, m, json.dumps(getattr(model, "detector", None), sort_keys=True))
-                try:
-                    if isinstance(fits.get(fit_key), CalibrationError):
-                        raise fits[fit_key]
-                    probs, labels, calib = rb.score_events(
-                        model, events, fits.get(fit_key, m),
-                        min_tracks=int(cfg.get("calibration_min_tracks") or MIN_TRACKS))
-                except CalibrationError as err:
-                    log.warning("%s on %s: %s", key, sample, err)
-                    if sample != "nominal":
-                        fits[fit_key] = err
-                    continue
-                if sample != "nominal" and calib is not None:
-                    fits[fit_key] = rb.without_reference(calib)
-                entry[sample] = rb.Scored(key, sample, rb.evaluate_scores(probs, labels), calib, probs, labels)
-                log.info("%s on %s: acc %.3f%s", key, sample, entry[sample].result.accuracy,
-                         f" (d0 scale {calib.d0_scale:.3f})" if calib else "")
-            scored[key] = entry
-
-    tables = rb.robustness_rows(scored)
-    text = rb.format_markdown(tables) + "\n" + rb.scale_factor_table(scored)
-    (out_dir / "robustness.md").write_text(text)
-    rb.write_csv(tables, out_dir / "robustness.csv")
-    plots = rb.plot_overlay(scored, out_dir / "plots" / "overlay_b_tagger", tagger="b", sample=nominal_info)
-    plots += rb.plot_overlay(scored, out_dir / "plots" / "overlay_c_tagger", tagger="c", sample=nominal_info)
-    calibrations = {f"{t}/{s}": item.calibration.to_dict() for t, by in scored.items()
-                    for s, item in by.items() if item.calibration is not None}
-    (out_dir / "calibrations.json").write_text(json.dumps(calibrations, indent=2))
-
-    with tracking.start_run(cfg.tracking, run_name=str(cfg.run_name),
-                            tags={tracking.Tag.KIND: "robustness"}) as parent:
-        tracking.log_params({"runs": ",".join(runs), "samples": ",".join(n for n, _ in specs),
-                             "calibration": mode, "ablations": ",".join(ablations) or "none"})
-        for name in ("robustness.md", "robustness.csv", "calibrations.json"):
-            tracking.log_artifact(out_dir / name)
-        for path in plots:
-            tracking.log_artifact(path, artifact_path="plots")
-        for tagger, by_sample in scored.items():
-            for sample, item in by_sample.items():
-                if sample == "nominal":
-                    continue
-                with tracking.start_child_run(f"{tagger} on {sample}", parent.info.experiment_id,
-                                              {tracking.Tag.KIND: "robustness-child"}):
-                    tracking.log_params({"tagger": tagger, "sample": sample})
-                    if "nominal" not in by_sample:
-                        continue
-                    tracking.log_metrics(rb.kept_metrics(by_sample["nominal"], item))
-                    tracking.log_metrics(rb.scale_factor_metrics_of(by_sample["nominal"], item))
-                    if item.calibration is not None:
-                        tracking.log_metrics({"calibration/d0_scale": item.calibration.d0_scale,
-                                              "calibration/z0_scale": item.calibration.z0_scale})
-        parent_id = parent.info.run_id
-    return {"tables": tables, "markdown": text, "parent_run_id": parent_id, "scored": scored}
+    """Parse a composed robustness config and build the report; returns the tables and the parent run id."""
+    return pipeline.robustness(pipeline.RobustnessSettings.from_config(plain(cfg)))
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="robustness", version_base="1.3")

@@ -1,20 +1,29 @@
 """``flavortag train`` / ``python -m flavortag.train``: train a tagger (Hydra, ``configs/train.yaml``).
 
-The work is :func:`flavortag.training.train`; see :mod:`flavortag.training`.
+Parses the config into a :class:`~flavortag.training.settings.TrainJob` and
+runs the train pipeline, :func:`flavortag.pipelines.train.train`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
-from flavortag.apps import CONFIG_DIR
+from flavortag.apps import CONFIG_DIR, plain
 from flavortag.apps.schema import check_config
 from flavortag.errors import reported
-from flavortag.training import train
+from flavortag.pipelines import train as pipeline
+from flavortag.training.settings import TrainJob
+
+
+def train(cfg: DictConfig, epoch_callback: pipeline.EpochCallback | None = None,
+          run_tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """Parse a composed train config and run the job (see :func:`flavortag.pipelines.train.train`)."""
+    return pipeline.train(TrainJob.from_config(plain(cfg)), epoch_callback=epoch_callback, run_tags=run_tags)
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")

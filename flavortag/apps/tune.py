@@ -1,6 +1,6 @@
 """``flavortag tune``: a hyperparameter search with optuna (Hydra, ``configs/tune.yaml``).
 
-The work is :func:`flavortag.tuning.run_worker`; see :mod:`flavortag.tuning.study`.
+The work is :func:`flavortag.pipelines.tune.run_worker`; see :mod:`flavortag.pipelines.tune`.
 Each trial's train config is composed with Hydra's compose API from the same
 config directory (and search path) as this app. The train overrides of every
 trial go after ``--`` (``flavortag tune n_trials=20 -- data=zpole_30k
@@ -15,7 +15,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from flavortag.apps import CONFIG_DIR
+from flavortag.apps import CONFIG_DIR, plain
 from flavortag.errors import UsageError, reported
 
 
@@ -44,18 +44,30 @@ def main() -> None:
 @reported
 def _worker(cfg: DictConfig) -> float:
     """Hydra entry point: one worker of the study; returns the study's best validation loss so far."""
+    from pathlib import Path
+    from typing import Any
+
     from flavortag.apps.schema import check_config
-    from flavortag.tuning import SearchSpace, run_worker, trial_table
+    from flavortag.apps.tune_preset import write_preset
+    from flavortag.pipelines.tune import run_worker
+    from flavortag.training.settings import TrainJob
+    from flavortag.tuning import SearchSpace, TuneSettings, trial_table
 
     check_config(cfg, "tune")
-    space = SearchSpace.from_config(cfg.hparams_search)
+    settings = TuneSettings.from_config(plain(cfg), CONFIG_DIR)
+    space = SearchSpace.from_config(plain(cfg)["hparams_search"])
+    base_overrides = [*space.base_overrides(), *settings.overrides]
 
-    def compose(overrides: list[str]) -> DictConfig:
+    def compose(overrides: list[str]) -> TrainJob:
         trial_cfg = hydra.compose(config_name="train", overrides=overrides)
         check_config(trial_cfg, "train")  # a trial skips the train app's own check
-        return trial_cfg
+        return TrainJob.from_config(plain(trial_cfg))
 
-    result = run_worker(cfg, space, compose, CONFIG_DIR)
+    def preset(params: Any, note: str) -> Path:
+        return write_preset(settings.preset_dir, settings.study_name, base_overrides, params, note,
+                            settings.config_dir)
+
+    result = run_worker(settings, space, compose, preset)
     print(trial_table(result.study))
     if result.preset is not None:
         print(f"best trial preset: {result.preset}  (flavortag train +experiment={result.preset.stem})")

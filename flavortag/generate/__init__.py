@@ -2,7 +2,7 @@
 
 ``generate_events`` makes one class in this process (tests, notebooks);
 ``produce_samples`` runs many processes and writes one file per class;
-``flavortag generate ...`` / ``python -m flavortag.generate`` is the Hydra app.
+``flavortag generate ...`` (:mod:`flavortag.apps.generate`) is the Hydra app.
 """
 
 from flavortag.generate.events import ChunkSpec, generate_events, plan_chunks

@@ -45,6 +45,7 @@ from flavortag.generate.events import (
 )
 from flavortag.generate.pythia_setup import flavour_name
 from flavortag.io.columns import EventColumns
+from flavortag.progress import progress_bar
 
 #: File extension of each output format.
 EXTENSIONS: dict[str, str] = {"text": "txt", "root": "root", "parquet": "parquet"}
@@ -156,8 +157,6 @@ def produce_samples(
     """
     import time
 
-    from tqdm.auto import tqdm
-
     from flavortag.generate.pythia_setup import check_process
     from flavortag.io.api import write_columns
 
@@ -196,7 +195,7 @@ def produce_samples(
     tracks: dict[str, int] = {}
     results = iter_chunks(chunks, workers, start_method)
     try:
-        with tqdm(total=n_total, unit="ev", desc="generate", disable=not progress) as bar:
+        with progress_bar(total=n_total, unit="ev", desc="generate", show=progress) as bar:
             for name in names:
                 bar.set_postfix_str(name)
                 counts[name] = tracks[name] = 0

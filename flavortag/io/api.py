@@ -104,10 +104,11 @@ def input_format(path: str | os.PathLike, format: str | None = None, option: str
     return fmt
 
 
-def expand_paths(paths: PathsLike) -> list[Path]:
+def expand_paths(paths: PathsLike, recipe: str | None = None) -> list[Path]:
     """The files named by ``paths`` (one or a list; glob patterns allowed), in order.
 
-    Raises ``FileNotFoundError`` listing every name that matches nothing,
+    Raises ``FileNotFoundError`` listing every name that matches nothing (with
+    ``recipe``, the command that makes a missing sample, where given),
     ``IsADirectoryError`` for a directory, and
     :class:`~flavortag.io.shard_set.IncompleteShardSetError` for shards of a set
     that ``flavortag shard`` did not finish (:func:`~flavortag.io.shard_set.check_shard_files`).
@@ -130,15 +131,19 @@ def expand_paths(paths: PathsLike) -> list[Path]:
         else:
             missing.append(str(item))
     if missing:
-        raise FileNotFoundError(_missing_message(missing))
+        raise FileNotFoundError(_missing_message(missing, recipe))
     check_shard_files(found)
     return found
 
 
-def _missing_message(missing: Sequence[str]) -> str:
-    """What is missing and how to make it: a generated sample's directory gets the ``generate`` line."""
+def _missing_message(missing: Sequence[str], recipe: str | None = None) -> str:
+    """What is missing and how to make it: ``recipe`` (the data config's own command), else for a
+    generated sample's directory a plain ``generate`` line."""
     parents = {Path(m).parent for m in missing}
     stems = {Path(m).name.split(".", 1)[0] for m in missing}
+    out = re.search(r"(?:^|\s)out=(\S+)", recipe or "")
+    if out and len(parents) == 1 and _same_folder(next(iter(parents)), out.group(1)):
+        return f"no sample at {parents.pop()}: make it with `{recipe}`"
     if len(parents) == 1 and stems <= set(CLASS_NAMES):
         sample = parents.pop()
         if not sample.is_dir() or not any(sample.glob(f"{c}.*") for c in CLASS_NAMES):
@@ -149,6 +154,12 @@ def _missing_message(missing: Sequence[str]) -> str:
     if len(missing) == 1:
         return f"no such file: {missing[0]} (working directory {Path.cwd()})"
     return f"no such files: {', '.join(missing)} (working directory {Path.cwd()})"
+
+
+def _same_folder(folder: Path, out: str) -> bool:
+    """``folder`` is the recipe's ``out=`` (relative names compared by their trailing parts)."""
+    parts = Path(out).parts
+    return folder.parts[-len(parts):] == parts
 
 
 def resolve_label(

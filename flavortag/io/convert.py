@@ -10,7 +10,6 @@ temporary name and renamed only when every input has been read: a failure
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from flavortag.io.api import (
     write_columns,
 )
 from flavortag.io.errors import OnError, ReadReport, check_on_error
+from flavortag.progress import progress_bar
 
 
 def convert(
@@ -61,14 +61,9 @@ def convert(
     if any(s.path.resolve() == target for s in sources):
         raise ValueError(f"{output}: the output is also an input")
     report = ReadReport() if report is None else report
-    from tqdm import tqdm
-
-    show = sys.stderr.isatty() if progress is None else progress
     total = sum(os.path.getsize(s.path) for s in sources)
-    with tqdm(
-        total=total, unit="B", unit_scale=True, unit_divisor=1024, disable=not show,
-        desc=f"-> {Path(output).name}", file=sys.stderr,
-    ) as bar:
+    with progress_bar(total=total, unit="B", unit_scale=True, unit_divisor=1024, show=progress,
+                      force=progress is True, desc=f"-> {Path(output).name}") as bar:
         chunks = iter_source_columns(sources, on_error, tree, report, step_size, progress=bar.update)
         write_columns(chunks, output, out_format, tree)
     return report

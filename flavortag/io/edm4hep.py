@@ -52,15 +52,12 @@ from flavortag.io.checks import screen_columns
 from flavortag.io.columns import UNKNOWN_LABEL, EventColumns
 from flavortag.io.edm4hep_layout import Layout, detect_layout, is_edm4hep_tree
 from flavortag.io.edm4hep_relations import Chunk, Problems, resolve_relation
+from flavortag.io.edm4hep_tracks import Particles, particles, track_fields
 from flavortag.io.edm4hep_truth import TruthReader
 from flavortag.io.errors import EventFormatError, OnError, ReadReport, log
 from flavortag.io.root import _open_tree, truncation_message
 from flavortag.ragged import event_index, offsets_from_counts
 
-#: ``TrackState.location`` of the state at the interaction point.
-AT_IP: int = 1
-#: Covariance numbers of (D0, D0) and (Z0, Z0) in the lower triangle (15 and 21 elements alike).
-COV_D0_D0, COV_Z0_Z0 = 0, 9
 LEVELS: tuple[str, ...] = ("event", "jet")
 #: Entries per chunk of a whole-file read: reading the next chunk overlaps the work on this one.
 PIPELINE_STEP_ENTRIES: int = 10_000
@@ -237,136 +234,20 @@ def iter_edm4hep_columns(
         yield cols, position
 
 
-@dataclass
-class _Particles:
-    """The reconstructed particles of a chunk: kinematics, charge, and their track (global rows)."""
-
-    offsets: np.ndarray
-    event: np.ndarray
-    p4: np.ndarray  # [n, 4] E, px, py, pz (float32)
-    charge: np.ndarray
-    pid: np.ndarray
-    is_track: np.ndarray  # charged with a track
-    state: np.ndarray  # global track-state row of each particle (valid where is_track)
-    track: np.ndarray  # global track row
-
-
-def _particles(chunk: Chunk, layout: Layout, problems: Problems, path: str) -> _Particles:
-    P, T = layout.particles, layout.tracks
-    offsets = chunk.offsets(layout.leaf(P, "energy"))
-    event = event_index(np.diff(offsets))
-    p4 = np.stack([chunk.values(layout.leaf(P, m)) for m in ("energy", "momentum.x", "momentum.y", "momentum.z")],
-                  axis=1).astype(np.float32, copy=False)
-    charge = chunk.values(layout.leaf(P, "charge"))
-    tracks = resolve_relation(chunk, layout, P, "tracks", T, problems, path)
-    is_track = (charge != 0) & (tracks.end > tracks.begin)
-    track = np.where(is_track, tracks.first, 0)
-    # track -> its state at the IP (else its first state)
-    trk_off = chunk.offsets(layout.leaf(T, "trackStates_begin"))
-    trk_event = event_index(np.diff(trk_off))
-    st_off, location = chunk.column(layout.state("location"))
-    s_begin = chunk.values(layout.leaf(T, "trackStates_begin")).astype(np.int64)
-    s_end = chunk.values(layout.leaf(T, "trackStates_end")).astype(np.int64)
-    n_states = np.diff(st_off)[trk_event]
-    needed = np.zeros(len(s_begin), bool)
-    needed[track[is_track]] = True
-    missing = needed & (s_end <= s_begin)
-    problems.add(missing, trk_event, "track state missing", lambda t: (
-        f"{T}: track {t - trk_off[trk_event[t]]} has no track state ({layout.states})"))
-    beyond = needed & ~missing & ((s_begin < 0) | (s_end > n_states))
-    problems.add(beyond, trk_event, "relation out of range", lambda t: (
-        f"{T}: track {t - trk_off[trk_event[t]]}: trackStates {s_begin[t]}..{s_end[t]} beyond the "
-        f"{n_states[t]} entries of {layout.states}"))
-    ok = needed & ~missing & ~beyond
-    first = np.where(ok, s_begin, 0) + st_off[trk_event]
-    chosen = first.copy()
-    # a track with several states: the AtIP one where there is one
-    multi = np.flatnonzero(ok & (s_end - s_begin > 1))
-    if len(multi):
-        lengths = (s_end - s_begin)[multi]
-        owner = np.repeat(multi, lengths)
-        rows = first[owner] + (np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths))
-        at_ip = location[rows] == AT_IP
-        owners, where = np.unique(owner[at_ip], return_index=True)
-        chosen[owners] = rows[at_ip][where]
-    return _Particles(offsets=offsets, event=event, p4=p4, charge=charge,
-                      pid=chunk.values(layout.leaf(P, layout.pdg_member)).astype(np.int32),
-                      is_track=is_track, state=chosen[track], track=track)
-
-
-def _track_fields(chunk: Chunk, layout: Layout, parts: _Particles, rows: np.ndarray, problems: Problems,
-                  path: str) -> dict[str, np.ndarray]:
-    """Per-track fields of particles ``rows`` (global rows of tracks with a track)."""
-    state = parts.state[rows]
-    event = parts.event[rows]
-    get = {m: chunk.values(layout.state(m))[state] for m in
-           ("D0", "phi", "omega", "Z0", "tanLambda", "referencePoint.x", "referencePoint.y", "referencePoint.z")}
-    cov = chunk.values(layout.state(layout.cov_member))
-    if cov.ndim == 1:  # flattened per event (a copy written by uproot): 15 or 21 numbers per state
-        cov = cov.reshape(len(chunk.values(layout.state("D0"))), -1)
-    var_d0, var_z0 = cov[state, COV_D0_D0], cov[state, COV_Z0_Z0]
-    finite = np.ones(len(rows), bool)
-    for values in get.values():
-        finite &= np.isfinite(values)
-    local = rows - parts.offsets[event]
-    problems.add(~finite, event, "non-finite track parameters", lambda t: (
-        f"{layout.states}: the state of particle {local[t]} ({layout.particles}) has non-finite parameters "
-        + ", ".join(f"{k}={float(v[t])}" for k, v in get.items() if not np.isfinite(v[t]))))
-    with np.errstate(invalid="ignore"):
-        bad_var = ~((var_d0 >= 0) & (var_z0 >= 0))
-    problems.add(bad_var & finite, event, "negative variance", lambda t: (
-        f"{layout.states}: the covariance of particle {local[t]} ({layout.particles}) has "
-        f"var(D0) = {float(var_d0[t])}, var(Z0) = {float(var_z0[t])} mm^2"))
-    d0, phi = get["D0"].astype(np.float64), get["phi"].astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        fields = {
-            "E": parts.p4[rows, 0], "px": parts.p4[rows, 1], "py": parts.p4[rows, 2], "pz": parts.p4[rows, 3],
-            "x": (get["referencePoint.x"] - d0 * np.sin(phi)).astype(np.float32),
-            "y": (get["referencePoint.y"] + d0 * np.cos(phi)).astype(np.float32),
-            "z": (get["referencePoint.z"] + get["Z0"].astype(np.float64)).astype(np.float32),
-            "charge": np.rint(parts.charge[rows]).astype(np.int8),
-            "omega": get["omega"].astype(np.float32),
-            "sigma_d0": np.sqrt(np.maximum(var_d0, 0)).astype(np.float32),
-            "sigma_z0": np.sqrt(np.maximum(var_z0, 0)).astype(np.float32),
-            "pid_pdg": parts.pid[rows],
-        }
-    if layout.dndx:
-        fields["dndx"] = _dndx(chunk, layout, parts, rows, problems, path)
-    return fields
-
-
-def _dndx(chunk: Chunk, layout: Layout, parts: _Particles, rows: np.ndarray, problems: Problems,
-          path: str) -> np.ndarray:
-    """dN/dx of each track (NaN where the RecDqdx collection has none for it)."""
-    assert layout.dndx is not None
-    branch = f"_{layout.dndx}_track"
-    off, index = chunk.column(f"{branch}.index")
-    value = chunk.values(layout.leaf(layout.dndx, "dQdx.value"))
-    ev = event_index(np.diff(off))
-    trk_off = chunk.offsets(layout.leaf(layout.tracks, "trackStates_begin"))
-    n_tracks = np.diff(trk_off)[ev]
-    out = (index < 0) | (index >= n_tracks)
-    problems.add(out, ev, "relation out of range", lambda s: (
-        f"{branch}: index {index[s]} out of range: the event has {n_tracks[s]} {layout.tracks}"))
-    per_track = np.full(int(trk_off[-1]), np.nan, np.float32)
-    per_track[(trk_off[ev] + index)[~out]] = value[~out]
-    return per_track[parts.track[rows]]
-
-
 def chunk_columns(chunk: Chunk, layout: Layout, options: EDM4hepOptions, path: str, first_entry: int,
                   label: int | None, on_error: OnError, report: ReadReport) -> tuple[EventColumns, EventColumns]:
     """The records (events or jets) of one chunk of entries (module docstring), and their neutrals."""
     from flavortag.generate.thrust import thrust_axis
 
     problems = Problems(chunk.n)
-    parts = _particles(chunk, layout, problems, path)
+    parts = particles(chunk, layout, problems, path)
     truth = TruthReader(chunk, layout, parts.offsets, problems, path) if layout.mc else None
     bz = _bz(chunk, layout, options)
     if options.level == "jet":
         return _jet_columns(chunk, layout, parts, truth, problems, path, first_entry, label, on_error, report, bz,
                             options)
     rows = np.flatnonzero(parts.is_track)
-    fields = _track_fields(chunk, layout, parts, rows, problems, path)
+    fields = track_fields(chunk, layout, parts, rows, problems, path)
     if truth is not None and truth.has_links and options.track_truth:
         fields.update(truth.track_fields(rows))
     counts = np.bincount(parts.event[rows], minlength=chunk.n)
@@ -385,7 +266,7 @@ def chunk_columns(chunk: Chunk, layout: Layout, options: EDM4hepOptions, path: s
     return (cols, neutrals) if keep.all() else (cols.select(keep), neutrals.select(keep))
 
 
-def _neutrals(parts: _Particles, rows: np.ndarray, record: np.ndarray, n_records: int, cols: EventColumns,
+def _neutrals(parts: Particles, rows: np.ndarray, record: np.ndarray, n_records: int, cols: EventColumns,
               options: EDM4hepOptions) -> EventColumns:
     """The particles ``rows`` (of records ``record``) that are not tracks, as the tracks of a twin of ``cols``.
 
@@ -415,7 +296,7 @@ def _bz(chunk: Chunk, layout: Layout, options: EDM4hepOptions) -> np.ndarray:
     return bz
 
 
-def _jet_columns(chunk: Chunk, layout: Layout, parts: _Particles, truth: TruthReader | None, problems: Problems,
+def _jet_columns(chunk: Chunk, layout: Layout, parts: Particles, truth: TruthReader | None, problems: Problems,
                  path: str, first_entry: int, label: int | None, on_error: OnError, report: ReadReport,
                  bz: np.ndarray, options: EDM4hepOptions) -> tuple[EventColumns, EventColumns]:
     """One record per jet: its charged constituents with a track; axis = the jet's direction."""
@@ -434,7 +315,7 @@ def _jet_columns(chunk: Chunk, layout: Layout, parts: _Particles, truth: TruthRe
     constituent = members.target[slot]  # global particle rows, jet by jet
     is_track = parts.is_track[constituent]
     rows = constituent[is_track]
-    fields = _track_fields(chunk, layout, parts, rows, problems, path)
+    fields = track_fields(chunk, layout, parts, rows, problems, path)
     if truth is not None and truth.has_links and options.track_truth:
         fields.update(truth.track_fields(rows))
     counts = np.bincount(slot_jet[is_track], minlength=len(jet_event))

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,7 @@ from flavortag.io.api import (
 from flavortag.io.columns import EventColumns
 from flavortag.io.errors import OnError, ReadReport, check_on_error
 from flavortag.io.shard_set import MANIFEST, commit, remove_stale_spills, shard_path, spill_dir
+from flavortag.progress import progress_bar
 from flavortag.ragged import offsets_from_counts
 
 __all__ = ["MANIFEST", "ShardResult", "make_shards", "shard_assignment", "shard_path", "take_events"]
@@ -136,8 +136,6 @@ def make_shards(
     :func:`~flavortag.io.read_events`, ``step_size`` as in :func:`~flavortag.io.iter_events`.
     """
     import pyarrow.parquet as pq
-    from tqdm import tqdm
-
     if n_shards < 1:
         raise ValueError(f"n_shards must be >= 1, not {n_shards}")
     if rows_per_group < 1:
@@ -156,7 +154,6 @@ def make_shards(
     spill = spill_dir(out)
     spill.mkdir(exist_ok=True)
     report = ReadReport()
-    show = sys.stderr.isatty() if progress is None else progress
     writers: dict[int, pq.ParquetWriter] = {}
     result = ShardResult(paths=[], class_counts=[], report=report)
     try:
@@ -164,8 +161,8 @@ def make_shards(
         n_seen = 0
         template = EventColumns.empty()  # zero events with the inputs' fields, for an empty shard
         total = sum(os.path.getsize(s.path) for s in sources)
-        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, disable=not show,
-                  desc="deal", file=sys.stderr) as bar:
+        with progress_bar(total=total, unit="B", unit_scale=True, unit_divisor=1024, show=progress,
+                          force=progress is True, desc="deal") as bar:
             for cols in iter_source_columns(sources, on_error, tree, report, step_size, progress=bar.update):
                 if not len(cols):
                     continue
@@ -183,8 +180,8 @@ def make_shards(
             writer.close()
         writers.clear()
         # pass 2: one shard at a time, shuffled, in row groups
-        for shard in tqdm(range(n_shards), desc="shuffle + write", unit="shard", disable=not show,
-                          file=sys.stderr):
+        for shard in progress_bar(range(n_shards), desc="shuffle + write", unit="shard", show=progress,
+                                  force=progress is True):
             part = spill / f"{shard}.parquet"
             if part.exists():
                 cols = EventColumns.from_awkward(ak.from_arrow(pq.ParquetFile(part).read()))

@@ -97,7 +97,11 @@ from flavortag.metrics.rejection import (
 from flavortag.metrics.result import EvaluationResult, evaluate_predictions
 from flavortag.metrics.tables import (
     DEFAULT_TABLE_METRICS,
+    HEADLINE_METRIC,
+    JET_HEADLINE_METRIC,
     format_comparison_table,
+    headline_metric,
+    rank_by,
     write_comparison_csv,
 )
 from flavortag.metrics.working_points import (
@@ -114,7 +118,7 @@ __all__ = [
     "DEFAULT_EFFICIENCIES",
     "DEFAULT_F_B",
     "DEFAULT_F_C",
-    "DEFAULT_TABLE_METRICS",
+    "DEFAULT_TABLE_METRICS", "HEADLINE_METRIC", "JET_HEADLINE_METRIC", "headline_metric", "rank_by",
     "FLAVOUR",
     "PROB_FLOOR",
     "TAGGERS",

@@ -23,6 +23,26 @@ JET_TABLE_METRICS: tuple[str, ...] = (
     "rej_c_at_b80", "rej_light_at_b80", "rej_g_at_b80", "rej_b_at_c50", "rej_light_at_c50", "rej_g_at_c50",
 )
 
+#: The headline figure (name without prefix, what it is) that ranks taggers: the light-quark
+#: rejection of the c tagger at 50% c efficiency, the hardest separation at the Z pole.
+HEADLINE_METRIC: tuple[str, str] = ("rej_uds_at_c50", "uds rejection at 50% c efficiency (D_c)")
+JET_HEADLINE_METRIC: tuple[str, str] = ("rej_light_at_c50", "light rejection at 50% c efficiency (D_c)")
+
+
+def headline_metric(names: Sequence[str]) -> tuple[str, str]:
+    """The headline ``(name, description)`` for classes ``names`` (event: uds/cc/bb; jets: light/c/b[/g])."""
+    return HEADLINE_METRIC if "uds" in names else JET_HEADLINE_METRIC
+
+
+def rank_by(flat: Mapping[str, Mapping[str, float]], metric: str) -> list[str]:
+    """The keys of ``flat`` (model -> flat metrics, prefixed names) best first by ``metric`` (higher is
+    better; a lower limit counts as its value; missing or nan last, in their given order)."""
+    def key(item: tuple[int, str]) -> tuple[bool, float, int]:
+        value = flat[item[1]].get(metric, math.nan)
+        return (math.isnan(value), -value if not math.isnan(value) else 0.0, item[0])
+
+    return [name for _, name in sorted(enumerate(flat), key=key)]
+
 
 def _as_flat(result: EvaluationResult | Mapping[str, float], prefix: str,
              infinite_rejection: Literal["inf", "limit"] = "inf") -> dict[str, float]:
@@ -38,6 +58,11 @@ def _decimals(name: str, value: float) -> int:
         return 4
     a = abs(value)
     return 0 if a >= 100 else 1 if a >= 10 else 2
+
+
+def format_figure(name: str, value: float | None, err: float | None) -> str:
+    """One figure as text: ``value ± err``, ``> limit`` for a rejection lower limit (nan error), "-" if missing."""
+    return _format_cell(name, value, err, True)
 
 
 def _format_cell(name: str, value: float | None, err: float | None, with_errors: bool) -> str:

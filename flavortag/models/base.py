@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from flavortag.batching.batch import pad_ragged_tensor
 from flavortag.classes import CLASS_NAMES
+from flavortag.schema.nodes import plain_data
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from flavortag.batching import PaddedBatch, RaggedBatch
@@ -165,7 +166,7 @@ class TaggerModel(nn.Module):
 
         A ``description`` key (free text) is accepted and dropped.
         """
-        plain = _plain(dict(config))
+        plain = plain_data(dict(config))
         plain.pop("description", None)  # free text some configs carry; not a hyperparameter
         name = plain.pop("name", cls.name)
         if name != cls.name:
@@ -173,7 +174,7 @@ class TaggerModel(nn.Module):
         unknown = sorted(set(plain) - set(cls.DEFAULTS))
         if unknown:
             raise ValueError(f"unknown {cls.name} hyperparameters {unknown}; known: {sorted(cls.DEFAULTS)}")
-        return {"name": cls.name, **_plain(cls.DEFAULTS), **plain}
+        return {"name": cls.name, **plain_data(cls.DEFAULTS), **plain}
 
     # -- normalisation -----------------------------------------------------------------
     def fit_normalisation(self, track_values: np.ndarray | None, event_values: np.ndarray | None = None) -> None:
@@ -246,12 +247,3 @@ class TaggerModel(nn.Module):
 
     def extra_repr(self) -> str:  # noqa: D102 - nn.Module hook
         return f"name={self.name!r}, n_track_features={self.n_track_features}, n_event_features={self.n_event_features}"
-
-
-def _plain(obj: Any) -> Any:
-    """Convert mappings / sequences (OmegaConf containers included) to dicts / lists."""
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, Sequence) and not isinstance(obj, str | bytes):
-        return [_plain(v) for v in obj]
-    return obj

@@ -41,7 +41,7 @@ MODEL_LINESTYLES = ("-", "--", "-.", ":")
 #: Legend/axis text of each class name and tagger flavour.
 CLASS_TEX = {"uds": "uds", "cc": r"$c\bar{c}$", "bb": r"$b\bar{b}$"}
 FLAVOUR_TEX = {"uds": "uds", "c": r"$c\bar{c}$", "b": r"$b\bar{b}$", "light": "light-jet", "g": "g-jet"}
-_FLAVOUR_COLOUR = {"uds": CLASS_COLOURS["uds"], "c": CLASS_COLOURS["cc"], "b": CLASS_COLOURS["bb"],
+FLAVOUR_COLOURS = {"uds": CLASS_COLOURS["uds"], "c": CLASS_COLOURS["cc"], "b": CLASS_COLOURS["bb"],
                    "light": CLASS_COLOURS["uds"], "g": "#964a8b"}
 FRACTION_TEX = {"b": "f_c", "c": "f_b"}
 

@@ -41,6 +41,7 @@ from flavortag.metrics import (
 from flavortag.reporting.figures import (
     CLASS_COLOURS,
     CLASS_TEX,
+    FLAVOUR_COLOURS,
     FLAVOUR_TEX,
     FRACTION_TEX,
     MODEL_COLOURS,
@@ -69,6 +70,7 @@ __all__ = [
     "plot_roc",
     "plot_training_curves",
     "rejection_figure",
+    "roc_figure",
 ]
 
 
@@ -219,33 +221,43 @@ def plot_roc(
     formats: Formats = ("png", "pdf"),
     sample: SampleInfo | None = None,
 ) -> list[Path]:
-    """One-vs-rest ROC curve of each class (true- vs false-positive rate), AUC in the legend.
+    """The field's ROC: background rejection against signal efficiency, one panel per tagger discriminant.
 
-    ``results`` is one :class:`EvaluationResult` or ``{model name: result}``
-    (classes keep their colour, models get line styles). Default file name ``roc``.
+    b-tagging (D_b) with the c and uds rejections, c-tagging (D_c) with the b
+    and uds rejections (jets: light and g too), over the whole efficiency
+    range, log rejection. ``results`` is one :class:`EvaluationResult` or
+    ``{model name: result}`` (backgrounds keep their colour, models get line
+    styles). Default file name ``roc``.
     """
-    models = {"": results} if isinstance(results, EvaluationResult) else dict(results)
     with figure_style():
-        fig = new_figure(10.5, 6.5)
-        ax = fig.add_subplot()
-        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1.0, label="random (AUC = 0.5)")
-        for i, (model, r) in enumerate(models.items()):
-            for name in r.class_names:
-                if name not in r.roc:
-                    continue
-                fpr, tpr = r.roc[name]
-                label = f"{CLASS_TEX.get(name, name)} vs rest, AUC = {r.auc[name]:.3f}"
-                if model:
-                    label = f"{model}: {label}"
-                ax.plot(fpr, tpr, color=CLASS_COLOURS.get(name, _JET_COLOURS.get(name, "black")),
-                        linestyle=MODEL_LINESTYLES[i % len(MODEL_LINESTYLES)], label=label)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel("False-positive rate (other classes accepted)")
-        ax.set_ylabel("True-positive rate (class efficiency)")
-        ax.grid(True)
-        decorate_axes(fig, ax, sample, caption)
-        return save_figure(fig, path, "roc", formats)
+        return save_figure(roc_figure(results, caption, sample), path, "roc", formats)
+
+
+def roc_figure(results: EvaluationResult | Mapping[str, EvaluationResult], caption: str | None = None,
+               sample: SampleInfo | None = None) -> Figure:
+    """The figure of :func:`plot_roc` (same arguments, no file)."""
+    models = {"": results} if isinstance(results, EvaluationResult) else dict(results)
+    taggers = [t for t in ("b", "c") if all(t in r.taggers for r in models.values())]
+    with figure_style():
+        fig = new_figure(6.5 * len(taggers) + 3.0, 5.8)
+        axes = [fig.add_subplot(1, len(taggers), j + 1) for j in range(len(taggers))]
+        for ax, tagger in zip(axes, taggers, strict=True):
+            for i, (model, r) in enumerate(models.items()):
+                curve = as_rejection_curve(r, tagger)
+                for bkg, rejection in curve.rejection.items():
+                    label = f"{FLAVOUR_TEX.get(bkg, bkg)} rejection" + (f" ({model})" if model else "")
+                    ax.plot(curve.efficiency, finite_values(rejection), color=FLAVOUR_COLOURS.get(bkg, "black"),
+                            linestyle=MODEL_LINESTYLES[i % len(MODEL_LINESTYLES)], label=label)
+            signal = FLAVOUR_TEX.get(tagger, tagger)
+            ax.set_yscale("log")
+            ax.set_xlim(0, 1)
+            ax.set_xlabel(f"{signal} efficiency ($D_{tagger}$ cut)")
+            ax.set_ylabel("Background rejection (1 / mistag rate)")
+            ax.text(0.95, 0.95, f"{tagger}-tagging: $D_{tagger}$", transform=ax.transAxes, ha="right", va="top")
+            ax.grid(True, which="major")
+            ax.legend(loc="lower left", fontsize="x-small")
+        decorate_axes(fig, axes[0], sample, caption, handles=[], labels=[])  # each panel has its own legend
+        return fig
 
 
 # --------------------------------------------------------------------------- discriminants

@@ -1,7 +1,8 @@
 """The evaluation report of one set of predictions: metrics, plots, working points, predictions.
 
-:func:`report` computes everything, writes it under an output directory and
-logs it to the active MLflow run (through :mod:`flavortag.tracking`).
+:func:`report` computes everything and writes it under an output directory;
+the evaluation (:func:`flavortag.evaluation.log_report`) logs that directory to
+the MLflow run. Nothing here touches MLflow.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import awkward as ak
 import numpy as np
 
 from flavortag import metrics as ftm
-from flavortag import tracking
 from flavortag.classes import EVENT_SCHEME, ClassScheme
 from flavortag.metrics.tables import JET_TABLE_METRICS
 from flavortag.reporting import plots
@@ -50,12 +50,11 @@ def report(
     history: Mapping[str, Sequence[float]] | None = None,
     events: ak.Array | None = None,
     caption: str | None = None,
-    log_to_mlflow: bool = True,
     sample: SampleInfo | None = None,
     vs_variables: bool = True,
     scheme: ClassScheme = EVENT_SCHEME,
 ) -> dict[str, float]:
-    """Compute metrics, make plots, working points and predictions; log them to the active run.
+    """Compute metrics, make plots, working points and predictions, all written under ``out_dir``.
 
     ``scheme``: the classes of the columns of ``probs`` (jets: ``light, c, b[, g]``).
     ``sample`` is the plots' sample block (its number of events defaults to
@@ -97,20 +96,11 @@ def report(
     (out / "working_points.json").write_text(json.dumps(wp, indent=2))
     (out / "metrics.json").write_text(
         json.dumps({k: (v if np.isfinite(v) else None) for k, v in flat.items()}, indent=2))
-    pred_paths: list[Path] = []
     if settings["write_predictions"]:
-        pred_paths = write_predictions(probs, events, labels, out / "predictions" / "predictions",
+        write_predictions(probs, events, labels, out / "predictions" / "predictions",
                                        settings["f_c"], settings["f_b"], scheme=scheme)
     log.info("%s\n%s", caption or "evaluation",
              ftm.format_comparison_table({caption or "model": flat}, prefix=prefix,
                                          metrics=ftm.DEFAULT_TABLE_METRICS if scheme.is_event_scheme
                                          else tuple(m for m in JET_TABLE_METRICS if prefix + m in flat)))
-    if log_to_mlflow:
-        # every key is logged (nan errors included) so all runs share one metric set
-        tracking.log_metrics(flat)
-        tracking.log_artifacts(plot_dir, artifact_path="plots")
-        tracking.log_dict(wp, "working_points.json")
-        tracking.log_artifact(out / "metrics.json")
-        for path in pred_paths:
-            tracking.log_artifact(path, artifact_path="predictions")
     return flat

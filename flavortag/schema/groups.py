@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
@@ -28,13 +29,27 @@ def is_bdt(model_name: object) -> bool:
 
 
 # ------------------------------------------------------------------ shared groups
-@dataclass
+@dataclass(frozen=True)
 class TrackingSchema:
-    """``tracking/``: where runs are recorded."""
+    """``tracking/``: where runs are recorded (also the typed settings, :data:`TrackingSettings`)."""
 
-    tracking_uri: str = DEFAULT_TRACKING_URI
+    tracking_uri: str | None = DEFAULT_TRACKING_URI
     experiment_name: str = "flavortag"
     artifact_location: str | None = None
+
+    @classmethod
+    def from_config(cls, node: Mapping[str, Any] | TrackingSchema | None) -> TrackingSchema:
+        """A ``tracking`` node as settings (missing keys: the defaults; null URI: the environment's)."""
+        if isinstance(node, TrackingSchema):
+            return node
+        given = dict(node or {})
+        return cls(tracking_uri=given.get("tracking_uri", DEFAULT_TRACKING_URI),
+                   experiment_name=str(given.get("experiment_name") or "flavortag"),
+                   artifact_location=given.get("artifact_location"))
+
+
+#: The typed ``tracking`` settings: the schema's dataclass itself (three plain fields).
+TrackingSettings = TrackingSchema
 
 
 @dataclass
@@ -116,10 +131,10 @@ class SplitSchema:
 
     @staticmethod
     def check(values: dict[str, Any], key: str) -> None:
-        """The fractions sum to 1."""
-        total = sum(float(values.get(name) or 0.0) for name in ("train", "val", "test"))
-        if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"{key} fractions must sum to 1, not {total:g} ({values})")
+        """The fractions sum to 1 (:func:`flavortag.dataset.split_fractions`, the one check)."""
+        from flavortag.dataset import split_fractions
+
+        split_fractions(values)
 
 
 @dataclass
@@ -138,6 +153,7 @@ class DataSchema:
 
     name: str | None = None
     paths: Paths = None
+    recipe: str | None = None  # the command that makes the sample of `paths` (said when it is missing)
     label: str | int | None = None
     label_rules: dict[str, str] | None = None
     on_error: OnError = "raise"

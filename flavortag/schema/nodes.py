@@ -13,7 +13,7 @@ import dataclasses
 import difflib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Union
 
 from flavortag.errors import UsageError
@@ -191,6 +191,15 @@ def check_node(values: dict[str, Any], schema: Any, key: str) -> None:
             raise
         except (ValueError, TypeError) as err:
             raise UsageError(str(err)) from None
+
+
+def plain_data(node: Any) -> Any:
+    """Any mapping / sequence tree (a config node, whatever its library) as plain dicts and lists."""
+    if isinstance(node, Mapping):
+        return {str(k): plain_data(v) for k, v in node.items()}
+    if isinstance(node, Sequence) and not isinstance(node, str | bytes):
+        return [plain_data(v) for v in node]
+    return node
 
 
 def defaults(schema: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:

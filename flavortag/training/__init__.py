@@ -1,10 +1,11 @@
-"""Training: what ``flavortag train`` / ``python -m flavortag.train`` runs (the app is :mod:`flavortag.apps.train`).
+"""Training: the library of the train pipeline (:mod:`flavortag.pipelines.train`; the app is :mod:`flavortag.apps.train`).
 
 One job per module: :mod:`.settings` (typed ``trainer`` settings, checked before
 anything is read), :mod:`.owner` (who owns a run directory), :mod:`.data`
 (read, split, feature tensors, streaming set-up), :mod:`.loop` (the torch loop),
-:mod:`.checkpoint`, :mod:`.runtime` (devices, precision, DDP), :mod:`.bdt` (the
-scikit-learn trees) and :mod:`.job` (one whole job and its MLflow record).
+:mod:`.checkpoint`, :mod:`.runtime` (devices, precision, DDP), and :mod:`.bdt` (the
+scikit-learn trees); one whole job and its MLflow record is the train
+pipeline, :mod:`flavortag.pipelines.train`.
 
 One run = one MLflow record: resolved config (params + ``config.yaml``), git
 commit, feature lists, per-epoch train/validation loss and accuracy, the
@@ -61,11 +62,10 @@ uninterrupted run.
 
 from flavortag.training.bdt import fit_bdt
 from flavortag.training.checkpoint import CHECKPOINT_VERSION, TrainState, find_resume_checkpoint
-from flavortag.training.data import PreparedData, StreamingSource, feature_names, prepare_data
-from flavortag.training.job import train
+from flavortag.training.data import PreparedData, StreamingSource, prepare_data
 from flavortag.training.loop import fit_torch
 from flavortag.training.runtime import Distributed, resolve_device
-from flavortag.training.settings import TrainerSettings
+from flavortag.training.settings import TrainerSettings, TrainJob, feature_names
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -80,5 +80,5 @@ __all__ = [
     "fit_torch",
     "prepare_data",
     "resolve_device",
-    "train",
+    "TrainJob",
 ]

@@ -4,26 +4,26 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
-
-from omegaconf import DictConfig
+from typing import TYPE_CHECKING, Any
 
 from flavortag import tracking
-from flavortag.ragged import DEFAULT_SORT_BY
 from flavortag.training.checkpoint import TrainState
-from flavortag.training.data import PreparedData, plain_dict
+from flavortag.training.data import PreparedData
+
+if TYPE_CHECKING:
+    from flavortag.training.settings import TrainJob
 
 log = logging.getLogger("flavortag.train")
 
 
-def fit_bdt(cfg: DictConfig, data: PreparedData) -> tuple[Any, TrainState]:
+def fit_bdt(job: TrainJob, data: PreparedData, run: tracking.RunHandle | None = None) -> tuple[Any, TrainState]:
     """Train scikit-learn gradient-boosted trees on the event features (LCFIPlus-style reference)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from flavortag.metrics import accuracy, log_loss
 
-    params = {k: v for k, v in plain_dict(cfg.model).items() if k not in ("name", "description")}
-    params.setdefault("random_state", int(cfg.seed))
+    params = {k: v for k, v in job.model.items() if k not in ("name", "description")}
+    params.setdefault("random_state", job.seed)
     clf = HistGradientBoostingClassifier(**params)
     train_t, val_t = data.tensors["train"], data.tensors["val"]
     t0 = time.perf_counter()
@@ -32,8 +32,8 @@ def fit_bdt(cfg: DictConfig, data: PreparedData) -> tuple[Any, TrainState]:
     clf.feature_names = {"track": [], "event": list(data.event_names)}
     clf.detector = data.detector.to_dict()
     clf.class_names = tuple(data.scheme.names)
-    clf.max_tracks = int(cfg.data.max_tracks)
-    clf.sort_by = cfg.data.get("sort_by", DEFAULT_SORT_BY)
+    clf.max_tracks = job.data.max_tracks
+    clf.sort_by = job.data.sort_by
     clf.training_resolution = data.training_resolution
     missing = sorted(set(range(len(data.scheme))) - {int(c) for c in clf.classes_})
     if missing and not data.scheme.is_event_scheme:
@@ -49,7 +49,8 @@ def fit_bdt(cfg: DictConfig, data: PreparedData) -> tuple[Any, TrainState]:
     state.best_val_loss = metrics["val/loss"]
     state.best_epoch = 1
     state.history = {k: [v] for k, v in metrics.items()}
-    tracking.log_metrics(metrics, step=1)
+    if run is not None:
+        run.log_metrics(metrics, step=1)
     log.info("bdt: %d iterations, train acc %.4f, val acc %.4f", clf.n_iter_,
              metrics["train/acc"], metrics["val/acc"])
     return clf, state

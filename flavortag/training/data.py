@@ -20,14 +20,13 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
-from flavortag.augment import ResolutionAugmentation, augment_events
+from flavortag.augment import augment_events
 from flavortag.batching import (
     EventTensors,
     build_event_tensors,
@@ -35,10 +34,12 @@ from flavortag.batching import (
 )
 from flavortag.calibration_function import fit_training_resolution
 from flavortag.classes import EVENT_SCHEME, ClassScheme
-from flavortag.dataset import data_scheme, load_sample, reader_options, resolve_paths, split_indices
+from flavortag.dataset import load_sample, load_split_sample, resolve_paths
 from flavortag.detector import DetectorModel
-from flavortag.features import expand_feature_names
 from flavortag.io.errors import ReadReport
+
+if TYPE_CHECKING:
+    from flavortag.training.settings import TrainJob
 
 log = logging.getLogger("flavortag.train")
 
@@ -87,6 +88,8 @@ class PreparedData:
     #: the resolution functions fitted on the (unaugmented) training events, stored with the model
     #: (``flavortag.calibration_function``; None: too few tracks)
     training_resolution: dict[str, Any] | None = None
+    #: per split: (digest, events per class, source) of the events it was made of (:func:`sample_records`)
+    records: dict[str, tuple[str, dict[str, int], str]] = field(default_factory=dict)
 
     def n_events(self) -> dict[str, int]:
         """Number of events per split (streamed training events included)."""
@@ -94,13 +97,6 @@ class PreparedData:
         if self.stream is not None:
             sizes = {"train": self.stream.n_events, **sizes}
         return sizes
-
-
-def feature_names(features_cfg: Mapping[str, Any] | None) -> tuple[list[str], list[str]]:
-    """Track and event feature names of a ``features`` config node (None -> library defaults)."""
-    node = features_cfg or {}
-    return (list(expand_feature_names("track", node.get("track"))),
-            list(expand_feature_names("event", node.get("event"))))
 
 
 def check_classes(class_counts: np.ndarray, paths: list[str], what: str = "training data",
@@ -123,30 +119,29 @@ def check_classes(class_counts: np.ndarray, paths: list[str], what: str = "train
                     "and its AUCs involving it are undefined", what, missing, found, files, missing)
 
 
-def prepare_data(cfg: DictConfig, keep_events: bool = False) -> PreparedData:
+def prepare_data(job: TrainJob, keep_events: bool = False) -> PreparedData:
     """Read the sample, split it (stratified, seeded) and build feature tensors per split.
 
     With ``data.streaming`` the training events stay on disk (see
     :func:`prepare_streaming_data`).
     """
-    if cfg.data.get("streaming", False):
-        if not data_scheme(cfg.data).is_event_scheme:
+    data = job.data
+    if data.streaming:
+        if not data.scheme.is_event_scheme:
             raise ValueError("data.streaming reads the event classes uds, cc, bb only: "
-                             "set data.streaming=false for data.classes=" + str(list(cfg.data.classes)))
-        return prepare_streaming_data(cfg, keep_events)
+                             "set data.streaming=false for data.classes=" + str(list(data.classes or [])))
+        return prepare_streaming_data(job, keep_events)
     report = ReadReport()
-    events = load_sample(cfg.data, report=report)
-    detector = DetectorModel.from_config(OmegaConf.to_container(cfg.detector, resolve=True))  # type: ignore[arg-type]
-    track_names, event_names = feature_names(cfg.get("features"))
+    sample = load_split_sample(data, report=report)
+    events, indices, scheme = sample.events, sample.indices, data.scheme
+    detector = job.detector
+    track_names, event_names = list(job.track_features), list(job.event_features)
     labels = np.asarray(events["label"])
-    fractions = {str(k): float(v) for k, v in cfg.data.split.items()}
-    indices = split_indices(labels, fractions, int(cfg.data.get("split_seed", cfg.seed)))
-    scheme = data_scheme(cfg.data)
-    check_classes(np.bincount(labels[indices["train"]], minlength=len(scheme)),
-                  [str(p) for p in resolve_paths(cfg.data.paths)], "training events", scheme)
+    check_classes(np.bincount(labels[indices["train"]], minlength=len(scheme)), sample.paths,
+                  "training events", scheme)
     tensors: dict[str, EventTensors] = {}
     training_resolution = fit_training_resolution(events[indices["train"]], detector)
-    augment = ResolutionAugmentation.from_config(plain_dict(cfg.augment) if cfg.get("augment") else None)
+    augment = job.augment
     for k, (name, idx) in enumerate(indices.items()):
         if len(idx) == 0:
             continue
@@ -160,16 +155,18 @@ def prepare_data(cfg: DictConfig, keep_events: bool = False) -> PreparedData:
             split_events,
             track_feature_names=track_names,
             event_feature_names=event_names,
-            max_tracks=int(cfg.data.max_tracks),
+            max_tracks=data.max_tracks,
             detector=detector,
-            sort_by=cfg.data.get("sort_by", "E"),
+            sort_by=data.sort_by,
         )
     for name, t in tensors.items():
         log.info("%s split: %d events, %d tracks truncated at max_tracks=%d",
-                 name, len(t.labels), t.n_truncated, int(cfg.data.max_tracks))
-    return PreparedData(tensors, indices, track_names, event_names, detector,
-                        events if keep_events else None, read_report=report, scheme=scheme,
-                        training_resolution=training_resolution)
+                 name, len(t.labels), t.n_truncated, data.max_tracks)
+    prepared = PreparedData(tensors, indices, track_names, event_names, detector,
+                            events if keep_events else None, read_report=report, scheme=scheme,
+                            training_resolution=training_resolution)
+    prepared.records = sample_records(prepared, {split: sample.paths for split in tensors})
+    return prepared
 
 
 def _read_first_events(paths: list[str], n_events: int, io_options: Mapping[str, Any]) -> list[Any]:
@@ -187,37 +184,35 @@ def _read_first_events(paths: list[str], n_events: int, io_options: Mapping[str,
     return parts
 
 
-def prepare_streaming_data(cfg: DictConfig, keep_events: bool = False) -> PreparedData:
+def prepare_streaming_data(job: TrainJob, keep_events: bool = False) -> PreparedData:
     """Streaming set-up: count the training files, read the normalisation events, load val / test."""
     import awkward as ak
 
     from flavortag.io import count_events
     from flavortag.io.api import parse_step_size
 
-    data_cfg = cfg.data
-    if cfg.get("augment") and cfg.augment.get("enabled", False):
+    data = job.data
+    if job.augment.enabled:
         raise ValueError("augment (resolution augmentation) works on in-memory samples only: "
                          "set data.streaming=false or augment=none")
-    if not data_cfg.get("val_paths"):
+    if not data.val_paths:
         raise ValueError("data.streaming=true needs data.val_paths: the validation events come "
                          "from their own files (data.split is not used when streaming)")
-    if data_cfg.get("max_events_per_class") is not None:
+    if data.max_events_per_class is not None:
         log.warning("data.max_events_per_class is ignored when streaming")
-    detector = DetectorModel.from_config(OmegaConf.to_container(cfg.detector, resolve=True))  # type: ignore[arg-type]
-    track_names, event_names = feature_names(cfg.get("features"))
-    io_options = reader_options(data_cfg)
-    step_size: int | str = data_cfg.get("step_size") or "16 MB"
+    detector = job.detector
+    track_names, event_names = list(job.track_features), list(job.event_features)
+    io_options = data.reader_options()
+    step_size = data.step_size
     parse_step_size(step_size)  # a bad value fails here, not in the first epoch
-    shuffle_buffer = int(data_cfg.get("shuffle_buffer") or 50_000)
-    max_tracks = int(data_cfg.max_tracks)
-    sort_by = data_cfg.get("sort_by", "E")
+    max_tracks = data.max_tracks
 
     def tensors_of(events: Any) -> EventTensors:
         return build_event_tensors(events, track_feature_names=track_names,
                                    event_feature_names=event_names, max_tracks=max_tracks,
-                                   detector=detector, sort_by=sort_by)
+                                   detector=detector, sort_by=data.sort_by)
 
-    train_paths = [str(p) for p in resolve_paths(data_cfg.paths)]
+    train_paths = [str(p) for p in data.files()]
     t0 = time.perf_counter()
     report = ReadReport()
     n_train, class_counts = count_events(train_paths, **io_options, report=report)
@@ -227,17 +222,15 @@ def prepare_streaming_data(cfg: DictConfig, keep_events: bool = False) -> Prepar
     log.info("streaming %d training events from %d file(s) (%s; counted in %.1f s)", n_train,
              len(train_paths), ", ".join(f"class {c}: {n}" for c, n in enumerate(class_counts)),
              time.perf_counter() - t0)
-    n_norm = int(data_cfg.get("normalisation_events") or 20_000)
-    first = _read_first_events(train_paths, n_norm, io_options)
+    first = _read_first_events(train_paths, data.normalisation_events, io_options)
     normalisation = concat_event_tensors([tensors_of(part) for part in first])
     training_resolution = fit_training_resolution(ak.concatenate(first), detector) if first else None
     log.info("input normalisation from %d events (the first of each training file)", len(normalisation))
 
-    plain = {**plain_dict(data_cfg), "max_events_per_class": None}
     split_events: dict[str, Any] = {}
-    for name, key in (("val", "val_paths"), ("test", "test_paths")):
-        if data_cfg.get(key):
-            split_events[name] = load_sample({**plain, "paths": data_cfg.get(key)}, report=report)
+    for name, paths in (("val", data.val_paths), ("test", data.test_paths)):
+        if paths:
+            split_events[name] = load_sample(data.with_paths(paths), report=report)
     tensors = {name: tensors_of(events) for name, events in split_events.items()}
     indices: dict[str, np.ndarray] = {}
     start = 0
@@ -250,17 +243,15 @@ def prepare_streaming_data(cfg: DictConfig, keep_events: bool = False) -> Prepar
     if "test" not in tensors:
         log.info("no data.test_paths: the run will not be evaluated on a test split")
     events = ak.concatenate(list(split_events.values())) if keep_events else None
-    stream = StreamingSource(train_paths, n_train, class_counts, step_size, shuffle_buffer,
+    stream = StreamingSource(train_paths, n_train, class_counts, step_size, data.shuffle_buffer,
                              io_options, normalisation)
-    return PreparedData(tensors, indices, track_names, event_names, detector, events, stream,
-                        read_report=report, training_resolution=training_resolution)
-
-
-def plain_dict(node: Any) -> dict[str, Any]:
-    """A config node as a plain dict with string keys."""
-    container = OmegaConf.to_container(node, resolve=True)
-    assert isinstance(container, dict)
-    return {str(k): v for k, v in container.items()}
+    prepared = PreparedData(tensors, indices, track_names, event_names, detector, events, stream,
+                            read_report=report, training_resolution=training_resolution)
+    files = {"train": train_paths, **{name: [str(p) for p in resolve_paths(paths)]
+                                      for name, paths in (("val", data.val_paths), ("test", data.test_paths))
+                                      if paths}}
+    prepared.records = sample_records(prepared, files)
+    return prepared
 
 
 #: MLflow dataset-input context of each split.
@@ -275,23 +266,14 @@ def _file_identity(path: str | Path) -> bytes:
     return f"{p.name}:{p.stat().st_size}:".encode() + head
 
 
-def sample_records(cfg: DictConfig, data: PreparedData) -> dict[str, tuple[str, dict[str, int], str]]:
+def sample_records(data: PreparedData, files: dict[str, list[str]]) -> dict[str, tuple[str, dict[str, int], str]]:
     """Per split: ``(digest, events per class, source)`` describing the events it was made of.
 
-    The digest (10 hex digits) hashes the files (name, size, first 64 KiB) and
-    the split's event positions, so the same files split the same way give the
-    same digest; ``source`` lists the files.
+    ``files``: the files each split was read from. The digest (10 hex digits)
+    hashes the files (name, size, first 64 KiB) and the split's event
+    positions, so the same files split the same way give the same digest;
+    ``source`` lists the files.
     """
-    data_cfg = cfg.data
-    files: dict[str, list[str]] = {}
-    if data.stream is not None:
-        files["train"] = list(data.stream.paths)
-        for split, key in (("val", "val_paths"), ("test", "test_paths")):
-            if data_cfg.get(key):
-                files[split] = [str(p) for p in resolve_paths(data_cfg.get(key))]
-    else:
-        paths = [str(p) for p in resolve_paths(data_cfg.paths)]
-        files = {split: paths for split in data.tensors}
     out: dict[str, tuple[str, dict[str, int], str]] = {}
     for split, paths in files.items():
         digest = hashlib.sha256()

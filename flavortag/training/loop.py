@@ -7,11 +7,10 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from flavortag import tracking
 from flavortag.batching import (
@@ -23,7 +22,6 @@ from flavortag.batching import (
     make_streaming_loader,
 )
 from flavortag.models import TaggerModel, build_model, checkpoint_state
-from flavortag.ragged import DEFAULT_SORT_BY
 from flavortag.safe_load import load_torch_file
 from flavortag.training import preempt
 from flavortag.training.checkpoint import (
@@ -32,9 +30,12 @@ from flavortag.training.checkpoint import (
     find_resume_checkpoint,
     save_atomic,
 )
-from flavortag.training.data import PreparedData, plain_dict
+from flavortag.training.data import PreparedData
 from flavortag.training.runtime import Distributed, autocast_dtype, progress_bar, resolve_device
 from flavortag.training.settings import TrainerSettings
+
+if TYPE_CHECKING:
+    from flavortag.training.settings import TrainJob
 
 log = logging.getLogger("flavortag.train")
 
@@ -76,15 +77,15 @@ def _evaluate_loss(model: torch.nn.Module, tensors: EventTensors, settings: Trai
     return loss_sum / max(count, 1.0), correct / max(count, 1.0)
 
 
-def _build_model(cfg: DictConfig, data: PreparedData, device: torch.device) -> TaggerModel:
-    """A fresh tagger with its feature lists and detector attached and its standardisation fitted."""
+def _build_model(job: TrainJob, data: PreparedData, device: torch.device) -> TaggerModel:
+    """A fresh tagger with its feature lists, detector and input shape attached, its standardisation fitted."""
     norm_t = data.stream.normalisation if data.stream is not None else data.tensors["train"]
-    model = build_model(plain_dict(cfg.model), len(data.track_names), len(data.event_names),
+    model = build_model(dict(job.model), len(data.track_names), len(data.event_names),
                         data.scheme.names)
     model.feature_names = {"track": list(data.track_names), "event": list(data.event_names)}  # type: ignore[assignment]
     model.detector = data.detector.to_dict()  # type: ignore[assignment]
-    model.max_tracks = int(cfg.data.max_tracks)  # type: ignore[assignment]
-    model.sort_by = cfg.data.get("sort_by", DEFAULT_SORT_BY)  # type: ignore[assignment]
+    model.max_tracks = job.data.max_tracks  # type: ignore[assignment]
+    model.sort_by = job.data.sort_by  # type: ignore[assignment]
     model.training_resolution = data.training_resolution  # type: ignore[assignment]
     model.fit_normalisation(norm_t.features[norm_t.valid], norm_t.event_features)
     return model.to(device)
@@ -153,9 +154,9 @@ class _Optimisation:
 class _EpochSource:
     """The training batches of each epoch: an in-memory loader, or the file stream."""
 
-    def __init__(self, cfg: DictConfig, data: PreparedData, settings: TrainerSettings,
+    def __init__(self, job: TrainJob, data: PreparedData, settings: TrainerSettings,
                  dist: Distributed, pin: bool, steps_per_epoch: int) -> None:
-        self.cfg, self.data, self.settings, self.dist, self.pin = cfg, data, settings, dist, pin
+        self.seed, self.data, self.settings, self.dist, self.pin = job.seed, data, settings, dist, pin
         self.steps_per_epoch = steps_per_epoch
         self.stream_ds: StreamingEventDataset | None = None
         self.stream_loader: Any = None
@@ -167,9 +168,9 @@ class _EpochSource:
         if stream is not None:
             self.stream_ds = StreamingEventDataset(
                 stream.paths, settings.batch_size, data.track_names, data.event_names,
-                int(cfg.data.max_tracks), settings.layout, detector=data.detector,
-                sort_by=cfg.data.get("sort_by", "E"), step_size=stream.step_size, shuffle=True,
-                buffer_size=stream.shuffle_buffer, seed=int(cfg.seed), rank=dist.rank,
+                job.data.max_tracks, settings.layout, detector=data.detector,
+                sort_by=job.data.sort_by, step_size=stream.step_size, shuffle=True,
+                buffer_size=stream.shuffle_buffer, seed=job.seed, rank=dist.rank,
                 world_size=dist.world_size, drop_last=False, io_options=stream.io_options)
             self.stream_loader = make_streaming_loader(self.stream_ds, num_workers=settings.num_workers,
                                                        pin_memory=pin)
@@ -182,7 +183,7 @@ class _EpochSource:
             self.stream_ds.set_epoch(epoch)
             return self.stream_loader, (self.settings.max_steps_per_epoch or None)
         train_t = self.data.tensors["train"]
-        seed = int(self.cfg.seed)
+        seed = self.seed
         sampler: torch.utils.data.distributed.DistributedSampler[Any] | None = None
         if self.dist.enabled:
             sampler = torch.utils.data.distributed.DistributedSampler(
@@ -291,30 +292,31 @@ def _train_epoch(opt: _Optimisation, source: _EpochSource, state: TrainState, ep
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
-def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distributed,
-              run_id: str | None = None,
+def fit_torch(job: TrainJob, data: PreparedData, run_dir: Path, dist: Distributed,
+              run: tracking.RunHandle | None = None,
               epoch_callback: EpochCallback | None = None) -> tuple[torch.nn.Module, TrainState]:
     """Train a torch tagger; returns the best model (weights restored) and the final state.
 
-    ``run_id`` (the MLflow run) is stored in every checkpoint so that a resumed
-    job logs into the same run. ``epoch_callback`` (on the logging rank) gets
+    ``run`` (the MLflow run, on the logging rank) gets each epoch's metrics;
+    its id is stored in every checkpoint so that a resumed job logs into the
+    same run. ``epoch_callback`` (on the logging rank) gets
     each epoch's metrics (``val/loss``, ...) after they are logged and the
     epoch's checkpoints written; an exception it raises (a pruned
     hyperparameter trial) ends the fit. The training events come from
     ``data.tensors["train"]`` or, when ``data.stream`` is set, are streamed from
     its files (see :mod:`flavortag.training.data`).
     """
-    settings = TrainerSettings.from_config(cfg.trainer)
+    settings = job.trainer
     device = resolve_device(settings.device, dist.local_rank)
     amp_dtype = autocast_dtype(settings.precision, device)
-    torch.manual_seed(int(cfg.seed))
+    torch.manual_seed(job.seed)
     val_t = data.tensors["val"]
     n_train, class_counts = _training_counts(data)
-    model = _build_model(cfg, data, device)
+    model = _build_model(job, data, device)
 
     checkpoint_dir = run_dir / "checkpoints"
     resume_path = find_resume_checkpoint(settings.resume, checkpoint_dir)
-    state = TrainState(run_id=run_id)
+    state = TrainState(run_id=None if run is None else run.run_id)
     resume_blob = None
     if resume_path is not None:
         resume_blob = load_torch_file(resume_path, map_location=device)
@@ -326,7 +328,7 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distribu
     opt = _Optimisation(model, settings, dist, device, steps_per_epoch * settings.max_epochs,
                         class_counts)
     pin = (device.type == "cuda") if settings.pin_memory is None else settings.pin_memory
-    source = _EpochSource(cfg, data, settings, dist, pin, steps_per_epoch)
+    source = _EpochSource(job, data, settings, dist, pin, steps_per_epoch)
     if resume_blob is not None:
         opt.load_state(resume_blob)
         rng = resume_blob.get("rng")
@@ -349,7 +351,7 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distribu
             "optimizer": opt.optimizer.state_dict(),
             "scheduler": opt.scheduler.state_dict(),
             "train_state": state.__dict__.copy(),
-            "config": OmegaConf.to_container(cfg, resolve=True),
+            "config": dict(job.config),
             "rng": {"cpu": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
         }
@@ -376,7 +378,8 @@ def fit_torch(cfg: DictConfig, data: PreparedData, run_dir: Path, dist: Distribu
         for key, value in metrics.items():
             state.history.setdefault(key, []).append(float(value))
         if dist.is_main:
-            tracking.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)}, step=epoch + 1)
+            if run is not None:
+                run.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)}, step=epoch + 1)
             if trained:
                 log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f events/s",
                          epoch + 1, settings.max_epochs, train_loss, train_acc, val_loss, val_acc,

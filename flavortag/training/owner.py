@@ -7,7 +7,7 @@ MLflow run is open, writes ``<run dir>/owner.json`` with the run id, run name,
 model, process id, host and start time. A second job pointed at the same
 directory while the first is alive is refused with the owner's run named; a
 job that finds ``owner.json`` of a dead job knows which MLflow run the
-directory's checkpoints belong to (see :func:`flavortag.training.job.train`).
+directory's checkpoints belong to (see :func:`flavortag.pipelines.train.train`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 SLURM sends SIGTERM before it preempts or requeues a job (and a chosen signal
 ahead of the time limit with ``--signal=USR1@<seconds>``; torchrun passes
 SIGTERM on to its workers). While :func:`handling` is active, either signal
-only sets a flag (:func:`flavortag.training.job.train` holds it around the
+only sets a flag (:func:`flavortag.pipelines.train.train` holds it around the
 torch loop only; before and after, the signals do what they always do); the training loop asks :func:`stop_requested` after each
 optimizer step, writes ``last.pt`` (the mid-epoch checkpoint, with the epoch's
 figures so far) and raises :class:`TrainingStopped`. The command then exits

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from typing import Any
 
 import torch
@@ -101,8 +100,9 @@ class Distributed:
 
 
 def progress_bar(iterable: Any, enabled: bool, **kwargs: Any) -> Any:
+    """The training loop's bar (:func:`flavortag.progress.progress_bar`: on a terminal only), or the bare iterable."""
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
+    from flavortag.progress import progress_bar as bar
 
-    return tqdm(iterable, dynamic_ncols=True, leave=False, file=sys.stderr, **kwargs)
+    return bar(iterable, leave=False, **kwargs)

@@ -1,25 +1,32 @@
-"""Typed training settings, parsed once from the ``trainer`` config node.
+"""Typed training settings, parsed once from the resolved train config.
 
 Every knob of the torch loop becomes a typed field of :class:`TrainerSettings`.
 Its defaults, types and ranges are those of the ``trainer`` schema
 (:class:`flavortag.schema.groups.TrainerSchema`, the single source; the YAML
 ``configs/trainer/default.yaml`` chooses the same values, held equal by a
 test): bad values fail here, before any data is read or MLflow run opened,
-with the config key and its valid range in the message. :func:`check_split`
-does the same for ``data.split``.
+with the config key and its valid range in the message.
+:class:`TrainJob` is one whole training job's settings (data, trainer, model,
+detector, features, augmentation, tracking), built once by the app (or by
+tune and robustness for the jobs they start) from a plain mapping.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+from flavortag.augment import ResolutionAugmentation
 from flavortag.batching import Layout
+from flavortag.dataset import DataSettings
+from flavortag.detector import DetectorModel
 from flavortag.schema import check_node, defaults
-from flavortag.schema.groups import TrainerSchema
+from flavortag.schema.groups import TrackingSettings, TrainerSchema, is_bdt
 
-__all__ = ["TrainerSettings", "check_split"]
+__all__ = ["TrainJob", "TrainerSettings"]
 
 def _typed(node: Mapping[str, Any]) -> dict[str, Any]:
     """A checked ``trainer`` node as :class:`TrainerSettings` values: off switches (null) as 0, ``auto`` as None."""
@@ -93,37 +100,70 @@ class TrainerSettings:
         return cls(**_typed(values))
 
 
-def check_split(data: Mapping[str, Any]) -> dict[str, float]:
-    """The ``data.split`` fractions, checked; ``{}`` when streaming (the split is not used then).
+def feature_names(features: Mapping[str, Any] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Track and event feature names of a ``features`` node, groups expanded (None: the library defaults)."""
+    from flavortag.features import expand_feature_names
 
-    Each of ``train`` and ``val`` must be in (0, 1), ``test`` in [0, 1), only
-    these three keys, summing to 1: a run needs training events and
-    validation events (for the loss curve, early stopping and the best
-    checkpoint).
+    node = features or {}
+    return (tuple(expand_feature_names("track", node.get("track"))),
+            tuple(expand_feature_names("event", node.get("event"))))
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One training job's settings, built once from the resolved train config (a plain mapping).
+
+    ``config`` is that mapping as plain data: logged with the run (params and
+    ``config.yaml``) and kept in every checkpoint (what a resume compares and
+    what scoring reads). ``model`` is the model node (checked against its
+    schema by :func:`flavortag.models.build_model`; the BDT's by scikit-learn).
     """
-    if data.get("streaming", False):
-        return {}
-    split = data.get("split")
-    if not isinstance(split, Mapping) or not split:
-        raise ValueError(f"data.split must map train, val (and test) to fractions, not {split!r}")
-    unknown = sorted(str(k) for k in split if str(k) not in ("train", "val", "test"))
-    if unknown:
-        raise ValueError(f"data.split: unknown split(s) {unknown}; the splits are train, val, test")
-    fractions: dict[str, float] = {}
-    for name in ("train", "val", "test"):
-        value = split.get(name, 0.0)
-        try:
-            fraction = float(value if value is not None else 0.0)
-        except (TypeError, ValueError):
-            raise ValueError(f"data.split.{name} must be a fraction, not {value!r}") from None
-        low_ok = name == "test"
-        if not (0.0 <= fraction < 1.0 and (low_ok or fraction > 0.0)):
-            words = "in [0, 1)" if low_ok else "in (0, 1): training needs " + (
-                "training events" if name == "train" else "validation events (loss curve, early "
-                "stopping, best checkpoint)")
-            raise ValueError(f"data.split.{name} must be {words}, not {value!r}")
-        fractions[name] = fraction
-    total = sum(fractions.values())
-    if abs(total - 1.0) > 1e-6:
-        raise ValueError(f"data.split fractions must sum to 1, not {total:g} ({fractions})")
-    return fractions
+
+    config: Mapping[str, Any]
+    run_name: str
+    seed: int
+    output_dir: Path
+    data: DataSettings
+    trainer: TrainerSettings
+    model: Mapping[str, Any]
+    detector: DetectorModel
+    track_features: tuple[str, ...]
+    event_features: tuple[str, ...]
+    augment: ResolutionAugmentation
+    tracking: TrackingSettings
+    evaluate: Mapping[str, Any]
+    evaluate_after_training: bool
+    #: the model's name (``mlp``, ``bdt``, ``deepsets``, ``transformer``)
+    model_name: str = field(init=False)
+    #: False for the BDT (scikit-learn), True for the torch models
+    is_torch: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model_name", str(self.model.get("name", "")))
+        object.__setattr__(self, "is_torch", not is_bdt(self.model_name))
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TrainJob:
+        """Parse a resolved train config; bad settings fail here, before anything is read."""
+        plain = copy.deepcopy(dict(config))
+        trainer = TrainerSettings.from_config(plain.get("trainer") or {})
+        seed = int(plain.get("seed") or 0)
+        track, event = feature_names(plain.get("features"))
+        return cls(
+            config=plain, run_name=str(plain.get("run_name") or "run"), seed=seed,
+            output_dir=Path(str(plain.get("output_dir") or "outputs/train")).resolve(),
+            data=DataSettings.from_config(plain.get("data") or {}, split_seed=seed),
+            trainer=trainer, model=dict(plain.get("model") or {}),
+            detector=DetectorModel.from_config(plain.get("detector")),
+            track_features=track, event_features=event,
+            augment=ResolutionAugmentation.from_config(plain.get("augment") or None),
+            tracking=TrackingSettings.from_config(plain.get("tracking")),
+            evaluate=dict(plain.get("evaluate") or {}),
+            evaluate_after_training=bool(plain.get("evaluate_after_training", False)),
+        )
+
+    def with_resume(self, resume: str) -> TrainJob:
+        """The same job resuming ``resume`` (``auto`` or a checkpoint), its config saying so."""
+        config = copy.deepcopy(dict(self.config))
+        config.setdefault("trainer", {})["resume"] = resume
+        return replace(self, config=config, trainer=replace(self.trainer, resume=resume))

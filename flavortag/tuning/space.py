@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flavortag.errors import UsageError
+from flavortag.schema.nodes import plain_data
 
 __all__ = ["Param", "SearchSpace", "format_override"]
 
@@ -143,11 +144,8 @@ class SearchSpace:
 
     @classmethod
     def from_config(cls, node: Mapping[str, Any]) -> SearchSpace:
-        """Parse and check the ``hparams_search`` node (see the module doc for its form)."""
-        from omegaconf import OmegaConf
-
-        if OmegaConf.is_config(node):
-            node = OmegaConf.to_container(node, resolve=True)  # type: ignore[assignment]
+        """Parse and check the ``hparams_search`` node (plain data; see the module doc for its form)."""
+        node = plain_data(node)
         if not isinstance(node, Mapping):
             raise UsageError(f"{_WHERE} must be a mapping with params: {{...}}, not {node!r}")
         unknown = sorted(str(k) for k in node if str(k) not in _TOP_KEYS)
@@ -167,18 +165,18 @@ class SearchSpace:
         return cls(model=model, overrides=tuple(overrides),
                    params=tuple(_param(k, v) for k, v in _flatten(params, "").items()))
 
-    def check_keys(self, train_cfg: Any) -> None:
+    def check_keys(self, train_cfg: Mapping[str, Any]) -> None:
         """Refuse a tuned key that the composed train config does not have (names the closest level)."""
-        from omegaconf import OmegaConf
-
         for param in self.params:
             parent, _, leaf = param.key.rpartition(".")
-            node = OmegaConf.select(train_cfg, parent, default=None) if parent else train_cfg
-            if node is None or not OmegaConf.is_dict(node) or leaf not in node:
-                keys = sorted(str(k) for k in node) if node is not None and OmegaConf.is_dict(node) else []
+            node: Any = train_cfg
+            for part in parent.split(".") if parent else ():
+                node = node.get(part) if isinstance(node, Mapping) else None
+            if not isinstance(node, Mapping) or leaf not in node:
+                keys = sorted(str(k) for k in node) if isinstance(node, Mapping) else []
                 known = f"; the keys of {parent or 'the config'} are {', '.join(keys)}" if keys else ""
                 raise UsageError(f"{_WHERE}.params.{param.key}: no such key in the train config "
-                                 f"(model={self.model or train_cfg.model.name}){known}")
+                                 f"(model={self.model or train_cfg['model']['name']}){known}")
 
     def base_overrides(self) -> list[str]:
         """The train overrides every trial starts from: ``model=<model>`` and the space's own."""

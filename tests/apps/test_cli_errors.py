@@ -28,12 +28,24 @@ def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_missing_sample_names_the_generate_command(tmp_path: Path) -> None:
-    proc = _flavortag(["train", "data=zpole_30k", "trainer.progress=false"], tmp_path)
+@pytest.mark.parametrize(("data", "recipe"), [
+    ("zpole_30k", "flavortag generate n_events=30000 format=parquet out=samples/zpole_ild_30k"),
+    # issue 26: the hint comes from the data config's own recipe (it was the nominal detector's)
+    ("zpole_worse_ip", "flavortag generate n_events=10000 detector=ild_worse_ip seed=777 format=parquet "
+                       "out=samples/zpole_ild_worse_ip_10k"),
+])
+def test_missing_sample_names_the_generate_command(data: str, recipe: str, tmp_path: Path) -> None:
+    proc = _flavortag(["train", f"data={data}", "trainer.progress=false"], tmp_path)
     assert proc.returncode == 1
-    assert _one_line(proc) == (
-        "flavortag train: error: no sample at samples/zpole_ild_30k: make it with "
-        "`flavortag generate n_events=30000 out=samples/zpole_ild_30k`")
+    sample = recipe.rpartition("out=")[2]
+    assert _one_line(proc) == f"flavortag train: error: no sample at {sample}: make it with `{recipe}`"
+
+
+def test_the_recipe_is_not_said_for_other_files(tmp_path: Path) -> None:
+    proc = _flavortag(["train", "data=zpole_worse_ip", "data.paths=[mine/uds.parquet]"], tmp_path)
+    assert proc.returncode == 1
+    assert _one_line(proc) == ("flavortag train: error: no sample at mine: make it with "
+                               "`flavortag generate out=mine`")
 
 
 def test_unknown_run_id_says_so_and_how_to_list_runs(tmp_path: Path, sample_dir: Path) -> None:
@@ -67,6 +79,19 @@ def test_missing_store_is_not_created(tmp_path: Path) -> None:
      "`flavortag predict inputs=...`"),
     (["predict", "inputs=[a.parquet]"],
      "flavortag predict: error: give exactly one of run_id=<mlflow run id> or checkpoint=<path>"),
+    # issue 26: a --flag given to a Hydra command gets its key=value spelling (was Hydra's usage)
+    (["evaluate", "--run-id", "0123abc"],
+     "flavortag evaluate: error: unknown option --run-id: flavortag evaluate takes key=value overrides: "
+     "run_id=0123abc"),
+    (["train", "--max-epochs=3"],
+     "flavortag train: error: unknown option --max-epochs: flavortag train takes key=value overrides; "
+     "did you mean trainer.max_epochs=3?"),
+    (["evaluate", "--epochs", "3"],
+     "flavortag evaluate: error: unknown option --epochs: flavortag evaluate takes key=value overrides, "
+     "and epochs is not a key: the keys of the config are calibration, checkpoint, "),
+    (["train", "model=transfomer"],
+     "flavortag train: error: In 'train': Could not find 'model/transfomer'; "
+     "Available options in 'model': bdt, deepsets, mlp, transformer; did you mean transformer?"),
 ])
 def test_usage_errors_exit_2_with_one_line(args: list[str], expected: str, tmp_path: Path) -> None:
     proc = _flavortag(args, tmp_path)
@@ -129,3 +154,20 @@ def test_help_lists_only_the_apps_own_groups(app: str, own: list[str], foreign: 
         assert line in groups
     for line in foreign:
         assert f"\n{line}" not in groups
+
+
+def test_hints_are_spelt_as_the_commands_options(tmp_path: Path, sample_dir: Path) -> None:
+    """issue 26: export takes --tracking-uri and info takes --label; their hints say so."""
+    proc = _flavortag(["export", "0123456789abcdef", "out"], tmp_path)
+    assert proc.returncode == 1
+    assert _one_line(proc) == (f"flavortag export: error: no MLflow store at mlflow.db (working directory "
+                               f"{tmp_path}): run where you trained, or give --tracking-uri "
+                               "sqlite:///<path of the store of the run>")
+    assert not (tmp_path / "mlflow.db").exists()  # reading a run makes no empty store
+    from flavortag.io import read_events, write_events
+
+    write_events(read_events(sample_dir / "bb.parquet")[:5], tmp_path / "events.txt")
+    proc = _flavortag(["info", "events.txt"], tmp_path)
+    assert proc.returncode == 1
+    assert _one_line(proc).startswith("flavortag info: events.txt: cannot tell the class from the file name "
+                                      "'events.txt'; pass --label ... or a file-name rule")

@@ -7,7 +7,6 @@ the MLflow store is a real SQLite store in a temporary directory.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import awkward as ak
@@ -46,7 +45,7 @@ def _train_overrides(sample_dir: Path, store: str, out: Path, model: str) -> lis
 
 @pytest.fixture(scope="module")
 def trained(sample_dir: Path, store: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    from flavortag.training import train
+    from flavortag.apps.train import train
 
     results = {}
     for model in ("mlp", "bdt", "deepsets", "transformer"):
@@ -82,6 +81,38 @@ def test_every_model_logs_a_complete_run(trained: dict[str, dict], store: str) -
         assert {"rejection_b.png", "roc.png", "confusion.png", "discriminants.pdf"} <= plots
         wp = json.loads(mlflow.artifacts.load_text(f"runs:/{result['run_id']}/working_points.json"))
         assert "b" in json.dumps(wp)
+        _assert_ui_structure(run, result)
+
+
+def _assert_ui_structure(run: object, result: dict) -> None:
+    """Issue 26 item 3: what the MLflow UI shows of a training (real store, real tiny training)."""
+    data = run.data  # type: ignore[attr-defined]
+    assert data.tags["flavortag.kind"] == "training"
+    assert not [k for k in data.metrics if k.endswith("_err")]  # errors are no charts of their own
+    assert len([k for k in data.metrics if k.startswith("test/")]) == 25  # acc, loss, 3 AUCs, 20 rejections
+    table = json.loads(mlflow.artifacts.load_text(f"runs:/{result['run_id']}/metrics_table.json"))
+    rows = {row[0]: row for row in table["data"]}  # metric, value, error, kind
+    assert table["columns"] == ["metric", "value", "error", "kind"] and len(rows) == 25
+    row = rows["test/rej_uds_at_c50"]
+    assert row[1] == pytest.approx(data.metrics["test/rej_uds_at_c50"])
+    limits = [k for k, r in rows.items() if r[3] == "95% CL lower limit"]
+    assert data.tags["flavortag.lower_limits"] == (", ".join(limits) or "none")
+    for key in limits:  # a lower limit: no error, marked in the tags and the description
+        assert rows[key][2] is None
+    note = data.tags["mlflow.note.content"]
+    headline = data.tags["fig.rej_uds_at_c50"]
+    assert f"| uds rejection at 50% c efficiency (D_c) | {headline} |" in note
+    assert "| key figure (135 test events) | value |" in note and "| accuracy | 0." in note
+    if "test/rej_uds_at_c50" in limits:
+        assert headline.startswith("> ") and headline.endswith("(95% CL lower limit)")
+    else:
+        value, err = (float(x) for x in headline.split(" ± "))
+        assert value == pytest.approx(data.metrics["test/rej_uds_at_c50"], rel=0.01) and err > 0
+    experiment = mlflow.get_experiment(run.info.experiment_id)  # type: ignore[attr-defined]
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    view = json.loads(experiment.tags["mlflow.sharedViewState.trainings"])
+    assert view["searchFilter"] == "tags.`flavortag.kind` = 'training'"
+    assert "tags.`fig.rej_uds_at_c50`" in view["selectedColumns"]
 
 
 def test_torch_history_per_epoch(trained: dict[str, dict], store: str) -> None:
@@ -119,7 +150,7 @@ def test_model_loaded_back_by_run_id_predicts_the_same(trained: dict[str, dict],
 
 def test_evaluate_adds_to_run_and_child_run(trained: dict[str, dict], store: str,
                                             sample_dir: Path, tmp_path: Path) -> None:
-    from flavortag.evaluation import evaluate
+    from flavortag.apps.evaluate import evaluate
 
     mlflow.set_tracking_uri(store)
     run_id = trained["deepsets"]["run_id"]
@@ -150,18 +181,33 @@ def test_evaluate_adds_to_run_and_child_run(trained: dict[str, dict], store: str
 
 def test_evaluate_own_files_without_a_data_config(trained: dict[str, dict], store: str,
                                                  sample_dir: Path, tmp_path: Path) -> None:
-    """``data.paths=[...]`` alone: the run's data settings, a child run, the model's name in the table."""
-    from flavortag.evaluation import evaluate_run
+    """``data.paths=[...]`` alone: the run's data settings, a child run, the model's name in the table.
+
+    Run as the real command with its output to a pipe (issue 26, log noise): the table once, no
+    progress bars (tqdm frames or MLflow's "Downloading artifacts") and no warning.
+    """
+    import os
+    import subprocess
+    import sys
 
     mlflow.set_tracking_uri(store)
     run_id = trained["mlp"]["run_id"]
     paths = ",".join(str(sample_dir / f"{f}.parquet") for f in ("cc", "bb"))
-    name, flat = evaluate_run(_cfg("evaluate", [f"run_id={run_id}", f"tracking.tracking_uri={store}",
-                                                "tracking.experiment_name=pipeline-test",
-                                                f"data.paths=[{paths}]", "split=all",
-                                                f"output_dir={tmp_path / 'files'}"]))
-    assert name == "mlp" and 0 < flat["test/acc"] <= 1
-    assert math.isnan(flat["test/auc_uds"])  # no uds among these files
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HYDRA_", "FLAVORTAG_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "flavortag", "evaluate", f"run_id={run_id}", f"tracking.tracking_uri={store}",
+         "tracking.experiment_name=pipeline-test", f"data.paths=[{paths}]", "split=all",
+         f"output_dir={tmp_path / 'files'}"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = done.stdout + done.stderr
+    assert "Downloading artifacts" not in output and "\r" not in output and "%|" not in output, output[-3000:]
+    assert "WARNING" not in output and "Warning" not in output, output[-3000:]
+    header = [line for line in output.splitlines() if line.startswith("model ")]
+    rows = [line for line in output.splitlines() if line.startswith("mlp on ")]
+    assert len(header) == 1 and len(rows) == 1, output[-3000:]  # the table once, under the model's name
+    flat = json.loads((tmp_path / "files" / "metrics.json").read_text())
+    assert 0 < flat["test/acc"] <= 1
+    assert flat["test/auc_uds"] is None  # no uds among these files (NaN written as null)
     children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
                                   experiment_names=["pipeline-test"], output_format="list")
     assert [c.data.tags["mlflow.runName"] for c in children] == ["eval-custom"]
@@ -182,15 +228,22 @@ def test_training_samples_are_logged_as_datasets(trained: dict[str, dict], store
 
 
 def test_compare_and_predict(trained: dict[str, dict], store: str, sample_dir: Path,
-                             tmp_path: Path) -> None:
+                             tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from flavortag.apps.compare import compare
+    from flavortag.apps.predict import predict
     from flavortag.io import read_events
-    from flavortag.prediction import predict
-    from flavortag.reporting.comparison import compare
 
     flat = compare(_cfg("compare", [f"tracking.tracking_uri={store}",
                                     "tracking.experiment_name=pipeline-test",
                                     f"output_dir={tmp_path / 'cmp'}"]))
     assert set(flat) == {"mlp", "bdt", "deepsets", "transformer"}
+    # ranked by the headline figure, best first; the folder and the run are named
+    ranked = [flat[m]["test/rej_uds_at_c50"] for m in flat]
+    assert ranked == sorted(ranked, reverse=True)
+    assert f"outputs in {tmp_path / 'cmp'}; MLflow run " in capsys.readouterr().out
+    # analysis runs live in their own experiment, away from the trainings
+    compared = mlflow.search_runs(experiment_names=["pipeline-test-analyses"], output_format="list")
+    assert [r.data.tags["flavortag.kind"] for r in compared] == ["comparison"]
     for model, result in trained.items():
         assert flat[model]["test/acc"] == pytest.approx(result["metrics"]["test/acc"])
     assert (tmp_path / "cmp" / "comparison.csv").read_text().count("\n") == 5
@@ -213,8 +266,8 @@ def test_compare_and_predict(trained: dict[str, dict], store: str, sample_dir: P
 
 def test_predict_keeps_the_whole_stem(trained: dict[str, dict], store: str, sample_dir: Path,
                                       tmp_path: Path) -> None:
+    from flavortag.apps.predict import predict
     from flavortag.io import read_events, write_events
-    from flavortag.prediction import predict
 
     uds, bb = read_events(str(sample_dir / "uds.parquet")), read_events(str(sample_dir / "bb.parquet"))
     write_events(uds[:50], tmp_path / "run.1.root")
@@ -299,7 +352,7 @@ def test_mlflow_server_lists_runs_with_same_metric_keys(trained: dict[str, dict]
     by_model: dict[str, set[str]] = {}
     for run in runs:
         tags = {t["key"]: t["value"] for t in run["data"].get("tags", [])}
-        if tags.get("flavortag.kind"):
+        if tags.get("flavortag.kind") != "training":
             continue
         keys = {m["key"] for m in run["data"].get("metrics", []) if m["key"].startswith("test/")}
         by_model[tags["flavortag.model"]] = keys
@@ -339,3 +392,42 @@ def test_export_cli_writes_onnx_torchscript_and_working_points(trained: dict[str
     with torch.no_grad():
         ts_logits = module(torch.from_numpy(feats), torch.from_numpy(valid))
     np.testing.assert_allclose(onnx_probs, torch.softmax(ts_logits, 1).numpy(), atol=1e-4)
+
+
+def test_compare_picks_trainings_of_one_dataset_and_refuses_mixed_samples(
+        trained: dict[str, dict], store: str, sample_dir: Path, tmp_path: Path) -> None:
+    """Last in the file: it adds runs to the store. Trials, ablations, failed runs are never picked;
+    runs scored on other events are refused with one line (exit 2: a UsageError)."""
+    from flavortag import tracking
+    from flavortag.apps.compare import compare
+    from flavortag.apps.evaluate import evaluate
+    from flavortag.errors import UsageError
+    from flavortag.pipelines.compare import find_runs
+
+    mlflow.set_tracking_uri(store)
+    settings = {"tracking_uri": store, "experiment_name": "pipeline-test"}
+    for name, kind, status in (("mlp-trial0", "trial", "FINISHED"), ("mlp-no_angles", "ablation", "FINISHED"),
+                               ("mlp-failed", "training", "FAILED")):
+        run = tracking.create_run(settings, name, {tracking.Tag.KIND: kind, tracking.Tag.DATA: "zpole_embedded"})
+        run.log_metrics({"test/acc": 0.99})
+        run.set_status(status)
+    picked = {r.data.tags["mlflow.runName"] for r in find_runs("pipeline-test")}
+    assert picked == {"mlp", "bdt", "deepsets", "transformer"}
+    # a training on another dataset, newer: the default is now that dataset alone
+    other = tracking.create_run(settings, "mlp-other", {tracking.Tag.KIND: "training", tracking.Tag.DATA: "other"})
+    other.log_metrics({"test/acc": 0.5})
+    other.set_status("FINISHED")
+    assert [r.data.tags["mlflow.runName"] for r in find_runs("pipeline-test")] == ["mlp-other"]
+    # the mlp scored on all 900 events of the tiny sample beside the bdt on its 135 test events
+    paths = ",".join(str(sample_dir / f"{f}.parquet") for f in ("uds", "cc", "bb"))
+    evaluate(_cfg("evaluate", [f"run_id={trained['mlp']['run_id']}", f"tracking.tracking_uri={store}",
+                               "tracking.experiment_name=pipeline-test", f"data.paths=[{paths}]",
+                               "data.name=all900", "split=all",
+                               f"output_dir={tmp_path / 'all'}"]))
+    child = mlflow.search_runs(filter_string="tags.flavortag.data = 'all900'",
+                               experiment_names=["pipeline-test"], output_format="list")[0]
+    with pytest.raises(UsageError, match=r"different test samples .*135 events.*900 events") as err:
+        compare(_cfg("compare", [f"tracking.tracking_uri={store}", "tracking.experiment_name=pipeline-test",
+                                 f"runs=[bdt,{child.info.run_id}]", f"output_dir={tmp_path / 'mixed'}"]))
+    assert "\n" not in str(err.value) and "mixed_samples=warn" in str(err.value)
+    assert not (tmp_path / "mixed").exists()  # refused before anything was written

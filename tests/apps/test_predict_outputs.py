@@ -19,7 +19,7 @@ def test_output_stem_keeps_the_whole_stem():
 
 
 def test_two_inputs_for_one_output_are_refused_before_anything_is_read(tmp_path):
-    from flavortag.prediction import predict
+    from flavortag.apps.predict import predict
 
     for name in ("run.1.root", "run.1.parquet"):
         (tmp_path / name).write_bytes(b"not read")

@@ -24,7 +24,7 @@ def _cfg(app: str, overrides: list[str]) -> DictConfig:
 
 @pytest.fixture(scope="module")
 def checkpoint(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from flavortag.training import train
+    from flavortag.apps.train import train
 
     store = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
     paths = ",".join(str(sample_dir / f"{f}.parquet") for f in ("uds", "cc", "bb"))
@@ -38,7 +38,7 @@ def checkpoint(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 def _predict(checkpoint: Path, inputs: list[Path], out: Path, *extra: str) -> list[Path]:
-    from flavortag.prediction import predict
+    from flavortag.apps.predict import predict
 
     return predict(_cfg("predict", [f"checkpoint={checkpoint}", f"inputs=[{','.join(map(str, inputs))}]",
                                     f"out_dir={out}", *extra]))
@@ -68,7 +68,7 @@ def test_calibration_auto_fits_on_the_whole_input(checkpoint: Path, sample_dir: 
     from flavortag.calibration_function import fit_function_calibration
     from flavortag.detector import DetectorModel
     from flavortag.io import read_events
-    from flavortag.prediction import _calibration
+    from flavortag.prediction import input_calibration as _calibration
 
     source = sample_dir / "uds.parquet"
     fitted = _calibration("auto", source, DetectorModel(), 40, 10**9)

@@ -67,7 +67,7 @@ def test_the_trap_is_real(tmp_path: Path, marker: Path) -> None:
 
 def test_predict_from_a_booby_trapped_checkpoint_is_refused(tmp_path: Path, marker: Path,
                                                             sample_dir: Path) -> None:
-    from flavortag.prediction import predict
+    from flavortag.apps.predict import predict
 
     evil = _evil_torch(tmp_path / "evil" / "best.pt", marker)
     cfg = _cfg("predict", [f"checkpoint={evil}", f"inputs=[{sample_dir / 'bb.parquet'}]",
@@ -114,8 +114,8 @@ def test_a_pickled_bdt_is_refused_and_a_skops_file_with_foreign_types_too(tmp_pa
 
 def test_resume_from_a_booby_trapped_checkpoint_is_refused_before_training(
         tmp_path: Path, marker: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import flavortag.training.job as job_module
-    from flavortag.training import train
+    import flavortag.pipelines.train as job_module
+    from flavortag.apps.train import train
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("read data before refusing the checkpoint")
@@ -133,9 +133,9 @@ def test_resume_from_a_booby_trapped_checkpoint_is_refused_before_training(
 
 def test_a_logged_model_whose_weights_were_replaced_is_refused(tmp_path: Path, marker: Path,
                                                                sample_dir: Path) -> None:
+    from flavortag.apps.predict import predict
+    from flavortag.apps.train import train
     from flavortag.inference import load_model
-    from flavortag.prediction import predict
-    from flavortag.training import train
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     paths = ",".join(str(sample_dir / f"{f}.parquet") for f in ("uds", "cc", "bb"))

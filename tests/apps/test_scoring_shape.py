@@ -26,10 +26,10 @@ def _cfg(app: str, overrides: list[str]):
 
 
 def test_sort_by_travels_with_the_model_to_every_scorer(sample_dir: Path, tmp_path: Path) -> None:
+    from flavortag.apps.predict import predict
+    from flavortag.apps.train import train
     from flavortag.detector import DetectorModel
     from flavortag.inference import input_shape, load_model, model_inputs, predict_proba
-    from flavortag.prediction import predict
-    from flavortag.training import train
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     paths = ",".join(str(sample_dir / f"{f}.parquet") for f in ("uds", "cc", "bb"))

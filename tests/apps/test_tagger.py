@@ -36,7 +36,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def trained(sample_dir: Path, store: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    from flavortag.training import train
+    from flavortag.apps.train import train
 
     paths = ",".join(str(sample_dir / f"{f}.parquet") for f in ("uds", "cc", "bb"))
     results = {}
@@ -55,7 +55,7 @@ def trained(sample_dir: Path, store: str, tmp_path_factory: pytest.TempPathFacto
 
 
 def _predicted(run_id: str, store: str, events_path: Path, out: Path) -> ak.Array:
-    from flavortag.prediction import predict
+    from flavortag.apps.predict import predict
 
     written = predict(_cfg("predict", [f"run_id={run_id}", f"inputs=[{events_path}]", f"out_dir={out}",
                                        f"tracking.tracking_uri={store}", "formats=[parquet]"]))
@@ -161,6 +161,48 @@ def test_unknown_sources_say_what_to_give(tmp_path: Path) -> None:
         flavortag.Tagger.from_exported(tmp_path)
     with pytest.raises(FileNotFoundError, match="no MLflow store at"):
         flavortag.Tagger.from_run("0123abcd", tracking_uri=f"sqlite:///{tmp_path / 'none.db'}")
+
+
+def test_library_mistakes_say_what_is_needed(trained: dict[str, dict], store: str, sample_dir: Path) -> None:
+    """Issue 26 item 7: an unknown run names the store; events without an axis, or a numpy array, are
+    refused with one line that says what a tagger scores; device and batch_size are named options."""
+    import inspect
+
+    from flavortag.io import read_events
+    from flavortag.tagger import Tagger, TaggerError
+
+    with pytest.raises(TaggerError, match=f"no run 0+ in the MLflow store {store}") as err:
+        Tagger.from_run("0" * 32, tracking_uri=store)
+    assert "\n" not in str(err.value)
+    for constructor in (Tagger.load, Tagger.from_run, Tagger.from_uri, Tagger.from_checkpoint,
+                        Tagger.from_exported, Tagger.from_model):
+        parameters = inspect.signature(constructor).parameters
+        assert {"device", "batch_size"} <= set(parameters), constructor.__name__
+        assert all(p.kind is not p.VAR_KEYWORD for p in parameters.values()), constructor.__name__
+    tagger = Tagger.load(trained["deepsets"]["out"] / "checkpoints" / "best.pt", device="cpu", batch_size=7)
+    assert (tagger.device, tagger.batch_size) == ("cpu", 7)
+    events = read_events(str(sample_dir / "bb.parquet"))[:20]
+    with pytest.raises(TaggerError, match=r"needs an awkward Array .* no 'axis' \(fields: tracks, label"):
+        tagger.score(events[["tracks", "label"]])
+    with pytest.raises(TaggerError, match="not a numpy.ndarray"):
+        tagger.score(np.zeros((20, 3)))
+
+
+def test_working_points_are_a_tagger_method(trained: dict[str, dict], sample_dir: Path) -> None:
+    """The b-tagger's cut at 70% efficiency, measured by the tagger on labelled events, keeps 70% of the bb."""
+    from flavortag.io import read_events
+    from flavortag.metrics import apply_working_point
+    from flavortag.tagger import Tagger
+
+    events = ak.concatenate([read_events(str(sample_dir / f"{f}.parquet")) for f in ("uds", "cc", "bb")])
+    tagger = Tagger.from_checkpoint(trained["deepsets"]["out"] / "checkpoints" / "best.pt", device="cpu")
+    wp = tagger.working_points(events, efficiencies=[0.7])
+    assert wp["taggers"]["b"]["f_c"] == pytest.approx(tagger.f_c)
+    tagged = apply_working_point(tagger.predict_proba(events), wp, "b", 0.7)
+    bb = np.asarray(events["label"]) == 2
+    assert tagged[bb].mean() == pytest.approx(0.7, abs=1.5 / bb.sum())
+    with pytest.raises(ValueError, match="labelled events"):
+        tagger.working_points(events[["tracks", "axis"]])
 
 
 def test_import_flavortag_stays_light() -> None:

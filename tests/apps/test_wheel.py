@@ -29,6 +29,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert build.returncode == 0, build.stderr[-3000:]
     wheel = next((tmp / "dist").glob("flavortag-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
+    # the licence as an SPDX expression (PEP 639): no setuptools deprecation warning at install
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: MIT" in metadata.splitlines()
     for config in ("train.yaml", "evaluate.yaml", "hydra/default.yaml", "model/transformer.yaml",
                    "experiment/transformer_zpole.yaml"):
         assert f"flavortag/configs/{config}" in names

@@ -73,9 +73,11 @@ def test_hydra_app_writes_only_its_outputs(tmp_path):
     cwd.mkdir()
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "flavortag.generate", "n_events=30", "flavours=[uds,bb]", "workers=1",
-           "chunk_size=20", f"out={out}", "detector=perfect", "sqrt_s=250", "progress=false", "seed=3"]
+           "chunk_size=20", f"out={out}", "detector=perfect", "sqrt_s=250", "seed=3"]
     done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+    # progress=true (the default) draws no bar into a pipe: the output is the result line only
+    assert done.stderr == "" and done.stdout.startswith("wrote 60 events (uds: 30, bb: 30)"), done.stderr[-2000:]
     assert list(cwd.iterdir()) == []  # no outputs/, .hydra/ or log file in the working directory
     assert sorted(p.name for p in out.iterdir()) == ["bb.parquet", "generation.yaml", "uds.parquet"]
     meta = yaml.safe_load((out / "generation.yaml").read_text())

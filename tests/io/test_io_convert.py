@@ -47,6 +47,18 @@ def test_progress_bar_on_request(tmp_path, inputs, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_bars_only_on_a_terminal_unless_forced(capsys):
+    from flavortag.progress import bar_wanted, progress_bar
+
+    assert not bar_wanted(None) and not bar_wanted(True) and not bar_wanted(False)  # stderr is not a terminal
+    assert bar_wanted(False, force=True)
+    assert list(progress_bar(range(3), show=True, desc="hidden")) == [0, 1, 2]
+    with progress_bar(total=5, force=True, desc="forced") as bar:
+        bar.update(5)
+    err = capsys.readouterr().err
+    assert "hidden" not in err and "forced" in err and "100%" in err
+
+
 def test_failed_convert_leaves_no_output(tmp_path, inputs):
     bad = tmp_path / "uds.txt"
     bad.write_text(inputs[0].read_text() + "Axis = 0 0 1\n1 2 3\n")

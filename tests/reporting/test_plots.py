@@ -65,10 +65,28 @@ def test_rejection_argument_errors(two_models, tmp_path):
 
 def test_roc(two_models, tmp_path):
     paths = P.plot_roc({name: r for name, (_, _, r) in two_models.items()}, tmp_path / "roc")
-    _check_written(paths, (650, 1050))
+    _check_written(paths, (580, 1600))  # two panels of 6.5 x 5.8 inches + 3 for the sample block
     paths = P.plot_roc(two_models["mlp"][2], tmp_path / "single" / "roc_one")
     assert paths[0].parent.name == "single"
-    _check_written(paths, (650, 1050))
+    _check_written(paths, (580, 1600))
+
+
+def test_roc_is_rejection_against_efficiency_per_discriminant(two_models):
+    """The field's convention: one panel per tagger discriminant, background rejection (log) against
+    signal efficiency; b-tag: c and uds rejection, c-tag: b and uds rejection; no one-vs-rest curves."""
+    result = two_models["mlp"][2]
+    fig = P.roc_figure(result)
+    b_panel, c_panel = fig.axes
+    assert "efficiency" in b_panel.get_xlabel() and "D_b" in b_panel.get_xlabel()
+    assert b_panel.get_yscale() == "log" and "rejection" in b_panel.get_ylabel()
+    assert [line.get_label() for line in b_panel.get_lines()] == [r"$c\bar{c}$ rejection", "uds rejection"]
+    assert [line.get_label() for line in c_panel.get_lines()] == [r"$b\bar{b}$ rejection", "uds rejection"]
+    uds = c_panel.get_lines()[1]
+    curve = result.taggers["c"].curve
+    np.testing.assert_array_equal(uds.get_xdata(), curve.efficiency)
+    at_50 = np.flatnonzero(np.isclose(curve.efficiency, 0.5))[0]
+    # the uds rejection at 50% c efficiency drawn is the one the metrics report
+    assert uds.get_ydata()[at_50] == pytest.approx(result.rejection("c", "uds", 0.5).rejection, rel=0.02)
 
 
 def test_discriminants(two_models, tmp_path):

@@ -248,7 +248,7 @@ def shifted_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_robustness_report_end_to_end(sample_dir: Path, shifted_dir: Path, tmp_path: Path) -> None:
     from flavortag.apps.robustness import robustness
-    from flavortag.training.job import train
+    from flavortag.apps.train import train
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     paths = ",".join(str(sample_dir / f"{f}.parquet") for f in ("uds", "cc", "bb"))
@@ -317,9 +317,9 @@ def test_calibrate_app_writes_a_file_evaluate_accepts(shifted_dir: Path, tmp_pat
 
 
 def test_generator_level_sample_trains_and_evaluates(tmp_path: Path) -> None:
+    from flavortag.apps.train import train
     from flavortag.generate import generate_events
     from flavortag.io import write_events
-    from flavortag.training.job import train
 
     det = DetectorModel.from_config(_compose("generate", ["detector=perfect"]).detector)
     for k, flavour in enumerate(("uds", "cc", "bb")):

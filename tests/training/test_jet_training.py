@@ -30,9 +30,9 @@ def jet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_jet_tagger_end_to_end(jet_dir: Path, tmp_path: Path) -> None:
-    from flavortag.evaluation import evaluate
+    from flavortag.apps.evaluate import evaluate
+    from flavortag.apps.train import train
     from flavortag.inference import load_model
-    from flavortag.training import train
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     paths = ",".join(str(jet_dir / f"{f}.parquet") for f in ("uds", "cc", "bb", "gg"))
@@ -64,7 +64,7 @@ def test_jet_tagger_end_to_end(jet_dir: Path, tmp_path: Path) -> None:
     assert 0.0 < flat["events/acc"] <= 1.0 and "events/rej_g_at_c50" in flat
     assert (tmp_path / "eval" / "events" / "working_points.json").is_file()
     # compare lines the jet taggers up on their own classes, recomputed from their predictions
-    from flavortag.reporting.comparison import compare
+    from flavortag.apps.compare import compare
 
     compared = compare(_cfg("compare", [f"tracking.tracking_uri={store}", f"output_dir={tmp_path / 'cmp'}"]))
     from flavortag import tracking

@@ -21,10 +21,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-import flavortag.training.job as job_module
+import flavortag.pipelines.train as job_module
 import flavortag.training.loop as loop_module
 from flavortag.apps import CONFIG_DIR
-from flavortag.training import train
+from flavortag.apps.train import train
 from flavortag.training.owner import OWNER_FILE, RunDirectory, RunDirectoryError
 
 N_PER_CLASS = 300  # tests/conftest.py

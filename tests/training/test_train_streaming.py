@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 import flavortag.training.loop as train_module
 from flavortag.apps import CONFIG_DIR
-from flavortag.training import train
+from flavortag.apps.train import train
 
 N_TRAIN_PER_CLASS = 200
 N_TRAIN = 3 * N_TRAIN_PER_CLASS
@@ -91,7 +91,7 @@ def test_streaming_run_sees_every_event_once_per_epoch(split_files: dict[str, li
     assert result["metrics"]["test/acc"] > 0.45
     assert run.data.metrics["test/acc"] == pytest.approx(result["metrics"]["test/acc"])
     # `flavortag evaluate run_id=...` of a streaming run scores its test files: same accuracy
-    from flavortag.evaluation import evaluate
+    from flavortag.apps.evaluate import evaluate
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         eval_cfg = compose(config_name="evaluate", overrides=[

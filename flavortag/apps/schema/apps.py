@@ -90,6 +90,8 @@ class CompareApp:
     evaluate: EvaluateSchema = field(default_factory=EvaluateSchema)
     paths: PathsSchema = field(default_factory=PathsSchema)
     runs: list[str] | None = None
+    filter: str | None = None
+    mixed_samples: Literal["refuse", "warn"] = "refuse"
     experiment_name: str = "flavortag"
     reference: str | None = None
     prefix: str = "test/"

@@ -41,7 +41,8 @@ def _flat_keys(node: Any, prefix: str = "") -> list[str]:
     return keys
 
 
-def _schema_keys(schema: Any, prefix: str = "") -> list[str]:
+def schema_keys(schema: Any, prefix: str = "") -> list[str]:
+    """Every key of a schema dataclass, dotted (``trainer.lr``), nested nodes included."""
     keys: list[str] = []
     hints = type_hints(schema)
     for f in dataclasses.fields(schema):
@@ -50,7 +51,7 @@ def _schema_keys(schema: Any, prefix: str = "") -> list[str]:
         nodes = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)] if is_union(tp) else (
             [tp] if dataclasses.is_dataclass(tp) else [])
         for node in nodes:
-            keys += [k for k in _schema_keys(node, f"{prefix}{f.name}.") if k not in keys]
+            keys += [k for k in schema_keys(node, f"{prefix}{f.name}.") if k not in keys]
     return keys
 
 
@@ -82,7 +83,7 @@ def unknown_override(app: str, full_key: str, overrides: Sequence[str]) -> str:
               and o.split("=", 1)[0].lstrip("+~") != full_key]
     keys = _composed_keys(app, others) if app in APPS else None
     if keys is None:
-        keys = _schema_keys(APPS[app]) if app in APPS else []
+        keys = schema_keys(APPS[app]) if app in APPS else []
     parent, _, leaf = full_key.rpartition(".")
     siblings = [k.rpartition(".")[2] for k in keys if k.rpartition(".")[0] == parent]
     close = difflib.get_close_matches(leaf, siblings, n=1, cutoff=0.6)

@@ -1,4 +1,4 @@
-"""The best trial as an experiment preset: ``configs/experiment/<study>_best.yaml``.
+"""The best trial as an experiment preset: ``<user config folder>/experiment/<study>_best.yaml``.
 
 The preset is a ``# @package _global_`` config that ``flavortag train
 +experiment=<study>_best`` takes as it is: the group choices of the study's

@@ -1,4 +1,7 @@
-"""One training job from a composed config: data, fit, checkpoints and the MLflow record.
+"""The train pipeline: one training job from its settings: data, fit, checkpoints and the MLflow record.
+
+The job's settings (:class:`~flavortag.training.settings.TrainJob`) are
+parsed once by the app; :mod:`flavortag.training` is this pipeline's library.
 
 Before any data is read or MLflow run opened, the job checks its settings
 (:mod:`.settings`), claims its run directory (:mod:`.owner`: no other live job
@@ -24,32 +27,31 @@ import re
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
 from flavortag import tracking
 from flavortag.io.atomic import atomic_output
 from flavortag.io.errors import ReadReport
 from flavortag.models import count_parameters
 from flavortag.safe_load import BDT_SUFFIX, MODEL_SUFFIXES, load_torch_file, save_bdt
-from flavortag.schema.groups import is_bdt
 from flavortag.slurm import job_key
 from flavortag.training import preempt
 from flavortag.training.bdt import fit_bdt
 from flavortag.training.checkpoint import changed_settings, find_resume_checkpoint
-from flavortag.training.data import SPLIT_CONTEXT, PreparedData, prepare_data, sample_records
+from flavortag.training.data import SPLIT_CONTEXT, PreparedData, prepare_data
 from flavortag.training.loop import EpochCallback, fit_torch
 from flavortag.training.owner import OWNER_FILE, RunDirectory, RunDirectoryError
 from flavortag.training.runtime import Distributed, check_device
-from flavortag.training.settings import TrainerSettings, check_split
+from flavortag.training.settings import TrainerSettings, TrainJob
 
 log = logging.getLogger("flavortag.train")
 
 
-def log_samples(cfg: DictConfig, data: PreparedData) -> None:
+def log_samples(run: tracking.RunHandle, job: TrainJob, data: PreparedData) -> None:
     """Log each split of the training sample as an MLflow dataset input (name, digest, class counts)."""
-    name = str(cfg.data.get("name") or "data")
-    for split, (digest, counts, source) in sample_records(cfg, data).items():
-        tracking.log_dataset_input(f"{name}/{split}", digest, counts, source, context=SPLIT_CONTEXT[split])
+    name = job.data.name or "data"
+    for split, (digest, counts, source) in data.records.items():
+        run.log_dataset_input(f"{name}/{split}", digest, counts, source, context=SPLIT_CONTEXT[split])
+        if split == "test":  # what compare checks: runs scored on the same events
+            run.set_tags({tracking.Tag.TEST_SAMPLE: f"{name}/test@{digest}"})
 
 
 def skip_metrics(report: ReadReport | None) -> dict[str, float]:
@@ -68,8 +70,8 @@ def _checkpoints(run_dir: Path) -> list[Path]:
     return sorted(p for p in directory.glob("*") if p.suffix in MODEL_SUFFIXES) if directory.is_dir() else []
 
 
-def _resume_point(cfg: DictConfig, settings: TrainerSettings, run_dir: Path, directory: RunDirectory | None,
-                  is_torch: bool) -> tuple[str | None, dict[str, tuple[Any, Any]]]:
+def _resume_point(job: TrainJob, run_dir: Path,
+                  directory: RunDirectory | None) -> tuple[str | None, dict[str, tuple[Any, Any]]]:
     """The MLflow run id this job continues (None: a new run), after checking the checkpoint is ours.
 
     Also returns the settings that changed since the checkpoint (``{key: (old,
@@ -81,7 +83,8 @@ def _resume_point(cfg: DictConfig, settings: TrainerSettings, run_dir: Path, dir
     :data:`~flavortag.training.checkpoint.RESUME_FREE_KEYS` (unless allowed),
     and a new run in a directory that holds another run's checkpoints.
     """
-    resume_path = find_resume_checkpoint(settings.resume, run_dir / "checkpoints") if is_torch else None
+    settings = job.trainer
+    resume_path = find_resume_checkpoint(settings.resume, run_dir / "checkpoints") if job.is_torch else None
     owner = directory.previous if directory is not None else None
     if resume_path is None:
         if settings.resume == "auto":
@@ -105,18 +108,18 @@ def _resume_point(cfg: DictConfig, settings: TrainerSettings, run_dir: Path, dir
             f"({saved.get('run_name', '?')}), kept in {home.parent}; a run is resumed only from its "
             f"own directory: run with output_dir={home.parent} trainer.resume=auto, or start a new run")
     saved_model = str((saved.get("model") or {}).get("name", ""))
-    if saved_model and saved_model != str(cfg.model.name):
+    if saved_model and saved_model != job.model_name:
         raise RunDirectoryError(
             f"trainer.resume={settings.resume}: {resume_path} is a checkpoint of a {saved_model} "
             f"model (run {saved.get('run_name', '?')}, MLflow run {run_id}), but this job trains "
-            f"model={cfg.model.name}; resume with model={saved_model}, or start a new run in "
+            f"model={job.model_name}; resume with model={saved_model}, or start a new run in "
             "another directory")
     if owner is not None and run_id is not None and owner.run_id != run_id:
         raise RunDirectoryError(
             f"trainer.resume={settings.resume}: {resume_path} belongs to MLflow run {run_id}, but "
             f"{run_dir} belongs to {owner.describe()} (its {OWNER_FILE}); resuming would mix the "
             "two runs. Resume each run from its own directory, or start a new run in another one")
-    changes = changed_settings(saved, OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    changes = changed_settings(saved, dict(job.config))
     if changes and not settings.resume_allow_changes:
         listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
         raise RunDirectoryError(
@@ -127,43 +130,41 @@ def _resume_point(cfg: DictConfig, settings: TrainerSettings, run_dir: Path, dir
     return (None if run_id is None else str(run_id)), changes
 
 
-def _log_resume_changes(changes: dict[str, tuple[Any, Any]]) -> None:
+def _log_resume_changes(run: tracking.RunHandle, changes: dict[str, tuple[Any, Any]]) -> None:
     """Record settings changed at a resume (``trainer.resume_allow_changes``): params are immutable."""
     log.warning("resuming with changed settings (trainer.resume_allow_changes=true): %s",
                 "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items()))
-    run_id = tracking.active_run_id()
-    n = len([k for k in tracking.get_run(run_id).data.tags if k.startswith(tracking.Tag.RESUME_CHANGES + ".")])
-    tracking.log_dict({k: {"before": old, "after": new} for k, (old, new) in changes.items()},
+    n = len([k for k in run.tags() if k.startswith(tracking.Tag.RESUME_CHANGES + ".")])
+    run.log_dict({k: {"before": old, "after": new} for k, (old, new) in changes.items()},
                       f"resume_changes/{n}.json")
-    tracking.set_run_tags(run_id, {f"{tracking.Tag.RESUME_CHANGES}.{n}": ", ".join(changes)})
+    run.set_tags({f"{tracking.Tag.RESUME_CHANGES}.{n}": ", ".join(changes)})
 
 
-def _end_orphan(cfg: DictConfig, directory: RunDirectory | None, resume_run_id: str | None) -> None:
+def _end_orphan(job: TrainJob, directory: RunDirectory | None, resume_run_id: str | None) -> None:
     """Mark the run of a job that died in this directory before its first checkpoint KILLED (not RUNNING)."""
     owner = directory.previous if directory is not None else None
     if owner is None or owner.run_id == resume_run_id:
         return
     assert directory is not None
-    tracking.configure(cfg.tracking)
+    tracking.configure(job.tracking)
     note = (f"its job (pid {owner.pid} on {owner.host}) died without ending the run; "
             f"found by a later job in {directory.path}")
-    if tracking.end_orphaned_run(owner.run_id, note) == "RUNNING":
+    if tracking.RunHandle(owner.run_id).end_orphaned(note) == "RUNNING":
         log.warning("MLflow run %s (%s) of %s was left RUNNING by a job that died before its "
                     "first checkpoint: marked KILLED; nothing to resume, starting a new run",
                     owner.run_id, owner.run_name, directory.path)
 
 
-def _requeued_resume(cfg: DictConfig, settings: TrainerSettings, run_dir: Path, is_torch: bool) -> TrainerSettings:
+def _requeued_resume(job: TrainJob, run_dir: Path) -> TrainJob:
     """Inside a SLURM job with ``trainer.resume`` unset: ``resume=auto`` when the run directory has ``last.pt``."""
     key = job_key()
-    if key is None or settings.resume is not None or not is_torch:
-        return settings
+    if key is None or job.trainer.resume is not None or not job.is_torch:
+        return job
     last = run_dir / "checkpoints" / "last.pt"
     if not last.exists():
-        return settings
+        return job
     log.info("SLURM job %s: %s holds this job's checkpoint (requeued): resuming it", key, last)
-    cfg.trainer.resume = "auto"
-    return TrainerSettings.from_config(cfg.trainer)
+    return job.with_resume("auto")
 
 
 def _stopped(stopped: preempt.TrainingStopped, run_dir: Path) -> preempt.TrainingStopped:
@@ -172,9 +173,9 @@ def _stopped(stopped: preempt.TrainingStopped, run_dir: Path) -> preempt.Trainin
                                    str(run_dir / "checkpoints" / stopped.checkpoint))
 
 
-def train(cfg: DictConfig, epoch_callback: EpochCallback | None = None,
+def train(job: TrainJob, epoch_callback: EpochCallback | None = None,
           run_tags: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run one training job from a composed config; returns run id, history and test metrics.
+    """Run one training job; returns run id, history and test metrics.
 
     ``epoch_callback`` (torch models) gets each epoch's metrics (see
     :func:`~flavortag.training.loop.fit_torch`); ``run_tags`` are added to the
@@ -182,24 +183,23 @@ def train(cfg: DictConfig, epoch_callback: EpochCallback | None = None,
     SIGTERM / SIGUSR1 while the torch loop runs: checkpoint at the next step and
     :class:`~flavortag.training.preempt.TrainingStopped` (see the module doc).
     """
-    settings = TrainerSettings.from_config(cfg.trainer)  # bad settings fail before anything is read
+    settings: TrainerSettings = job.trainer  # checked when the job was parsed: nothing read yet
     if not settings.distributed:
         check_device(settings.device)  # under DDP each rank picks its own device
-    check_split(cfg.data)
-    run_dir = Path(str(cfg.get("output_dir") or "outputs/train")).resolve()
+    run_dir = job.output_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    is_torch = not is_bdt(cfg.model.name)
-    settings = _requeued_resume(cfg, settings, run_dir, is_torch)
-    if not is_torch and cfg.data.get("streaming", False):
+    is_torch = job.is_torch
+    job = _requeued_resume(job, run_dir)
+    settings = job.trainer
+    if not is_torch and job.data.streaming:
         raise ValueError("model=bdt trains on the whole sample in memory: data.streaming=true "
                          "is for the torch models")
     dist = Distributed(settings.distributed, settings.backend)
     directory = RunDirectory.claim(run_dir) if dist.is_main else None
     try:
         # The run to log into: a fresh one, or the run of the checkpoint being resumed.
-        resume_run_id, changes = (_resume_point(cfg, settings, run_dir, directory, is_torch)
-                                  if dist.is_main else (None, {}))
-        data = prepare_data(cfg, keep_events=bool(cfg.get("evaluate_after_training", False)))
+        resume_run_id, changes = (_resume_point(job, run_dir, directory) if dist.is_main else (None, {}))
+        data = prepare_data(job, keep_events=job.evaluate_after_training)
         if is_torch and data.stream is None:
             # in memory the last incomplete batch is dropped: fewer events than a batch train nothing
             n_train = len(data.tensors["train"].labels) // dist.world_size
@@ -211,67 +211,68 @@ def train(cfg: DictConfig, epoch_callback: EpochCallback | None = None,
         if not dist.is_main:
             try:
                 with preempt.handling():
-                    model, state = fit_torch(cfg, data, run_dir, dist)
+                    model, state = fit_torch(job, data, run_dir, dist)
             except preempt.TrainingStopped as stopped:
                 raise _stopped(stopped, run_dir) from None
             return {"run_id": None, "history": state.history, "metrics": {}}
-        _end_orphan(cfg, directory, resume_run_id)
-        with tracking.start_run(cfg.tracking, run_name=str(cfg.run_name), run_id=resume_run_id,
-                                tags={tracking.Tag.MODEL: str(cfg.model.name),
-                                      tracking.Tag.DATA: str(cfg.data.get("name", "")),
+        _end_orphan(job, directory, resume_run_id)
+        with tracking.start_run(job.tracking, run_name=job.run_name, run_id=resume_run_id,
+                                tags={tracking.Tag.KIND: tracking.Kind.TRAINING,
+                                      tracking.Tag.MODEL: job.model_name,
+                                      tracking.Tag.DATA: str(job.data.name or ""),
                                       **(run_tags or {})}) as run:
             if directory is not None:
-                directory.record(run.info.run_id, str(cfg.run_name), str(cfg.model.name))
+                directory.record(run.run_id, job.run_name, job.model_name)
             if changes:
-                _log_resume_changes(changes)
+                _log_resume_changes(run, changes)
             if resume_run_id is None:
-                tracking.log_config(cfg)
-                log_samples(cfg, data)
-                tracking.log_dict({"track": data.track_names, "event": data.event_names}, "features.json")
-                tracking.log_dict(data.detector.to_dict(), "detector.json")
-                tracking.log_params({f"n_{k}_events": n for k, n in data.n_events().items()})
+                run.log_config(job.config)
+                log_samples(run, job, data)
+                run.log_dict({"track": data.track_names, "event": data.event_names}, "features.json")
+                run.log_dict(data.detector.to_dict(), "detector.json")
+                run.log_params({f"n_{k}_events": n for k, n in data.n_events().items()})
                 report = data.read_report
-                tracking.log_params({"n_skipped_events": 0 if report is None else report.n_dropped_events})
+                run.log_params({"n_skipped_events": 0 if report is None else report.n_dropped_events})
                 skipped = skip_metrics(report)
                 if skipped:
-                    tracking.log_metrics(skipped)
+                    run.log_metrics(skipped)
                     if report is not None:
-                        tracking.log_dict({"reasons": dict(report.reasons), "examples": report.examples,
+                        run.log_dict({"reasons": dict(report.reasons), "examples": report.examples,
                                            "summary": report.summary()}, "data/skipped.json")
             if is_torch:
                 try:
                     with preempt.handling():
-                        model, state = fit_torch(cfg, data, run_dir, dist, run_id=run.info.run_id,
+                        model, state = fit_torch(job, data, run_dir, dist, run=run,
                                                  epoch_callback=epoch_callback)
                 except preempt.TrainingStopped as stopped:
                     error = _stopped(stopped, run_dir)
-                    tracking.end_active_run_stopped(str(error))
+                    run.end_stopped(str(error))
                     log.warning("%s", error)
                     raise error from None
                 if resume_run_id is None:
-                    tracking.log_params({"n_parameters": count_parameters(model)})
+                    run.log_params({"n_parameters": count_parameters(model)})
                 for name in ("best.pt", "last.pt"):
                     path = run_dir / "checkpoints" / name
                     if path.exists():
-                        tracking.log_artifact(path, artifact_path="checkpoints")
+                        run.log_artifact(path, artifact_path="checkpoints")
             else:
-                model, state = fit_bdt(cfg, data)
+                model, state = fit_bdt(job, data, run)
                 ckpt = run_dir / "checkpoints" / f"bdt{BDT_SUFFIX}"
                 ckpt.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_output(ckpt) as tmp:
                     save_bdt(model, tmp)
-                tracking.log_artifact(ckpt, artifact_path="checkpoints")
-            tracking.log_metrics({"best/val_loss": state.best_val_loss, "best/epoch": state.best_epoch})
-            tracking.log_dict(state.history, "history.json")
-            tracking.log_model(model, is_torch)
+                run.log_artifact(ckpt, artifact_path="checkpoints")
+            run.log_metrics({"best/val_loss": state.best_val_loss, "best/epoch": state.best_epoch})
+            run.log_dict(state.history, "history.json")
+            run.log_model(model, is_torch)
             metrics: dict[str, float] = {}
-            if cfg.get("evaluate_after_training", False) and "test" in data.tensors:
+            if job.evaluate_after_training and "test" in data.tensors:
                 from flavortag.evaluation import evaluate_split
 
-                metrics = evaluate_split(model, data, "test", cfg, run_dir, history=state.history)
-            log.info("MLflow run %s (%s) in %s", run.info.run_id, cfg.run_name,
-                     tracking.tracking_uri())
-            return {"run_id": run.info.run_id, "history": state.history, "metrics": metrics}
+                metrics = evaluate_split(run, model, data, "test", job, run_dir, history=state.history)
+            log.info("MLflow run %s (%s) in %s; the trainings with their key figures: %s", run.run_id,
+                     job.run_name, tracking.tracking_uri(), tracking.trainings_view_url(run.experiment_id))
+            return {"run_id": run.run_id, "history": state.history, "metrics": metrics}
     finally:
         if directory is not None:
             directory.release()

@@ -1,0 +1,59 @@
+"""The floors of the house (docs/DESIGN.md, "Apps parse; pipelines run"): who may import what.
+
+Read from the source text, as ``test_only_tracking_imports_mlflow`` does: every
+import line, at the top of a module or inside a function.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "flavortag"
+#: Entry points above the apps: the dispatcher and the documented ``python -m`` modules.
+ENTRY_POINTS = ("cli.py", "__main__.py", "train.py")
+
+
+def _imports(path: Path) -> list[str]:
+    """The modules ``path`` imports (``import a.b`` and ``from a.b import c``: ``a.b``), at any depth."""
+    found = []
+    for line in path.read_text().splitlines():
+        match = re.match(r"\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", line)
+        if match:
+            found.append(match.group(1) or match.group(2))
+    return found
+
+
+def _modules(*, outside: tuple[str, ...]) -> list[Path]:
+    """The package's modules, except those under the folders ``outside`` and the entry points."""
+    return [p for p in sorted(PACKAGE.rglob("*.py"))
+            if p.relative_to(PACKAGE).parts[0] not in outside
+            and not (p.parent == PACKAGE and p.name in ENTRY_POINTS)]
+
+
+def _offenders(paths: list[Path], forbidden: tuple[str, ...]) -> list[str]:
+    return [f"{p.relative_to(PACKAGE)}: {name}" for p in paths for name in _imports(p)
+            if any(name == f or name.startswith(f + ".") for f in forbidden)]
+
+
+def test_only_the_apps_import_hydra_or_omegaconf() -> None:
+    assert _offenders(_modules(outside=("apps",)), ("hydra", "omegaconf")) == []
+
+
+def test_nothing_below_the_pipelines_imports_a_pipeline_or_an_app() -> None:
+    assert _offenders(_modules(outside=("apps", "pipelines")), ("flavortag.apps", "flavortag.pipelines")) == []
+    assert _offenders(_modules(outside=("apps",)), ("flavortag.apps",)) == []
+
+
+def test_plotting_never_touches_mlflow() -> None:
+    reporting = sorted((PACKAGE / "reporting").rglob("*.py"))
+    assert reporting
+    assert _offenders(reporting, ("mlflow", "flavortag.tracking")) == []
+    text = [p.read_text() for p in reporting]
+    assert not any(re.search(r"^from flavortag import .*\btracking\b", t, re.M) for t in text)
+
+
+def test_the_checks_see_an_import_inside_a_function(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("import os\n\ndef f():\n    from omegaconf import OmegaConf\n    import hydra.utils\n")
+    assert _imports(module) == ["os", "omegaconf", "hydra.utils"]

@@ -1,0 +1,1 @@
+"""Tests of the shared benchmark tasks (issue 27)."""
