@@ -1,4 +1,4 @@
-"""Training with resolution augmentation: tracks re-smeared with a random extra resolution.
+"""Training with detector augmentation: each event re-made as a randomly different detector saw it.
 
 A tagger trained on one detector simulation learns the exact width of the
 prompt-track impact-parameter distribution and collapses when data are
@@ -19,6 +19,23 @@ formed with the resolution of the event, as a calibrated sample's are
 resolution-aware tagger which resolution it sees. Without it the significances
 stay nominal and the network must cope with their varying width.
 
+Beyond the overall scale, each kind of detector difference can be switched on
+(each event draws its own amount; all off by default):
+
+* momentum dependence (``shape_spread``): the constant and the
+  multiple-scattering terms of ``a (+) b / (p sin^{3/2} theta)`` are scaled by
+  ``s r_a`` and ``s r_b``, ``r`` uniform in ``[1, 1 + shape_spread]`` each;
+* tails (``tail_fraction_max``, ``tail_scale``): a fraction uniform in
+  ``[0, tail_fraction_max]`` of the event's tracks is smeared ``tail_scale``
+  times wider in d0 and z0;
+* misalignment (``bias_um_max``): d0 and z0 of every track of the event shifted
+  by a bias uniform in ``[-bias_um_max, bias_um_max]`` micrometres;
+* efficiency (``drop_max``): each track lost with a probability uniform in
+  ``[0, drop_max]``;
+* fakes (``fakes_per_event_max``): Poisson fake tracks with a mean uniform in
+  ``[0, fakes_per_event_max]``, drawn as the generator draws them
+  (:func:`flavortag.generate.detector_sim.fake_tracks`).
+
 Numpy and awkward only; seeded, so an augmented sample depends only on
 ``(events, settings, seed)``.
 """
@@ -32,13 +49,13 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from flavortag.detector import DetectorModel
+from flavortag.detector import PION_MASS_GEV, DetectorModel
 from flavortag.features.track import D0_SCALE_FIELD, Z0_SCALE_FIELD, TrackQuantities
 
 
 @dataclass(frozen=True)
 class ResolutionAugmentation:
-    """Settings of the resolution augmentation (Hydra group ``augment``)."""
+    """Settings of the detector augmentation (Hydra group ``augment``; see the module doc)."""
 
     enabled: bool = False
     scale_min: float = 1.0
@@ -46,9 +63,23 @@ class ResolutionAugmentation:
     fraction: float = 1.0
     known_scale: bool = False
     seed: int = 0
+    shape_spread: float = 0.0
+    tail_fraction_max: float = 0.0
+    tail_scale: float = 4.0
+    bias_um_max: float = 0.0
+    drop_max: float = 0.0
+    fakes_per_event_max: float = 0.0
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot be smeared, in words."""
+        for name in ("shape_spread", "tail_fraction_max", "bias_um_max", "drop_max", "fakes_per_event_max"):
+            if not float(getattr(self, name)) >= 0.0:
+                raise ValueError(f"augment.{name} must be >= 0, got {getattr(self, name)}")
+        if not self.tail_fraction_max < 1.0 or not self.drop_max < 1.0:
+            raise ValueError("augment.tail_fraction_max and augment.drop_max must be below 1, got "
+                             f"{self.tail_fraction_max}, {self.drop_max}")
+        if not self.tail_scale >= 1.0:
+            raise ValueError(f"augment.tail_scale must be >= 1, got {self.tail_scale}")
         if not 1.0 <= self.scale_min <= self.scale_max:
             raise ValueError("augment needs 1 <= scale_min <= scale_max (re-smearing can only make "
                              f"the resolution worse), got [{self.scale_min}, {self.scale_max}]")
@@ -74,10 +105,16 @@ class ResolutionAugmentation:
 
 def draw_scales(n_events: int, settings: ResolutionAugmentation, rng: np.random.Generator) -> np.ndarray:
     """Per-event resolution scales: ``fraction`` of the events uniform in the range, the rest 1."""
+    return _draw_chosen(n_events, settings, rng)[0]
+
+
+def _draw_chosen(n_events: int, settings: ResolutionAugmentation,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per-event scales and which events are augmented (``fraction`` of them)."""
     scales = rng.uniform(settings.scale_min, settings.scale_max, n_events)
-    nominal = rng.random(n_events) >= settings.fraction
-    scales[nominal] = 1.0
-    return scales
+    chosen = rng.random(n_events) < settings.fraction
+    scales[~chosen] = 1.0
+    return scales, chosen
 
 
 def _replace_track_fields(events: ak.Array, new: Mapping[str, np.ndarray]) -> ak.Array:
@@ -96,12 +133,20 @@ def smear_impact_parameters(
     detector: DetectorModel | None = None,
     rng: np.random.Generator | None = None,
     known_scale: bool = False,
+    term_scales: np.ndarray | None = None,
+    tail_fractions: np.ndarray | None = None,
+    tail_scale: float = 4.0,
+    bias_mm: np.ndarray | None = None,
 ) -> ak.Array:
     """Re-smear d0 and z0 of every track so that event ``k`` is resolved ``scales[k]`` times worse.
 
-    ``scales`` ``[n_events]`` (>= 1). Returns a new event array (the input is
-    not changed); with ``known_scale`` it carries the scales as
-    ``d0_resolution_scale`` / ``z0_resolution_scale``.
+    ``scales`` ``[n_events]`` (>= 1). Optional, per event: ``term_scales``
+    ``[n_events, 2]`` (>= 1) multiply the constant and the momentum term of the
+    resolution separately (on top of ``scales``); ``tail_fractions`` the
+    fraction of tracks smeared ``tail_scale`` times wider; ``bias_mm`` a shift
+    of every d0 and z0. Returns a new event array (the input is not changed);
+    with ``known_scale`` it carries the scales as ``d0_resolution_scale`` /
+    ``z0_resolution_scale``.
     """
     detector = detector if detector is not None else DetectorModel()
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -111,30 +156,92 @@ def smear_impact_parameters(
     if np.any(scales < 1.0):
         raise ValueError("resolution scales below 1 cannot be reached by re-smearing")
     q = TrackQuantities(events, detector)
-    extra = np.sqrt(scales**2 - 1.0)[q.event_index]
+    event = q.event_index
     gauss = rng.standard_normal((2, q.n_tracks_total))
-    delta_d0 = gauss[0] * extra * detector.sigma_d0_mm(q.p, q.sin_theta)
-    delta_z0 = gauss[1] * extra * detector.sigma_z0_mm(q.p, q.sin_theta)
-    pt = np.maximum(q.pt, 1e-12)
-    # d0 = (x py - y px) / pT: moving (x, y) by delta * (py, -px) / pT adds delta to d0 and
-    # leaves x px + y py, hence z0's transverse term, unchanged.
-    new = {
-        "x": q.field("x") + delta_d0 * q.field("py") / pt,
-        "y": q.field("y") - delta_d0 * q.field("px") / pt,
-        "z": q.field("z") + delta_z0,
-    }
-    out = _replace_track_fields(events, new)
+    x = np.maximum(q.p * np.maximum(q.sin_theta, 1e-6) ** 1.5, 1e-6)
+    terms = np.ones((len(events), 2)) if term_scales is None else np.asarray(term_scales, dtype=np.float64)
+    tails = np.ones(q.n_tracks_total)
+    if tail_fractions is not None:
+        tails[rng.random(q.n_tracks_total) < np.asarray(tail_fractions)[event]] = tail_scale
+    deltas = []
+    for k, (a_mm, b_mm) in enumerate(((detector.d0_a_mm, detector.d0_b_mm_gev),
+                                      (detector.z0_a_mm, detector.z0_b_mm_gev))):
+        nominal = np.hypot(a_mm, b_mm / x)
+        target = scales[event] * tails * np.hypot(terms[event, 0] * a_mm, terms[event, 1] * b_mm / x)
+        deltas.append(gauss[k] * np.sqrt(np.maximum(target**2 - nominal**2, 0.0)))
+    delta_d0, delta_z0 = deltas
+    if bias_mm is not None:
+        delta_d0 = delta_d0 + np.asarray(bias_mm)[event]
+        delta_z0 = delta_z0 + np.asarray(bias_mm)[event]
+    out = shift_impact_parameters(events, q, delta_d0, delta_z0)
     if known_scale:
         out = ak.with_field(out, scales.astype(np.float32), D0_SCALE_FIELD)
         out = ak.with_field(out, scales.astype(np.float32), Z0_SCALE_FIELD)
     return out
 
 
+def shift_impact_parameters(events: ak.Array, q: TrackQuantities, delta_d0_mm: np.ndarray,
+                            delta_z0_mm: np.ndarray) -> ak.Array:
+    """``events`` with ``delta_d0_mm`` / ``delta_z0_mm`` (flat, per track) added to each track's d0 / z0.
+
+    ``q``: the :class:`TrackQuantities` of ``events``. The reference point
+    moves, the momentum stays: d0 = (x py - y px) / pT, so moving (x, y) by
+    delta * (py, -px) / pT adds delta to d0 and leaves x px + y py (z0's
+    transverse term) unchanged; z0 moves with z.
+    """
+    pt = np.maximum(q.pt, 1e-12)
+    new = {
+        "x": q.field("x") + delta_d0_mm * q.field("py") / pt,
+        "y": q.field("y") - delta_d0_mm * q.field("px") / pt,
+        "z": q.field("z") + delta_z0_mm,
+    }
+    return _replace_track_fields(events, new)
+
+
+def drop_tracks(events: ak.Array, loss: np.ndarray, rng: np.random.Generator) -> ak.Array:
+    """``events`` with each track of event ``k`` lost with probability ``loss[k]``."""
+    counts = np.asarray(ak.num(events["tracks"], axis=1))
+    keep = rng.random(int(counts.sum())) >= np.repeat(np.asarray(loss, dtype=np.float64), counts)
+    return ak.with_field(events, events["tracks"][ak.unflatten(keep, counts)], "tracks")
+
+
+def add_fake_tracks(events: ak.Array, mean_per_event: np.ndarray, rng: np.random.Generator,
+                    detector: DetectorModel | None = None) -> ak.Array:
+    """``events`` with Poisson(``mean_per_event[k]``) fake tracks appended to event ``k``.
+
+    Drawn as the generator draws them (``DetectorModel``'s fake-track
+    settings); fields the fakes lack are 0 (``origin`` -1 where present).
+    """
+    from dataclasses import replace
+
+    from flavortag.generate.detector_sim import FAKE_ORIGIN, fake_tracks
+
+    detector = detector if detector is not None else DetectorModel()
+    mean = np.asarray(mean_per_event, dtype=np.float64)
+    top = float(mean.max()) if len(mean) else 0.0
+    if top <= 0.0:
+        return events
+    fakes, fake_event = fake_tracks(len(events), replace(detector, fake_tracks_per_event=top), rng)
+    keep = rng.random(len(fake_event)) < mean[fake_event] / top  # thinned: Poisson(mean[k])
+    fakes, fake_event = {k: v[keep] for k, v in fakes.items()}, fake_event[keep]
+    fakes["E"] = np.sqrt(fakes["p"] ** 2 + PION_MASS_GEV**2)
+    tracks = events["tracks"]
+    counts = np.bincount(fake_event, minlength=len(events))
+    columns = {}
+    for name in tracks.fields:
+        dtype = ak.to_numpy(ak.flatten(tracks[name], axis=1)).dtype
+        default = FAKE_ORIGIN if name == "origin" else 0
+        values = fakes.get(name, np.full(len(fake_event), default))
+        columns[name] = ak.unflatten(np.asarray(values).astype(dtype), counts)
+    merged = ak.concatenate([tracks, ak.zip(columns)], axis=1)
+    return ak.with_field(events, merged, "tracks")
+
+
 def augment_events(
     events: ak.Array, settings: ResolutionAugmentation, detector: DetectorModel | None = None,
     seed_offset: int = 0,
 ) -> ak.Array:
-    """``events`` re-smeared as ``settings`` say (unchanged if not enabled).
+    """``events`` augmented as ``settings`` say (unchanged if not enabled; see the module doc).
 
     The random numbers come from ``(settings.seed, seed_offset)``: the same
     events and settings give the same result (``seed_offset`` separates splits).
@@ -142,5 +249,25 @@ def augment_events(
     if not settings.enabled:
         return events
     rng = np.random.default_rng([settings.seed, seed_offset, 41])
-    scales = draw_scales(len(events), settings, rng)
-    return smear_impact_parameters(events, scales, detector, rng, known_scale=settings.known_scale)
+    scales, chosen = _draw_chosen(len(events), settings, rng)
+    n = len(events)
+
+    def amount(top: float) -> np.ndarray | None:
+        return np.where(chosen, rng.uniform(0.0, top, n), 0.0) if top > 0.0 else None
+
+    terms = None
+    if settings.shape_spread > 0.0:
+        terms = np.where(chosen[:, None], rng.uniform(1.0, 1.0 + settings.shape_spread, (n, 2)), 1.0)
+    tails, drop, fakes = amount(settings.tail_fraction_max), amount(settings.drop_max), \
+        amount(settings.fakes_per_event_max)
+    bias = None
+    if settings.bias_um_max > 0.0:
+        bias = np.where(chosen, rng.uniform(-1.0, 1.0, n) * settings.bias_um_max * 1e-3, 0.0)
+    out = smear_impact_parameters(events, scales, detector, rng, known_scale=settings.known_scale,
+                                  term_scales=terms, tail_fractions=tails, tail_scale=settings.tail_scale,
+                                  bias_mm=bias)
+    if drop is not None:
+        out = drop_tracks(out, drop, rng)
+    if fakes is not None:
+        out = add_fake_tracks(out, fakes, rng, detector)
+    return out

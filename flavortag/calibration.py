@@ -1,5 +1,19 @@
 """Impact-parameter resolution calibrated from the data themselves, without labels.
 
+Two modes (``calibration=auto`` is the first):
+
+* ``function`` (:class:`FunctionCalibration`): the resolution function
+  ``a (+) b / (p sin^{3/2} theta)`` with a Gaussian core and a wider tail,
+  fitted for d0 and z0 (:mod:`flavortag.resolution_function`), applied per
+  track *relative to the tagger's training sample* (the function fitted on it
+  is stored with the model: ``training_resolution``), so that a sample like
+  the training one is left unchanged; ``calibration=auto``.
+* ``scale`` (:class:`ResolutionCalibration`, the first calibration, kept for
+  comparison): one overall scale of each resolution, per event;
+  ``calibration=scale``.
+
+The rest of this doc describes the ``scale`` mode.
+
 The negative side of the lifetime-signed impact-parameter significance is made
 almost only by resolution: prompt tracks get either sign with equal
 probability, while tracks from b / c decays downstream of the primary vertex
@@ -28,15 +42,21 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import awkward as ak
 import numpy as np
 
+from flavortag.calibration_function import (
+    FunctionCalibration,
+    apply_function_calibration,
+    fit_function_calibration,
+)
 from flavortag.detector import DetectorModel
 from flavortag.features.track import D0_SCALE_FIELD, Z0_SCALE_FIELD, TrackQuantities
+from flavortag.resolution_function import PLAUSIBLE_RATIO, ResolutionFitError
 
 #: The core of the negative side fitted: |S| below this many fitted widths.
 CORE_SIGMAS: float = 2.0
@@ -49,8 +69,10 @@ LIFETIME_D0_MAX_MM: float = 2.0
 LIFETIME_Z0_MAX_MM: float = 10.0
 
 
-class CalibrationError(ValueError):
-    """A sample that cannot be calibrated (too few tracks), with what it needs."""
+#: A sample that cannot be calibrated (too few tracks, an implausible fit), with the numbers.
+CalibrationError = ResolutionFitError
+#: What ``calibration=`` takes besides a file: none, auto (= function), function, scale.
+CALIBRATION_SPECS: tuple[str, ...] = ("none", "auto", "function", "core", "scale")
 
 
 def _half_normal_core_moment(k: float) -> float:
@@ -176,6 +198,12 @@ def calibrate_resolution(
             f"{min_tracks}{more}")
     d0_scale, d0_err, n_d0 = fit_core_width(neg_d0)
     z0_scale, z0_err, n_z0 = fit_core_width(neg_z0)
+    lo, hi = PLAUSIBLE_RATIO
+    for name, value in (("d0", d0_scale), ("z0", z0_scale)):
+        if not lo <= value <= hi:
+            hint = "; a generator-level (unsmeared) sample? score it with calibration=none" if value < lo else ""
+            raise CalibrationError(f"calibration refused: the fitted {name} resolution scale {value:.3g} is "
+                                   f"outside the plausible [{lo:.2f}, {hi:.2f}]{hint}")
 
     x = q.p * q.sin_theta**1.5
     edges = np.asarray(MOMENTUM_BIN_EDGES_GEV)
@@ -193,30 +221,71 @@ def calibrate_resolution(
         d0_scale_per_bin=per_bin["d0"], z0_scale_per_bin=per_bin["z0"])
 
 
-def apply_calibration(events: ak.Array, calibration: ResolutionCalibration | None) -> ak.Array:
-    """``events`` with the calibrated resolution scales attached (unchanged for ``None``)."""
+Calibration = ResolutionCalibration | FunctionCalibration
+
+
+def apply_calibration(events: ak.Array, calibration: Calibration | None,
+                      detector: DetectorModel | None = None) -> ak.Array:
+    """``events`` with the calibrated resolution scales attached (unchanged for ``None``).
+
+    ``scale`` mode: one scale per event; ``function`` mode: one per track
+    (``detector``: the tagger's resolution model).
+    """
     if calibration is None:
         return events
+    if isinstance(calibration, FunctionCalibration):
+        return apply_function_calibration(events, calibration, detector)
     n = len(events)
     events = ak.with_field(events, np.full(n, calibration.d0_scale, dtype=np.float32), D0_SCALE_FIELD)
     return ak.with_field(events, np.full(n, calibration.z0_scale, dtype=np.float32), Z0_SCALE_FIELD)
 
 
+def load_calibration(path: str | Path) -> Calibration:
+    """A calibration file written by ``flavortag calibrate`` (either mode)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no calibration file at {path}: make one with "
+                                f"`flavortag calibrate inputs=[...] out={path}`")
+    try:
+        data = json.loads(path.read_text())
+        if data.get("mode") == "function":
+            return FunctionCalibration.from_dict(data)
+        return ResolutionCalibration.from_dict(data)
+    except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a flavortag calibration file ({exc})") from exc
+
+
 def resolve_calibration(
-    spec: str | ResolutionCalibration | None, events: ak.Array,
+    spec: str | Calibration | None, events: ak.Array,
     detector: DetectorModel | None = None, min_tracks: int = MIN_TRACKS,
-) -> ResolutionCalibration | None:
+    reference: FunctionCalibration | None = None,
+) -> Calibration | None:
     """The calibration an app's ``calibration=`` option (or a caller) asks for.
 
-    ``None`` / ``"none"``: no calibration (nominal resolutions); ``"auto"``: fit
-    on ``events`` themselves (labels not read; at least ``min_tracks``); a
-    ``ResolutionCalibration``: itself; anything else: the path of a file
-    written by ``flavortag calibrate``.
+    ``None`` / ``"none"``: no calibration (nominal resolutions); ``"auto"`` /
+    ``"function"``: the resolution functions fitted on ``events`` themselves
+    (labels not read; at least ``min_tracks`` negative-side tracks for each
+    impact parameter), applied relative to ``reference`` (the tagger's
+    training fit, :func:`flavortag.calibration_function.training_resolution`);
+    ``"core"``: the same, with only the core widths mapped (tails left as measured);
+    ``"scale"``: the overall-scale fit; a calibration object: itself (a
+    function calibration made relative to ``reference``); anything else: the
+    path of a file written by ``flavortag calibrate``. A fit too far from the
+    reference is refused (:class:`CalibrationError`).
     """
-    if isinstance(spec, ResolutionCalibration):
-        return spec
+    detector = detector if detector is not None else DetectorModel()
     if spec is None or str(spec) in ("", "none", "null"):
         return None
-    if str(spec) == "auto":
+    if isinstance(spec, (ResolutionCalibration, FunctionCalibration)):
+        calib: Calibration = spec
+    elif str(spec) in ("auto", "function", "core"):
+        calib = fit_function_calibration(events, detector, min_tracks=min_tracks)
+        if str(spec) == "core":
+            calib = replace(calib, map_tails=False)
+    elif str(spec) == "scale":
         return calibrate_resolution(events, detector, min_tracks=min_tracks)
-    return ResolutionCalibration.load(str(spec))
+    else:
+        calib = load_calibration(str(spec))
+    if isinstance(calib, FunctionCalibration):
+        return calib.relative_to(reference, detector)
+    return calib

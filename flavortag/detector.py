@@ -46,7 +46,15 @@ class DetectorModel:
       each event: flat in cos theta inside the acceptance and in phi,
       ``pT = pt_min_gev + Exp(fake_track_pt_gev)``, d0 and z0 Gaussian of width
       ``fake_track_ip_mm``, pion mass, random charge, ``origin = -1``, ``pdg = 0``;
-    * lost tracks: ``track_efficiency`` below its nominal 0.99.
+    * lost tracks: ``track_efficiency`` below its nominal 0.99;
+    * non-Gaussian tails: a fraction ``ip_tail_fraction`` of the tracks is
+      smeared in d0 and z0 with ``ip_tail_scale`` times the resolution
+      (hard scatters, wrong hits), drawn after every other number but the
+      fakes', so a sample without tails is unchanged.
+
+    The resolution's momentum dependence of a smeared sample differs from a
+    tagger's when it is made with other ``d0_a_mm``, ``d0_b_mm_gev``, ...: the
+    tagger forms its significances with the detector model stored with it.
     """
 
     name: str = "ild"
@@ -68,11 +76,13 @@ class DetectorModel:
     fake_tracks_per_event: float = 0.0
     fake_track_pt_gev: float = 0.5
     fake_track_ip_mm: float = 0.5
+    ip_tail_fraction: float = 0.0
+    ip_tail_scale: float = 3.0
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot describe a detector, naming the setting."""
         positive = ("ip_resolution_scale", "momentum_resolution_scale", "fake_track_pt_gev",
-                    "fake_track_ip_mm")
+                    "fake_track_ip_mm", "ip_tail_scale")
         for name in positive:
             if not float(getattr(self, name)) > 0.0:
                 raise ValueError(f"detector.{name} must be > 0, got {getattr(self, name)}")
@@ -81,6 +91,8 @@ class DetectorModel:
         if not self.fake_tracks_per_event >= 0.0:
             raise ValueError("detector.fake_tracks_per_event must be >= 0, "
                              f"got {self.fake_tracks_per_event}")
+        if not 0.0 <= self.ip_tail_fraction < 1.0:
+            raise ValueError(f"detector.ip_tail_fraction must be in [0, 1), got {self.ip_tail_fraction}")
         if not 0.0 < self.cos_theta_max <= 1.0:
             raise ValueError(f"detector.cos_theta_max must be in (0, 1], got {self.cos_theta_max}")
 

@@ -47,7 +47,7 @@ def model_inputs(events: Any, feature_names: dict[str, Any], detector: Any, cali
     from flavortag.batching import build_event_tensors
     from flavortag.calibration import apply_calibration
 
-    return build_event_tensors(apply_calibration(events, calibration),
+    return build_event_tensors(apply_calibration(events, calibration, detector),
                                track_feature_names=feature_names["track"],
                                event_feature_names=feature_names["event"], max_tracks=max_tracks,
                                detector=detector, sort_by=sort_by)

@@ -100,13 +100,15 @@ class ChunkScorer:
         return EventColumns.from_awkward(out)
 
 
-def input_calibration(spec: Any, path: Path, detector: Any, step: int, max_events: int, level: str = "event") -> Any:
-    """The calibration of one input; ``auto``: fitted on (up to ``max_events`` of) its events, a first pass."""
+def input_calibration(spec: Any, path: Path, detector: Any, step: int, max_events: int, level: str = "event",
+                      reference: Any = None) -> Any:
+    """The calibration of one input; ``auto`` / ``function`` / ``scale``: fitted on (up to ``max_events`` of)
+    its events, a first pass; ``reference``: the tagger's training resolution function."""
     from flavortag.calibration import resolve_calibration
     from flavortag.io import iter_events
 
-    if spec is None or str(spec) != "auto":
-        return resolve_calibration(spec, None, detector)  # type: ignore[arg-type]
+    if spec is None or str(spec) not in ("auto", "function", "core", "scale"):
+        return resolve_calibration(spec, None, detector, reference=reference)  # type: ignore[arg-type]
     import awkward as ak
 
     parts, n = [], 0
@@ -114,11 +116,11 @@ def input_calibration(spec: Any, path: Path, detector: Any, step: int, max_event
         parts.append(chunk[["axis", "tracks"]][: max_events - n])
         n += len(parts[-1])
         if n >= max_events:
-            log.warning("%s: calibration=auto fitted on its first %d events only (calibration_events)",
-                        path, n)
+            log.warning("%s: calibration=%s fitted on its first %d events only (calibration_events)",
+                        path, spec, n)
             break
     events = ak.concatenate(parts) if len(parts) > 1 else parts[0] if parts else None
-    return resolve_calibration("auto", events, detector)
+    return resolve_calibration(str(spec), events, detector, reference=reference)
 
 
 def predict_file(scorer: ChunkScorer, path: Path, stem: Path, formats: list[str], step: int) -> tuple[list[Path], int]:

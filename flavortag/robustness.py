@@ -9,9 +9,16 @@ independent). Overlay plots draw the rejection curves nominal (solid) and
 shifted (dashed, dotted, ...).
 
 ``calibration`` chooses how the significances are formed on each sample:
-``none`` (the detector model's nominal resolution) or ``auto`` (the label-free
-resolution calibration of ``flavortag.calibration``, fitted on that very
-sample's tracks; the nominal test split is calibrated the same way).
+``none`` (the detector model's nominal resolution), ``scale`` (one overall
+resolution scale fitted on that sample) or ``auto`` (the resolution function of
+``flavortag.calibration``, fitted on that very sample's tracks, applied relative
+to the tagger's training sample; the nominal test split is calibrated the same
+way). A sample whose fit is refused (too few tracks, implausible: a
+generator-level sample) is left out of that mode's rows, with a log line.
+
+Beside the kept fractions, :func:`scale_factor_table` gives the efficiencies
+and mistag rates at the nominal working points' cuts on each shifted sample
+and their ratio to nominal (:mod:`flavortag.scale_factors`).
 
 The MLflow side (one parent run, a child per (run, sample)) lives in the app,
 ``flavortag.apps.robustness``; this module is numbers, tables and plots.
@@ -32,7 +39,7 @@ import numpy as np
 from flavortag import metrics as ftm
 from flavortag.calibration import (
     MIN_TRACKS,
-    ResolutionCalibration,
+    Calibration,
     resolve_calibration,
 )
 from flavortag.detector import DetectorModel
@@ -50,7 +57,10 @@ HEADLINE: tuple[tuple[str, str], ...] = (
     ("rej_b_at_c50", "b rejection at 50% c efficiency"),
 )
 
-CALIBRATION_MODES: tuple[str, ...] = ("none", "auto")
+#: ``calibration`` of the report: none, scale (one overall scale), auto (the resolution function);
+#: ``both`` = none + auto, ``all`` = all three.
+CALIBRATION_MODES: tuple[str, ...] = ("none", "scale", "auto")
+CALIBRATION_GROUPS: dict[str, tuple[str, ...]] = {"both": ("none", "auto"), "all": CALIBRATION_MODES}
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,10 @@ class Scored:
     tagger: str
     sample: str
     result: ftm.EvaluationResult
-    calibration: ResolutionCalibration | None = None
+    calibration: Calibration | None = None
+    #: the predictions (for scale factors at the nominal working points); None when not kept
+    probs: np.ndarray | None = None
+    labels: np.ndarray | None = None
 
     def figure(self, key: str) -> Figure:
         """The headline figure ``key`` (see ``HEADLINE``) with its uncertainty."""
@@ -108,23 +121,32 @@ def kept_fraction(nominal: Figure, shifted: Figure) -> Figure:
 def score_events(
     model: Any,
     events: ak.Array,
-    calibration: str | ResolutionCalibration | None = None,
+    calibration: str | Calibration | None = None,
     min_tracks: int = MIN_TRACKS,
-) -> tuple[np.ndarray, np.ndarray, ResolutionCalibration | None]:
+) -> tuple[np.ndarray, np.ndarray, Calibration | None]:
     """Probabilities ``[n, 3]``, labels and the calibration used for ``events`` scored by ``model``.
 
     ``calibration``: as ``flavortag.calibration.resolve_calibration`` takes it
     (None / ``"none"``, ``"auto"``: fit on these events' tracks, labels not
-    read; a ``ResolutionCalibration``; a calibration file). The events are cut
+    read; a ``Calibration``; a calibration file). The events are cut
     and ordered as the model was trained (:func:`flavortag.inference.input_shape`).
     """
+    from flavortag.calibration_function import training_resolution
     from flavortag.inference import input_shape, model_inputs, predict_proba
 
     max_tracks, sort_by = input_shape(model)
     detector = DetectorModel.from_config(getattr(model, "detector", None))
-    calib = resolve_calibration(calibration, events, detector, min_tracks=min_tracks)
+    calib = resolve_calibration(calibration, events, detector, min_tracks=min_tracks,
+                                reference=training_resolution(model))
     tensors = model_inputs(events, model.feature_names, detector, calib, max_tracks, sort_by)
     return predict_proba(model, tensors), np.asarray(tensors.labels), calib
+
+
+def without_reference(calibration: Calibration) -> Calibration:
+    """A fitted calibration stripped of the tagger it was applied for (reusable for another tagger)."""
+    from flavortag.calibration_function import FunctionCalibration
+
+    return calibration.fitted_only() if isinstance(calibration, FunctionCalibration) else calibration
 
 
 def evaluate_scores(probs: np.ndarray, labels: np.ndarray,
@@ -144,6 +166,8 @@ def robustness_rows(
     for key, _label in HEADLINE:
         rows = []
         for tagger, by_sample in scored.items():
+            if nominal not in by_sample:
+                continue
             ref = by_sample[nominal].figure(key)
             for sample, item in by_sample.items():
                 if sample == nominal:
@@ -153,6 +177,36 @@ def robustness_rows(
                              "shifted": shifted.format(), "kept": kept_fraction(ref, shifted).format()})
         tables[key] = rows
     return tables
+
+
+def scale_factor_table(scored: Mapping[str, Mapping[str, Scored]], nominal: str = "nominal") -> str:
+    """Markdown table of the scale factors of every (tagger, shifted sample) with predictions kept."""
+    from flavortag.scale_factors import (
+        format_scale_factor_markdown,
+        scale_factor_rows,
+        scale_factors,
+    )
+
+    rows = []
+    for tagger, by_sample in scored.items():
+        ref = by_sample.get(nominal)
+        if ref is None or ref.probs is None or ref.labels is None:
+            continue
+        for sample, item in by_sample.items():
+            if sample == nominal or item.probs is None or item.labels is None:
+                continue
+            rows += scale_factor_rows(tagger, sample, scale_factors(ref.probs, ref.labels, item.probs,
+                                                                    item.labels))
+    return format_scale_factor_markdown(rows)
+
+
+def scale_factor_metrics_of(nominal: Scored, shifted: Scored) -> dict[str, float]:
+    """Flat MLflow metrics ``sf/...`` of one (tagger, shifted sample) (empty without predictions)."""
+    from flavortag.scale_factors import scale_factor_metrics, scale_factors
+
+    if nominal.probs is None or nominal.labels is None or shifted.probs is None or shifted.labels is None:
+        return {}
+    return scale_factor_metrics(scale_factors(nominal.probs, nominal.labels, shifted.probs, shifted.labels))
 
 
 def kept_metrics(nominal: Scored, shifted: Scored) -> dict[str, float]:

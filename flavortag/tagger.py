@@ -38,7 +38,7 @@ from flavortag.ragged import DEFAULT_MAX_TRACKS, DEFAULT_SORT_BY
 
 if TYPE_CHECKING:
     from flavortag.batching import EventTensors
-    from flavortag.calibration import ResolutionCalibration
+    from flavortag.calibration import Calibration
 
 class TaggerError(ValueError):
     """A tagger that cannot be found or events it cannot score: one line that says what is needed."""
@@ -120,6 +120,7 @@ class Tagger:
         calibration: Any = None,
         f_c: float | None = None,
         f_b: float | None = None,
+        training_resolution: dict[str, Any] | None = None,
     ) -> None:
         from flavortag import metrics as ftm
 
@@ -134,6 +135,8 @@ class Tagger:
         self.device = "cpu" if kind == "bdt" else _resolve_device(device)
         self.batch_size = int(batch_size)
         self.calibration = calibration
+        #: the resolution functions of the training sample (``calibration=auto`` is relative to them)
+        self.training_resolution = training_resolution
         self.f_c = ftm.DEFAULT_F_C if f_c is None else float(f_c)
         self.f_b = ftm.DEFAULT_F_B if f_b is None else float(f_b)
         if kind == "torch":
@@ -157,7 +160,8 @@ class Tagger:
         max_tracks, sort_by = input_shape(model)
         return cls(model, feature_names=model.feature_names, detector=getattr(model, "detector", None),
                    max_tracks=max_tracks, sort_by=sort_by, source=source,
-                   kind="torch" if is_torch_model(model) else "bdt", device=device, batch_size=batch_size, calibration=calibration, f_c=f_c, f_b=f_b)
+                   kind="torch" if is_torch_model(model) else "bdt", device=device, batch_size=batch_size, calibration=calibration, f_c=f_c, f_b=f_b,
+                   training_resolution=getattr(model, "training_resolution", None))
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str], *, device: str = "auto", batch_size: int = 2048,
@@ -220,7 +224,8 @@ class Tagger:
         model = _OnnxModel(onnx_path, device, info.get("class_names"))
         return cls(model, feature_names=info["feature_names"], detector=info.get("detector"),
                    max_tracks=info.get("max_tracks"), sort_by=info.get("sort_by", DEFAULT_SORT_BY),
-                   source=str(directory), kind="onnx", device=device, batch_size=batch_size, calibration=calibration, f_c=f_c, f_b=f_b)
+                   source=str(directory), kind="onnx", device=device, batch_size=batch_size, calibration=calibration, f_c=f_c, f_b=f_b,
+                   training_resolution=info.get("training_resolution"))
 
     @classmethod
     def load(cls, source: str | os.PathLike[str], tracking_uri: str | None = None, *, device: str = "auto", batch_size: int = 2048,
@@ -247,10 +252,13 @@ class Tagger:
         return cls.from_run(text, tracking_uri=tracking_uri, **options)
 
     # ---------------------------------------------------------------- scoring
-    def _calibration(self, spec: Any, events: ak.Array, detector: Any) -> ResolutionCalibration | None:
+    def _calibration(self, spec: Any, events: ak.Array, detector: Any) -> Calibration | None:
         from flavortag.calibration import resolve_calibration
+        from flavortag.calibration_function import FunctionCalibration
 
-        return resolve_calibration(spec, events, detector)
+        stored = self.training_resolution
+        reference = FunctionCalibration.from_dict(stored) if stored else None
+        return resolve_calibration(spec, events, detector, reference=reference)
 
     def tensors(self, events: ak.Array, calibration: Any = "default") -> EventTensors:
         """The padded model inputs of ``events`` (features as the tagger was trained on)."""
@@ -280,7 +288,8 @@ class Tagger:
         of that layout (``tracks`` with E, px, py, pz, x, y, z; ``axis``).
         ``calibration``: None (nominal resolutions), ``"auto"`` (fit these
         events' resolution scale, no labels read), the path of a file from
-        ``flavortag calibrate`` or a :class:`~flavortag.calibration.ResolutionCalibration`;
+        ``flavortag calibrate`` or a calibration object (``"auto"`` and a function
+        calibration are applied relative to the tagger's ``training_resolution``);
         by default the tagger's own ``calibration``.
         """
         from flavortag.inference import model_scheme

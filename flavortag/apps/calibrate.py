@@ -14,12 +14,12 @@ from omegaconf import DictConfig
 
 from flavortag.apps import CONFIG_DIR, plain
 from flavortag.apps.schema import check_config
-from flavortag.calibration import ResolutionCalibration
+from flavortag.calibration import Calibration
 from flavortag.errors import reported
 from flavortag.pipelines import calibrate as pipeline
 
 
-def calibrate(cfg: DictConfig) -> ResolutionCalibration:
+def calibrate(cfg: DictConfig) -> Calibration:
     """Parse a composed calibrate config, fit and write the calibration."""
     return pipeline.calibrate(pipeline.CalibrateSettings.from_config(plain(cfg)))
 

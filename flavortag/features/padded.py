@@ -7,7 +7,8 @@ hands to the exported raw-input ONNX model:
 * ``valid [B, N]``: True for a real track (any pattern; padded slots are ignored);
 * ``axis [B, 3]``: the event (or jet) axis, any length (normalised here; a zero axis is +z);
 * ``resolution_scale [S, 2]`` (S = 1 or B): the (d0, z0) resolution scales of a
-  calibration or augmentation (None: 1);
+  calibration or augmentation (None: 1); or ``[B, N, 2]``: one per track (the
+  ``function`` calibration);
 * ``measured_sigma [B, N, 2]``: each track's own sigma(d0), sigma(z0) in mm from
   its track fit (None: the detector model's parametric resolution; a value
   <= 0 (or NaN) also falls back to the parametric one for that track).
@@ -239,6 +240,8 @@ class PaddedTracks:
         if self.resolution_scale is None:
             return ones
         self.used_inputs.add("resolution_scale")
+        if len(self.resolution_scale.shape) == 3:  # one scale per track
+            return self.resolution_scale[..., column] * ones
         return self.resolution_scale[:, column:column + 1] * ones
 
     @cached_property

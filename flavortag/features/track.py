@@ -16,7 +16,9 @@ Optional inputs read from the events:
 
 * per-event ``d0_resolution_scale`` / ``z0_resolution_scale`` (set by a
   resolution calibration, ``flavortag.calibration``, or by the training
-  augmentation, ``flavortag.augment``; absent = 1);
+  augmentation, ``flavortag.augment``; absent = 1), and per-track fields of
+  the same names (the ``function`` calibration: a scale per track); both
+  given: their product;
 * per-track ``sigma_d0`` / ``sigma_z0`` (mm; the track fit's own uncertainties,
   e.g. from EDM4hep covariances): where present (and > 0) the significances
   divide by them instead of the detector model's parametric resolution.
@@ -141,6 +143,12 @@ class TrackQuantities:
         scale = None
         if any(f in ak.fields(self.events) for f in (D0_SCALE_FIELD, Z0_SCALE_FIELD)):
             scale = np.stack([self.event_scale(D0_SCALE_FIELD), self.event_scale(Z0_SCALE_FIELD)], axis=1)
+        track_scale = None
+        if any(f in self.tracks.fields for f in (D0_SCALE_FIELD, Z0_SCALE_FIELD)):
+            track_scale = np.stack([self.field(f) if f in self.tracks.fields else np.ones(self.n_tracks_total)
+                                    for f in (D0_SCALE_FIELD, Z0_SCALE_FIELD)], axis=1)
+            if scale is not None:
+                track_scale = track_scale * scale[self.event_index]
         sigma = None
         if self.has_measured_sigma:
             sigma = np.stack([self.field(f) for f in SIGMA_FIELDS], axis=1)
@@ -159,8 +167,11 @@ class TrackQuantities:
             if sigma is not None:
                 padded_sigma = np.zeros((len(rows), n_slots, 2))
                 padded_sigma[valid] = sigma[tracks]
-            chunk = PaddedTracks(padded, valid, axes[rows], self.detector,
-                                 None if scale is None else scale[rows], padded_sigma)
+            chunk_scale = None if scale is None else scale[rows]
+            if track_scale is not None:  # [B, N, 2], 1 in the padded slots
+                chunk_scale = np.ones((len(rows), n_slots, 2))
+                chunk_scale[valid] = track_scale[tracks]
+            chunk = PaddedTracks(padded, valid, axes[rows], self.detector, chunk_scale, padded_sigma)
             out.append((chunk, rows, tracks))
         return out
 

@@ -16,7 +16,8 @@ For each event (all events of a chunk at once, on flat arrays):
    the smeared values. Without smearing the reference point is the true
    production vertex (generator-level sample). The variations of the detector
    model enter here: ``momentum_resolution_scale`` multiplies sigma(1/pT),
-   ``d0_bias_um`` / ``z0_bias_um`` shift every smeared d0 / z0;
+   ``d0_bias_um`` / ``z0_bias_um`` shift every smeared d0 / z0, and
+   ``ip_tail_fraction`` of the tracks are smeared ``ip_tail_scale`` times wider;
 4. ``E`` from the pion mass;
 5. with ``fake_tracks_per_event > 0``: fake tracks (see ``DetectorModel``),
    appended after the real tracks of each event, drawn after every other
@@ -106,7 +107,9 @@ def simulate_tracks(
     if detector.smear:
         d0 = (vx * py - vy * px) / pt
         z0 = vz - (vx * px + vy * py) * pz / pt2
-        scale = detector.ip_resolution_scale
+        scale = np.full(len(idx), detector.ip_resolution_scale)
+        if detector.ip_tail_fraction > 0.0:  # drawn only then: a sample without tails is unchanged
+            scale[rng.random(len(idx)) < detector.ip_tail_fraction] *= detector.ip_tail_scale
         d0 = d0 + gauss[0, idx] * scale * detector.sigma_d0_mm(p, sin_theta)
         z0 = z0 + gauss[1, idx] * scale * detector.sigma_z0_mm(p, sin_theta)
         d0 = d0 + detector.d0_bias_um * 1e-3
@@ -129,7 +132,7 @@ def simulate_tracks(
     track_event = event[idx]
     source = idx.astype(np.int64)
     if detector.fake_tracks_per_event > 0.0:
-        fakes, fake_event = _fake_tracks(particles.n_events, detector, rng)
+        fakes, fake_event = fake_tracks(particles.n_events, detector, rng)
         track_event = np.concatenate([track_event, fake_event])
         values = {k: np.concatenate([v, fakes[k]]) for k, v in values.items()}
         source = np.concatenate([source, np.full(len(fake_event), -1, np.int64)])
@@ -158,7 +161,7 @@ def simulate_tracks(
 FAKE_ORIGIN: int = -1
 
 
-def _fake_tracks(
+def fake_tracks(
     n_events: int, detector: DetectorModel, rng: np.random.Generator
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Fake tracks of ``DetectorModel.fake_tracks_per_event`` (flat per-field arrays, their events)."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from flavortag.metrics.discriminants import DEFAULT_F_B, DEFAULT_F_C, discriminant_b, discriminant_c
 
-__all__ = ["BinnedPerformance", "performance_vs_variable"]
+__all__ = ["BinnedPerformance", "binomial_efficiency", "performance_vs_variable"]
 
 #: Signal class index and backgrounds (name, class index) of each tagger.
 _TAGGERS: dict[str, tuple[int, tuple[tuple[str, int], ...]]] = {
@@ -55,7 +55,8 @@ class BinnedPerformance:
         return 0.5 * (self.edges[1:] + self.edges[:-1])
 
 
-def _binomial(passed: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def binomial_efficiency(passed: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``passed / total`` and its binomial error ``sqrt(eff (1 - eff) / total)`` (nan where total is 0)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         eff = passed / total
         err = np.sqrt(eff * (1.0 - eff) / total)
@@ -101,13 +102,13 @@ def performance_vs_variable(
         return np.histogram(values[mask], bins=edges)[0].astype(np.float64) if n_bins > 0 else np.zeros(0)
 
     n_sig = counts(labels == signal)
-    eff, eff_err = _binomial(counts((labels == signal) & passed), n_sig)
+    eff, eff_err = binomial_efficiency(counts((labels == signal) & passed), n_sig)
     rejection: dict[str, np.ndarray] = {}
     rejection_err: dict[str, np.ndarray] = {}
     n_background: dict[str, np.ndarray] = {}
     for name, cls in backgrounds:
         total = counts(labels == cls)
-        mistag, mistag_err = _binomial(counts((labels == cls) & passed), total)
+        mistag, mistag_err = binomial_efficiency(counts((labels == cls) & passed), total)
         with np.errstate(divide="ignore", invalid="ignore"):
             rej = 1.0 / mistag
             rej_err = np.where(mistag > 0, mistag_err / mistag**2, np.nan)

@@ -67,7 +67,8 @@ def checkpoint_state(model: TaggerModel) -> dict[str, Any]:
 
     Keys: ``format``, ``config`` (incl. ``name``), ``n_track_features``,
     ``n_event_features``, ``class_names``, ``feature_names`` and ``detector``
-    ``max_tracks`` and ``sort_by`` (the attributes of those names, None when unset), ``state_dict`` (weights plus normalisation buffers). Plain types and tensors
+    ``max_tracks``, ``sort_by`` and ``training_resolution`` (the attributes of those names, None when
+    unset; the last the resolution functions fitted on the training sample), ``state_dict`` (weights plus normalisation buffers). Plain types and tensors
     only, so ``torch.load(..., weights_only=True)`` reads it.
     """
     return {
@@ -80,6 +81,7 @@ def checkpoint_state(model: TaggerModel) -> dict[str, Any]:
         "detector": getattr(model, "detector", None),
         "max_tracks": getattr(model, "max_tracks", None),
         "sort_by": getattr(model, "sort_by", DEFAULT_SORT_BY),
+        "training_resolution": getattr(model, "training_resolution", None),
         "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
     }
 
@@ -105,6 +107,7 @@ def model_from_checkpoint(state: Mapping[str, Any]) -> TaggerModel:
     if state.get("max_tracks") is not None:
         model.max_tracks = int(state["max_tracks"])  # type: ignore[assignment]
     model.sort_by = state.get("sort_by", DEFAULT_SORT_BY)  # type: ignore[assignment]
+    model.training_resolution = state.get("training_resolution")  # type: ignore[assignment]
     return model
 
 

@@ -89,6 +89,7 @@ def evaluate_run(settings: EvaluateSettings) -> tuple[str, dict[str, float]]:
     Returns the model's name (the training run name) and the flat metrics.
     """
     from flavortag.calibration import resolve_calibration
+    from flavortag.calibration_function import training_resolution
     from flavortag.dataset import load_sample
     from flavortag.detector import DetectorModel
     from flavortag.inference import input_shape, model_inputs, model_scheme, predict_proba
@@ -116,7 +117,8 @@ def evaluate_run(settings: EvaluateSettings) -> tuple[str, dict[str, float]]:
     else:
         events = load_sample(data)
     detector = DetectorModel.from_config(model.detector)
-    calibration = resolve_calibration(settings.calibration, events, detector)
+    calibration = resolve_calibration(settings.calibration, events, detector,
+                                      reference=training_resolution(model))
     if calibration is not None:
         log.info("significances with the calibrated resolution: d0 x %.3f, z0 x %.3f",
                  calibration.d0_scale, calibration.z0_scale)

@@ -103,6 +103,7 @@ def export(args: ExportSettings) -> int:
         "detector": getattr(model, "detector", None),
         "max_tracks": getattr(model, "max_tracks", None),
         "sort_by": input_shape(model)[1],
+        "training_resolution": getattr(model, "training_resolution", None),
         "inputs": list(model.export_inputs) if is_torch else ["event_features"],
         "raw_onnx": RAW_ONNX if "raw" in formats else None,
         "source": args.source,

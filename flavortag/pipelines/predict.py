@@ -64,6 +64,7 @@ class PredictSettings:
 
 def predict(settings: PredictSettings) -> list[Path]:
     """Score every input file, streaming (see :mod:`flavortag.prediction`); returns the written files."""
+    from flavortag.calibration_function import training_resolution
     from flavortag.dataset import resolve_paths
     from flavortag.detector import DetectorModel
     from flavortag.inference import load_model
@@ -81,7 +82,8 @@ def predict(settings: PredictSettings) -> list[Path]:
     written: list[Path] = []
     for path, stem in zip(inputs, stems):
         scorer.calibration = input_calibration(settings.calibration, path, scorer.detector, step,
-                                          settings.calibration_events, scorer.level)
+                                               settings.calibration_events, scorer.level,
+                                               training_resolution(model))
         out, n_events = predict_file(scorer, path, stem, formats, step)
         for p in out:
             log.info("wrote %s (%d events)", p, n_events)

@@ -5,8 +5,10 @@ shifted sample, with the calibration modes asked for; ablations retrain each
 run without one feature group first (their own MLflow runs, tagged
 ``flavortag.ablation_of``). Everything lands in one MLflow parent run
 (tables as Markdown and CSV, overlay plots, the fitted calibrations) with a
-child run per (tagger, sample) holding ``nominal/``, ``shifted/`` and ``kept/``
-metrics.
+child run per (tagger, sample) holding ``nominal/``, ``shifted/``, ``kept/`` and
+``sf/`` (scale factors at the nominal working points) metrics. A sample's
+calibration fit is made once and reused for every tagger; a refused fit leaves
+that sample out of the mode's rows, with a log line.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 from flavortag import robustness as rb
 from flavortag import tracking
-from flavortag.calibration import MIN_TRACKS
+from flavortag.calibration import MIN_TRACKS, CalibrationError
 from flavortag.dataset import DataSettings
 from flavortag.evaluation import held_out_events
 from flavortag.io.api import EVENT_SUFFIXES
@@ -145,10 +147,10 @@ def robustness(settings: RobustnessSettings) -> dict[str, Any]:
     if not specs:
         raise ValueError("give the shifted samples: samples=[<directory or files>,...]")
     mode = settings.calibration
-    modes = ["none", "auto"] if mode == "both" else [mode]
+    modes = list(rb.CALIBRATION_GROUPS.get(mode, (mode,)))
     for m in modes:
         if m not in rb.CALIBRATION_MODES:
-            raise ValueError(f"calibration must be none, auto or both, not {mode!r}")
+            raise ValueError(f"calibration must be none, scale, auto, both or all, not {mode!r}")
     ablations = list(settings.ablations)
     for a in ablations:
         if a not in rb.ABLATION_GROUPS:
@@ -168,6 +170,7 @@ def robustness(settings: RobustnessSettings) -> dict[str, Any]:
     shifted_events = {name: load_sample(DataSettings(paths=tuple(paths), max_events_per_class=cap))
                       for name, paths in specs}
     scored: dict[str, dict[str, rb.Scored]] = {}
+    fits: dict[tuple[str, str, str], Any] = {}  # (sample, mode, detector) -> the sample's fit, for every tagger
     nominal_info = None
     for label, run_id in taggers:
         model = load_model(run_id)
@@ -179,16 +182,26 @@ def robustness(settings: RobustnessSettings) -> dict[str, Any]:
             key = label if len(modes) == 1 else f"{label} [calib {m}]"
             entry: dict[str, rb.Scored] = {}
             for sample, events in [("nominal", nominal_events), *shifted_events.items()]:
-                probs, labels, calib = rb.score_events(
-                    model, events, m,
-                    min_tracks=settings.calibration_min_tracks)
-                entry[sample] = rb.Scored(key, sample, rb.evaluate_scores(probs, labels), calib)
+                fit_key = (sample, m, json.dumps(getattr(model, "detector", None), sort_keys=True))
+                try:
+                    if isinstance(fits.get(fit_key), CalibrationError):
+                        raise fits[fit_key]
+                    probs, labels, calib = rb.score_events(
+                        model, events, fits.get(fit_key, m), min_tracks=settings.calibration_min_tracks)
+                except CalibrationError as err:
+                    log.warning("%s on %s: %s", key, sample, err)
+                    if sample != "nominal":
+                        fits[fit_key] = err
+                    continue
+                if sample != "nominal" and calib is not None:
+                    fits[fit_key] = rb.without_reference(calib)
+                entry[sample] = rb.Scored(key, sample, rb.evaluate_scores(probs, labels), calib, probs, labels)
                 log.info("%s on %s: acc %.3f%s", key, sample, entry[sample].result.accuracy,
                          f" (d0 scale {calib.d0_scale:.3f})" if calib else "")
             scored[key] = entry
 
     tables = rb.robustness_rows(scored)
-    text = rb.format_markdown(tables)
+    text = rb.format_markdown(tables) + "\n" + rb.scale_factor_table(scored)
     (out_dir / "robustness.md").write_text(text)
     rb.write_csv(tables, out_dir / "robustness.csv")
     plots = rb.plot_overlay(scored, out_dir / "plots" / "overlay_b_tagger", tagger="b", sample=nominal_info)
@@ -212,7 +225,10 @@ def robustness(settings: RobustnessSettings) -> dict[str, Any]:
                 with tracking.start_child_run(parent, f"{tagger} on {sample}",
                                               {tracking.Tag.KIND: "robustness-child"}) as child:
                     child.log_params({"tagger": tagger, "sample": sample})
+                    if "nominal" not in by_sample:
+                        continue
                     child.log_metrics(rb.kept_metrics(by_sample["nominal"], item))
+                    child.log_metrics(rb.scale_factor_metrics_of(by_sample["nominal"], item))
                     if item.calibration is not None:
                         child.log_metrics({"calibration/d0_scale": item.calibration.d0_scale,
                                               "calibration/z0_scale": item.calibration.z0_scale})

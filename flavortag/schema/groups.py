@@ -213,6 +213,12 @@ class AugmentSchema:
     fraction: float = 1.0
     known_scale: bool = False
     seed: int = schema_field(0, ge=0)
+    shape_spread: float = schema_field(0.0, ge=0.0)
+    tail_fraction_max: float = schema_field(0.0, ge=0.0, lt=1.0)
+    tail_scale: float = schema_field(4.0, ge=1.0)
+    bias_um_max: float = schema_field(0.0, ge=0.0)
+    drop_max: float = schema_field(0.0, ge=0.0, lt=1.0)
+    fakes_per_event_max: float = schema_field(0.0, ge=0.0)
 
     @staticmethod
     def check(values: dict[str, Any], key: str) -> None:

@@ -34,6 +34,7 @@ def fit_bdt(job: TrainJob, data: PreparedData, run: tracking.RunHandle | None = 
     clf.class_names = tuple(data.scheme.names)
     clf.max_tracks = job.data.max_tracks
     clf.sort_by = job.data.sort_by
+    clf.training_resolution = data.training_resolution
     missing = sorted(set(range(len(data.scheme))) - {int(c) for c in clf.classes_})
     if missing and not data.scheme.is_event_scheme:
         raise ValueError(f"the BDT's training events hold no {[data.scheme.names[k] for k in missing]}: "

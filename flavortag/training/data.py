@@ -32,6 +32,7 @@ from flavortag.batching import (
     build_event_tensors,
     concat_event_tensors,
 )
+from flavortag.calibration_function import fit_training_resolution
 from flavortag.classes import EVENT_SCHEME, ClassScheme
 from flavortag.dataset import load_sample, load_split_sample, resolve_paths
 from flavortag.detector import DetectorModel
@@ -84,6 +85,9 @@ class PreparedData:
     #: what the readers kept and dropped (``data.on_error=skip``); when streaming, the
     #: validation / test files and the counting pass of text training files
     read_report: ReadReport | None = None
+    #: the resolution functions fitted on the (unaugmented) training events, stored with the model
+    #: (``flavortag.calibration_function``; None: too few tracks)
+    training_resolution: dict[str, Any] | None = None
     #: per split: (digest, events per class, source) of the events it was made of (:func:`sample_records`)
     records: dict[str, tuple[str, dict[str, int], str]] = field(default_factory=dict)
 
@@ -136,6 +140,7 @@ def prepare_data(job: TrainJob, keep_events: bool = False) -> PreparedData:
     check_classes(np.bincount(labels[indices["train"]], minlength=len(scheme)), sample.paths,
                   "training events", scheme)
     tensors: dict[str, EventTensors] = {}
+    training_resolution = fit_training_resolution(events[indices["train"]], detector)
     augment = job.augment
     for k, (name, idx) in enumerate(indices.items()):
         if len(idx) == 0:
@@ -158,7 +163,8 @@ def prepare_data(job: TrainJob, keep_events: bool = False) -> PreparedData:
         log.info("%s split: %d events, %d tracks truncated at max_tracks=%d",
                  name, len(t.labels), t.n_truncated, data.max_tracks)
     prepared = PreparedData(tensors, indices, track_names, event_names, detector,
-                            events if keep_events else None, read_report=report, scheme=scheme)
+                            events if keep_events else None, read_report=report, scheme=scheme,
+                            training_resolution=training_resolution)
     prepared.records = sample_records(prepared, {split: sample.paths for split in tensors})
     return prepared
 
@@ -216,8 +222,9 @@ def prepare_streaming_data(job: TrainJob, keep_events: bool = False) -> Prepared
     log.info("streaming %d training events from %d file(s) (%s; counted in %.1f s)", n_train,
              len(train_paths), ", ".join(f"class {c}: {n}" for c, n in enumerate(class_counts)),
              time.perf_counter() - t0)
-    normalisation = concat_event_tensors(
-        [tensors_of(part) for part in _read_first_events(train_paths, data.normalisation_events, io_options)])
+    first = _read_first_events(train_paths, data.normalisation_events, io_options)
+    normalisation = concat_event_tensors([tensors_of(part) for part in first])
+    training_resolution = fit_training_resolution(ak.concatenate(first), detector) if first else None
     log.info("input normalisation from %d events (the first of each training file)", len(normalisation))
 
     split_events: dict[str, Any] = {}
@@ -239,7 +246,7 @@ def prepare_streaming_data(job: TrainJob, keep_events: bool = False) -> Prepared
     stream = StreamingSource(train_paths, n_train, class_counts, step_size, data.shuffle_buffer,
                              io_options, normalisation)
     prepared = PreparedData(tensors, indices, track_names, event_names, detector, events, stream,
-                            read_report=report)
+                            read_report=report, training_resolution=training_resolution)
     files = {"train": train_paths, **{name: [str(p) for p in resolve_paths(paths)]
                                       for name, paths in (("val", data.val_paths), ("test", data.test_paths))
                                       if paths}}

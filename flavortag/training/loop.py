@@ -86,6 +86,7 @@ def _build_model(job: TrainJob, data: PreparedData, device: torch.device) -> Tag
     model.detector = data.detector.to_dict()  # type: ignore[assignment]
     model.max_tracks = job.data.max_tracks  # type: ignore[assignment]
     model.sort_by = job.data.sort_by  # type: ignore[assignment]
+    model.training_resolution = data.training_resolution  # type: ignore[assignment]
     model.fit_normalisation(norm_t.features[norm_t.valid], norm_t.event_features)
     return model.to(device)
 

@@ -377,12 +377,15 @@ def test_pair_feature_subset_and_bias_shape():
 def test_checkpoint_round_trip(key):
     model = small_model(key)
     model.feature_names = {"track": [f"t{i}" for i in range(F_TRACK)], "event": [f"e{i}" for i in range(G_EVENT)]}
+    # the resolution functions of the training sample travel with the weights (issue 24)
+    model.training_resolution = {"mode": "function", "d0": {"a_mm": 0.0057, "b_mm_gev": 0.0099, "a_mm_error": None}}
     buffer = io.BytesIO()
     torch.save(checkpoint_state(model), buffer)
     buffer.seek(0)
     state = torch.load(buffer, weights_only=True)
     rebuilt = model_from_checkpoint(state).eval()
     assert rebuilt.config == model.config and rebuilt.feature_names == model.feature_names
+    assert rebuilt.training_resolution == model.training_resolution
     torch.testing.assert_close(rebuilt.track_scale, model.track_scale)
     batch = random_batch([4, 2], 4)
     with torch.no_grad():

@@ -305,10 +305,15 @@ def test_calibrate_app_writes_a_file_evaluate_accepts(shifted_dir: Path, tmp_pat
     out = tmp_path / "calib.json"
     cfg = _compose("calibrate", [f"inputs=[{shifted_dir}/*.parquet]", f"out={out}",
                                  "log_to_mlflow=false"])
-    calib = calibrate(cfg)
-    assert ResolutionCalibration.load(out).d0_scale == calib.d0_scale
+    calib = calibrate(cfg)  # mode=function: the resolution function, the file without a reference
+    from flavortag.calibration import load_calibration
+
+    assert load_calibration(out).relative_to(None, DetectorModel()).d0_scale == calib.d0_scale
     assert calib.d0_scale == pytest.approx(1.5, rel=0.08)
     assert len(calib.inputs) == 3
+    scale = calibrate(_compose("calibrate", [f"inputs=[{shifted_dir}/*.parquet]", f"out={out}",
+                                             "log_to_mlflow=false", "mode=scale"]))
+    assert ResolutionCalibration.load(out).d0_scale == scale.d0_scale == pytest.approx(1.5, rel=0.08)
 
 
 def test_generator_level_sample_trains_and_evaluates(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ class TrainApp:
     output_dir: str | None = None
 
 
-Calibration = str | None  # null | auto | a calibration file
+Calibration = str | None  # null | auto (the resolution function) | scale | a calibration file
 
 
 @dataclass
@@ -142,6 +142,7 @@ class CalibrateApp:
     tracking: TrackingSchema = field(default_factory=TrackingSchema)
     inputs: Paths = schema_field([])
     out: str = "calibration.json"
+    mode: Literal["function", "scale"] = "function"
     on_error: OnError = "raise"
     log_to_mlflow: bool = True
 
@@ -153,7 +154,7 @@ class RobustnessApp:
     tracking: TrackingSchema = field(default_factory=TrackingSchema)
     runs: list[str] = schema_field([])
     samples: list[Any] = schema_field([])
-    calibration: Literal["none", "auto", "both"] = "none"
+    calibration: Literal["none", "scale", "auto", "both", "all"] = "none"
     calibration_min_tracks: int = schema_field(2000, ge=1)
     ablations: list[Literal["impact_parameters", "kinematics", "angles"]] = schema_field([])
     ablation_epochs: int | None = schema_field(None, ge=1)
