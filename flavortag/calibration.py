@@ -144,13 +144,9 @@ class ResolutionCalibration:
 
     def save(self, path: str | Path) -> Path:
         """Write the calibration as JSON (atomically); returns the path."""
-        from flavortag.io.atomic import atomic_output
+        from flavortag.io.atomic import write_json
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path) as tmp:
-            Path(tmp).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+        return write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> ResolutionCalibration:

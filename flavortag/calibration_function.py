@@ -15,7 +15,6 @@ significance onto the reference's with the same prompt probability.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -133,13 +132,9 @@ class FunctionCalibration:
 
     def save(self, path: str | Path) -> Path:
         """Write the calibration as JSON (atomically); returns the path."""
-        from flavortag.io.atomic import atomic_output
+        from flavortag.io.atomic import write_json
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path) as tmp:
-            Path(tmp).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+        return write_json(path, self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (JSON file, checkpoints, tagger.json)."""

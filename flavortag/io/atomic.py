@@ -15,6 +15,7 @@ store's creation and optuna's table creation.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -104,6 +105,14 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented JSON to ``path`` atomically (:func:`atomic_output`); returns the path."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+    return Path(path)
 
 
 def lock_file(file: IO[Any], blocking: bool = True) -> bool:
