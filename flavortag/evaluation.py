@@ -39,10 +39,13 @@ log = logging.getLogger("flavortag.evaluate")
 def evaluate_split(run: tracking.RunHandle, model: Any, data: Any, split: str, job: TrainJob, run_dir: Path,
                    history: Mapping[str, Sequence[float]] | None = None) -> dict[str, float]:
     """Evaluate a freshly trained model on one split of the training sample, logged to its ``run``."""
-    from flavortag.inference import model_scheme, predict_proba
+    from flavortag.inference import is_torch_model
+    from flavortag.tagger import Tagger
 
+    # scored where it was trained (a CPU training on a CUDA machine stays on the CPU)
+    tagger = Tagger.from_model(model, device=str(next(model.parameters()).device) if is_torch_model(model) else "cpu")
     tensors = data.tensors[split]
-    probs = predict_proba(model, tensors)
+    probs = tagger.predict_tensors(tensors)
     events = data.events[data.indices[split]] if data.events is not None else None
     from flavortag.reporting.sample import sample_info
 
@@ -53,7 +56,7 @@ def evaluate_split(run: tracking.RunHandle, model: Any, data: Any, split: str, j
     out_dir = run_dir / "evaluation"
     flat = report(probs, tensors.labels, job.evaluate, out_dir,
                   prefix=f"{split}/", history=history, events=events, caption=job.run_name,
-                  sample=sample, vs_variables=False, scheme=model_scheme(model))
+                  sample=sample, vs_variables=False, scheme=tagger.scheme)
     log_report(run, flat, out_dir, title=f"{job.run_name} ({job.model_name}) on {job.data.name or 'data'}",
                n_events=len(tensors.labels))
     return flat

@@ -27,9 +27,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flavortag.io.columns import EventColumns
+
+if TYPE_CHECKING:
+    from flavortag.tagger import Tagger
 
 log = logging.getLogger("flavortag.predict")
 
@@ -68,36 +71,14 @@ DEFAULT_STEP_EVENTS: int = 50_000
 DEFAULT_CALIBRATION_EVENTS: int = 2_000_000
 
 
-class ChunkScorer:
-    """Scores chunks of events: calibration, the model's features, probabilities, output columns."""
+def scored_columns(tagger: Tagger, events: Any, calibration: Any) -> EventColumns:
+    """``events`` with the tagger's score columns added (:meth:`flavortag.Tagger.score`), ready to write."""
+    import awkward as ak
 
-    def __init__(self, model: Any, detector: Any, settings: dict[str, Any], batch_size: int) -> None:
-        self.model, self.detector, self.batch_size = model, detector, batch_size
-        self.f_c, self.f_b = settings["f_c"], settings["f_b"]
-        self.names = model.feature_names
-        from flavortag.inference import input_shape
-
-        self.max_tracks, self.sort_by = input_shape(model)
-        self.calibration: Any = None
-        from flavortag.inference import model_scheme
-
-        #: What an EDM4hep input's records are: the jets of its Jet collection for a jet tagger.
-        self.level = "event" if model_scheme(model).is_event_scheme else "jet"
-
-    def score(self, events: Any) -> EventColumns:
-        """The events with the prediction fields added, as columns ready to write."""
-        import awkward as ak
-
-        from flavortag.inference import model_inputs, model_scheme, predict_proba
-        from flavortag.metrics import score_columns
-
-        tensors = model_inputs(events, self.names, self.detector, self.calibration, self.max_tracks,
-                               self.sort_by)
-        probs = predict_proba(self.model, tensors, batch_size=self.batch_size)
-        out = events
-        for name, values in score_columns(probs, self.f_c, self.f_b, model_scheme(self.model)).items():
-            out = ak.with_field(out, values, name)
-        return EventColumns.from_awkward(out)
+    out = events
+    for name, values in tagger.score_columns(tagger.predict(events, calibration).probs).items():
+        out = ak.with_field(out, values, name)
+    return EventColumns.from_awkward(out)
 
 
 def input_calibration(spec: Any, path: Path, detector: Any, step: int, max_events: int, level: str = "event",
@@ -123,8 +104,12 @@ def input_calibration(spec: Any, path: Path, detector: Any, step: int, max_event
     return resolve_calibration(str(spec), events, detector, reference=reference)
 
 
-def predict_file(scorer: ChunkScorer, path: Path, stem: Path, formats: list[str], step: int) -> tuple[list[Path], int]:
-    """Score one input chunk by chunk into ``<stem>.<format>`` (each atomic); returns the files and events."""
+def predict_file(tagger: Tagger, calibration: Any, path: Path, stem: Path, formats: list[str],
+                 step: int) -> tuple[list[Path], int]:
+    """Score one input chunk by chunk into ``<stem>.<format>`` (each atomic); returns the files and events.
+
+    ``calibration``: the input's resolved calibration (:func:`input_calibration`) or None.
+    """
     from flavortag.io import iter_events
     from flavortag.io.api import write_columns
 
@@ -132,9 +117,9 @@ def predict_file(scorer: ChunkScorer, path: Path, stem: Path, formats: list[str]
 
     def scored() -> Iterator[EventColumns]:
         nonlocal n_events
-        for chunk in iter_events(str(path), step_size=step, label="unknown", level=scorer.level):
+        for chunk in iter_events(str(path), step_size=step, label="unknown", level=tagger.level):
             n_events += len(chunk)
-            yield scorer.score(chunk)
+            yield scored_columns(tagger, chunk, calibration)
 
     stem.parent.mkdir(parents=True, exist_ok=True)
     targets = [stem.with_name(stem.name + {"parquet": ".parquet", "root": ".root"}[fmt]) for fmt in formats]

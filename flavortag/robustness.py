@@ -40,9 +40,7 @@ from flavortag import metrics as ftm
 from flavortag.calibration import (
     MIN_TRACKS,
     Calibration,
-    resolve_calibration,
 )
-from flavortag.detector import DetectorModel
 
 if TYPE_CHECKING:
     from flavortag.reporting.sample import SampleInfo
@@ -129,17 +127,12 @@ def score_events(
     ``calibration``: as ``flavortag.calibration.resolve_calibration`` takes it
     (None / ``"none"``, ``"auto"``: fit on these events' tracks, labels not
     read; a ``Calibration``; a calibration file). The events are cut
-    and ordered as the model was trained (:func:`flavortag.inference.input_shape`).
+    and ordered as the model was trained (:meth:`flavortag.Tagger.predict`).
     """
-    from flavortag.calibration_function import training_resolution
-    from flavortag.inference import input_shape, model_inputs, predict_proba
+    from flavortag.tagger import Tagger
 
-    max_tracks, sort_by = input_shape(model)
-    detector = DetectorModel.from_config(getattr(model, "detector", None))
-    calib = resolve_calibration(calibration, events, detector, min_tracks=min_tracks,
-                                reference=training_resolution(model))
-    tensors = model_inputs(events, model.feature_names, detector, calib, max_tracks, sort_by)
-    return predict_proba(model, tensors), np.asarray(tensors.labels), calib
+    prediction = Tagger.from_model(model).predict(events, calibration, min_tracks=min_tracks)
+    return prediction.probs, prediction.labels, prediction.calibration
 
 
 def without_reference(calibration: Calibration) -> Calibration:

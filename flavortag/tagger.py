@@ -28,6 +28,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,23 @@ from flavortag.ragged import DEFAULT_MAX_TRACKS, DEFAULT_SORT_BY
 if TYPE_CHECKING:
     from flavortag.batching import EventTensors
     from flavortag.calibration import Calibration
+    from flavortag.classes import ClassScheme
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What one scoring pass gives: the probabilities, the model inputs (with the labels of
+    labelled events) and the calibration that was applied (None: nominal resolutions)."""
+
+    probs: np.ndarray
+    tensors: EventTensors
+    calibration: Calibration | None
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The events' true class codes (``-1`` where unknown)."""
+        return np.asarray(self.tensors.labels)
+
 
 class TaggerError(ValueError):
     """A tagger that cannot be found or events it cannot score: one line that says what is needed."""
@@ -252,34 +270,64 @@ class Tagger:
         return cls.from_run(text, tracking_uri=tracking_uri, **options)
 
     # ---------------------------------------------------------------- scoring
-    def _calibration(self, spec: Any, events: ak.Array, detector: Any) -> Calibration | None:
-        from flavortag.calibration import resolve_calibration
+    @property
+    def scheme(self) -> ClassScheme:
+        """The classes of the outputs (uds, cc, bb for events; light, c, b[, g] for jets)."""
+        from flavortag.inference import model_scheme
+
+        return model_scheme(self.model)
+
+    @property
+    def level(self) -> str:
+        """``event`` or ``jet``: what the tagger's records are (an EDM4hep file is read at this level)."""
+        return "event" if self.scheme.is_event_scheme else "jet"
+
+    def _calibration(self, spec: Any, events: ak.Array, detector: Any, min_tracks: int | None) -> Calibration | None:
+        from flavortag.calibration import MIN_TRACKS, resolve_calibration
         from flavortag.calibration_function import FunctionCalibration
 
         stored = self.training_resolution
         reference = FunctionCalibration.from_dict(stored) if stored else None
-        return resolve_calibration(spec, events, detector, reference=reference)
+        return resolve_calibration(spec, events, detector, reference=reference,
+                                   min_tracks=MIN_TRACKS if min_tracks is None else min_tracks)
 
-    def tensors(self, events: ak.Array, calibration: Any = "default") -> EventTensors:
+    def tensors(self, events: ak.Array, calibration: Any = "default",
+                min_tracks: int | None = None) -> EventTensors:
         """The padded model inputs of ``events`` (features as the tagger was trained on)."""
+        return self.predict(events, calibration, min_tracks, call_model=False).tensors
+
+    def predict(self, events: ak.Array, calibration: Any = "default", min_tracks: int | None = None,
+                call_model: bool = True) -> Prediction:
+        """Score ``events``: the calibration resolved, the model inputs built, the model called.
+
+        The one place where flavortag turns events into probabilities: ``predict``,
+        ``evaluate``, ``robustness`` and :meth:`score` all come here. ``calibration``:
+        as :meth:`score`; ``min_tracks``: the fewest negative-side tracks a fit
+        (``calibration="auto"``) accepts (None: the calibration's own minimum).
+        """
         check_events(events)
         from flavortag.detector import DetectorModel
         from flavortag.inference import model_inputs
 
         detector = DetectorModel.from_config(self.detector_config)
         spec = self.calibration if isinstance(calibration, str) and calibration == "default" else calibration
-        return model_inputs(events, self.feature_names, detector, self._calibration(spec, events, detector),
-                            self.max_tracks, self.sort_by)
+        calib = self._calibration(spec, events, detector, min_tracks)
+        tensors = model_inputs(events, self.feature_names, detector, calib, self.max_tracks, self.sort_by)
+        probs = self.predict_tensors(tensors) if call_model and len(events) else np.zeros((0, len(self.scheme)))
+        return Prediction(probs, tensors, calib)
 
-    def predict_proba(self, events: ak.Array, calibration: Any = "default") -> np.ndarray:
-        """Class probabilities ``[n_events, 3]`` (order uds, cc, bb) of ``events``."""
-        tensors = self.tensors(events, calibration)
+    def predict_tensors(self, tensors: EventTensors) -> np.ndarray:
+        """Class probabilities ``[n, n_classes]`` of ready model inputs (a training's own split)."""
         if self.kind == "onnx":
             return np.asarray(self.model.predict_proba(tensors, self.batch_size))
         from flavortag.inference import predict_proba
 
         return predict_proba(self.model, tensors, batch_size=self.batch_size,
                              device=None if self.kind == "bdt" else self.device)
+
+    def predict_proba(self, events: ak.Array, calibration: Any = "default") -> np.ndarray:
+        """Class probabilities ``[n_events, 3]`` (order uds, cc, bb) of ``events``."""
+        return self.predict(events, calibration).probs
 
     def score(self, events: ak.Array, calibration: Any = "default") -> ak.Array:
         """Per-event ``prob_uds, prob_cc, prob_bb, D_b, D_c`` (float32) of ``events``, in their order.
@@ -292,16 +340,13 @@ class Tagger:
         calibration are applied relative to the tagger's ``training_resolution``);
         by default the tagger's own ``calibration``.
         """
-        from flavortag.inference import model_scheme
+        return ak.zip(self.score_columns(self.predict(events, calibration).probs), depth_limit=1)
+
+    def score_columns(self, probs: np.ndarray) -> dict[str, np.ndarray]:
+        """The output columns of probabilities ``probs`` (:func:`flavortag.metrics.score_columns`)."""
         from flavortag.metrics import score_columns
 
-        check_events(events)
-        scheme = model_scheme(self.model)  # jet taggers: prob_light, prob_c, prob_b[, prob_g]
-        if len(events) == 0:
-            probs = np.zeros((0, len(scheme)))
-        else:
-            probs = self.predict_proba(events, calibration)
-        return ak.zip(score_columns(probs, self.f_c, self.f_b, scheme), depth_limit=1)
+        return score_columns(probs, self.f_c, self.f_b, self.scheme)
 
     def working_points(self, events: ak.Array, efficiencies: Sequence[float] | None = None,
                        calibration: Any = "default") -> dict[str, Any]:
@@ -313,7 +358,6 @@ class Tagger:
         apply one with :func:`flavortag.metrics.apply_working_point`.
         """
         from flavortag import metrics as ftm
-        from flavortag.inference import model_scheme
 
         check_events(events)
         if "label" not in events.fields:
@@ -322,7 +366,7 @@ class Tagger:
         probs = self.predict_proba(events, calibration)
         return ftm.working_points(probs, np.asarray(events["label"]),
                                   efficiencies=ftm.DEFAULT_EFFICIENCIES if efficiencies is None else efficiencies,
-                                  f_c=self.f_c, f_b=self.f_b, scheme=model_scheme(self.model))
+                                  f_c=self.f_c, f_b=self.f_b, scheme=self.scheme)
 
 
 def check_events(events: Any) -> None:

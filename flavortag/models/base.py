@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from flavortag.batching.batch import pad_ragged_tensor
 from flavortag.classes import CLASS_NAMES
-from flavortag.schema.nodes import plain_data
+from flavortag.schema.nodes import check_node, plain_data
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from flavortag.batching import PaddedBatch, RaggedBatch
@@ -143,6 +143,8 @@ class TaggerModel(nn.Module):
 
     name: ClassVar[str] = "base"
     input_kind: str = "tracks"
+    #: the model's config schema (:mod:`flavortag.schema.groups`): its keys, types, ranges, defaults
+    SCHEMA: ClassVar[type]
     DEFAULTS: ClassVar[dict[str, Any]] = {}
     __jit_unused_properties__: ClassVar[list[str]] = [
         "track_mean", "track_scale", "event_mean", "event_scale", "export_inputs",
@@ -162,19 +164,20 @@ class TaggerModel(nn.Module):
 
     @classmethod
     def resolve_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
-        """Return ``DEFAULTS`` updated by ``config`` (plain types); unknown keys raise ``ValueError``.
+        """Return ``DEFAULTS`` updated by ``config`` (plain types), checked against the model's ``SCHEMA``.
 
-        A ``description`` key (free text) is accepted and dropped.
+        The same check as the apps' (:func:`flavortag.schema.nodes.check_node`: unknown keys with
+        "did you mean", types, ranges), so a model built in Python refuses what ``flavortag train``
+        refuses, in the same words. A ``description`` key (free text) is accepted and dropped.
         """
         plain = plain_data(dict(config))
         plain.pop("description", None)  # free text some configs carry; not a hyperparameter
         name = plain.pop("name", cls.name)
         if name != cls.name:
             raise ValueError(f"config name {name!r} given to the {cls.name!r} model")
-        unknown = sorted(set(plain) - set(cls.DEFAULTS))
-        if unknown:
-            raise ValueError(f"unknown {cls.name} hyperparameters {unknown}; known: {sorted(cls.DEFAULTS)}")
-        return {"name": cls.name, **plain_data(cls.DEFAULTS), **plain}
+        resolved = {"name": cls.name, **plain_data(cls.DEFAULTS), **plain}
+        check_node(resolved, cls.SCHEMA, "model")
+        return resolved
 
     # -- normalisation -----------------------------------------------------------------
     def fit_normalisation(self, track_values: np.ndarray | None, event_values: np.ndarray | None = None) -> None:

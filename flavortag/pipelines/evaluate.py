@@ -88,13 +88,10 @@ def evaluate_run(settings: EvaluateSettings) -> tuple[str, dict[str, float]]:
 
     Returns the model's name (the training run name) and the flat metrics.
     """
-    from flavortag.calibration import resolve_calibration
-    from flavortag.calibration_function import training_resolution
     from flavortag.dataset import load_sample
-    from flavortag.detector import DetectorModel
-    from flavortag.inference import input_shape, model_inputs, model_scheme, predict_proba
     from flavortag.reporting.report import report
     from flavortag.reporting.sample import sample_info
+    from flavortag.tagger import Tagger
 
     run_id, checkpoint = settings.run_id, settings.checkpoint
     tracking.configure(settings.tracking, must_exist=bool(run_id))
@@ -116,14 +113,12 @@ def evaluate_run(settings: EvaluateSettings) -> tuple[str, dict[str, float]]:
         events = held_out_events(data)
     else:
         events = load_sample(data)
-    detector = DetectorModel.from_config(model.detector)
-    calibration = resolve_calibration(settings.calibration, events, detector,
-                                      reference=training_resolution(model))
+    tagger = Tagger.from_model(model)
+    prediction = tagger.predict(events, settings.calibration)
+    calibration, tensors, probs = prediction.calibration, prediction.tensors, prediction.probs
     if calibration is not None:
         log.info("significances with the calibrated resolution: d0 x %.3f, z0 x %.3f",
                  calibration.d0_scale, calibration.z0_scale)
-    tensors = model_inputs(events, model.feature_names, detector, calibration, *input_shape(model))
-    probs = predict_proba(model, tensors)
     model_name = str(train_cfg.get("run_name", "model"))
     data_name = data.name or "data"
     caption = f"{model_name} on {data_name}" + (" (test split)" if split == "test" else "")
@@ -148,10 +143,10 @@ def evaluate_run(settings: EvaluateSettings) -> tuple[str, dict[str, float]]:
         sample = sample_info(sample_node, train_cfg.get("detector"), n_events=len(tensors.labels),
                              events_label="test events" if split == "test" and own_data else "events")
         flat = report(probs, tensors.labels, settings.evaluate, settings.output_dir, prefix="test/",
-                      events=events, caption=caption, sample=sample, scheme=model_scheme(model))
+                      events=events, caption=caption, sample=sample, scheme=tagger.scheme)
         log_report(run, flat, settings.output_dir, title=caption, n_events=len(tensors.labels))
         if settings.combine_jets and "event" in events.fields:
             flat.update(combined_event_report(run, probs, events, settings.evaluate, settings.output_dir / "events",
-                                              model_scheme(model), f"{caption} (events from 2 jets)"))
+                                              tagger.scheme, f"{caption} (events from 2 jets)"))
         print(tracking.where_written(settings.output_dir, run))
     return model_name, flat

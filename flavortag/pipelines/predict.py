@@ -16,7 +16,6 @@ from flavortag.errors import UsageError
 from flavortag.prediction import (
     DEFAULT_CALIBRATION_EVENTS,
     DEFAULT_STEP_EVENTS,
-    ChunkScorer,
     input_calibration,
     plan_outputs,
     predict_file,
@@ -69,6 +68,7 @@ def predict(settings: PredictSettings) -> list[Path]:
     from flavortag.detector import DetectorModel
     from flavortag.inference import load_model
     from flavortag.reporting.report import evaluation_settings
+    from flavortag.tagger import Tagger
 
     inputs = resolve_paths(list(settings.inputs))
     formats = list(settings.formats)
@@ -76,15 +76,16 @@ def predict(settings: PredictSettings) -> list[Path]:
     if settings.run_id:
         tracking.configure(settings.tracking, must_exist=True)
     model = load_model(str(settings.run_id or settings.checkpoint))
-    scorer = ChunkScorer(model, DetectorModel.from_config(model.detector), evaluation_settings(settings.evaluate),
-                         settings.batch_size)
+    discriminants = evaluation_settings(settings.evaluate)
+    tagger = Tagger.from_model(model, str(settings.run_id or settings.checkpoint), batch_size=settings.batch_size,
+                               f_c=discriminants["f_c"], f_b=discriminants["f_b"])
+    detector = DetectorModel.from_config(tagger.detector_config)
     step = settings.step_size
     written: list[Path] = []
     for path, stem in zip(inputs, stems):
-        scorer.calibration = input_calibration(settings.calibration, path, scorer.detector, step,
-                                               settings.calibration_events, scorer.level,
-                                               training_resolution(model))
-        out, n_events = predict_file(scorer, path, stem, formats, step)
+        calibration = input_calibration(settings.calibration, path, detector, step, settings.calibration_events,
+                                        tagger.level, training_resolution(model))
+        out, n_events = predict_file(tagger, calibration, path, stem, formats, step)
         for p in out:
             log.info("wrote %s (%d events)", p, n_events)
             print(p)

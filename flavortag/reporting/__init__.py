@@ -16,19 +16,17 @@ from flavortag.reporting.plots import (
     plot_roc,
     plot_training_curves,
 )
-from flavortag.reporting.predictions import PREDICTION_FIELDS, prediction_table, write_predictions
+from flavortag.reporting.predictions import write_predictions
 from flavortag.reporting.report import evaluation_settings, report
 
 __all__ = [
     "CLASS_COLOURS",
-    "PREDICTION_FIELDS",
     "evaluation_settings",
     "plot_confusion",
     "plot_discriminants",
     "plot_rejection",
     "plot_roc",
     "plot_training_curves",
-    "prediction_table",
     "read_scored",
     "report",
     "write_comparison",

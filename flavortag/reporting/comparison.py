@@ -92,15 +92,16 @@ def write_comparison(results: dict[str, Any], scored: dict[str, Scored], referen
     if curves and reference is not None:
         for tagger in ("b", "c"):
             plots.plot_rejection(curves, out / f"rejection_{tagger}", tagger=tagger,
-                                 reference=reference, sample=sample)
-        plots.plot_roc(curves, out / "roc", sample=sample)
+                                 reference=reference, sample=sample, formats=settings["plot_formats"])
+        plots.plot_roc(curves, out / "roc", sample=sample, formats=settings["plot_formats"])
         binned = {name: s for name, s in scored.items() if s[2] is not None}
         if binned:  # the models' own test events: the bins are the reference's (or the first's)
             order = sorted(binned, key=lambda n: n != reference)
             binned_plots({n: binned[n][0] for n in order}, {n: binned[n][1] for n in order},
                          {n: binned[n][2] for n in order if binned[n][2] is not None}, out,  # type: ignore[misc]
                          f_c=settings["f_c"], f_b=settings["f_b"],
-                         working_points=settings["vs_variables_efficiency"], sample=sample)
+                         working_points=settings["vs_variables_efficiency"], sample=sample,
+                         formats=settings["plot_formats"])
     print(table)
     return {name: (r.flat_metrics(prefix) if isinstance(r, ftm.EvaluationResult) else r)
             for name, r in results.items()}

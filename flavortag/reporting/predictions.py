@@ -9,8 +9,7 @@ import awkward as ak
 import numpy as np
 
 from flavortag.classes import EVENT_SCHEME, ClassScheme
-from flavortag.metrics import SCORE_FIELDS as PREDICTION_FIELDS  # noqa: F401 - public name
-from flavortag.metrics import score_columns as prediction_table
+from flavortag.metrics import score_columns
 
 
 def write_predictions(
@@ -31,7 +30,7 @@ def write_predictions(
     """
     from flavortag.io import write_events
 
-    columns = prediction_table(probs, f_c, f_b, scheme)
+    columns = score_columns(probs, f_c, f_b, scheme)
     if events is not None:
         out = events
         for name, values in columns.items():

@@ -29,7 +29,8 @@ log = logging.getLogger("flavortag.evaluate")
 
 def evaluation_settings(eval_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     """The ``evaluate`` node with defaults filled in: ``f_c``, ``f_b``, ``efficiencies``, ``write_predictions``,
-    ``vs_variables_efficiency`` (``{"b": 0.7, "c": 0.5}``: the working points of the plots versus a variable)."""
+    ``vs_variables_efficiency`` (``{"b": 0.7, "c": 0.5}``: the working points of the plots versus a variable),
+    ``plot_formats`` (the file formats of every plot)."""
     cfg = dict(eval_cfg or {})
     return {
         "f_c": ftm.DEFAULT_F_C if cfg.get("f_c") is None else float(cfg["f_c"]),
@@ -38,6 +39,7 @@ def evaluation_settings(eval_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
         "write_predictions": bool(cfg.get("write_predictions", True)),
         "vs_variables_efficiency": {"b": float(cfg.get("vs_variables_b_efficiency") or 0.7),
                                     "c": float(cfg.get("vs_variables_c_efficiency") or 0.5)},
+        "plot_formats": tuple(str(f) for f in (cfg.get("plot_formats") or ("png", "pdf"))),
     }
 
 
@@ -76,22 +78,23 @@ def report(
     # zero mistag: log the 95% CL lower limit rather than inf (stays finite in MLflow and JSON)
     flat = result.flat_metrics(prefix, infinite_rejection="limit")
     name = caption or "model"
-    plots.plot_rejection({name: result}, plot_dir / "rejection_b", tagger="b", caption=caption, sample=sample)
-    plots.plot_rejection({name: result}, plot_dir / "rejection_c", tagger="c", caption=caption, sample=sample)
-    plots.plot_roc(result, plot_dir / "roc", caption=caption, sample=sample)
+    formats = settings["plot_formats"]
+    plots.plot_rejection({name: result}, plot_dir / "rejection_b", tagger="b", caption=caption, sample=sample, formats=formats)
+    plots.plot_rejection({name: result}, plot_dir / "rejection_c", tagger="c", caption=caption, sample=sample, formats=formats)
+    plots.plot_roc(result, plot_dir / "roc", caption=caption, sample=sample, formats=formats)
     plots.plot_discriminants(probs, labels, plot_dir / "discriminants",
                              f_c=settings["f_c"], f_b=settings["f_b"], caption=caption, sample=sample,
-                             scheme=scheme)
-    plots.plot_confusion(result, plot_dir / "confusion", caption=caption, sample=sample)
+                             scheme=scheme, formats=formats)
+    plots.plot_confusion(result, plot_dir / "confusion", caption=caption, sample=sample, formats=formats)
     if vs_variables and scheme == EVENT_SCHEME and events is not None and len(events) == len(labels):
         binned_plots({name: probs}, {name: np.asarray(labels)}, {name: event_variables(events)}, plot_dir,
                      f_c=settings["f_c"], f_b=settings["f_b"], working_points=settings["vs_variables_efficiency"],
-                     sample=sample, caption=caption)
+                     sample=sample, caption=caption, formats=formats)
     if history:
         curves = {k: v for k, v in history.items() if "loss" in k or "acc" in k}
         if curves and max(len(v) for v in curves.values()) > 1:
             plots.plot_training_curves(curves, plot_dir / "training_curves", caption=caption,
-                                       sample=sample.with_(n_events=None))
+                                       sample=sample.with_(n_events=None), formats=formats)
     wp = result.working_points()
     (out / "working_points.json").write_text(json.dumps(wp, indent=2))
     (out / "metrics.json").write_text(

@@ -70,6 +70,7 @@ class EvaluateSchema:
     write_predictions: bool = True
     vs_variables_b_efficiency: float = schema_field(0.7, gt=0.0, lt=1.0)
     vs_variables_c_efficiency: float = schema_field(0.5, gt=0.0, lt=1.0)
+    plot_formats: list[Literal["png", "pdf", "svg"]] = schema_field(["png", "pdf"])
 
 
 #: Bounds of the detector settings the schema checks by type (DetectorModel checks the rest itself).

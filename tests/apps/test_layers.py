@@ -57,3 +57,13 @@ def test_the_checks_see_an_import_inside_a_function(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("import os\n\ndef f():\n    from omegaconf import OmegaConf\n    import hydra.utils\n")
     assert _imports(module) == ["os", "omegaconf", "hydra.utils"]
+
+
+def test_events_become_probabilities_in_one_place() -> None:
+    """Tagger.predict is the scorer: no other module builds model inputs or calls the model itself."""
+    calls = re.compile(r"\b(model_inputs|build_event_tensors|inference\.predict_proba)\(|"
+                       r"from flavortag\.inference import [^\n]*\b(model_inputs|predict_proba)\b")
+    users = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if calls.search(p.read_text()))
+    # inference.py defines them, tagger.py is the scorer; batching/ defines the tensors and
+    # training/ builds its own splits' inputs once
+    assert [u for u in users if not u.startswith(("training/", "batching/"))] == ["inference.py", "tagger.py"], users

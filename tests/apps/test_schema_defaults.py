@@ -60,5 +60,15 @@ def test_trainer_settings_and_model_defaults_are_the_schemas() -> None:
 def test_model_keys_are_checked_against_the_schema_once() -> None:
     from flavortag.models import build_model
 
-    with pytest.raises(ValueError, match="unknown deepsets hyperparameters.*poolin"):
+    with pytest.raises(ValueError, match=r"unknown key model\.poolin; did you mean model\.pooling\?"):
         build_model({"name": "deepsets", "poolin": "sum"}, 4, 2)
+    from flavortag.apps.schema import check_values
+
+    # the app's check and the library's are one check: the same words for the same mistake
+    for bad in ({"name": "deepsets", "poolin": "sum"}, {"name": "transformer", "embed_dim": 30},
+                {"name": "mlp", "dropout": -0.5}):
+        with pytest.raises(ValueError) as in_app:
+            check_values({"model": bad}, "train")
+        with pytest.raises(ValueError) as in_library:
+            build_model(bad, 4, 2)
+        assert str(in_app.value) == str(in_library.value), bad

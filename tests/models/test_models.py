@@ -134,10 +134,12 @@ def test_build_model_rejects_bad_configs():
         build_model({"name": "gnn"}, 4, 2)
     with pytest.raises(ValueError, match="trainer"):
         build_model({"name": "bdt"}, 4, 2)
-    with pytest.raises(ValueError, match="unknown transformer hyperparameters.*embed_dims"):
+    with pytest.raises(ValueError, match=r"unknown key model\.embed_dims; did you mean model\.embed_dim\?"):
         build_model({"name": "transformer", "embed_dims": 32}, 4, 2)
-    with pytest.raises(ValueError, match="divisible"):
+    with pytest.raises(ValueError, match="num_heads=4 must divide model.embed_dim=30"):
         build_model({"name": "transformer", "embed_dim": 30, "num_heads": 4}, 4, 2)
+    with pytest.raises(ValueError, match=r"model\.dropout must be .*not 1\.5"):  # the schema's range
+        build_model({"name": "mlp", "dropout": 1.5}, 4, 2)
     with pytest.raises(ValueError, match="pooling"):
         build_model({"name": "deepsets", "pooling": ["median"]}, 4, 2)
     with pytest.raises(ValueError, match="1 or 2"):
