@@ -27,7 +27,10 @@ import numpy as np
 
 from flavortag import tracking
 from flavortag.reporting.report import report
+from flavortag.reporting.sample import sample_info
 from flavortag.reporting.summary import run_summary
+from flavortag.scoring.inference import is_torch_model
+from flavortag.scoring.tagger import Tagger
 
 if TYPE_CHECKING:
     from flavortag.dataset import DataSettings
@@ -39,15 +42,11 @@ log = logging.getLogger("flavortag.evaluate")
 def evaluate_split(run: tracking.RunHandle, model: Any, data: Any, split: str, job: TrainJob, run_dir: Path,
                    history: Mapping[str, Sequence[float]] | None = None) -> dict[str, float]:
     """Evaluate a freshly trained model on one split of the training sample, logged to its ``run``."""
-    from flavortag.inference import is_torch_model
-    from flavortag.tagger import Tagger
-
     # scored where it was trained (a CPU training on a CUDA machine stays on the CPU)
     tagger = Tagger.from_model(model, device=str(next(model.parameters()).device) if is_torch_model(model) else "cpu")
     tensors = data.tensors[split]
-    probs = tagger.predict_tensors(tensors)
+    probs, scheme = tagger.predict_tensors(tensors), tagger.scheme
     events = data.events[data.indices[split]] if data.events is not None else None
-    from flavortag.reporting.sample import sample_info
 
     sample = sample_info(job.data.to_dict(), job.config.get("detector"), n_events=len(tensors.labels),
                          events_label=f"{'test' if split == 'test' else split} events")
@@ -56,7 +55,7 @@ def evaluate_split(run: tracking.RunHandle, model: Any, data: Any, split: str, j
     out_dir = run_dir / "evaluation"
     flat = report(probs, tensors.labels, job.evaluate, out_dir,
                   prefix=f"{split}/", history=history, events=events, caption=job.run_name,
-                  sample=sample, vs_variables=False, scheme=tagger.scheme)
+                  sample=sample, vs_variables=False, scheme=scheme)
     log_report(run, flat, out_dir, title=f"{job.run_name} ({job.model_name}) on {job.data.name or 'data'}",
                n_events=len(tensors.labels))
     return flat

@@ -67,7 +67,7 @@ def sort_column(model: Any) -> int:
     field the raw inputs lack) cannot be reproduced from raw inputs in any order:
     refused, naming the setting.
     """
-    from flavortag.inference import input_shape
+    from flavortag.scoring.inference import input_shape
 
     sort_by = input_shape(model)[1]
     if sort_by not in TRACK_COLUMNS:

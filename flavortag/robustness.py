@@ -129,7 +129,7 @@ def score_events(
     read; a ``Calibration``; a calibration file). The events are cut
     and ordered as the model was trained (:meth:`flavortag.Tagger.predict`).
     """
-    from flavortag.tagger import Tagger
+    from flavortag.scoring.tagger import Tagger
 
     prediction = Tagger.from_model(model).predict(events, calibration, min_tracks=min_tracks)
     return prediction.probs, prediction.labels, prediction.calibration

@@ -81,8 +81,8 @@ def flavortag_entry(args: argparse.Namespace, model: str, data: Path, manifest: 
 
 
 def _parameters(checkpoint: Path) -> int | None:
-    from flavortag.inference import load_model
     from flavortag.models import count_parameters
+    from flavortag.scoring.inference import load_model
 
     try:
         return int(count_parameters(load_model(str(checkpoint))))

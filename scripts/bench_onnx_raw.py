@@ -45,7 +45,7 @@ from flavortag.export_raw import export_raw_onnx
 from flavortag.features import EVENT_FEATURES, TRACK_FEATURES
 from flavortag.io import read_events
 from flavortag.models import build_model
-from flavortag.tagger import Tagger
+from flavortag.scoring.tagger import Tagger
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_TRACKS = 64

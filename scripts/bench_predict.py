@@ -40,7 +40,7 @@ with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
     cfg = compose(config_name="predict", overrides=[
         f"checkpoint={checkpoint}", f"inputs=[{source}]", f"out_dir={out}", f"step_size={step}",
         f"formats=[{formats}]"])
-import flavortag.batching, flavortag.inference, flavortag.io, torch  # imports before the clock starts
+import flavortag.batching, flavortag.scoring.inference, flavortag.io, torch  # imports before the clock starts
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
 predict(cfg)

@@ -13,7 +13,7 @@ both alike). Batches are drawn by each model's loader inside the timing:
   track counts, padded to the batch's longest event); also shown with
   bucketing off (random batches, padded to the batch's longest event) so the
   lever's share is visible;
-* inference: ours through ``flavortag.inference.predict_proba`` (events in
+* inference: ours through ``flavortag.scoring.inference.predict_proba`` (events in
   order of track count, outputs put back in input order), ParT in input order,
   its trimmer cutting each batch to its longest event;
 * ParT as weaver runs it: random batches padded to the cap, ParT's own
@@ -223,8 +223,8 @@ class Ours:
         return len(batch.labels)
 
     def infer(self) -> float:
-        """Events/s of :func:`flavortag.inference.predict_proba` (what predict / evaluate run)."""
-        from flavortag.inference import predict_proba
+        """Events/s of :func:`flavortag.scoring.inference.predict_proba` (what predict / evaluate run)."""
+        from flavortag.scoring.inference import predict_proba
 
         with autocast(self.device, self.args.precision):
             predict_proba(self.model, self.tensors.subset(slice(0, 512)), self.args.batch_size)  # warm-up

@@ -43,8 +43,8 @@ def main() -> int:
     from flavortag.calibration import CalibrationError
     from flavortag.dataset import DataSettings, load_sample
     from flavortag.evaluation import held_out_events
-    from flavortag.inference import load_model
     from flavortag.io.api import EVENT_SUFFIXES
+    from flavortag.scoring.inference import load_model
 
     model = load_model(args.checkpoint)
     run_config = OmegaConf.to_container(OmegaConf.load(args.config), resolve=True)

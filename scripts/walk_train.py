@@ -8,7 +8,7 @@ each *first* call of a flavortag function made from another flavortag file
 (loops over epochs and batches add nothing: a function counts once). Each
 such call is a stop in the callee's file; a stop in a file the walk has
 stopped in before is a *return*. Files of the floors below the pipeline
-(io, features, batching, models, metrics, reporting, schema, tracking: the
+(io, features, batching, models, metrics, reporting, schema, tracking, scoring: the
 libraries a pipeline uses) are counted as their package (``io/``, ``features/``, ...),
 and calls made inside a library or a ground-floor module (classes.py,
 ragged.py, detector.py, ...) are not walked: one call into a library is one
@@ -28,7 +28,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "flavortag"
 #: Packages walked as one room each: the libraries below the train pipeline.
-LIBRARIES = ("io", "features", "batching", "models", "metrics", "reporting", "generate", "schema", "tracking")
+LIBRARIES = ("io", "features", "batching", "models", "metrics", "reporting", "generate", "schema", "tracking",
+             "scoring")
 #: Ground-floor modules: a room each, but what they call is their own business (as a library's).
 GROUND = ("classes.py", "ragged.py", "detector.py", "array_ops.py", "errors.py", "slurm.py")
 

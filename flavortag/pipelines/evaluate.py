@@ -72,7 +72,7 @@ class EvaluateSettings:
 
 def _trained(settings: EvaluateSettings) -> tuple[Any, dict[str, Any]]:
     """The model and its training config (plain data; empty for a checkpoint without one)."""
-    from flavortag.inference import load_model
+    from flavortag.scoring.inference import load_model
 
     if settings.run_id:
         return load_model(settings.run_id), tracking.load_run_config(settings.run_id)
@@ -91,7 +91,7 @@ def evaluate_run(settings: EvaluateSettings) -> tuple[str, dict[str, float]]:
     from flavortag.dataset import load_sample
     from flavortag.reporting.report import report
     from flavortag.reporting.sample import sample_info
-    from flavortag.tagger import Tagger
+    from flavortag.scoring.tagger import Tagger
 
     run_id, checkpoint = settings.run_id, settings.checkpoint
     tracking.configure(settings.tracking, must_exist=bool(run_id))

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from flavortag.schema.groups import DEFAULT_TRACKING_URI
-from flavortag.tagger import EXPORTED_INFO, EXPORTED_ONNX
-from flavortag.tagger import EXPORTED_RAW_ONNX as RAW_ONNX
+from flavortag.scoring.tagger import EXPORTED_INFO, EXPORTED_ONNX
+from flavortag.scoring.tagger import EXPORTED_RAW_ONNX as RAW_ONNX
 
 #: The formats ``flavortag export`` writes.
 FORMATS: frozenset[str] = frozenset({"onnx", "raw", "torchscript"})
@@ -65,7 +65,7 @@ def export(args: ExportSettings) -> int:
         export_torchscript,
     )
     from flavortag.export_raw import export_raw_bdt_onnx, export_raw_onnx
-    from flavortag.inference import input_shape, is_torch_model, load_model
+    from flavortag.scoring.inference import input_shape, is_torch_model, load_model
 
     is_run = not Path(args.source).exists()
     if is_run:
@@ -187,7 +187,7 @@ def check_onnx(model: Any, out: Path, paths: list[str], n_events: int) -> dict[s
     """
     import numpy as np
 
-    from flavortag.tagger import Tagger
+    from flavortag.scoring.tagger import Tagger
 
     events = _check_sample(paths, n_events)
     if events is None:
@@ -205,7 +205,7 @@ def check_raw_onnx(model: Any, out: Path, paths: list[str], n_events: int) -> di
     import onnxruntime as ort
 
     from flavortag.batching import raw_inputs
-    from flavortag.tagger import Tagger
+    from flavortag.scoring.tagger import Tagger
 
     events = _check_sample(paths, n_events)
     if events is None:

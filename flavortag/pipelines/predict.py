@@ -1,6 +1,6 @@
 """The predict pipeline: every input file scored, streaming, into ``<stem>.flavortag.<format>``.
 
-See :mod:`flavortag.prediction` for what is written and how the inputs stream.
+See :mod:`flavortag.scoring.prediction` for what is written and how the inputs stream.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import Any
 
 from flavortag import tracking
 from flavortag.errors import UsageError
-from flavortag.prediction import (
+from flavortag.schema.groups import TrackingSettings
+from flavortag.scoring.prediction import (
     DEFAULT_CALIBRATION_EVENTS,
     DEFAULT_STEP_EVENTS,
     input_calibration,
     plan_outputs,
     predict_file,
 )
-from flavortag.schema.groups import TrackingSettings
 
 log = logging.getLogger("flavortag.predict")
 
@@ -62,13 +62,13 @@ class PredictSettings:
 
 
 def predict(settings: PredictSettings) -> list[Path]:
-    """Score every input file, streaming (see :mod:`flavortag.prediction`); returns the written files."""
+    """Score every input file, streaming (see :mod:`flavortag.scoring.prediction`); returns the written files."""
     from flavortag.calibration_function import training_resolution
     from flavortag.dataset import resolve_paths
     from flavortag.detector import DetectorModel
-    from flavortag.inference import load_model
     from flavortag.reporting.report import evaluation_settings
-    from flavortag.tagger import Tagger
+    from flavortag.scoring.inference import load_model
+    from flavortag.scoring.tagger import Tagger
 
     inputs = resolve_paths(list(settings.inputs))
     formats = list(settings.formats)

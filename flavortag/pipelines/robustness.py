@@ -103,8 +103,8 @@ def sample_specs(entries: Any) -> list[tuple[str, list[str]]]:
 
 def _retrain_without(run_id: str, group: str, settings: RobustnessSettings, out_dir: Path) -> str:
     """Train the run's tagger again without ablation ``group``; returns the new run id."""
-    from flavortag.inference import load_model
     from flavortag.pipelines.train import train
+    from flavortag.scoring.inference import load_model
     from flavortag.training.settings import TrainJob
 
     train_cfg = tracking.load_run_config(run_id)
@@ -137,8 +137,8 @@ def _retrain_without(run_id: str, group: str, settings: RobustnessSettings, out_
 def robustness(settings: RobustnessSettings) -> dict[str, Any]:
     """Build the report (see the module doc); returns the tables and the parent run id."""
     from flavortag.dataset import load_sample
-    from flavortag.inference import load_model
     from flavortag.reporting.sample import sample_info
+    from flavortag.scoring.inference import load_model
 
     runs = list(settings.runs)
     if not runs:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from flavortag import tracking
+from flavortag.evaluation import evaluate_split
 from flavortag.io.atomic import atomic_output
 from flavortag.io.errors import ReadReport
 from flavortag.models import count_parameters
@@ -267,8 +268,6 @@ def train(job: TrainJob, epoch_callback: EpochCallback | None = None,
             run.log_model(model, is_torch)
             metrics: dict[str, float] = {}
             if job.evaluate_after_training and "test" in data.tensors:
-                from flavortag.evaluation import evaluate_split
-
                 metrics = evaluate_split(run, model, data, "test", job, run_dir, history=state.history)
             log.info("MLflow run %s (%s) in %s; the trainings with their key figures: %s", run.run_id,
                      job.run_name, tracking.tracking_uri(), tracking.trainings_view_url(run.experiment_id))

@@ -64,6 +64,6 @@ def test_events_become_probabilities_in_one_place() -> None:
     calls = re.compile(r"\b(model_inputs|build_event_tensors|inference\.predict_proba)\(|"
                        r"from flavortag\.inference import [^\n]*\b(model_inputs|predict_proba)\b")
     users = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if calls.search(p.read_text()))
-    # inference.py defines them, tagger.py is the scorer; batching/ defines the tensors and
+    # scoring/inference.py defines them, scoring/tagger.py is the scorer; batching/ defines the tensors and
     # training/ builds its own splits' inputs once
-    assert [u for u in users if not u.startswith(("training/", "batching/"))] == ["inference.py", "tagger.py"], users
+    assert [u for u in users if not u.startswith(("training/", "batching/"))] == ["scoring/inference.py", "scoring/tagger.py"], users

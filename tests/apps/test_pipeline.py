@@ -128,8 +128,8 @@ def test_model_loaded_back_by_run_id_predicts_the_same(trained: dict[str, dict],
                                                        sample_dir: Path) -> None:
     from flavortag.batching import build_event_tensors
     from flavortag.detector import DetectorModel
-    from flavortag.inference import load_model, predict_proba
     from flavortag.io import read_events
+    from flavortag.scoring.inference import load_model, predict_proba
 
     mlflow.set_tracking_uri(store)
     events = read_events(str(sample_dir / "bb.parquet"))[:50]
@@ -282,7 +282,7 @@ def test_predict_keeps_the_whole_stem(trained: dict[str, dict], store: str, samp
 def test_export_onnx_of_trained_transformer(trained: dict[str, dict], tmp_path: Path) -> None:
     onnxruntime = pytest.importorskip("onnxruntime")
     from flavortag.export import export_onnx
-    from flavortag.inference import load_model
+    from flavortag.scoring.inference import load_model
 
     model = load_model(str(trained["transformer"]["out"] / "checkpoints" / "best.pt")).eval()
     path = export_onnx(model, tmp_path / "tagger.onnx")

@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from flavortag.apps import CONFIG_DIR
-from flavortag.prediction import output_stem, plan_outputs
+from flavortag.scoring.prediction import output_stem, plan_outputs
 
 
 def test_output_stem_keeps_the_whole_stem():

@@ -68,7 +68,7 @@ def test_calibration_auto_fits_on_the_whole_input(checkpoint: Path, sample_dir: 
     from flavortag.calibration_function import fit_function_calibration
     from flavortag.detector import DetectorModel
     from flavortag.io import read_events
-    from flavortag.prediction import input_calibration as _calibration
+    from flavortag.scoring.prediction import input_calibration as _calibration
 
     source = sample_dir / "uds.parquet"
     fitted = _calibration("auto", source, DetectorModel(), 40, 10**9)

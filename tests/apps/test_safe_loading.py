@@ -135,7 +135,7 @@ def test_a_logged_model_whose_weights_were_replaced_is_refused(tmp_path: Path, m
                                                                sample_dir: Path) -> None:
     from flavortag.apps.predict import predict
     from flavortag.apps.train import train
-    from flavortag.inference import load_model
+    from flavortag.scoring.inference import load_model
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     paths = ",".join(str(sample_dir / f"{f}.parquet") for f in ("uds", "cc", "bb"))
@@ -202,7 +202,7 @@ def test_truncated_checkpoint_names_the_file_and_offers_best_pt(tmp_path: Path) 
 
 
 def test_a_missing_checkpoint_path_is_reported_as_a_missing_file(tmp_path: Path) -> None:
-    from flavortag.inference import load_model
+    from flavortag.scoring.inference import load_model
 
     missing = tmp_path / "nope" / "best.pt"
     with pytest.raises(FileNotFoundError, match=re.escape(f"checkpoint {missing} not found")):

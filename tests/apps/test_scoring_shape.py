@@ -29,7 +29,7 @@ def test_sort_by_travels_with_the_model_to_every_scorer(sample_dir: Path, tmp_pa
     from flavortag.apps.predict import predict
     from flavortag.apps.train import train
     from flavortag.detector import DetectorModel
-    from flavortag.inference import input_shape, load_model, model_inputs, predict_proba
+    from flavortag.scoring.inference import input_shape, load_model, model_inputs, predict_proba
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     paths = ",".join(str(sample_dir / f"{f}.parquet") for f in ("uds", "cc", "bb"))

@@ -169,7 +169,7 @@ def test_library_mistakes_say_what_is_needed(trained: dict[str, dict], store: st
     import inspect
 
     from flavortag.io import read_events
-    from flavortag.tagger import Tagger, TaggerError
+    from flavortag.scoring.tagger import Tagger, TaggerError
 
     with pytest.raises(TaggerError, match=f"no run 0+ in the MLflow store {store}") as err:
         Tagger.from_run("0" * 32, tracking_uri=store)
@@ -192,7 +192,7 @@ def test_working_points_are_a_tagger_method(trained: dict[str, dict], sample_dir
     """The b-tagger's cut at 70% efficiency, measured by the tagger on labelled events, keeps 70% of the bb."""
     from flavortag.io import read_events
     from flavortag.metrics import apply_working_point
-    from flavortag.tagger import Tagger
+    from flavortag.scoring.tagger import Tagger
 
     events = ak.concatenate([read_events(str(sample_dir / f"{f}.parquet")) for f in ("uds", "cc", "bb")])
     tagger = Tagger.from_checkpoint(trained["deepsets"]["out"] / "checkpoints" / "best.pt", device="cpu")

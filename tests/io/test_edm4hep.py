@@ -301,7 +301,7 @@ def test_a_jet_tagger_trains_on_edm4hep_jets_and_predict_and_score_read_them(tmp
     from flavortag.apps import CONFIG_DIR
     from flavortag.apps.predict import predict
     from flavortag.apps.train import train
-    from flavortag.tagger import Tagger
+    from flavortag.scoring.tagger import Tagger
 
     def cfg(app: str, overrides: list[str]):  # noqa: ANN202 -- a Hydra config
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):

@@ -30,7 +30,7 @@ from flavortag.export_raw import RawFeatures, export_raw_bdt_onnx, export_raw_on
 from flavortag.features import EVENT_FEATURES, TRACK_FEATURES, TrackQuantities
 from flavortag.io import read_events
 from flavortag.models import build_model
-from flavortag.tagger import Tagger
+from flavortag.scoring.tagger import Tagger
 
 pytest.importorskip("onnxruntime")
 

@@ -32,7 +32,7 @@ def jet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_jet_tagger_end_to_end(jet_dir: Path, tmp_path: Path) -> None:
     from flavortag.apps.evaluate import evaluate
     from flavortag.apps.train import train
-    from flavortag.inference import load_model
+    from flavortag.scoring.inference import load_model
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     paths = ",".join(str(jet_dir / f"{f}.parquet") for f in ("uds", "cc", "bb", "gg"))

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from flavortag.io.columns import EventColumns
 
 if TYPE_CHECKING:
-    from flavortag.tagger import Tagger
+    from flavortag.scoring.tagger import Tagger
 
 log = logging.getLogger("flavortag.predict")
 

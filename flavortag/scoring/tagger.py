@@ -16,7 +16,7 @@ writes (``tagger.onnx`` + ``tagger.json``, scored with onnxruntime;
 
 Scores are computed exactly as ``flavortag predict`` computes them: the same
 features (:func:`flavortag.batching.build_event_tensors`), the same model call
-(:func:`flavortag.inference.predict_proba`) and the same output columns and
+(:func:`flavortag.scoring.inference.predict_proba`) and the same output columns and
 discriminant definitions (:func:`flavortag.metrics.score_columns`,
 ``f_c`` / ``f_b`` defaulting to :data:`flavortag.metrics.DEFAULT_F_C` /
 :data:`flavortag.metrics.DEFAULT_F_B`).
@@ -173,7 +173,7 @@ class Tagger:
         Every constructor takes the options of :class:`Tagger`: ``device``,
         ``batch_size``, ``calibration``, ``f_c``, ``f_b``.
         """
-        from flavortag.inference import input_shape, is_torch_model
+        from flavortag.scoring.inference import input_shape, is_torch_model
 
         max_tracks, sort_by = input_shape(model)
         return cls(model, feature_names=model.feature_names, detector=getattr(model, "detector", None),
@@ -185,7 +185,7 @@ class Tagger:
     def from_checkpoint(cls, path: str | os.PathLike[str], *, device: str = "auto", batch_size: int = 2048,
                    calibration: Any = None, f_c: float | None = None, f_b: float | None = None) -> Tagger:
         """A trainer checkpoint: ``checkpoints/best.pt`` (torch) or ``checkpoints/bdt.skops`` (BDT)."""
-        from flavortag.inference import load_model
+        from flavortag.scoring.inference import load_model
 
         path = Path(path)
         if not path.is_file():
@@ -202,7 +202,7 @@ class Tagger:
         ``sqlite:///mlflow.db`` in the working directory, as the apps use).
         """
         from flavortag import tracking
-        from flavortag.inference import load_model
+        from flavortag.scoring.inference import load_model
 
         _quiet_mlflow()
         from flavortag.schema.groups import DEFAULT_TRACKING_URI
@@ -262,7 +262,7 @@ class Tagger:
             return cls.from_checkpoint(path, **options)
         if text.startswith(("runs:/", "models:/")):
             return cls.from_uri(text, tracking_uri=tracking_uri, **options)
-        from flavortag.inference import MODEL_FILE_SUFFIXES
+        from flavortag.scoring.inference import MODEL_FILE_SUFFIXES
 
         if "/" in text or path.suffix in MODEL_FILE_SUFFIXES:
             raise FileNotFoundError(f"no tagger at {text}: give a checkpoint file, a directory from "
@@ -273,7 +273,7 @@ class Tagger:
     @property
     def scheme(self) -> ClassScheme:
         """The classes of the outputs (uds, cc, bb for events; light, c, b[, g] for jets)."""
-        from flavortag.inference import model_scheme
+        from flavortag.scoring.inference import model_scheme
 
         return model_scheme(self.model)
 
@@ -307,7 +307,7 @@ class Tagger:
         """
         check_events(events)
         from flavortag.detector import DetectorModel
-        from flavortag.inference import model_inputs
+        from flavortag.scoring.inference import model_inputs
 
         detector = DetectorModel.from_config(self.detector_config)
         spec = self.calibration if isinstance(calibration, str) and calibration == "default" else calibration
@@ -320,7 +320,7 @@ class Tagger:
         """Class probabilities ``[n, n_classes]`` of ready model inputs (a training's own split)."""
         if self.kind == "onnx":
             return np.asarray(self.model.predict_proba(tensors, self.batch_size))
-        from flavortag.inference import predict_proba
+        from flavortag.scoring.inference import predict_proba
 
         return predict_proba(self.model, tensors, batch_size=self.batch_size,
                              device=None if self.kind == "bdt" else self.device)
