@@ -31,7 +31,7 @@ def checkpoint(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     out = tmp_path_factory.mktemp("stream_deepsets")
     train(_cfg("train", [
         "model=deepsets", f"data.paths=[{paths}]", f"tracking.tracking_uri={store}",
-        "tracking.experiment_name=stream-test", f"output_dir={out}", "trainer.max_epochs=1",
+        "tracking.experiment_name=stream-test", f"output_dir={out}", "trainer.max_epochs=1", "evaluate.plot_formats=[png]",
         "trainer.batch_size=64", "trainer.progress=false", "data.max_tracks=24",
         "model.phi_dims=[16,16]", "model.rho_dims=[16]", "evaluate.write_predictions=false"]))
     return out / "checkpoints" / "best.pt"

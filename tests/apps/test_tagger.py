@@ -46,7 +46,7 @@ def trained(sample_dir: Path, store: str, tmp_path_factory: pytest.TempPathFacto
         out = tmp_path_factory.mktemp(f"tagger_{model}")
         result = train(_cfg("train", [
             f"model={model}", f"data.paths=[{paths}]", f"tracking.tracking_uri={store}",
-            "tracking.experiment_name=tagger-test", f"output_dir={out}", "trainer.max_epochs=2",
+            "tracking.experiment_name=tagger-test", f"output_dir={out}", "trainer.max_epochs=2", "evaluate.plot_formats=[png]",
             "trainer.batch_size=64", "trainer.progress=false", "data.max_tracks=24",
             "evaluate.write_predictions=false", *extra]))
         result["out"] = out

@@ -310,7 +310,7 @@ def test_a_jet_tagger_trains_on_edm4hep_jets_and_predict_and_score_read_them(tmp
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     train(cfg("train", ["model=transformer", "data=zh_jets", f"data.paths=[{ZH}]", "data.classes=[light,c,b]",
                         "detector=idea", f"tracking.tracking_uri={store}", f"output_dir={tmp_path / 'train'}",
-                        "trainer.max_epochs=1", "trainer.batch_size=64", "trainer.progress=false",
+                        "trainer.max_epochs=1", "evaluate.plot_formats=[png]", "trainer.batch_size=64", "trainer.progress=false",
                         "model.embed_dim=16", "model.depth=1", "model.class_depth=1", "model.embed_hidden=[16]",
                         "model.pair_hidden=[8]"]))
     checkpoint = next((tmp_path / "train").rglob("best.pt"))

@@ -255,7 +255,7 @@ def test_robustness_report_end_to_end(sample_dir: Path, shifted_dir: Path, tmp_p
     cfg = _compose("train", [
         "model=mlp", f"data.paths=[{paths}]", f"tracking.tracking_uri={store}",
         "tracking.experiment_name=robust-test", f"output_dir={tmp_path / 'train'}",
-        "trainer.max_epochs=2", "trainer.progress=false", "evaluate.write_predictions=false",
+        "trainer.max_epochs=2", "evaluate.plot_formats=[png]", "trainer.progress=false", "evaluate.write_predictions=false",
         "augment=resolution_aware", "features=resolution_aware"])
     run_id = train(cfg)["run_id"]
     rcfg = _compose("robustness", [
@@ -333,7 +333,7 @@ def test_generator_level_sample_trains_and_evaluates(tmp_path: Path) -> None:
     paths = ",".join(str(tmp_path / f"{f}.parquet") for f in ("uds", "cc", "bb"))
     result = train(_compose("train", [
         "model=mlp", f"data.paths=[{paths}]", f"tracking.tracking_uri=sqlite:///{tmp_path / 'm.db'}",
-        f"output_dir={tmp_path / 'out'}", "trainer.max_epochs=2", "trainer.progress=false",
+        f"output_dir={tmp_path / 'out'}", "trainer.max_epochs=2", "evaluate.plot_formats=[png]", "trainer.progress=false",
         "evaluate.write_predictions=false"]))
     assert math.isfinite(result["metrics"]["test/loss"])
     assert result["metrics"]["test/acc"] > 0.4

@@ -39,7 +39,7 @@ def test_jet_tagger_end_to_end(jet_dir: Path, tmp_path: Path) -> None:
     results = {}
     for model in ("bdt", "transformer"):
         overrides = [f"model={model}", "data=zh_jets", f"data.paths=[{paths}]", f"tracking.tracking_uri={store}",
-                     f"output_dir={tmp_path / model}", "trainer.max_epochs=1", "trainer.batch_size=64",
+                     f"output_dir={tmp_path / model}", "trainer.max_epochs=1", "evaluate.plot_formats=[png]", "trainer.batch_size=64",
                      "trainer.progress=false"]
         if model == "bdt":
             overrides.append("model.max_iter=10")
