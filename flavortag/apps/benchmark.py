@@ -75,7 +75,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.submit:
         check_submission_name(args.submit)
     score = score_predictions(task, data, args.predictions)
-    print(format_score(score))
+    print(format_score(score, task))
     if args.json:
         Path(args.json).write_text(json.dumps(score.to_dict(), indent=1) + "\n")
     if args.submit:
