@@ -32,7 +32,7 @@ from flavortag.benchmark.make import (
 from flavortag.benchmark.task import Task
 from flavortag.classes import BB, CC, GG, UDS
 from flavortag.io.atomic import atomic_output
-from flavortag.metrics.discriminants import _FORMULA
+from flavortag.metrics.discriminants import _FORMULA, _JET_FORMULA
 
 CARD_MD = "datacard.md"
 CARD_JSON = "datacard.json"
@@ -136,6 +136,7 @@ def build_card(task: Task, out_dir: str | Path) -> dict[str, Any]:
                        "versions": generation["versions"],
                        "first_make": {"wall_s": runs[0]["wall_s"], "workers": runs[0]["workers"],
                                       "events": runs[0]["made_events"]}},
+        "record": "jet" if task.n_jets else "event",
         "level": task.level, "n_jets": task.n_jets, "schema": task.schema,
         "test_variants": [{"name": v.name, "split": v.split, "description": v.description,
                            "events_per_class": v.n_events, "detector_changes": dict(v.detector_changes),
@@ -147,7 +148,7 @@ def build_card(task: Task, out_dir: str | Path) -> dict[str, Any]:
         "metrics": {"f_c": task.metrics.f_c, "f_b": task.metrics.f_b,
                     "efficiencies": list(task.metrics.efficiencies), "headline": list(task.metrics.headline),
                     "robustness": list(task.metrics.robustness),
-                    "discriminants": dict(_FORMULA)},
+                    "discriminants": dict(_FORMULA) if task.scheme.is_event_scheme else dict(_JET_FORMULA)},
         "known_limits": list(task.known_limits), "licence": task.licence, "intended_use": task.intended_use,
         "checksums": CHECKSUMS,
     }
@@ -157,7 +158,8 @@ def card_markdown(card: dict[str, Any]) -> str:
     """The data card as Markdown."""
     lines = [f"# Data card: {card['name']} (version {card['version']})", "", card["description"], "",
              "## Motivation", "", card["motivation"], "", "## Composition", "",
-             "| split | class | events | mean tracks | files | MB |", "|---|---|---:|---:|---:|---:|"]
+             f"| split | {'forced decay' if card['n_jets'] else 'class'} | {card['record']}s | mean tracks | files | MB |",
+             "|---|---|---:|---:|---:|---:|"]
     for split, part in card["composition"].items():
         for flavour, row in part["classes"].items():
             lines.append(f"| {split} | {flavour} | {row['events']} | {row['mean_tracks']:.2f} | "
@@ -186,7 +188,7 @@ def card_markdown(card: dict[str, Any]) -> str:
               "## Labels", "", card["label_definition"], "",
               "Label purity: the fraction of records whose heaviest track `origin` (none, c, b) is the one the "
               "label implies (uds / light / g: none, cc / c: c, bb / b: b).", "",
-              "| split | class | events | purity | none | c | b |", "|---|---|---:|---:|---:|---:|---:|"]
+              f"| split | label | {card['record']}s | purity | none | c | b |", "|---|---|---:|---:|---:|---:|---:|"]
     for split, rows in card["label_purity"].items():
         for flavour, row in rows.items():
             c = row["heavy_content_counts"]
@@ -194,9 +196,9 @@ def card_markdown(card: dict[str, Any]) -> str:
                          f"| {c['none']} | {c['c']} | {c['b']} |")
     metrics = card["metrics"]
     lines += ["", "## Inputs and scoring", "",
-              f"Inputs: event {', '.join(card['input_fields'].get('event', []))}; tracks "
-              f"{', '.join(card['input_fields'].get('track', []))}. Truth only (not inputs): "
-              f"{', '.join(card['truth_fields'])}. Every event has `{card['event_id']}`.", "",
+              "Inputs: " + "; ".join(f"{'tracks' if level == 'track' else level} {', '.join(fields)}"
+                                    for level, fields in card["input_fields"].items()) + ". Truth only (not inputs): "
+              f"{', '.join(card['truth_fields'])}. Every {card['record']} has `{card['event_id']}`.", "",
               f"Discriminants: `{metrics['discriminants']['b']}` with f_c = {metrics['f_c']}, "
               f"`{metrics['discriminants']['c']}` with f_b = {metrics['f_b']}; rejections at signal "
               f"efficiencies {metrics['efficiencies']}; headline: {', '.join(metrics['headline'])}.", "",

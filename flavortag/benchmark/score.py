@@ -279,7 +279,8 @@ def score_predictions(task: Task, data_dir: str | Path, paths: Sequence[str | Pa
 def format_score(score: Score, task: Task | None = None) -> str:
     """The headline figures, one per line (``rej_uds_at_b70  412.3 ± 18.1``); with ``task``, the
     fraction kept on each shifted test set."""
-    lines = [f"{score.task} (v{score.task_version}): {score.n_events} test events"]
+    records = "jets" if task is not None and task.n_jets else "events"
+    lines = [f"{score.task} (v{score.task_version}): {score.n_events} test {records}"]
     width = max([18, *(len(name) for name in score.headline)])
     for name, (value, err) in score.headline.items():
         lines.append(_line(name, value, err, score.limits.get(name), width))
