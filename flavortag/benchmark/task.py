@@ -52,7 +52,7 @@ _KEYS_V1 = {"name", "version", "description", "motivation", "process", "sqrt_s_g
             "level", "n_jets", "classes", "label_definition", "detector", "seed", "chunk_size",
             "file_events", "splits", "input_fields", "truth_fields", "metrics", "licence",
             "intended_use", "known_limits"}
-_KEYS = {1: _KEYS_V1, 2: _KEYS_V1 | {"schema", "test_variants"}}
+_KEYS = {1: _KEYS_V1 | {"schema"}, 2: _KEYS_V1 | {"schema", "test_variants"}}
 _METRIC_KEYS = {1: {"f_c", "f_b", "efficiencies", "headline"},
                 2: {"f_c", "f_b", "efficiencies", "headline", "robustness"}}
 _VARIANT_KEYS = {"description", "events", "detector", "pythia"}
