@@ -223,3 +223,56 @@ def test_jet_task_ids_labels_and_scores(jets, tmp_path):
         assert score.headline[name][0] == pytest.approx(expected[name])
     with pytest.raises(PredictionError, match=r"no column\(s\) \['prob_g'\]"):
         score_predictions(task, jets, [_write(tmp_path / "three.parquet", ids, probs[:, :3], task.classes[:3])])
+
+
+def test_score_of_real_predict_output_equals_the_metrics_of_its_probabilities(robust, tmp_path, mlflow_uri):
+    """Train a tiny tagger on the task's train split, `flavortag predict` every scored split, score it."""
+    from hydra import compose, initialize_config_dir
+
+    from flavortag.apps import CONFIG_DIR
+    from flavortag.apps.predict import predict
+    from flavortag.apps.train import train
+    from flavortag.benchmark.score import format_score
+    from flavortag.io import read_events
+
+    def cfg(app: str, overrides: list[str]):
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            return compose(config_name=app, overrides=overrides)
+
+    task = load_task(ROBUST)
+    manifest = read_manifest(robust)
+    files = ",".join(str(robust / n) for s in ("train", "val") for n in manifest["splits"][s]["files"])
+    train(cfg("train", [
+        "model=deepsets", f"data.paths=[{files}]",
+        f"tracking.tracking_uri={mlflow_uri}", "tracking.experiment_name=bench-predict",
+        "evaluate_after_training=false",
+        f"output_dir={tmp_path / 'train'}", "trainer.max_epochs=1", "trainer.batch_size=32", "trainer.progress=false",
+        "data.max_tracks=16", "model.phi_dims=[8]", "model.rho_dims=[8]", "evaluate.write_predictions=false"]))
+    copies = {split: [tmp_path / "data" / n for n in manifest["splits"][split]["files"]]
+              for split in task.scored_splits()}  # predict writes <stem>.flavortag.parquet beside each copy
+    for name in (n for files in copies.values() for n in files):
+        name.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(robust / name.relative_to(tmp_path / "data"), name)
+    written = predict(cfg("predict", [f"checkpoint={tmp_path / 'train/checkpoints/best.pt'}", "formats=[parquet]",
+                                      f"inputs=[{','.join(str(n) for files in copies.values() for n in files)}]"]))
+    outputs = {split: [n.with_name(n.name.replace(".parquet", ".flavortag.parquet")) for n in files]
+               for split, files in copies.items()}
+    assert sorted(written) == sorted(n for files in outputs.values() for n in files)
+    score = score_predictions(task, robust, [p for paths in outputs.values() for p in paths])
+
+    def direct(split: str) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+        events = read_events([str(p) for p in outputs[split]])
+        probs = np.stack([np.asarray(events[f"prob_{c}"], np.float64) for c in task.classes], axis=1)
+        ids, labels = np.asarray(events.event_id), np.asarray(events.label)
+        return (evaluate_predictions(probs, labels, f_c=0.22, f_b=0.26, curve_efficiencies=None).flat_metrics(""),
+                probs, np.stack([ids, labels], axis=1))
+
+    nominal, probs, id_label = direct("test")
+    for name in ("acc", "loss", "auc_bb", "rej_uds_at_b70", "rej_c_at_b70", "rej_uds_at_c50", "rej_b_at_c50"):
+        assert score.figures[name] == pytest.approx(nominal[name], rel=1e-9, nan_ok=True), name
+    fakes, _, _ = direct("shifted/fakes")
+    mask = np.isin(id_label[:, 0], paired_nominal_ids(task, task.variant("fakes")))
+    paired = evaluate_predictions(probs[mask], id_label[mask, 1], curve_efficiencies=None).flat_metrics("")
+    assert score.figures["fakes/acc"] == pytest.approx(fakes["acc"])
+    assert score.figures["fakes/kept_acc"] == pytest.approx(fakes["acc"] / paired["acc"])
+    assert "fakes/kept_acc" in format_score(score, task)
