@@ -1,18 +1,20 @@
 """What making each shipped benchmark task costs: measured on reduced copies, extrapolated to the default sizes.
 
-    PYTHONPATH=. python scripts/bench_task_cost.py [--scale 0.025] [--workers 2] [--out /tmp/task-cost]
+    PYTHONPATH=. python scripts/bench_task_cost.py [--scales 0.0125 0.025] [--workers 2] [--out /tmp/task-cost]
                                                     [--tasks zpole-3class-ild-v1 zpole-robustness-v1 zh-jets-ild-v1]
 
-Each task file is copied with every split (and shifted test set) scaled by
-``--scale`` (rounded to whole chunks, at least one) into a scratch folder and
-made there with ``flavortag.benchmark.make.make_dataset``; the script prints,
-per task: events (records) made, wall time, CPU time (this process and its
-worker processes), CPU-s per 1000 events relative to zpole-3class-ild-v1
-measured in the same run, and bytes per event (record) of Parquet; then the
-extrapolation to the default sizes (CPU time = events x CPU per event; disk =
-events x bytes per event, per split). The fixed costs of a small run (Pythia
-initialisation per class, setting and worker; imports) make the extrapolated
-CPU time an overestimate.
+Each task file is copied twice with every split (and shifted test set)
+scaled by each of ``--scales`` (rounded to whole chunks, at least one) into a
+scratch folder and made there with ``flavortag.benchmark.make.make_dataset``.
+CPU time (this process and its worker processes) per event is the difference
+of the two runs divided by the difference of their events, so the fixed costs
+(worker imports, Pythia initialisation per class, setting and worker) drop out;
+they are printed apart. The script prints, per task: events (records) made,
+wall and CPU time, CPU-s per 1000 events relative to zpole-3class-ild-v1
+measured in the same run, bytes per event (record) of Parquet per split; then
+the extrapolation to the default sizes (CPU = fixed + events x CPU per event;
+disk = events x bytes per event, per split). On a machine shared with other
+jobs CPU time itself is inflated (caches, hyper-threads): compare the ratios.
 """
 
 from __future__ import annotations
@@ -79,32 +81,40 @@ def measure(name: str, scale: float, workers: int, out: Path) -> dict[str, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scale", type=float, default=0.025)
+    parser.add_argument("--scales", type=float, nargs=2, default=[0.0125, 0.025],
+                        help="two reduced sizes: the CPU per event is the difference of the two runs (no fixed costs)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="/tmp/flavortag-task-cost")
     parser.add_argument("--tasks", nargs="+", default=[BASELINE, "zpole-robustness-v1", "zh-jets-ild-v1"])
     args = parser.parse_args()
     names = [BASELINE, *[t for t in args.tasks if t != BASELINE]]
     out = Path(args.out)
-    print(f"scale {args.scale}, {args.workers} worker(s), {os.cpu_count()} CPUs, load average "
+    print(f"scales {args.scales}, {args.workers} worker(s), {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}")
-    results = {name: measure(name, args.scale, args.workers, out) for name in names}
-    base = results[BASELINE]["cpu_s"] / results[BASELINE]["events"]
-    for name, r in results.items():
-        per_event = r["cpu_s"] / r["events"]
+    small = {name: measure(name, args.scales[0], args.workers, out / "small") for name in names}
+    large = {name: measure(name, args.scales[1], args.workers, out / "large") for name in names}
+
+    def marginal(name: str) -> float:  # CPU-s per event without the fixed costs (imports, Pythia init)
+        return (large[name]["cpu_s"] - small[name]["cpu_s"]) / (large[name]["events"] - small[name]["events"])
+
+    base = marginal(BASELINE)
+    for name in names:
+        r, per_event = large[name], marginal(name)
+        fixed = small[name]["cpu_s"] - per_event * small[name]["events"]
         full_records = sum(s["records_full"] for s in r["splits"].values())
         full_bytes = sum(s["records_full"] * s["bytes_per_record"] for s in r["splits"].values())
-        n_jets = load_task(name).n_jets or 1
-        full_events = full_records / n_jets
-        print(f"\n{name}: reduced copy {r['records']:,} records ({r['events']:,.0f} events) in {r['wall_s']:.1f} s "
-              f"wall, {r['cpu_s']:.1f} CPU-s: {1000 * per_event:.2f} CPU-s per 1000 events "
+        full_events = full_records / (load_task(name).n_jets or 1)
+        full_cpu = fixed + full_events * per_event
+        print(f"\n{name}: reduced copies {small[name]['events']:,.0f} and {r['events']:,.0f} events made in "
+              f"{small[name]['wall_s']:.1f} / {r['wall_s']:.1f} s wall, {small[name]['cpu_s']:.1f} / {r['cpu_s']:.1f} "
+              f"CPU-s: {1000 * per_event:.2f} CPU-s per 1000 events beyond a fixed {fixed:.1f} CPU-s "
               f"({per_event / base:.2f} x {BASELINE} in this run)")
         for split, s in r["splits"].items():
             print(f"  {split:<22} {s['records']:>8,} records, {s['bytes_per_record']:7.1f} bytes/record; "
                   f"default size {s['records_full']:>9,} records -> {s['records_full'] * s['bytes_per_record'] / 1e6:7.1f} MB")
         print(f"  default size: {full_records:,} records ({full_events:,.0f} events), extrapolated "
-              f"{full_bytes / 1e6:,.0f} MB of Parquet, {full_events * per_event:,.0f} CPU-s "
-              f"({full_events * per_event / 60 / args.workers:.1f} min on {args.workers} free cores)")
+              f"{full_bytes / 1e6:,.0f} MB of Parquet, {full_cpu:,.0f} CPU-s "
+              f"({full_cpu / 60 / args.workers:.1f} min on {args.workers} free cores)")
 
 
 if __name__ == "__main__":

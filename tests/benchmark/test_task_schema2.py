@@ -188,6 +188,12 @@ def test_score_reports_each_shifted_set_and_the_fraction_kept(robust, tmp_path):
         assert err == pytest.approx(r * math.hypot(math.sqrt(shifted["acc"] * (1 - shifted["acc"]) / 75) / shifted["acc"],
                                                     math.sqrt(paired["acc"] * (1 - paired["acc"]) / 75) / paired["acc"]))
     assert score.headline["mean_kept_rej_uds_at_b70"][0] == pytest.approx(np.mean(kept))
+    from flavortag.benchmark.leaderboard import leaderboard_markdown
+    from flavortag.benchmark.score import Submission
+
+    table = leaderboard_markdown(task, [Submission("noisy", "noise", json.loads(json.dumps(score.to_dict())))])
+    assert "| mean_kept_rej_uds_at_b70 | rej_uds_at_b70 | ip_res_1p5/kept_acc | acc |" in table
+    assert "| 1 | noisy | noise |" in table
     with pytest.raises(PredictionError, match=r"75 of the 375 test events missing \(shifted/fakes: 75\)"):
         score_predictions(task, robust, [f for f in files if "fakes" not in f.name])
 
