@@ -30,9 +30,13 @@ def cmd_list(_: argparse.Namespace) -> int:
         sizes = ", ".join(f"{k} {v:,}" for k, v in task.splits.items())
         made = default_data_dir(task)
         state = f"made in {made}" if (made / "checksums.json").is_file() else "not made"
+        per = f"events per {'forced decay' if task.n_jets else 'class'}"
+        jets = f"{task.n_jets} jets per event, one record per jet; " if task.n_jets else ""
         print(f"{task.name}  (v{task.version}; {task.process} at {task.sqrt_s_gev:g} GeV, detector "
-              f"{task.detector.name}; classes {', '.join(task.classes)}; events per class: {sizes}; {state})")
+              f"{task.detector.name}; {jets}classes {', '.join(task.classes)}; {per}: {sizes}; {state})")
         print(f"    {task.description}")
+        for variant in task.test_variants:
+            print(f"    shifted test set {variant.name} ({variant.n_events:,} per class): {variant.description}")
     return 0
 
 
@@ -75,7 +79,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.submit:
         check_submission_name(args.submit)
     score = score_predictions(task, data, args.predictions)
-    print(format_score(score))
+    print(format_score(score, task))
     if args.json:
         Path(args.json).write_text(json.dumps(score.to_dict(), indent=1) + "\n")
     if args.submit:

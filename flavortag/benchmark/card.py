@@ -29,14 +29,16 @@ from flavortag.benchmark.make import (
     MakeResult,
     read_manifest,
 )
-from flavortag.benchmark.task import SPLITS, Task
+from flavortag.benchmark.task import Task
+from flavortag.classes import BB, CC, GG, UDS
 from flavortag.io.atomic import atomic_output
-from flavortag.metrics.discriminants import _FORMULA
+from flavortag.metrics.discriminants import _FORMULA, _JET_FORMULA
 
 CARD_MD = "datacard.md"
 CARD_JSON = "datacard.json"
-#: The heavy-flavour content each class's forced decay implies (column of :data:`HEAVY_CONTENT`).
-EXPECTED_CONTENT: dict[str, int] = {"uds": 0, "cc": 1, "bb": 2}
+#: The heavy-flavour content each label code implies (column of :data:`HEAVY_CONTENT`): uds / light
+#: and g none, cc / c a c hadron, bb / b a b hadron.
+EXPECTED_CONTENT: dict[int, int] = {UDS: 0, CC: 1, BB: 2, GG: 0}
 _VERSIONED = ("flavortag", "pythia8mc", "numpy", "awkward", "pyarrow")
 
 
@@ -54,14 +56,14 @@ def package_versions() -> dict[str, str]:
 def label_purity(task: Task, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per split, per class: events, purity and its error, counts by heavy content (see the module doc)."""
     out: dict[str, dict[str, Any]] = {}
-    for split in SPLITS:
+    for split in task.all_splits():
         counts = np.zeros((len(task.classes), len(HEAVY_CONTENT)), np.int64)
         for name in manifest["splits"][split]["files"]:
             counts += np.asarray(manifest["files"][name]["purity_counts"], np.int64)
         rows: dict[str, Any] = {}
-        for k, flavour in enumerate(task.classes):
+        for k, (flavour, code) in enumerate(zip(task.classes, task.scheme.codes)):
             n = int(counts[k].sum())
-            good = int(counts[k, EXPECTED_CONTENT[flavour]]) if n else 0
+            good = int(counts[k, EXPECTED_CONTENT[code]]) if n else 0
             purity = good / n if n else math.nan
             rows[flavour] = {"events": n, "purity": purity,
                              "purity_err": math.sqrt(purity * (1 - purity) / n) if n else math.nan,
@@ -71,12 +73,12 @@ def label_purity(task: Task, manifest: dict[str, Any]) -> dict[str, dict[str, An
 
 
 def composition(task: Task, out_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Per split: events and mean tracks per class, files, bytes on disk."""
+    """Per split: events (records: jets for a jet task) and mean tracks per generated class, files, bytes."""
     out: dict[str, Any] = {}
-    for split in SPLITS:
+    for split in task.all_splits():
         names = manifest["splits"][split]["files"]
         per_class: dict[str, Any] = {}
-        for flavour in task.classes:
+        for flavour in task.flavours:
             mine = [n for n in names if _file_class(n) == flavour]
             events = sum(manifest["files"][n]["n_events"] for n in mine)
             tracks = sum(manifest["files"][n]["n_tracks"] for n in mine)
@@ -107,8 +109,10 @@ def write_generation(task: Task, out_dir: Path, result: MakeResult) -> dict[str,
         "task": task.raw,
         "versions": runs[0]["versions"],
         "pythia_settings": {name: pythia_settings(name, task.sqrt_s_gev, isr=task.isr, extra=list(task.pythia),
-                                                  process=task.process) for name in task.classes},
+                                                  process=task.process) for name in task.flavours},
         "detector": task.detector.to_dict(),
+        "test_variants": {v.split: {"detector": v.detector.to_dict(), "pythia_extra": list(v.pythia)}
+                          for v in task.test_variants},
         "make_runs": runs,
     }
     with atomic_output(path) as tmp:
@@ -132,13 +136,19 @@ def build_card(task: Task, out_dir: str | Path) -> dict[str, Any]:
                        "versions": generation["versions"],
                        "first_make": {"wall_s": runs[0]["wall_s"], "workers": runs[0]["workers"],
                                       "events": runs[0]["made_events"]}},
+        "record": "jet" if task.n_jets else "event",
+        "level": task.level, "n_jets": task.n_jets, "schema": task.schema,
+        "test_variants": [{"name": v.name, "split": v.split, "description": v.description,
+                           "events_per_class": v.n_events, "detector_changes": dict(v.detector_changes),
+                           "pythia": list(v.pythia[len(task.pythia):])} for v in task.test_variants],
         "label_definition": task.label_definition,
         "label_purity": label_purity(task, manifest),
         "input_fields": {k: list(v) for k, v in task.input_fields.items()},
         "truth_fields": list(task.truth_fields), "event_id": EVENT_ID,
         "metrics": {"f_c": task.metrics.f_c, "f_b": task.metrics.f_b,
                     "efficiencies": list(task.metrics.efficiencies), "headline": list(task.metrics.headline),
-                    "discriminants": dict(_FORMULA)},
+                    "robustness": list(task.metrics.robustness),
+                    "discriminants": dict(_FORMULA) if task.scheme.is_event_scheme else dict(_JET_FORMULA)},
         "known_limits": list(task.known_limits), "licence": task.licence, "intended_use": task.intended_use,
         "checksums": CHECKSUMS,
     }
@@ -148,23 +158,37 @@ def card_markdown(card: dict[str, Any]) -> str:
     """The data card as Markdown."""
     lines = [f"# Data card: {card['name']} (version {card['version']})", "", card["description"], "",
              "## Motivation", "", card["motivation"], "", "## Composition", "",
-             "| split | class | events | mean tracks | files | MB |", "|---|---|---:|---:|---:|---:|"]
+             f"| split | {'forced decay' if card['n_jets'] else 'class'} | {card['record']}s | mean tracks | files | MB |",
+             "|---|---|---:|---:|---:|---:|"]
     for split, part in card["composition"].items():
         for flavour, row in part["classes"].items():
             lines.append(f"| {split} | {flavour} | {row['events']} | {row['mean_tracks']:.2f} | "
                          f"{row['files']} | {row['bytes'] / 1e6:.1f} |")
+    if card.get("test_variants"):
+        lines += ["", "## Shifted test sets", "",
+                  "Each is the first events of every class's test chunks, made with the task's seed and the "
+                  "changes below (detector changes: the same Pythia events as that part of `test`, seen by "
+                  "another detector). `score` gives each one's figures and the fraction kept against `test` "
+                  "on the same chunks.", "",
+                  "| variant | folder | events per class | changes | description |", "|---|---|---:|---|---|"]
+        for v in card["test_variants"]:
+            changes = ", ".join([f"{k} = {val}" for k, val in v["detector_changes"].items()]
+                                + [f"Pythia `{line}`" for line in v["pythia"]])
+            lines.append(f"| {v['name']} | `{v['split']}/` | {v['events_per_class']} | {changes} | {v['description']} |")
     gen = card["generation"]
     versions = ", ".join(f"{k} {v}" for k, v in gen["versions"].items())
     lines += ["", "## Generation", "",
               f"Process {gen['process']} at sqrt(s) = {gen['sqrt_s_gev']} GeV, ISR {'on' if gen['isr'] else 'off'}, "
-              f"seed {gen['seed']}, chunks of {gen['chunk_size']} events; detector `{gen['detector']['name']}` "
+              f"seed {gen['seed']}, chunks of {gen['chunk_size']} events"
+              + (f", {card['n_jets']} exclusive Durham jets per event (one record per jet)" if card.get("n_jets") else "")
+              + f"; detector `{gen['detector']['name']}` "
               "(all settings in generation.yaml).", "", f"Versions: {versions}.", "",
               f"First make: {gen['first_make']['events']} events in {gen['first_make']['wall_s']} s with "
               f"{gen['first_make']['workers']} worker process(es).", "",
               "## Labels", "", card["label_definition"], "",
-              "Label purity: the fraction of events whose heaviest track `origin` (none, c, b) is the one the "
-              "forced decay implies (uds: none, cc: c, bb: b).", "",
-              "| split | class | events | purity | none | c | b |", "|---|---|---:|---:|---:|---:|---:|"]
+              "Label purity: the fraction of records whose heaviest track `origin` (none, c, b) is the one the "
+              "label implies (uds / light / g: none, cc / c: c, bb / b: b).", "",
+              f"| split | label | {card['record']}s | purity | none | c | b |", "|---|---|---:|---:|---:|---:|---:|"]
     for split, rows in card["label_purity"].items():
         for flavour, row in rows.items():
             c = row["heavy_content_counts"]
@@ -172,9 +196,9 @@ def card_markdown(card: dict[str, Any]) -> str:
                          f"| {c['none']} | {c['c']} | {c['b']} |")
     metrics = card["metrics"]
     lines += ["", "## Inputs and scoring", "",
-              f"Inputs: event {', '.join(card['input_fields'].get('event', []))}; tracks "
-              f"{', '.join(card['input_fields'].get('track', []))}. Truth only (not inputs): "
-              f"{', '.join(card['truth_fields'])}. Every event has `{card['event_id']}`.", "",
+              "Inputs: " + "; ".join(f"{'tracks' if level == 'track' else level} {', '.join(fields)}"
+                                    for level, fields in card["input_fields"].items()) + ". Truth only (not inputs): "
+              f"{', '.join(card['truth_fields'])}. Every {card['record']} has `{card['event_id']}`.", "",
               f"Discriminants: `{metrics['discriminants']['b']}` with f_c = {metrics['f_c']}, "
               f"`{metrics['discriminants']['c']}` with f_b = {metrics['f_b']}; rejections at signal "
               f"efficiencies {metrics['efficiencies']}; headline: {', '.join(metrics['headline'])}.", "",

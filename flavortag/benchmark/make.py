@@ -3,6 +3,7 @@
 Layout of ``out_dir`` (docs/BENCHMARK.md)::
 
     <split>/<class>-<k>-of-<n>.parquet   events (docs/FORMAT.md) + ``event_id`` (int64)
+    shifted/<variant>/<class>-...        shifted test sets (task schema 2)
     checksums.json                       per file: sha256, events, tracks, label-purity counts
     SHA256SUMS                           the same sums for ``sha256sum -c``
     generation.yaml                      task, versions, Pythia settings, counts, wall time
@@ -18,8 +19,9 @@ verified, never rewritten; a recorded file that is missing is remade and must
 come out with its recorded sha256 (remaking verifies the checksums).
 
 ``event_id`` is a 63-bit hash (splitmix64) of ``(seed, class, chunk index,
-position in the chunk)``: unique in the task, stable across versions of the
-files, and silent about the class.
+position in the chunk, test variant)``: unique in the task, stable across
+versions of the files, and silent about the class. Jet tasks: one id per jet
+(position = event in the chunk * n_jets + jet).
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class FileSpec:
     shard: int
     n_shards: int
     chunks: tuple[ChunkSpec, ...]
+    #: 0 for test / val / train, the test variant's code for ``shifted/<variant>`` (part of the ids)
+    variant: int = 0
 
     @property
     def relpath(self) -> str:
@@ -82,22 +86,30 @@ class FileSpec:
 
 
 def plan_files(task: Task) -> list[FileSpec]:
-    """Every file of ``task``, split by split (test first), class by class, shard by shard."""
+    """Every file of ``task``: split by split (test first, shifted test sets last), class by class, shard by shard."""
     total = sum(task.splits.values())
     files: list[FileSpec] = []
-    per_file = task.file_events // task.chunk_size
     for split in SPLITS:
-        for flavour in task.classes:
+        for flavour in task.flavours:
             chunks = plan_chunks(flavour, total, chunk_size=task.chunk_size, seed=task.seed,
                                  sqrt_s_gev=task.sqrt_s_gev, isr=task.isr, pythia_extra=task.pythia,
                                  detector=task.detector, process=task.process, n_jets=task.n_jets)
             first = task.first_chunk(split)
-            mine = chunks[first: first + task.splits[split] // task.chunk_size]
-            n_shards = task.n_files(split)
-            for shard in range(n_shards):
-                block = tuple(mine[shard * per_file: (shard + 1) * per_file])
-                files.append(FileSpec(split, flavour, shard, n_shards, block))
+            files += _shards(task, split, flavour, chunks[first: first + task.splits[split] // task.chunk_size])
+    for variant in task.test_variants:
+        for flavour in task.flavours:
+            chunks = plan_chunks(flavour, variant.n_events, chunk_size=task.chunk_size, seed=task.seed,
+                                 sqrt_s_gev=task.sqrt_s_gev, isr=task.isr, pythia_extra=variant.pythia,
+                                 detector=variant.detector, process=task.process, n_jets=task.n_jets)
+            files += _shards(task, variant.split, flavour, chunks, variant.code)
     return files
+
+
+def _shards(task: Task, split: str, flavour: str, chunks: Sequence[ChunkSpec], variant: int = 0) -> list[FileSpec]:
+    per_file = task.file_events // task.chunk_size
+    n_shards = task.n_files(split)
+    return [FileSpec(split, flavour, shard, n_shards, tuple(chunks[shard * per_file: (shard + 1) * per_file]),
+                     variant) for shard in range(n_shards)]
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -107,9 +119,14 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def event_ids(seed: int, flavour: str, chunk_index: int, n_records: int) -> np.ndarray:
-    """The ``event_id`` of the records of one chunk (int64 >= 0; see the module doc)."""
-    key = ((np.uint64(class_index(flavour) + 1) << np.uint64(56))
+def event_ids(seed: int, flavour: str, chunk_index: int, n_records: int, variant: int = 0) -> np.ndarray:
+    """The ``event_id`` of the records of one chunk (int64 >= 0; see the module doc).
+
+    A jet task's records are the jets, ``n_jets`` per event in event order: the
+    id of jet ``j`` of the chunk's event ``k`` hashes position ``k * n_jets + j``.
+    ``variant``: 0, or a shifted test set's code (its ids differ from the nominal ones).
+    """
+    key = ((np.uint64(variant) << np.uint64(59)) | (np.uint64(class_index(flavour) + 1) << np.uint64(56))
            | (np.uint64(chunk_index) << np.uint64(24)) | np.arange(n_records, dtype=np.uint64))
     with np.errstate(over="ignore"):
         mixed = _splitmix64(key ^ _splitmix64(np.full(1, seed, np.uint64)))
@@ -178,7 +195,7 @@ def _file_chunks(spec: FileSpec, results: Iterator[ChunkColumns], stats: dict[st
     ids: list[np.ndarray] = []
     for chunk_spec in spec.chunks:
         events = events_from_chunks([next(results)])
-        chunk_ids = event_ids(task.seed, spec.flavour, chunk_spec.chunk_index, len(events))
+        chunk_ids = event_ids(task.seed, spec.flavour, chunk_spec.chunk_index, len(events), spec.variant)
         events = ak.with_field(events, chunk_ids, EVENT_ID)
         labels = np.asarray(events["label"])
         np.add.at(purity, (labels, heavy_content(events)), 1)
@@ -268,7 +285,7 @@ def _split_fingerprints(out: Path, plan: Sequence[FileSpec], recorded: dict[str,
     import pyarrow.parquet as pq
 
     splits: dict[str, Any] = {}
-    for split in SPLITS:
+    for split in sorted({spec.split for spec in plan}, key=[s.split for s in plan].index):
         names = [spec.relpath for spec in plan if spec.split == split]
         ids = np.concatenate([pq.read_table(out / name, columns=[EVENT_ID])[EVENT_ID].to_numpy()
                               for name in names])

@@ -13,6 +13,18 @@ chunk indices ``0 .. n_test/chunk_size - 1`` are the test split, then val, then
 train, so enlarging the training split in a later version leaves the test
 events unchanged. Each split is written in files of ``file_events`` events.
 
+Schema versions (``schema:`` in the file; absent means 1). Schema 2 adds, without
+changing what a schema-1 file means (its sha256 and its dataset stay the same):
+
+* ``test_variants``: shifted test sets (``zpole-robustness-v1``). Each names its
+  ``events`` per class, ``detector`` changes (keys of :class:`DetectorModel`) and
+  extra ``pythia`` lines; its events are chunks ``0 ..`` of each class made with
+  the task's seed and those changes, so a detector variant holds the same Pythia
+  events as the start of the nominal test split, seen by another detector. A
+  variant is written under ``shifted/<name>/`` and scored beside ``test``.
+* ``metrics.robustness``: the figures whose fraction kept (variant / nominal on
+  the same chunks) ``score`` reports for each variant.
+
 Plain dataclasses and ``yaml.safe_load``: no Hydra, no OmegaConf.
 """
 
@@ -26,18 +38,29 @@ from typing import Any
 
 import yaml
 
+from flavortag.classes import ClassScheme, class_scheme
 from flavortag.detector import DetectorModel
 from flavortag.errors import UsageError
 from flavortag.metrics.working_points import efficiency_tag
 
 #: The splits of every task, in the order their chunks are laid out per class.
 SPLITS: tuple[str, ...] = ("test", "val", "train")
-#: The keys a task file may have (unknown keys are an error naming the file).
-_KEYS = {"name", "version", "description", "motivation", "process", "sqrt_s_gev", "isr", "pythia",
-         "level", "n_jets", "classes", "label_definition", "detector", "seed", "chunk_size",
-         "file_events", "splits", "input_fields", "truth_fields", "metrics", "licence",
-         "intended_use", "known_limits"}
-_METRIC_KEYS = {"f_c", "f_b", "efficiencies", "headline"}
+#: The newest task-file schema this flavortag reads (see the module doc).
+TASK_SCHEMA: int = 2
+#: The keys a task file may have, by schema (unknown keys are an error naming the file).
+_KEYS_V1 = {"name", "version", "description", "motivation", "process", "sqrt_s_gev", "isr", "pythia",
+            "level", "n_jets", "classes", "label_definition", "detector", "seed", "chunk_size",
+            "file_events", "splits", "input_fields", "truth_fields", "metrics", "licence",
+            "intended_use", "known_limits"}
+_KEYS = {1: _KEYS_V1 | {"schema"}, 2: _KEYS_V1 | {"schema", "test_variants"}}
+_METRIC_KEYS = {1: {"f_c", "f_b", "efficiencies", "headline"},
+                2: {"f_c", "f_b", "efficiencies", "headline", "robustness"}}
+_VARIANT_KEYS = {"description", "events", "detector", "pythia"}
+#: Folder (and split name prefix) of the shifted test sets.
+SHIFTED = "shifted"
+#: Prefixes of the robustness figures: per variant ``<variant>/kept_<figure>``, ``<variant>/nominal_<figure>``;
+#: over the variants ``mean_kept_<figure>``.
+KEPT, NOMINAL, MEAN_KEPT = "kept_", "nominal_", "mean_kept_"
 
 
 class TaskError(UsageError):
@@ -52,6 +75,31 @@ class MetricsSpec:
     f_b: float
     efficiencies: tuple[float, ...]
     headline: tuple[str, ...]
+    #: figures whose fraction kept on each shifted test set is reported (schema 2)
+    robustness: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TestVariant:
+    """A shifted test set: the first ``n_events`` per class of the test chunks, made differently."""
+
+    __test__ = False  # not a pytest class
+
+    name: str
+    description: str
+    n_events: int
+    detector: DetectorModel
+    #: the task's Pythia lines followed by the variant's own
+    pythia: tuple[str, ...]
+    #: the variant's number (1, 2, ... in file order): part of its event ids
+    code: int
+    #: the detector keys the variant changes, with their values
+    detector_changes: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def split(self) -> str:
+        """Its split name and folder: ``shifted/<name>``."""
+        return f"{SHIFTED}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -82,11 +130,46 @@ class Task:
     source: str = ""
     level: str = "event"
     n_jets: int | None = None
+    schema: int = 1
+    test_variants: tuple[TestVariant, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def flavours(self) -> tuple[str, ...]:
+        """The generated classes (file names): ``uds, cc, bb`` (events), ``uds, cc, bb, gg`` (H decays)."""
+        from flavortag.generate.pythia_setup import flavour_name
+
+        return tuple(flavour_name(c) for c in self.classes)
+
+    @property
+    def scheme(self) -> ClassScheme:
+        """The :class:`ClassScheme` of the task's classes (what the predictions' columns are)."""
+        return class_scheme(self.classes)
+
+    def all_splits(self) -> tuple[str, ...]:
+        """Every split of the dataset: test, val, train, then ``shifted/<variant>`` of each variant."""
+        return (*SPLITS, *(v.split for v in self.test_variants))
+
+    def scored_splits(self) -> tuple[str, ...]:
+        """What ``score`` needs predictions for: test and every shifted test set."""
+        return ("test", *(v.split for v in self.test_variants))
+
+    def variant(self, name: str) -> TestVariant:
+        """The test variant called ``name`` (``KeyError`` if none)."""
+        for v in self.test_variants:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+    def split_events(self, split: str) -> int:
+        """Events per class of ``split`` (a split of :data:`SPLITS` or ``shifted/<variant>``)."""
+        if split.startswith(f"{SHIFTED}/"):
+            return self.variant(split.split("/", 1)[1]).n_events
+        return self.splits[split]
 
     def n_files(self, split: str) -> int:
         """Files per class of ``split``."""
-        return max(1, math.ceil(self.splits[split] / self.file_events))
+        return max(1, math.ceil(self.split_events(split) / self.file_events))
 
     def first_chunk(self, split: str) -> int:
         """Index of the first chunk of ``split`` in each class's chunk list."""
@@ -137,12 +220,18 @@ def _need(raw: dict[str, Any], key: str, path: Path) -> Any:
 
 
 def _task_from_dict(raw: dict[str, Any], path: Path) -> Task:
-    unknown = set(raw) - _KEYS
+    schema = raw.get("schema", 1)
+    if schema not in _KEYS:
+        raise TaskError(f"{path}: task schema {schema!r} is not one this flavortag reads (1 .. {TASK_SCHEMA}); "
+                        "a newer schema needs a newer flavortag")
+    unknown = set(raw) - _KEYS[schema]
     if unknown:
-        raise TaskError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(_KEYS)}")
+        raise TaskError(f"{path}: unknown keys {sorted(unknown)} for task schema {schema}; "
+                        f"known: {sorted(_KEYS[schema])}")
     metrics = dict(_need(raw, "metrics", path))
-    if set(metrics) - _METRIC_KEYS:
-        raise TaskError(f"{path}: unknown metrics keys {sorted(set(metrics) - _METRIC_KEYS)}")
+    if set(metrics) - _METRIC_KEYS[schema]:
+        raise TaskError(f"{path}: unknown metrics keys {sorted(set(metrics) - _METRIC_KEYS[schema])} "
+                        f"for task schema {schema}")
     splits = {str(k): int(v) for k, v in dict(_need(raw, "splits", path)).items()}
     if set(splits) != set(SPLITS):
         raise TaskError(f"{path}: splits must be exactly {list(SPLITS)}, not {sorted(splits)}")
@@ -160,13 +249,43 @@ def _task_from_dict(raw: dict[str, Any], path: Path) -> Task:
     name = str(_need(raw, "name", path))
     if path.suffix == ".yaml" and path.stem != name:
         raise TaskError(f"{path}: the file of task {name!r} must be named {name}.yaml")
+    classes = tuple(str(c) for c in _need(raw, "classes", path))
+    try:
+        scheme = class_scheme(classes)
+    except ValueError as err:
+        raise TaskError(f"{path}: classes: {err}") from None
+    if tuple(c.lower() for c in classes) not in (scheme.names, tuple(n.lower() for n in scheme.names)):
+        raise TaskError(f"{path}: classes {list(classes)} must be in the order {list(scheme.names)}")
+    pythia = tuple(str(s) for s in raw.get("pythia") or ())
+    variants = _variants(raw.get("test_variants") or {}, path, detector, pythia, splits["test"], chunk_size)
     efficiencies = tuple(float(e) for e in _need(metrics, "efficiencies", path))
     headline = tuple(str(h) for h in _need(metrics, "headline", path))
+    robustness = tuple(str(h) for h in metrics.get("robustness") or ())
+    if variants and not robustness:
+        raise TaskError(f"{path}: a task with test_variants names its metrics.robustness figures")
     tags = {efficiency_tag(e) for e in efficiencies}
+    names = {v.name for v in variants}
+    for figure in robustness:
+        _check_figure(figure, figure, tags, path)
     for figure in headline:
-        if figure.startswith("rej_") and figure.rsplit("_at_", 1)[-1][1:] not in tags:
-            raise TaskError(f"{path}: headline {figure!r} is at an efficiency not in {list(efficiencies)}")
+        base = figure
+        if "/" in base:
+            variant, base = base.split("/", 1)
+            if variant not in names:
+                raise TaskError(f"{path}: headline {figure!r} names no test variant (variants: {sorted(names)})")
+        for prefix in (MEAN_KEPT, KEPT, NOMINAL):
+            if base.startswith(prefix):
+                base = base[len(prefix):]
+                if base not in robustness:
+                    raise TaskError(f"{path}: headline {figure!r}: {base!r} is not in metrics.robustness")
+                break
+        _check_figure(figure, base, tags, path)
     inputs = {str(k): tuple(str(f) for f in v) for k, v in dict(_need(raw, "input_fields", path)).items()}
+    level = str(raw.get("level", "event"))
+    n_jets = None if raw.get("n_jets") is None else int(raw["n_jets"])
+    if level not in ("event", "jet") or (level == "jet") != (n_jets is not None):
+        raise TaskError(f"{path}: level {level!r} with n_jets {n_jets}: use level: event (no n_jets) "
+                        "or level: jet with n_jets")
     return Task(
         name=name,
         version=int(_need(raw, "version", path)),
@@ -175,8 +294,8 @@ def _task_from_dict(raw: dict[str, Any], path: Path) -> Task:
         process=str(_need(raw, "process", path)),
         sqrt_s_gev=float(_need(raw, "sqrt_s_gev", path)),
         isr=bool(raw.get("isr", False)),
-        pythia=tuple(str(s) for s in raw.get("pythia") or ()),
-        classes=tuple(str(c) for c in _need(raw, "classes", path)),
+        pythia=pythia,
+        classes=classes,
         label_definition=str(_need(raw, "label_definition", path)).strip(),
         detector=detector,
         seed=int(_need(raw, "seed", path)),
@@ -186,15 +305,62 @@ def _task_from_dict(raw: dict[str, Any], path: Path) -> Task:
         input_fields=inputs,
         truth_fields=tuple(str(f) for f in raw.get("truth_fields") or ()),
         metrics=MetricsSpec(float(_need(metrics, "f_c", path)), float(_need(metrics, "f_b", path)),
-                            efficiencies, headline),
+                            efficiencies, headline, robustness),
         licence=str(_need(raw, "licence", path)).strip(),
         intended_use=str(_need(raw, "intended_use", path)).strip(),
         known_limits=tuple(str(s).strip() for s in raw.get("known_limits") or ()),
         source=str(path),
-        level=str(raw.get("level", "event")),
-        n_jets=None if raw.get("n_jets") is None else int(raw["n_jets"]),
+        level=level,
+        n_jets=n_jets,
+        schema=int(schema),
+        test_variants=variants,
         raw=raw,
     )
+
+
+def _check_figure(figure: str, base: str, tags: set[str], path: Path) -> None:
+    """A rejection figure must be at one of the task's efficiencies."""
+    if base.startswith("rej_") and base.rsplit("_at_", 1)[-1][1:] not in tags:
+        raise TaskError(f"{path}: figure {figure!r} is at an efficiency not in the task's efficiencies")
+
+
+#: Variants get the codes 1 .. this (5 bits of the event id).
+MAX_VARIANTS: int = 31
+
+
+def _variants(spec: Any, path: Path, detector: DetectorModel, pythia: tuple[str, ...],
+              n_test: int, chunk_size: int) -> tuple[TestVariant, ...]:
+    """The ``test_variants`` of a task file, checked."""
+    import dataclasses
+    import re
+
+    if not isinstance(spec, dict):
+        raise TaskError(f"{path}: test_variants is a mapping name -> variant, not {type(spec).__name__}")
+    if len(spec) > MAX_VARIANTS:
+        raise TaskError(f"{path}: at most {MAX_VARIANTS} test_variants")
+    out = []
+    for code, (name, entry) in enumerate(spec.items(), 1):
+        where = f"{path}: test_variants.{name}"
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_]*", str(name)):
+            raise TaskError(f"{where}: a variant name uses a-z, 0-9 and _")
+        entry = dict(entry or {})
+        if set(entry) - _VARIANT_KEYS:
+            raise TaskError(f"{where}: unknown keys {sorted(set(entry) - _VARIANT_KEYS)}; known: {sorted(_VARIANT_KEYS)}")
+        n = int(_need(entry, "events", Path(where)))
+        if n < chunk_size or n % chunk_size or n > n_test:
+            raise TaskError(f"{where}: events = {n} must be a positive multiple of chunk_size = {chunk_size}, "
+                            f"at most the test split's {n_test}")
+        changes = dict(entry.get("detector") or {})
+        try:
+            shifted = dataclasses.replace(detector, **changes)
+        except (TypeError, ValueError) as err:
+            raise TaskError(f"{where}: detector: {err}") from None
+        extra = tuple(str(s) for s in entry.get("pythia") or ())
+        if not changes and not extra:
+            raise TaskError(f"{where}: changes neither the detector nor the Pythia settings")
+        out.append(TestVariant(str(name), str(entry.get("description", "")).strip(), n, shifted, pythia + extra,
+                               code, changes))
+    return tuple(out)
 
 
 def default_data_dir(task: Task) -> Path:

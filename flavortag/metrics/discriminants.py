@@ -32,6 +32,11 @@ _FORMULA = {
     "b": "D_b = ln(p_b / (f_c * p_c + (1 - f_c) * p_uds))",
     "c": "D_c = ln(p_c / (f_b * p_b + (1 - f_b) * p_uds))",
 }
+#: The same for jets with a gluon class (:func:`scheme_discriminant`: the rest is light + g).
+_JET_FORMULA = {
+    "b": "D_b = ln(p_b / (f_c * p_c + (1 - f_c) * (p_light + p_g)))",
+    "c": "D_c = ln(p_c / (f_b * p_b + (1 - f_b) * (p_light + p_g)))",
+}
 
 
 def scheme_taggers(scheme: ClassScheme = EVENT_SCHEME) -> dict[str, tuple[int, tuple[int, ...]]]:

@@ -108,7 +108,7 @@ def test_remaking_reproduces_the_checksums(tiny, tmp_path):
         make_dataset(load_task(TINY), copy, workers=1, progress=False)
 
 
-def test_score_submit_and_leaderboard(tiny, tmp_path, capsys):
+def test_score_submit_and_leaderboard(tiny, tmp_path, capsys, mlflow_uri):
     from flavortag import tracking
     from flavortag.benchmark.leaderboard import log_to_mlflow
     from flavortag.metrics import evaluate_predictions
@@ -130,7 +130,7 @@ def test_score_submit_and_leaderboard(tiny, tmp_path, capsys):
     assert benchmark_main(["score", str(TINY), str(path), "--data", str(tiny), "--submit", "noisy-truth",
                            "--model", "truth + noise", "--parameters", "0", "--train-events", "0",
                            "--inference-us", "1.5", "--device", "cpu"]) == 0
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri
     assert benchmark_main(["leaderboard", str(TINY), "--data", str(tiny), "--tracking-uri", uri]) == 0
     table = (tiny / "leaderboard.md").read_text()
     assert "| 1 | noisy-truth | truth + noise | 0 | 0 | 2 (cpu) |" in table
