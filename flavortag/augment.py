@@ -69,9 +69,16 @@ class ResolutionAugmentation:
     bias_um_max: float = 0.0
     drop_max: float = 0.0
     fakes_per_event_max: float = 0.0
+    #: also a re-smeared copy of the validation split (every event, these ranges), scored each
+    #: epoch as ``val_shifted/loss``; the validation split itself then stays as simulated
+    shifted_validation: bool = False
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot be smeared, in words."""
+        if self.shifted_validation and not self.enabled:
+            raise ValueError("augment.shifted_validation re-smears the validation split with the ranges of "
+                             "an augmentation: choose one (augment=detector; augment.fraction=0 keeps the "
+                             "training events as simulated)")
         for name in ("shape_spread", "tail_fraction_max", "bias_um_max", "drop_max", "fakes_per_event_max"):
             if not float(getattr(self, name)) >= 0.0:
                 raise ValueError(f"augment.{name} must be >= 0, got {getattr(self, name)}")

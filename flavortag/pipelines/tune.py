@@ -187,10 +187,10 @@ class _Objective:
             if not run_ids:
                 run_ids.append(tracking.active_run().run_id)
                 trial.set_user_attr(RUN_ATTR, run_ids[0])
-            val_loss = float(metrics["val/loss"])
-            trial.report(val_loss, epoch)
+            value = self.settings.objective(metrics)
+            trial.report(value, epoch)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"epoch {epoch}: validation loss {val_loss:.4f}")
+                raise optuna.TrialPruned(f"epoch {epoch}: objective {value:.4f}")
 
         tags = {tracking.Tag.KIND: tracking.Kind.TRIAL,
                 tracking.Tag.PARENT_RUN: self.parent_run_id, tracking.Tag.STUDY: self.settings.study_name,
@@ -217,8 +217,10 @@ class _Objective:
             raise
         run_id = str(result["run_id"])
         trial.set_user_attr(RUN_ATTR, run_id)
-        history = result["history"].get("val/loss") or []
-        finite = [v for v in history if not math.isnan(v)]
+        history = result["history"]
+        per_epoch = [self.settings.objective({k: v[i] for k, v in history.items() if i < len(v)})
+                     for i in range(len(history.get("val/loss") or []))]
+        finite = [v for v in per_epoch if not math.isnan(v)]
         if not finite:
             raise RuntimeError(f"trial {trial.number}: training logged no validation loss")
         for key, value in (result.get("metrics") or {}).items():
@@ -244,8 +246,17 @@ def run_worker(settings: TuneSettings, space: SearchSpace, compose: Compose,
     """
     import flavortag.training  # noqa: F401 - imported before any trial's heartbeat (imports hold the GIL)
 
-    base_overrides = [*space.base_overrides(), *settings.overrides]
-    base = compose([*base_overrides, f"output_dir={settings.output_dir / 'base'}"])
+    robust = ["augment.shifted_validation=true"] if settings.robustness_weight > 0 else []
+    base_overrides = [*space.base_overrides(), *settings.overrides, *robust]
+    try:
+        base = compose([*base_overrides, f"output_dir={settings.output_dir / 'base'}"])
+    except ValueError as err:
+        if robust and "shifted_validation" in str(err):
+            raise UsageError(f"robustness_weight={settings.robustness_weight} scores a re-smeared copy of the "
+                             "validation split: choose its augmentation in the train overrides "
+                             "(-- augment=detector; add augment.fraction=0 to train on the events as "
+                             "simulated)") from None
+        raise
     space.check_keys(base.config)
     if base.trainer.distributed:
         raise UsageError("flavortag tune runs each trial in its own process: trainer=ddp is not for trials "
@@ -323,9 +334,10 @@ def finish_study(study: optuna.Study, parent_run_id: str, settings: TuneSettings
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if complete:
         best = study.best_trial
-        metrics["best/val_loss"] = float(best.value or math.nan)
+        what = settings.objective_name
+        metrics["best/val_loss" if not settings.robustness_weight else "best/objective"] = float(best.value or math.nan)
         metrics["best/trial"] = float(best.number)
-        note = f"trial {best.number}, validation loss {best.value:.4f}"
+        note = f"trial {best.number}, {what} {best.value:.4f}"
         try:
             preset = write_preset(best.params, note)
             parent.log_artifact(preset, artifact_path="preset")
@@ -338,8 +350,8 @@ def finish_study(study: optuna.Study, parent_run_id: str, settings: TuneSettings
         parent.set_tags({tracking.Tag.BEST_TRIAL: str(best.number),
                          tracking.Tag.BEST_RUN_ID: str(best.user_attrs.get(RUN_ATTR, ""))})
         if preset is not None:
-            log.info("best trial %d: validation loss %.4f; preset %s (flavortag train +experiment=%s_best)",
-                     best.number, best.value, preset, settings.study_name)
+            log.info("best trial %d: %s %.4f; preset %s (flavortag train +experiment=%s_best)",
+                     best.number, what, best.value, preset, settings.study_name)
         study_lib.log_plots(study, parent_run_id)
     else:
         log.warning("study %s: no trial completed; no preset written", study.study_name)

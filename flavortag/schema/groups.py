@@ -220,6 +220,7 @@ class AugmentSchema:
     bias_um_max: float = schema_field(0.0, ge=0.0)
     drop_max: float = schema_field(0.0, ge=0.0, lt=1.0)
     fakes_per_event_max: float = schema_field(0.0, ge=0.0)
+    shifted_validation: bool = False
 
     @staticmethod
     def check(values: dict[str, Any], key: str) -> None:

@@ -20,7 +20,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -142,15 +142,24 @@ def prepare_data(job: TrainJob, keep_events: bool = False) -> PreparedData:
     tensors: dict[str, EventTensors] = {}
     training_resolution = fit_training_resolution(events[indices["train"]], detector)
     augment = job.augment
-    for k, (name, idx) in enumerate(indices.items()):
+    # the test split stays as simulated: it measures the nominal performance; so does the validation
+    # split when a fully re-smeared copy of it is scored beside it (augment.shifted_validation)
+    smeared = ("train",) if augment.shifted_validation else ("train", "val")
+    splits = list(indices.items())
+    if augment.shifted_validation and len(indices.get("val", [])):
+        splits.append(("val_shifted", indices["val"]))
+    for k, (name, idx) in enumerate(splits):
         if len(idx) == 0:
             continue
         split_events = events[idx]
-        if augment.enabled and name in ("train", "val"):
-            # the test split stays as simulated: it measures the nominal performance
+        if augment.enabled and name in smeared:
             split_events = augment_events(split_events, augment, detector, seed_offset=k)
             log.info("%s split re-smeared: resolution scale in [%.2f, %.2f] for %.0f%% of the events",
                      name, augment.scale_min, augment.scale_max, 100 * augment.fraction)
+        elif name == "val_shifted":
+            split_events = augment_events(split_events, replace(augment, fraction=1.0), detector, seed_offset=k)
+            log.info("val_shifted: the validation split with every event re-smeared (resolution scale in "
+                     "[%.2f, %.2f], tails, bias, losses, fakes as augment)", augment.scale_min, augment.scale_max)
         tensors[name] = build_event_tensors(
             split_events,
             track_feature_names=track_names,
@@ -165,7 +174,7 @@ def prepare_data(job: TrainJob, keep_events: bool = False) -> PreparedData:
     prepared = PreparedData(tensors, indices, track_names, event_names, detector,
                             events if keep_events else None, read_report=report, scheme=scheme,
                             training_resolution=training_resolution)
-    prepared.records = sample_records(prepared, {split: sample.paths for split in tensors})
+    prepared.records = sample_records(prepared, {split: sample.paths for split in tensors if split in indices})
     return prepared
 
 

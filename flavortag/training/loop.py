@@ -375,6 +375,9 @@ def fit_torch(job: TrainJob, data: PreparedData, run_dir: Path, dist: Distribute
                                      "val/acc": val_acc, "train/events_per_s": events_per_s,
                                      "train/lr": float(opt.scheduler.get_last_lr()[0]),
                                      "train/events": totals[2] + totals[3]}
+        if "val_shifted" in data.tensors:  # augment.shifted_validation: the same events, re-smeared
+            metrics["val_shifted/loss"], metrics["val_shifted/acc"] = _evaluate_loss(
+                model, data.tensors["val_shifted"], settings, device, dist, amp_dtype)
         for key, value in metrics.items():
             state.history.setdefault(key, []).append(float(value))
         if dist.is_main:

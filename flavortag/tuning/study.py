@@ -77,6 +77,22 @@ class TuneSettings:
     wait_for_others: bool
     #: the resolved ``tune`` config, logged with the study's parent run
     config: Mapping[str, Any]
+    #: > 0: the objective adds this times the loss on the re-smeared validation copy (val_shifted/loss)
+    robustness_weight: float = 0.0
+
+    @property
+    def objective_name(self) -> str:
+        """What a trial's value is, in words (the preset's note, the logs)."""
+        if not self.robustness_weight:
+            return "validation loss"
+        return f"val/loss + {self.robustness_weight:g} x val_shifted/loss"
+
+    def objective(self, metrics: Mapping[str, float]) -> float:
+        """A trial's value at one epoch: ``val/loss`` (+ ``robustness_weight`` x ``val_shifted/loss``)."""
+        value = float(metrics["val/loss"])
+        if self.robustness_weight > 0:
+            value += self.robustness_weight * float(metrics["val_shifted/loss"])
+        return value
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], config_dir: str | Path) -> TuneSettings:
@@ -107,6 +123,7 @@ class TuneSettings:
             output_dir=Path(str(cfg["output_dir"])), config=dict(cfg),
             preset_dir=Path(str(preset_dir)) if preset_dir else user_config_dir() / "experiment",
             config_dir=Path(config_dir), wait_for_others=bool(cfg.get("wait_for_others", True)),
+            robustness_weight=float(cfg.get("robustness_weight") or 0.0),
         )
 
 

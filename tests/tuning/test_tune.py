@@ -126,9 +126,12 @@ def _children(tmp_path: Path) -> tuple[mlflow.entities.Run, list[mlflow.entities
 
 @pytest.mark.slow
 def test_a_tiny_study_end_to_end(sample_dir: Path, tmp_path: Path, empty_store: Path) -> None:
+    """With the robustness term (robustness_weight): each trial's value is val/loss + w val_shifted/loss."""
     shutil.copy(empty_store, tmp_path / "mlflow.db")
-    result = subprocess.run(_tune_args(sample_dir, tmp_path, 3, 1), capture_output=True, text=True,
-                            timeout=240, env=ENV)
+    args = _tune_args(sample_dir, tmp_path, 3, 1)
+    cut = args.index("--")
+    args = [*args[:cut], "robustness_weight=0.5", *args[cut:], "augment=detector", "augment.fraction=0"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=240, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     study = optuna.load_study(study_name="mlp", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     trials = study.get_trials()
@@ -139,7 +142,7 @@ def test_a_tiny_study_end_to_end(sample_dir: Path, tmp_path: Path, empty_store: 
     parent, children = _children(tmp_path)
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["trials/complete"] == 3
-    assert parent.data.metrics["best/val_loss"] == pytest.approx(study.best_value)
+    assert parent.data.metrics["best/objective"] == pytest.approx(study.best_value)
     assert parent.data.params["n_trials"] == "3"
     images = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, "optuna")}
     assert images == {f"optuna/{n}.png" for n in ("optimization_history", "param_importances",
@@ -154,8 +157,10 @@ def test_a_tiny_study_end_to_end(sample_dir: Path, tmp_path: Path, empty_store: 
         for key, value in t.params.items():  # the run trained with the trial's parameters
             assert run.data.params[key] == str(value)
         history = client.get_metric_history(run.info.run_id, "val/loss")
-        assert [m.step for m in history] == [1]
-        assert history[0].value == pytest.approx(t.value)
+        shifted = client.get_metric_history(run.info.run_id, "val_shifted/loss")
+        assert [m.step for m in history] == [m.step for m in shifted] == [1]
+        assert history[0].value == pytest.approx(t.value - 0.5 * shifted[0].value)
+        assert shifted[0].value != pytest.approx(history[0].value)  # other (re-smeared) events
 
     preset = tmp_path / "configs" / "experiment" / "mlp_best.yaml"
     assert preset.is_file()
@@ -269,3 +274,13 @@ def test_the_journal_storage_fails_and_retries_a_trial_without_heartbeat(tmp_pat
         open_storage("sqlite:///x.db", heartbeat_interval_s=10, grace_s=5)
     with pytest.raises(UsageError, match="not a storage URL"):
         open_storage("optuna.db")
+
+
+def test_robustness_term_needs_an_augmentation(sample_dir: Path, tmp_path: Path) -> None:
+    args = _tune_args(sample_dir, tmp_path, 1, 1)
+    cut = args.index("--")
+    result = subprocess.run([*args[:cut], "robustness_weight=0.5", *args[cut:]], capture_output=True,
+                            text=True, timeout=120, env=ENV)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "choose its augmentation in the train overrides (-- augment=detector" in result.stderr
+    assert not (tmp_path / "optuna.db").exists()  # refused before the study was opened

@@ -206,6 +206,7 @@ class TuneApp:
     pruner: TunePrunerSchema = field(default_factory=TunePrunerSchema)
     heartbeat: TuneHeartbeatSchema = field(default_factory=TuneHeartbeatSchema)
     wait_for_others: bool = True
+    robustness_weight: float = schema_field(0.0, ge=0.0)
     output_dir: str = "outputs/tune"
     preset_dir: str | None = None
     worker: int | None = None  # `-m +worker='range(8)'`: N workers of one study through a launcher
