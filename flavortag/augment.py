@@ -51,27 +51,32 @@ import numpy as np
 
 from flavortag.detector import PION_MASS_GEV, DetectorModel
 from flavortag.features.track import D0_SCALE_FIELD, Z0_SCALE_FIELD, TrackQuantities
+from flavortag.schema import defaults
+from flavortag.schema.groups import AugmentSchema
+
+#: the defaults of every setting: the ``augment`` schema's (one source)
+_D: dict[str, Any] = defaults(AugmentSchema)
 
 
 @dataclass(frozen=True)
 class ResolutionAugmentation:
     """Settings of the detector augmentation (Hydra group ``augment``; see the module doc)."""
 
-    enabled: bool = False
-    scale_min: float = 1.0
-    scale_max: float = 2.0
-    fraction: float = 1.0
-    known_scale: bool = False
-    seed: int = 0
-    shape_spread: float = 0.0
-    tail_fraction_max: float = 0.0
-    tail_scale: float = 4.0
-    bias_um_max: float = 0.0
-    drop_max: float = 0.0
-    fakes_per_event_max: float = 0.0
+    enabled: bool = _D["enabled"]
+    scale_min: float = _D["scale_min"]
+    scale_max: float = _D["scale_max"]
+    fraction: float = _D["fraction"]
+    known_scale: bool = _D["known_scale"]
+    seed: int = _D["seed"]
+    shape_spread: float = _D["shape_spread"]
+    tail_fraction_max: float = _D["tail_fraction_max"]
+    tail_scale: float = _D["tail_scale"]
+    bias_um_max: float = _D["bias_um_max"]
+    drop_max: float = _D["drop_max"]
+    fakes_per_event_max: float = _D["fakes_per_event_max"]
     #: also a re-smeared copy of the validation split (every event, these ranges), scored each
     #: epoch as ``val_shifted/loss``; the validation split itself then stays as simulated
-    shifted_validation: bool = False
+    shifted_validation: bool = _D["shifted_validation"]
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot be smeared, in words."""
