@@ -59,14 +59,15 @@ def test_jet_tagger_end_to_end(jet_dir: Path, tmp_path: Path) -> None:
     assert blob["model"]["class_names"] == ["light", "c", "b", "g"]
     # two-jet events from both jets' scores, beside the per-jet metrics
     flat = evaluate(_cfg("evaluate", [f"checkpoint={checkpoint}", f"data.paths=[{paths}]", "split=all",
-                                      "combine_jets=true", f"tracking.tracking_uri={store}",
+                                      "combine_jets=true", f"tracking.tracking_uri={store}", "evaluate.plot_formats=[png]",
                                       f"output_dir={tmp_path / 'eval'}"]))
     assert 0.0 < flat["events/acc"] <= 1.0 and "events/rej_g_at_c50" in flat
     assert (tmp_path / "eval" / "events" / "working_points.json").is_file()
     # compare lines the jet taggers up on their own classes, recomputed from their predictions
     from flavortag.apps.compare import compare
 
-    compared = compare(_cfg("compare", [f"tracking.tracking_uri={store}", f"output_dir={tmp_path / 'cmp'}"]))
+    compared = compare(_cfg("compare", [f"tracking.tracking_uri={store}", f"output_dir={tmp_path / 'cmp'}",
+                                        "evaluate.plot_formats=[png]"]))
     from flavortag import tracking
 
     names = {tracking.get_run(r["run_id"]).data.tags["mlflow.runName"]: model for model, r in results.items()}
