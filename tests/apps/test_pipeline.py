@@ -169,7 +169,7 @@ def test_evaluate_adds_to_run_and_child_run(trained: dict[str, dict], store: str
     other = evaluate(_cfg("evaluate", [f"run_id={run_id}", f"tracking.tracking_uri={store}",
                                        "tracking.experiment_name=pipeline-test", "data=zpole_embedded",
                                        f"data.paths=[{paths}]", "data.name=tiny", "split=all",
-                                       f"output_dir={tmp_path / 'other'}"]))
+                                       "evaluate.plot_formats=[png]", f"output_dir={tmp_path / 'other'}"]))
     assert set(other) == set(flat)
     children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
                                   experiment_names=["pipeline-test"], output_format="list")
@@ -237,7 +237,7 @@ def test_compare_and_predict(trained: dict[str, dict], store: str, sample_dir: P
     from flavortag.io import read_events
 
     flat = compare(_cfg("compare", [f"tracking.tracking_uri={store}",
-                                    "tracking.experiment_name=pipeline-test",
+                                    "tracking.experiment_name=pipeline-test", "evaluate.plot_formats=[png]",
                                     f"output_dir={tmp_path / 'cmp'}"]))
     assert set(flat) == {"mlp", "bdt", "deepsets", "transformer"}
     # ranked by the headline figure, best first; the folder and the run are named
@@ -252,6 +252,7 @@ def test_compare_and_predict(trained: dict[str, dict], store: str, sample_dir: P
     assert (tmp_path / "cmp" / "comparison.csv").read_text().count("\n") == 5
     assert (tmp_path / "cmp" / "rejection_b.png").stat().st_size > 10_000
     assert (tmp_path / "cmp" / "performance_vs_variables_b.png").stat().st_size > 10_000
+    assert not list((tmp_path / "cmp").glob("*.pdf"))  # evaluate.plot_formats=[png]
 
     written = predict(_cfg("predict", [f"run_id={trained['transformer']['run_id']}",
                                        f"inputs=[{sample_dir / 'cc.parquet'}]",
