@@ -191,7 +191,9 @@ def _resolve_clean(chunk: Chunk, layout: Layout, source: str, name: str, target:
     collection_id = chunk.values(f"{branch}.collectionID")
     tgt_off = chunk.offsets(count_leaf(layout, target))
     n_slots, n_target = np.diff(rel_off), np.diff(tgt_off)
-    if np.any(end < begin) or not _within(begin, src_off, n_slots + 1) or not _within(end, src_off, n_slots + 1):
+    if begin.dtype.kind == "i" and len(begin) and begin.min() < 0:
+        return None
+    if np.any(end < begin) or not _within(end, src_off, n_slots + 1):  # so 0 <= begin <= end <= slots
         return None
     expected = layout.ids.get(target)
     src_counts = np.diff(src_off)
@@ -216,21 +218,34 @@ def _resolve_clean(chunk: Chunk, layout: Layout, source: str, name: str, target:
     return Relation(first=first, begin=begin, end=end, target=None)
 
 
-def _within(values: np.ndarray, offsets: np.ndarray, limit: np.ndarray, mask: np.ndarray | None = None) -> bool:
+def _within(values: np.ndarray, offsets: np.ndarray, limit: np.ndarray, mask: np.ndarray | None = None,
+            negative_ok: bool = False) -> bool:
     """True when every value of event k (``values[offsets[k]:offsets[k + 1]]``) lies in ``[0, limit[k])``.
 
     ``mask``: only these values count (bool over values; the others must be 0, which is in range for
     an event with anything to point to, and is checked against 1 for an event with nothing).
+    ``negative_ok``: negative values (unset references) pass.
     """
     if not len(values):
         return True
-    if values.dtype.kind == "i" and values.min() < 0:
+    if not negative_ok and values.dtype.kind == "i" and values.min() < 0:
         return False
     nonempty = np.flatnonzero(np.diff(offsets) > 0)
     largest = np.maximum.reduceat(values, offsets[nonempty])
     if mask is not None:
         largest = np.where(np.logical_or.reduceat(mask, offsets[nonempty]), largest, -1)
     return bool(np.all(largest < limit[nonempty]))
+
+
+def clean_links(chunk: Chunk, branch: str, offsets: np.ndarray, expected: int | None) -> np.ndarray | None:
+    """Global rows (``offsets``: the target's per-event offsets) that the references of ``branch`` point to
+    (-1: unset, a negative index), when every index is in range and of collection ``expected``; else None."""
+    link_off, index = chunk.column(f"{branch}.index")
+    if not _within(index, link_off, np.diff(offsets), negative_ok=True):
+        return None
+    if expected is not None and np.any((index >= 0) & (chunk.values(f"{branch}.collectionID") != expected)):
+        return None
+    return np.where(index >= 0, index.astype(np.int64) + np.repeat(offsets[:-1], np.diff(link_off)), -1)
 
 
 def _used_slots(begin: np.ndarray, end: np.ndarray, n_slots: int) -> np.ndarray:
