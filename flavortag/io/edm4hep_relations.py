@@ -197,14 +197,14 @@ def _resolve_clean(chunk: Chunk, layout: Layout, source: str, name: str, target:
         return None
     expected = layout.ids.get(target)
     src_counts = np.diff(src_off)
-    slot_base = np.repeat(rel_off[:-1], src_counts)
-    begin = begin.astype(np.int64) + slot_base
-    end = end.astype(np.int64) + slot_base
     has = end > begin
+    slot_base = np.repeat(rel_off[:-1], src_counts)
+    begin = slot_base + begin  # int64 (the slot base's type)
+    end = slot_base + end
     if all_slots:
         if not _within(index, rel_off, n_target) or (expected is not None and np.any(collection_id != expected)):
             return None
-        targets = index.astype(np.int64) + np.repeat(tgt_off[:-1], n_slots)
+        targets = np.repeat(tgt_off[:-1], n_slots) + index
         first = np.full(len(begin), -1, np.int64)
         first[has] = targets[begin[has]]
         return Relation(first=first, begin=begin, end=end, target=targets)
@@ -214,7 +214,7 @@ def _resolve_clean(chunk: Chunk, layout: Layout, source: str, name: str, target:
         return None
     if expected is not None and np.any(has & (collection_id[slot] != expected) if len(index) else False):
         return None
-    first = np.where(has, local.astype(np.int64) + np.repeat(tgt_off[:-1], src_counts), -1)
+    first = np.where(has, np.repeat(tgt_off[:-1], src_counts) + local, -1)
     return Relation(first=first, begin=begin, end=end, target=None)
 
 
@@ -245,7 +245,7 @@ def clean_links(chunk: Chunk, branch: str, offsets: np.ndarray, expected: int | 
         return None
     if expected is not None and np.any((index >= 0) & (chunk.values(f"{branch}.collectionID") != expected)):
         return None
-    return np.where(index >= 0, index.astype(np.int64) + np.repeat(offsets[:-1], np.diff(link_off)), -1)
+    return np.where(index >= 0, np.repeat(offsets[:-1], np.diff(link_off)) + index, -1)
 
 
 def _used_slots(begin: np.ndarray, end: np.ndarray, n_slots: int) -> np.ndarray:

@@ -95,7 +95,8 @@ class TruthReader:
         weight = chunk.values(layout.leaf(links, "weight"))
         reco, sim = rows
         ok = (reco >= 0) & (sim >= 0)
-        reco, sim, weight = reco[ok], sim[ok], weight[ok]
+        if not ok.all():
+            reco, sim, weight = reco[ok], sim[ok], weight[ok]
         particle_mc = np.full(int(particle_offsets[-1]), -1, np.int64)
         shared = np.bincount(reco, minlength=len(particle_mc))[reco] > 1  # particles with several links
         particle_mc[reco[~shared]] = sim[~shared]
