@@ -75,8 +75,8 @@ class EDM4hepOptions:
     ``neutrals``: keep the record's particles that are not tracks (per-record
     sums ``n_neutrals``, ``neutral_E/px/py/pz``; :func:`read_edm4hep` also
     gives them one by one as the field ``neutrals``); ``track_truth``: the
-    per-track truth fields ``pdg`` and ``origin`` (the MC ancestry of every
-    track: most of the reading time of an event-level read).
+    per-track truth fields ``pdg`` and ``origin`` (the reco-MC links and the
+    MC ancestry of the whole record, which an event-level read otherwise skips).
     """
 
     level: str = "event"
