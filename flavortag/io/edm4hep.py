@@ -61,7 +61,7 @@ from flavortag.ragged import event_index, offsets_from_counts
 LEVELS: tuple[str, ...] = ("event", "jet")
 #: Entries per chunk of a whole-file read (at least; whole baskets where the branches' baskets share
 #: boundaries): reading the next chunk overlaps the work on this one.
-PIPELINE_STEP_ENTRIES: int = 5_000
+PIPELINE_STEP_ENTRIES: int = 10_000
 
 
 @dataclass(frozen=True)
