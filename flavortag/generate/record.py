@@ -123,13 +123,19 @@ def heavy_hadron_bits(pdg: np.ndarray) -> np.ndarray:
     and non-hadrons get 0. Charmonium counts as a c hadron, b-c states as b.
     """
     aid = np.abs(np.asarray(pdg, dtype=np.int32))  # PDG codes fit in int32, whose arithmetic is quicker
+    bits = np.zeros(aid.shape, np.uint8)
+    # A c or b digit in the hundreds or thousands place needs |id| >= 400: the digits are
+    # worked out for those few codes only (pions, kaons, photons and leptons are below).
+    rows = np.flatnonzero(aid >= 400)
+    aid = aid[rows]
     nq1 = (aid // 1000) % 10
     nq2 = (aid // 100) % 10
     nq3 = (aid // 10) % 10
-    hadron = (aid > 100) & (nq3 > 0) & (aid < 1_000_000_000)
+    hadron = (nq3 > 0) & (aid < 1_000_000_000)
     is_b = hadron & ((nq1 == 5) | (nq2 == 5))
     is_c = hadron & ((nq1 == 4) | (nq2 == 4)) & ~is_b
-    return (is_b.astype(np.uint8) * B_ANCESTOR_BIT) | (is_c.astype(np.uint8) * C_ANCESTOR_BIT)
+    bits[rows] = (is_b.astype(np.uint8) * B_ANCESTOR_BIT) | (is_c.astype(np.uint8) * C_ANCESTOR_BIT)
+    return bits
 
 
 def heavy_ancestor_bits(record: EventRecord) -> np.ndarray:
@@ -145,18 +151,37 @@ def heavy_ancestor_bits(record: EventRecord) -> np.ndarray:
     return ancestor_bits(record.pdg, np.where(valid, start + local, np.arange(n)))
 
 
+#: Generations below the heavy hadrons that :func:`ancestor_bits` follows one pass at a time
+#: before it turns to pointer jumping (real records need 5-10).
+PROPAGATION_PASSES: int = 16
+
+
 def ancestor_bits(pdg: np.ndarray, parent: np.ndarray) -> np.ndarray:
     """Per particle: OR of :func:`heavy_hadron_bits` over the chain ``parent[i], parent[parent[i]], ...``.
 
     ``parent`` holds global row numbers (a root points to itself); the particle
-    itself is not included. Pointer jumping: after k steps each row knows its
-    2**k nearest ancestors, so a handful of vectorised steps cover any chain.
+    itself is not included. Heavy hadrons are few and their decay chains
+    short, so the bits are passed down one generation per vectorised pass
+    (``bits = own[parent] | bits[parent]``) until no row changes; a record
+    still changing after :data:`PROPAGATION_PASSES` passes (deep or cyclic
+    chains) is done by pointer jumping instead, which gives the same bits.
     Used for Pythia records (``mother1``) and EDM4hep MC records (first parent).
     """
     parent = np.asarray(parent, dtype=np.int64)
-    n = len(parent)
     own = heavy_hadron_bits(pdg)
-    root = parent == np.arange(n)
+    root = parent == np.arange(len(parent))
+    from_parent = np.where(root, 0, own[parent]).astype(np.uint8)  # the parent's own bits
+    bits = from_parent
+    for _ in range(PROPAGATION_PASSES):  # after pass k: the ancestors up to k + 1 generations up
+        deeper = from_parent | bits[parent]
+        if np.array_equal(deeper, bits):  # a fixed point: every chain is complete
+            return bits
+        bits = deeper
+    return _ancestor_bits_by_jumping(own, parent, root)
+
+
+def _ancestor_bits_by_jumping(own: np.ndarray, parent: np.ndarray, root: np.ndarray) -> np.ndarray:
+    """:func:`ancestor_bits` by pointer jumping: after k steps each row knows its 2**k nearest ancestors."""
     bits = np.where(root, 0, own[parent]).astype(np.uint8)  # ancestors at distance 1 .. 2**k
     jump = parent.copy()  # the 2**k-th ancestor (roots stay put)
     active = np.flatnonzero(~root[parent] & ~root)  # rows whose chain goes on beyond jump

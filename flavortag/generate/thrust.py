@@ -31,7 +31,7 @@ import itertools
 
 import numpy as np
 
-from flavortag.ragged import event_index, positions_in_events
+from flavortag.ragged import offsets_from_counts, positions_in_events
 
 #: Number of hardest tracks combined into seeds (2**(n-1) seeds per event).
 N_SEED_TRACKS: int = 4
@@ -55,19 +55,24 @@ def thrust_axis(
     offsets = np.asarray(offsets, dtype=np.int64)
     counts = np.diff(offsets)
     group = np.searchsorted(GROUP_TRACKS, counts)
-    groups = np.unique(group)
-    if len(groups) <= 1:
-        return _thrust_axis(_padded(p, counts, event_index(counts), positions_in_events(offsets)), n_seed_tracks)
+    # The events group by group (in their order within a group), and their tracks in that order:
+    # each group's events and tracks are then one block.
+    order = np.argsort(group, kind="stable")
+    block_counts = counts[order]
+    block_offsets = offsets_from_counts(block_counts)
+    starts = np.repeat(offsets[:-1][order] - block_offsets[:-1], block_counts)
+    p = p[starts + np.arange(len(starts))]
+    position = positions_in_events(block_offsets)
+    edges = np.searchsorted(group[order], np.arange(len(GROUP_TRACKS) + 2))
     axis = np.empty((len(counts), 3))
     thrust = np.empty(len(counts))
-    track_group = np.repeat(group, counts)
-    position = positions_in_events(offsets)
-    rank = np.empty(len(counts), np.int64)  # an event's row within its group
-    for g in groups:
-        events = np.flatnonzero(group == g)
-        rank[events] = np.arange(len(events))
-        tracks = np.flatnonzero(track_group == g)
-        padded = _padded(p[tracks], counts[events], rank[np.repeat(events, counts[events])], position[tracks])
+    for first, last in zip(edges[:-1], edges[1:]):
+        if last == first:
+            continue
+        events = order[first:last]
+        tracks = slice(block_offsets[first], block_offsets[last])
+        row = np.repeat(np.arange(last - first), block_counts[first:last])
+        padded = _padded(p[tracks], block_counts[first:last], row, position[tracks])
         axis[events], thrust[events] = _thrust_axis(padded, n_seed_tracks)
     return axis, thrust
 
@@ -78,8 +83,9 @@ GROUP_TRACKS: tuple[int, ...] = (8, 16, 24, 32, 48, 64)
 
 def _padded(p: np.ndarray, counts: np.ndarray, row: np.ndarray, position: np.ndarray) -> np.ndarray:
     """Scatter tracks ``p [n, 3]`` (event ``row``, place ``position``) into ``[n_events, max_tracks, 3]``."""
-    padded = np.zeros((len(counts), max(int(counts.max(initial=0)), 1), 3))
-    padded[row, position] = p
+    width = max(int(counts.max(initial=0)), 1)
+    padded = np.zeros((len(counts), width, 3))
+    padded.reshape(-1, 3)[row * width + position] = p
     return padded
 
 
@@ -140,20 +146,23 @@ def _climb(padded: np.ndarray, tracks_t: np.ndarray, total: np.ndarray, pattern:
     the precision of the arithmetic. Every event takes at least one step. Returns the events still
     changing after :data:`MAX_ITERATIONS`.
     """
-    n_events = len(padded)
-    active = np.arange(n_events)
+    active = np.arange(len(padded))
+    # The active events' tracks, sums and patterns, copied down as events settle.
+    sub, sub_t, sub_total, sub_pattern = padded, tracks_t, total, pattern
     for _ in range(MAX_ITERATIONS):
-        every = len(active) == n_events
-        sub, sub_t = (padded, tracks_t) if every else (padded[active], tracks_t[active])
         # sum_i s_i p_i with s_i = +-1  ==  2 * sum_{s_i > 0} p_i - sum_i p_i
-        new_axes = 2 * (pattern[active].astype(padded.dtype) @ sub) - (total if every else total[active])
+        new_axes = 2 * (sub_pattern.astype(padded.dtype) @ sub) - sub_total
         axes[active] = new_axes
         new_pattern = (new_axes @ sub_t) >= 0
-        changed = np.any(new_pattern != (pattern if every else pattern[active]), axis=(1, 2))
+        changed = np.any(new_pattern != sub_pattern, axis=(1, 2))
         pattern[active] = new_pattern
+        if changed.all():
+            sub_pattern = new_pattern
+            continue
         active = active[changed]
         if len(active) == 0:
             break
+        sub, sub_t, sub_total, sub_pattern = sub[changed], sub_t[changed], sub_total[changed], new_pattern[changed]
     return active
 
 

@@ -59,7 +59,8 @@ from flavortag.io.root import _open_tree, truncation_message
 from flavortag.ragged import event_index, offsets_from_counts
 
 LEVELS: tuple[str, ...] = ("event", "jet")
-#: Entries per chunk of a whole-file read: reading the next chunk overlaps the work on this one.
+#: Entries per chunk of a whole-file read (at least; whole baskets where the branches' baskets share
+#: boundaries): reading the next chunk overlaps the work on this one.
 PIPELINE_STEP_ENTRIES: int = 10_000
 
 
@@ -74,8 +75,8 @@ class EDM4hepOptions:
     ``neutrals``: keep the record's particles that are not tracks (per-record
     sums ``n_neutrals``, ``neutral_E/px/py/pz``; :func:`read_edm4hep` also
     gives them one by one as the field ``neutrals``); ``track_truth``: the
-    per-track truth fields ``pdg`` and ``origin`` (the MC ancestry of every
-    track: most of the reading time of an event-level read).
+    per-track truth fields ``pdg`` and ``origin`` (the reco-MC links and the
+    MC ancestry of the whole record, which an event-level read otherwise skips).
     """
 
     level: str = "event"
@@ -143,8 +144,9 @@ def _iter_chunks(
     report: ReadReport,
     step_size: int | str | None,
     options: EDM4hepOptions | None,
-) -> Iterator[tuple[tuple[EventColumns, EventColumns], int]]:
-    """``((records, their neutrals), bytes consumed)`` chunk by chunk (neutrals as the tracks of a twin)."""
+) -> Iterator[tuple[tuple[EventColumns, EventColumns | None], int]]:
+    """``((records, their neutrals), bytes consumed)`` chunk by chunk (neutrals as the tracks of a twin,
+    with ``options.neutrals`` only)."""
     shown = str(path)
     options = options or EDM4hepOptions()
     file, tree = _open_tree(shown, tree_name)
@@ -162,8 +164,11 @@ def _iter_chunks(
         branches = {leaf: tree[layout.paths[leaf]] for leaf in wanted}
         size = os.path.getsize(path)
         total = tree.num_entries
-        step = PIPELINE_STEP_ENTRIES if step_size is None else _entries_per_step(branches, total, step_size)
-        ranges = [(start, min(start + step, total)) for start in range(0, total, max(step, 1))] or [(0, 0)]
+        if step_size is None:
+            ranges = basket_ranges(branches, total, PIPELINE_STEP_ENTRIES)
+        else:
+            step = _entries_per_step(branches, total, step_size)
+            ranges = [(start, min(start + step, total)) for start in range(0, total, max(step, 1))] or [(0, 0)]
         # Read chunk k + 1 in a thread while chunk k is turned into records: uproot's
         # decompression and numpy's work on large arrays both release the GIL.
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -179,8 +184,30 @@ def _iter_chunks(
                 except EventFormatError as err:  # the physics checks of every reader, with the collection
                     raise EventFormatError(shown, None, f"{layout.particles}: {err.reason}", entry=err.entry) from None
                 if not keep.all():
-                    cols, neutrals = cols.select(keep), neutrals.select(keep)
+                    cols, neutrals = cols.select(keep), _select(neutrals, keep)
                 yield (cols, neutrals), size * stop // max(total, 1)
+
+
+def basket_ranges(branches: dict[str, Any], total: int, step: int) -> list[tuple[int, int]]:
+    """Entry ranges of about ``step`` entries (at least) that end where every branch's basket ends.
+
+    Each basket is then decompressed once. Where the baskets of the branches share
+    no boundary for more than ``4 * step`` entries, the range is cut there anyway.
+    """
+    common = set(range(0, total + 1)) if not branches else None
+    for branch in branches.values():
+        offsets = set(branch.entry_offsets)
+        common = offsets if common is None else common & offsets
+    bounds = sorted(b for b in (common or set()) if 0 < b < total) + [total]
+    ranges, start = [], 0
+    for bound in bounds:
+        while bound - start > 4 * step:
+            ranges.append((start, start + step))
+            start += step
+        if bound - start >= step or bound == total:
+            ranges.append((start, bound))
+            start = bound
+    return ranges or [(0, 0)]
 
 
 def _entries_per_step(branches: dict[str, Any], total: int, step_size: int | str) -> int:
@@ -235,8 +262,9 @@ def iter_edm4hep_columns(
 
 
 def chunk_columns(chunk: Chunk, layout: Layout, options: EDM4hepOptions, path: str, first_entry: int,
-                  label: int | None, on_error: OnError, report: ReadReport) -> tuple[EventColumns, EventColumns]:
-    """The records (events or jets) of one chunk of entries (module docstring), and their neutrals."""
+                  label: int | None, on_error: OnError, report: ReadReport) -> tuple[EventColumns, EventColumns | None]:
+    """The records (events or jets) of one chunk of entries (module docstring), and their neutrals
+    (``options.neutrals`` only, else None)."""
     from flavortag.generate.thrust import thrust_axis
 
     problems = Problems(chunk.n)
@@ -254,35 +282,41 @@ def chunk_columns(chunk: Chunk, layout: Layout, options: EDM4hepOptions, path: s
     offsets = offsets_from_counts(counts)
     axis_rows = np.flatnonzero(parts.is_track | options.neutrals_in_axis)
     axis_offsets = offsets_from_counts(np.bincount(parts.event[axis_rows], minlength=chunk.n))
-    axis, _ = thrust_axis(parts.p4[axis_rows, 1:4], axis_offsets)
+    axis, _ = thrust_axis(parts.momenta(axis_rows), axis_offsets)
     labels = truth.event_labels() if truth is not None else None
     if labels is None:
         labels = np.full(chunk.n, UNKNOWN_LABEL if label is None else label, np.int32)
     cols = EventColumns(axis=axis.astype(np.float32), offsets=offsets, tracks=fields, label=labels,
                         extras={"bz_tesla": bz})
-    others = np.flatnonzero(~parts.is_track)
-    neutrals = _neutrals(parts, others, parts.event[others], chunk.n, cols, options)
+    neutrals = None
+    if options.neutrals:
+        others = np.flatnonzero(~parts.is_track)
+        neutrals = _neutrals(parts, others, parts.event[others], chunk.n, cols)
     keep = problems.settle(path, first_entry, on_error, report)
-    return (cols, neutrals) if keep.all() else (cols.select(keep), neutrals.select(keep))
+    return (cols, neutrals) if keep.all() else (cols.select(keep), _select(neutrals, keep))
 
 
-def _neutrals(parts: Particles, rows: np.ndarray, record: np.ndarray, n_records: int, cols: EventColumns,
-              options: EDM4hepOptions) -> EventColumns:
+def _neutrals(parts: Particles, rows: np.ndarray, record: np.ndarray, n_records: int,
+              cols: EventColumns) -> EventColumns:
     """The particles ``rows`` (of records ``record``) that are not tracks, as the tracks of a twin of ``cols``.
 
-    With ``options.neutrals`` their sums become per-record fields of ``cols`` (in place).
+    Their sums become per-record fields of ``cols`` (in place).
     """
     counts = np.bincount(record, minlength=n_records)
-    p4 = parts.p4[rows]
+    p4 = [column[rows] for column in parts.p4]
     twin = EventColumns(
         axis=cols.axis, offsets=offsets_from_counts(counts), label=cols.label,
-        tracks={"E": p4[:, 0], "px": p4[:, 1], "py": p4[:, 2], "pz": p4[:, 3], "pid_pdg": parts.pid[rows]},
+        tracks={"E": p4[0], "px": p4[1], "py": p4[2], "pz": p4[3], "pid_pdg": parts.pid[rows]},
     )
-    if options.neutrals:
-        cols.extras["n_neutrals"] = counts.astype(np.int32)
-        for k, name in enumerate(("neutral_E", "neutral_px", "neutral_py", "neutral_pz")):
-            cols.extras[name] = np.bincount(record, weights=p4[:, k], minlength=n_records).astype(np.float32)
+    cols.extras["n_neutrals"] = counts.astype(np.int32)
+    for k, name in enumerate(("neutral_E", "neutral_px", "neutral_py", "neutral_pz")):
+        cols.extras[name] = np.bincount(record, weights=p4[k], minlength=n_records).astype(np.float32)
     return twin
+
+
+def _select(neutrals: EventColumns | None, keep: np.ndarray) -> EventColumns | None:
+    """The neutrals of the records kept (None stays None)."""
+    return None if neutrals is None else neutrals.select(keep)
 
 
 def _bz(chunk: Chunk, layout: Layout, options: EDM4hepOptions) -> np.ndarray:
@@ -298,7 +332,7 @@ def _bz(chunk: Chunk, layout: Layout, options: EDM4hepOptions) -> np.ndarray:
 
 def _jet_columns(chunk: Chunk, layout: Layout, parts: Particles, truth: TruthReader | None, problems: Problems,
                  path: str, first_entry: int, label: int | None, on_error: OnError, report: ReadReport,
-                 bz: np.ndarray, options: EDM4hepOptions) -> tuple[EventColumns, EventColumns]:
+                 bz: np.ndarray, options: EDM4hepOptions) -> tuple[EventColumns, EventColumns | None]:
     """One record per jet: its charged constituents with a track; axis = the jet's direction."""
     J = layout.jets
     assert J is not None
@@ -334,9 +368,11 @@ def _jet_columns(chunk: Chunk, layout: Layout, parts: Particles, truth: TruthRea
     }
     cols = EventColumns(axis=axis.astype(np.float32), offsets=offsets_from_counts(counts), tracks=fields,
                         label=labels, extras=extras)
-    neutrals = _neutrals(parts, constituent[~is_track], slot_jet[~is_track], len(jet_event), cols, options)
+    neutrals = None
+    if options.neutrals:
+        neutrals = _neutrals(parts, constituent[~is_track], slot_jet[~is_track], len(jet_event), cols)
     keep = problems.settle(path, first_entry, on_error, report)[jet_event]
-    return (cols, neutrals) if keep.all() else (cols.select(keep), neutrals.select(keep))
+    return (cols, neutrals) if keep.all() else (cols.select(keep), _select(neutrals, keep))
 
 
 def read_edm4hep(
@@ -360,7 +396,8 @@ def read_edm4hep(
     report.n_events += len(cols)
     records = cols.to_awkward()
     if options.neutrals:
-        records = ak.with_field(records, EventColumns.concat([n for _, n in parts]).to_awkward()["tracks"], "neutrals")
+        twins = [n for _, n in parts if n is not None]
+        records = ak.with_field(records, EventColumns.concat(twins).to_awkward()["tracks"], "neutrals")
     return records
 
 

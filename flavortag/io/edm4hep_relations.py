@@ -80,7 +80,7 @@ class Chunk:
                 values = np.asarray(content.content.data).reshape(-1, content.size)
             else:
                 values = np.asarray(content.data)
-            if offsets[0] != 0:
+            if offsets[0] != 0 or len(values) != offsets[-1]:
                 values = values[offsets[0]:offsets[-1]]
                 offsets = offsets - offsets[0]
             self._cache[leaf] = (offsets, values)
@@ -118,6 +118,10 @@ def resolve_relation(
     particle and the track of a particle are all the reader follows.
     ``rows``: only these source rows (global; the result is theirs, in order).
     """
+    if rows is None:
+        clean = _resolve_clean(chunk, layout, source, name, target, all_slots)
+        if clean is not None:
+            return clean
     src_off = chunk.offsets(layout.leaf(source, f"{name}_begin"))
     begin = chunk.values(layout.leaf(source, f"{name}_begin"))
     end = chunk.values(layout.leaf(source, f"{name}_end"))
@@ -169,6 +173,79 @@ def resolve_relation(
         return Relation(first=first, begin=begin, end=end, target=rows)
     first[owners] = rows
     return Relation(first=first, begin=begin, end=end, target=None)
+
+
+def _resolve_clean(chunk: Chunk, layout: Layout, source: str, name: str, target: str,
+                   all_slots: bool) -> Relation | None:
+    """:func:`resolve_relation` of all source rows when nothing is wrong (None otherwise, for the careful path).
+
+    The checks are made per event in aggregate (the largest slot and index of
+    each event against its sizes), with sequential passes instead of gathers
+    per row; any failure leaves the work, and the messages, to the careful path.
+    """
+    src_off = chunk.offsets(layout.leaf(source, f"{name}_begin"))
+    begin = chunk.values(layout.leaf(source, f"{name}_begin"))
+    end = chunk.values(layout.leaf(source, f"{name}_end"))
+    branch = layout.relation(source, name)
+    rel_off, index = chunk.column(f"{branch}.index")
+    collection_id = chunk.values(f"{branch}.collectionID")
+    tgt_off = chunk.offsets(count_leaf(layout, target))
+    n_slots, n_target = np.diff(rel_off), np.diff(tgt_off)
+    if begin.dtype.kind == "i" and len(begin) and begin.min() < 0:
+        return None
+    if np.any(end < begin) or not _within(end, src_off, n_slots + 1):  # so 0 <= begin <= end <= slots
+        return None
+    expected = layout.ids.get(target)
+    src_counts = np.diff(src_off)
+    has = end > begin
+    slot_base = np.repeat(rel_off[:-1], src_counts)
+    begin = slot_base + begin  # int64 (the slot base's type)
+    end = slot_base + end
+    if all_slots:
+        if not _within(index, rel_off, n_target) or (expected is not None and np.any(collection_id != expected)):
+            return None
+        targets = np.repeat(tgt_off[:-1], n_slots) + index
+        first = np.full(len(begin), -1, np.int64)
+        first[has] = targets[begin[has]]
+        return Relation(first=first, begin=begin, end=end, target=targets)
+    slot = np.minimum(begin, max(len(index) - 1, 0))
+    local = np.where(has, index[slot], 0) if len(index) else np.zeros(len(begin), index.dtype)
+    if not _within(local, src_off, n_target, has):
+        return None
+    if expected is not None and np.any(has & (collection_id[slot] != expected) if len(index) else False):
+        return None
+    first = np.where(has, np.repeat(tgt_off[:-1], src_counts) + local, -1)
+    return Relation(first=first, begin=begin, end=end, target=None)
+
+
+def _within(values: np.ndarray, offsets: np.ndarray, limit: np.ndarray, mask: np.ndarray | None = None,
+            negative_ok: bool = False) -> bool:
+    """True when every value of event k (``values[offsets[k]:offsets[k + 1]]``) lies in ``[0, limit[k])``.
+
+    ``mask``: only these values count (bool over values; the others must be 0, which is in range for
+    an event with anything to point to, and is checked against 1 for an event with nothing).
+    ``negative_ok``: negative values (unset references) pass.
+    """
+    if not len(values):
+        return True
+    if not negative_ok and values.dtype.kind == "i" and values.min() < 0:
+        return False
+    nonempty = np.flatnonzero(np.diff(offsets) > 0)
+    largest = np.maximum.reduceat(values, offsets[nonempty])
+    if mask is not None:
+        largest = np.where(np.logical_or.reduceat(mask, offsets[nonempty]), largest, -1)
+    return bool(np.all(largest < limit[nonempty]))
+
+
+def clean_links(chunk: Chunk, branch: str, offsets: np.ndarray, expected: int | None) -> np.ndarray | None:
+    """Global rows (``offsets``: the target's per-event offsets) that the references of ``branch`` point to
+    (-1: unset, a negative index), when every index is in range and of collection ``expected``; else None."""
+    link_off, index = chunk.column(f"{branch}.index")
+    if not _within(index, link_off, np.diff(offsets), negative_ok=True):
+        return None
+    if expected is not None and np.any((index >= 0) & (chunk.values(f"{branch}.collectionID") != expected)):
+        return None
+    return np.where(index >= 0, np.repeat(offsets[:-1], np.diff(link_off)) + index, -1)
 
 
 def _used_slots(begin: np.ndarray, end: np.ndarray, n_slots: int) -> np.ndarray:

@@ -28,9 +28,13 @@ COV_D0_D0, COV_Z0_Z0 = 0, 9
 class Particles:
     """The reconstructed particles of a chunk: kinematics, charge, and their track (global rows)."""
 
+    def momenta(self, rows: np.ndarray) -> np.ndarray:
+        """``[len(rows), 3]`` float64 px, py, pz of particles ``rows``."""
+        return np.stack([self.p4[k][rows] for k in (1, 2, 3)], axis=1).astype(np.float64)
+
     offsets: np.ndarray
     event: np.ndarray
-    p4: np.ndarray  # [n, 4] E, px, py, pz (float32)
+    p4: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # E, px, py, pz (float32 columns)
     charge: np.ndarray
     pid: np.ndarray
     is_track: np.ndarray  # charged with a track
@@ -43,8 +47,8 @@ def particles(chunk: Chunk, layout: Layout, problems: Problems, path: str) -> Pa
     P, T = layout.particles, layout.tracks
     offsets = chunk.offsets(layout.leaf(P, "energy"))
     event = event_index(np.diff(offsets))
-    p4 = np.stack([chunk.values(layout.leaf(P, m)) for m in ("energy", "momentum.x", "momentum.y", "momentum.z")],
-                  axis=1).astype(np.float32, copy=False)
+    e, px, py, pz = (chunk.values(layout.leaf(P, m)).astype(np.float32, copy=False)
+                     for m in ("energy", "momentum.x", "momentum.y", "momentum.z"))
     charge = chunk.values(layout.leaf(P, "charge"))
     tracks = resolve_relation(chunk, layout, P, "tracks", T, problems, path)
     is_track = (charge != 0) & (tracks.end > tracks.begin)
@@ -77,7 +81,7 @@ def particles(chunk: Chunk, layout: Layout, problems: Problems, path: str) -> Pa
         at_ip = location[rows] == AT_IP
         owners, where = np.unique(owner[at_ip], return_index=True)
         chosen[owners] = rows[at_ip][where]
-    return Particles(offsets=offsets, event=event, p4=p4, charge=charge,
+    return Particles(offsets=offsets, event=event, p4=(e, px, py, pz), charge=charge,
                       pid=chunk.values(layout.leaf(P, layout.pdg_member)).astype(np.int32),
                       is_track=is_track, state=chosen[track], track=track)
 
@@ -96,19 +100,21 @@ def track_fields(chunk: Chunk, layout: Layout, parts: Particles, rows: np.ndarra
     finite = np.ones(len(rows), bool)
     for values in get.values():
         finite &= np.isfinite(values)
-    local = rows - parts.offsets[event]
+    def local(t: int) -> int:  # the particle's number in its event (for messages)
+        return int(rows[t] - parts.offsets[event[t]])
+
     problems.add(~finite, event, "non-finite track parameters", lambda t: (
-        f"{layout.states}: the state of particle {local[t]} ({layout.particles}) has non-finite parameters "
+        f"{layout.states}: the state of particle {local(t)} ({layout.particles}) has non-finite parameters "
         + ", ".join(f"{k}={float(v[t])}" for k, v in get.items() if not np.isfinite(v[t]))))
     with np.errstate(invalid="ignore"):
         bad_var = ~((var_d0 >= 0) & (var_z0 >= 0))
     problems.add(bad_var & finite, event, "negative variance", lambda t: (
-        f"{layout.states}: the covariance of particle {local[t]} ({layout.particles}) has "
+        f"{layout.states}: the covariance of particle {local(t)} ({layout.particles}) has "
         f"var(D0) = {float(var_d0[t])}, var(Z0) = {float(var_z0[t])} mm^2"))
     d0, phi = get["D0"].astype(np.float64), get["phi"].astype(np.float64)
     with np.errstate(invalid="ignore"):
         fields = {
-            "E": parts.p4[rows, 0], "px": parts.p4[rows, 1], "py": parts.p4[rows, 2], "pz": parts.p4[rows, 3],
+            "E": parts.p4[0][rows], "px": parts.p4[1][rows], "py": parts.p4[2][rows], "pz": parts.p4[3][rows],
             "x": (get["referencePoint.x"] - d0 * np.sin(phi)).astype(np.float32),
             "y": (get["referencePoint.y"] + d0 * np.cos(phi)).astype(np.float32),
             "z": (get["referencePoint.z"] + get["Z0"].astype(np.float64)).astype(np.float32),

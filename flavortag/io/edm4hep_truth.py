@@ -24,7 +24,7 @@ import numpy as np
 from flavortag.classes import BB, CC, UDS
 from flavortag.generate import record as rec
 from flavortag.io.edm4hep_layout import Layout
-from flavortag.io.edm4hep_relations import Chunk, Problems, resolve_relation
+from flavortag.io.edm4hep_relations import Chunk, Problems, clean_links, resolve_relation
 from flavortag.ragged import event_index
 
 #: PDG codes of partons whose daughters are not primary quarks (quarks, gluon).
@@ -95,10 +95,16 @@ class TruthReader:
         weight = chunk.values(layout.leaf(links, "weight"))
         reco, sim = rows
         ok = (reco >= 0) & (sim >= 0)
-        order = np.lexsort((-weight[ok], reco[ok]))
-        best_reco, first = np.unique(reco[ok][order], return_index=True)
+        if not ok.all():
+            reco, sim, weight = reco[ok], sim[ok], weight[ok]
         particle_mc = np.full(int(particle_offsets[-1]), -1, np.int64)
-        particle_mc[best_reco] = sim[ok][order][first]
+        shared = np.bincount(reco, minlength=len(particle_mc))[reco] > 1  # particles with several links
+        particle_mc[reco[~shared]] = sim[~shared]
+        if shared.any():  # the first link of largest weight
+            reco, sim, weight = reco[shared], sim[shared], weight[shared]
+            order = np.lexsort((-weight, reco))
+            best_reco, first = np.unique(reco[order], return_index=True)
+            particle_mc[best_reco] = sim[order][first]
         return particle_mc
 
     @staticmethod
@@ -107,6 +113,9 @@ class TruthReader:
         """Global rows of ``target`` that one end of the links points to (-1: unset)."""
         assert layout.links is not None
         branch = layout.relation(layout.links, end)
+        clean = clean_links(chunk, branch, offsets, layout.ids.get(target))
+        if clean is not None:
+            return clean
         link_off, raw = chunk.column(f"{branch}.index")
         index = raw.astype(np.int64)
         event = event_index(np.diff(link_off))
