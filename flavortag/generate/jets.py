@@ -133,6 +133,8 @@ class JetChunk:
     axis: np.ndarray
     labels: np.ndarray
     extras: dict[str, np.ndarray]
+    #: global jet number of each record row (-1: not a visible final-state particle)
+    row_jet: np.ndarray
 
 
 def jets_of_chunk(record: rec.EventRecord, tracks: Tracks, track_rows: np.ndarray, n_jets: int,
@@ -181,7 +183,8 @@ def jets_of_chunk(record: rec.EventRecord, tracks: Tracks, track_rows: np.ndarra
         "decay_class": np.full(n_total, decay_class, np.int32),
     }
     return JetChunk(counts=jet_track_counts, columns=columns,
-                    axis=direction.reshape(n_total, 3).astype(np.float32), labels=labels, extras=extras)
+                    axis=direction.reshape(n_total, 3).astype(np.float32), labels=labels, extras=extras,
+                    row_jet=row_to_jet)
 
 
 def label_mismatch_fraction(labels: np.ndarray, decay_class: np.ndarray) -> float:
