@@ -38,7 +38,7 @@ from flavortag.generate.particle_flow import (
     measured_neutrals,
     track_pid,
 )
-from flavortag.generate.pythia_setup import flavour_name, make_pythia, pythia_seed
+from flavortag.generate.pythia_setup import flavour_name, make_pythia, pythia_seed, stream_index
 from flavortag.generate.thrust import thrust_axis
 from flavortag.io.columns import NEUTRALS
 from flavortag.ragged import offsets_from_counts
@@ -76,12 +76,12 @@ class ChunkSpec:
 
     def detector_rng(self) -> np.random.Generator:
         """The chunk's own numpy generator for the detector model."""
-        key = [self.seed, class_index(self.flavour), self.chunk_index, 7]
+        key = [self.seed, stream_index(self.flavour), self.chunk_index, 7]
         return np.random.default_rng(key if self.process == "qq" else [*key, 1])
 
     def particle_flow_rng(self) -> np.random.Generator:
         """The chunk's generator of the particle-flow numbers (apart: the tracks do not depend on it)."""
-        return np.random.default_rng([self.seed, class_index(self.flavour), self.chunk_index, 11,
+        return np.random.default_rng([self.seed, stream_index(self.flavour), self.chunk_index, 11,
                                       0 if self.process == "qq" else 1])
 
 

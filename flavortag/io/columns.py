@@ -92,7 +92,8 @@ class EventColumns:
     def slice(self, start: int, stop: int) -> EventColumns:
         """Events ``start:stop`` (views, offsets rebased to 0)."""
         lo, hi = int(self.offsets[start]), int(self.offsets[stop])
-        neutral_offsets, neutrals = None, {}
+        neutral_offsets: np.ndarray | None = None
+        neutrals: dict[str, np.ndarray] = {}
         if self.neutral_offsets is not None:
             nlo, nhi = int(self.neutral_offsets[start]), int(self.neutral_offsets[stop])
             neutral_offsets = self.neutral_offsets[start : stop + 1] - nlo
@@ -114,7 +115,8 @@ class EventColumns:
     def take(self, order: np.ndarray) -> EventColumns:
         """The events at ``order`` (indices, any order; copies)."""
         offsets, tracks = _take_lists(self.offsets, self.tracks, order)
-        neutral_offsets, neutrals = None, {}
+        neutral_offsets: np.ndarray | None = None
+        neutrals: dict[str, np.ndarray] = {}
         if self.neutral_offsets is not None:
             neutral_offsets, neutrals = _take_lists(self.neutral_offsets, self.neutrals, order)
         return EventColumns(
@@ -144,7 +146,7 @@ class EventColumns:
         counts = np.concatenate([np.diff(p.offsets) for p in parts])
         neutral_offsets = None
         if first.neutral_offsets is not None:
-            neutral_offsets = offsets_from_counts(np.concatenate([np.diff(p.neutral_offsets)  # type: ignore[arg-type]
+            neutral_offsets = offsets_from_counts(np.concatenate([np.diff(p.neutral_offsets)  # type: ignore[arg-type,type-var]
                                                                   for p in parts]))
         return EventColumns(
             axis=np.concatenate([p.axis for p in parts]),
@@ -214,7 +216,8 @@ class EventColumns:
         flat = {name: _numpy(ak.flatten(tracks[name], axis=1), f"tracks.{name}") for name in names}
         for name in TRACK_FIELDS:
             flat[name] = flat[name].astype(np.float32, copy=False)
-        neutral_offsets, neutrals = None, {}
+        neutral_offsets: np.ndarray | None = None
+        neutrals: dict[str, np.ndarray] = {}
         if NEUTRALS in fields:
             neutral_offsets, neutrals = _neutral_columns(events[NEUTRALS])
         extras = {}

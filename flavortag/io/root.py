@@ -201,7 +201,8 @@ def _columns(arrays: ak.Array, plan: _Plan, label: int | None, path: str, entry:
     tracks = {k: v.astype(np.float32, copy=False) if k in TRACK_FIELDS else v for k, v in tracks.items()}
     labels = label_codes(_label_values(arrays["label"]))[0] if label is None else np.full(n, label, np.int32)
     extras = {name: ak.to_numpy(arrays[name]) for name in plan.extras}
-    neutral_offsets, neutrals = None, {}
+    neutral_offsets: np.ndarray | None = None
+    neutrals: dict[str, np.ndarray] = {}
     if plan.neutral_fields:
         neutral_offsets, neutrals = _jagged(arrays, NEUTRAL_PREFIX, plan.neutral_fields, path, entry)
         neutrals = {k: v.astype(np.int32 if k == "pid_pdg" else np.float32, copy=False) for k, v in neutrals.items()}
