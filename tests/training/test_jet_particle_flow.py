@@ -23,7 +23,7 @@ def jet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from flavortag.generate.production import produce_samples
 
     out = tmp_path_factory.mktemp("zh_pf")
-    produce_samples(out, 30, list(FLAVOURS), seed=4, sqrt_s_gev=250.0, workers=1, chunk_size=30,
+    produce_samples(out, 20, list(FLAVOURS), seed=4, sqrt_s_gev=250.0, workers=1, chunk_size=30,
                     progress=False, process="zh", n_jets=2, particle_flow=True)
     return out
 
@@ -76,7 +76,7 @@ def test_jet_tagger_with_neutrals_pid_and_strange(jet_dir: Path, tmp_path: Path)
     assert test.features[..., test.track_feature_names.index("is_photon")].sum() > 0  # neutral tokens
     model, _ = fit_torch(job, data, tmp_path, Distributed(False, "auto"))
     bdt_job = TrainJob.from_config(OmegaConf.to_container(
-        _cfg("train", [*common, "model=bdt", "model.max_iter=3"]), resolve=True))
+        _cfg("train", [*common, "model=bdt", "model.max_iter=2"]), resolve=True))
     bdt, _ = fit_bdt(bdt_job, data)
     for tagger in (model, bdt):
         probs = predict_proba(tagger, test)
