@@ -85,3 +85,33 @@ def test_jet_tagger_with_neutrals_pid_and_strange(jet_dir: Path, tmp_path: Path)
         assert "test/rej_ud_at_c50" in metrics and "test/rej_s_at_c50" in metrics
     with pytest.raises(ValueError, match="particle-flow fields"):
         used_raw_inputs(list(test.track_feature_names), [], DetectorModel())
+
+
+def test_jets_stream_from_files(jet_dir: Path, tmp_path: Path) -> None:
+    """data.streaming with a jet scheme: counts per scheme class (s is light in [light, c, b, g]), one epoch."""
+    from omegaconf import OmegaConf
+
+    from flavortag.classes import class_scheme
+    from flavortag.dataset import to_scheme
+    from flavortag.io import read_events
+    from flavortag.training.data import prepare_data
+    from flavortag.training.loop import fit_torch
+    from flavortag.training.runtime import Distributed
+    from flavortag.training.settings import TrainJob
+
+    files = [str(jet_dir / f"{f}.parquet") for f in FLAVOURS]
+    paths = ",".join(files)
+    cfg = _cfg("train", ["data=zh_jets", f"data.paths=[{paths}]", f"data.val_paths=[{files[0]},{files[1]}]",
+                         "data.streaming=true", "data.step_size=40", "data.classes=[light,c,b,g]",
+                         "model=deepsets", "model.phi_dims=[8]", "model.rho_dims=[8]", "trainer.max_epochs=1",
+                         "trainer.batch_size=32", "trainer.progress=false", "trainer.checkpoint_every_steps=0",
+                         f"output_dir={tmp_path}"])
+    job = TrainJob.from_config(OmegaConf.to_container(cfg, resolve=True))
+    data = prepare_data(job)
+    scheme = class_scheme(["light", "c", "b", "g"])
+    labels = np.concatenate([np.asarray(to_scheme(read_events(f), scheme)["label"]) for f in files])
+    assert data.stream is not None and data.scheme == scheme
+    np.testing.assert_array_equal(data.stream.class_counts, np.bincount(labels, minlength=4))
+    assert data.stream.n_events == len(labels) == 2 * 20 * len(FLAVOURS)
+    _, state = fit_torch(job, data, tmp_path, Distributed(False, "auto"))
+    assert state.epoch >= 1
