@@ -1,8 +1,10 @@
-"""The class convention, in one place: 0 = uds, 1 = cc, 2 = bb (events); 3 = g (jets).
+"""The class convention, in one place: 0 = uds, 1 = cc, 2 = bb (events); 3 = g, 4 = s (jets).
 
 Stored labels are these codes everywhere: event files use 0..2, jet files
-0..3 (0 light, 1 c, 2 b, 3 g: a jet's light / c / b label shares the code of
-the event class uds / cc / bb, and 3 is a gluon jet). Which classes a model
+0..4 (0 light, 1 c, 2 b, 3 g, 4 s: a jet's light / c / b label shares the code of
+the event class uds / cc / bb, 3 is a gluon jet and 4 a light jet of an
+``H -> s sbar`` event, issue 25). A scheme without ``s`` counts an s jet as
+light; a scheme with it calls code 0 ``ud``. Which classes a model
 tells apart, and what it calls them, is a :class:`ClassScheme`: the event
 default ``("uds", "cc", "bb")``, jet schemes ``("light", "c", "b")`` and
 ``("light", "c", "b", "g")``. A scheme's classes are always in code order, so
@@ -24,10 +26,11 @@ import numpy as np
 CLASS_NAMES: tuple[str, ...] = ("uds", "cc", "bb")
 N_CLASSES: int = len(CLASS_NAMES)
 UDS, CC, BB = 0, 1, 2
-#: Code of a gluon jet (jet files only; forced decay H -> gg).
+#: Code of a gluon jet (jet files only; forced decay H -> gg) and of a strange jet (H -> s sbar).
 GG: int = 3
-#: Every stored label code's canonical name (the event classes, then gg).
-LABEL_NAMES: tuple[str, ...] = (*CLASS_NAMES, "gg")
+SS: int = 4
+#: Every stored label code's canonical name (the event classes, then gg, ss).
+LABEL_NAMES: tuple[str, ...] = (*CLASS_NAMES, "gg", "ss")
 N_LABELS: int = len(LABEL_NAMES)
 
 #: Accepted spellings of each class (case-insensitive).
@@ -36,20 +39,22 @@ CLASS_ALIASES: dict[str, int] = {
     "cc": CC, "c": CC, "charm": CC,
     "bb": BB, "b": BB, "bottom": BB, "beauty": BB,
     "gg": GG, "g": GG, "gluon": GG,
+    "ss": SS, "s": SS, "strange": SS, "ud": UDS,
 }
 
 #: Default file-name rule: a regular expression on the file name (without
 #: directory and extensions) -> class name. The first match wins.
 DEFAULT_LABEL_RULES: dict[str, str] = {
-    r"(^|[_\-.])(uds|light|qq)([_\-.]|$)": "uds",
+    r"(^|[_\-.])(uds|ud|light|qq)([_\-.]|$)": "uds",
     r"(^|[_\-.])(cc|charm)([_\-.]|$)": "cc",
     r"(^|[_\-.])(bb|bottom)([_\-.]|$)": "bb",
     r"(^|[_\-.])(gg|gluon)([_\-.]|$)": "gg",
+    r"(^|[_\-.])(ss|strange)([_\-.]|$)": "ss",
 }
 
 
 def class_index(label: int | str) -> int:
-    """Return the label code (0 uds, 1 cc, 2 bb, 3 gg) of a class name or index.
+    """Return the label code (0 uds, 1 cc, 2 bb, 3 gg, 4 ss) of a class name or index.
 
     Raises ``ValueError`` naming the accepted values for anything else.
     """
@@ -150,9 +155,9 @@ def describe_label(value: object) -> str:
 # --------------------------------------------------------------------------- class schemes
 
 #: Short flavour name of each label code, used in metric names (rej_c_at_b80, ...).
-_EVENT_FLAVOURS: tuple[str, ...] = ("uds", "c", "b", "g")
-#: Names a jet scheme gives each label code.
-JET_CLASS_NAMES: tuple[str, ...] = ("light", "c", "b", "g")
+_EVENT_FLAVOURS: tuple[str, ...] = ("uds", "c", "b", "g", "s")
+#: Names a jet scheme gives each label code (code 0 is ``ud`` in a scheme with ``s``).
+JET_CLASS_NAMES: tuple[str, ...] = ("light", "c", "b", "g", "s")
 
 
 @dataclass(frozen=True)
@@ -181,7 +186,7 @@ class ClassScheme:
     @property
     def flavours(self) -> tuple[str, ...]:
         """Short flavour names (metric names): ``uds``/``light``, ``c``, ``b``, ``g``."""
-        light = "uds" if self.names[0] == "uds" else "light"
+        light = self.names[0] if self.names[0] in ("uds", "ud") else "light"
         return tuple(light if c == UDS else _EVENT_FLAVOURS[c] for c in self.codes)
 
     def index(self, code: int) -> int | None:
@@ -189,10 +194,15 @@ class ClassScheme:
         return self.codes.index(code) if code in self.codes else None
 
     def indices_of(self, codes: np.ndarray) -> np.ndarray:
-        """Label codes -> model-output indices (int64; -1 for codes outside the scheme)."""
+        """Label codes -> model-output indices (int64; -1 for codes outside the scheme).
+
+        An s jet (code 4) is light in a scheme that has light (code 0) but no s.
+        """
         table = np.full(N_LABELS + 1, -1, np.int64)  # last entry: unknown (-1) and anything else
         for k, code in enumerate(self.codes):
             table[code] = k
+        if SS not in self.codes and UDS in self.codes:
+            table[SS] = table[UDS]
         c = np.asarray(codes, dtype=np.int64)
         return table[np.where((c >= 0) & (c < N_LABELS), c, N_LABELS)]
 
@@ -223,4 +233,5 @@ def class_scheme(names: Sequence[str] | ClassScheme | None) -> ClassScheme:
         raise ValueError(f"classes {given} name the same class twice")
     if tuple(n.lower() for n in given) == CLASS_NAMES or sorted(n.lower() for n in given) == sorted(CLASS_NAMES):
         return EVENT_SCHEME
-    return ClassScheme(tuple(JET_CLASS_NAMES[c] for c in codes), tuple(codes))
+    return ClassScheme(tuple("ud" if c == UDS and SS in codes else JET_CLASS_NAMES[c] for c in codes),
+                       tuple(codes))

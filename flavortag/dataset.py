@@ -257,7 +257,7 @@ def data_scheme(data_cfg: Mapping[str, Any]) -> ClassScheme:
     scheme = class_scheme([str(c) for c in classes])
     if scheme.is_event_scheme != (level == "event"):
         raise ValueError(f"data.classes={list(scheme.names)} are not {level} classes (data.level={level}); "
-                         f"{'events: uds, cc, bb' if level == 'event' else 'jets: light, c, b[, g]'}")
+                         f"{'events: uds, cc, bb' if level == 'event' else 'jets: light, c, b[, g][, s]'}")
     return scheme
 
 

@@ -55,6 +55,17 @@ class DetectorModel:
     The resolution's momentum dependence of a smeared sample differs from a
     tagger's when it is made with other ``d0_a_mm``, ``d0_b_mm_gev``, ...: the
     tagger forms its significances with the detector model stored with it.
+
+    Particle flow (written by ``flavortag generate particle_flow=true``, the
+    default for jets; docs/FORMAT.md): the field ``bz_tesla`` and the
+    calorimeter face (barrel radius ``calo_radius_mm``, endcap at
+    ``calo_half_length_mm``) give the track length of the time of flight
+    (resolution ``tof_resolution_ps``); ``dndx_mip_per_mm`` and the relative
+    ``dndx_resolution`` the cluster counting (:mod:`flavortag.pid`). Neutral
+    particles inside ``calo_cos_theta_max`` are measured by the ECAL
+    (photons: ``sigma_E / E = ecal_stochastic / sqrt(E) (+) ecal_constant``,
+    direction ``ecal_angle_mrad``) or the HCAL (neutral hadrons, ``hcal_*``)
+    above ``photon_e_min_gev`` / ``neutral_hadron_e_min_gev`` (measured energy).
     """
 
     name: str = "ild"
@@ -78,11 +89,28 @@ class DetectorModel:
     fake_track_ip_mm: float = 0.5
     ip_tail_fraction: float = 0.0
     ip_tail_scale: float = 3.0
+    # particle flow (``generate particle_flow``): calorimeter and PID, see flavortag/pid.py
+    bz_tesla: float = 3.5
+    calo_radius_mm: float = 1800.0
+    calo_half_length_mm: float = 2350.0
+    calo_cos_theta_max: float = 0.99
+    ecal_stochastic: float = 0.15
+    ecal_constant: float = 0.01
+    ecal_angle_mrad: float = 2.0
+    hcal_stochastic: float = 0.50
+    hcal_constant: float = 0.03
+    hcal_angle_mrad: float = 10.0
+    photon_e_min_gev: float = 0.2
+    neutral_hadron_e_min_gev: float = 0.5
+    dndx_mip_per_mm: float = 1.25
+    dndx_resolution: float = 0.03
+    tof_resolution_ps: float = 30.0
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot describe a detector, naming the setting."""
         positive = ("ip_resolution_scale", "momentum_resolution_scale", "fake_track_pt_gev",
-                    "fake_track_ip_mm", "ip_tail_scale")
+                    "fake_track_ip_mm", "ip_tail_scale", "bz_tesla", "calo_radius_mm", "calo_half_length_mm",
+                    "dndx_mip_per_mm", "dndx_resolution", "tof_resolution_ps")
         for name in positive:
             if not float(getattr(self, name)) > 0.0:
                 raise ValueError(f"detector.{name} must be > 0, got {getattr(self, name)}")
@@ -93,6 +121,12 @@ class DetectorModel:
                              f"got {self.fake_tracks_per_event}")
         if not 0.0 <= self.ip_tail_fraction < 1.0:
             raise ValueError(f"detector.ip_tail_fraction must be in [0, 1), got {self.ip_tail_fraction}")
+        for name in ("ecal_stochastic", "ecal_constant", "ecal_angle_mrad", "hcal_stochastic", "hcal_constant",
+                     "hcal_angle_mrad", "photon_e_min_gev", "neutral_hadron_e_min_gev"):
+            if not float(getattr(self, name)) >= 0.0:
+                raise ValueError(f"detector.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 < self.calo_cos_theta_max <= 1.0:
+            raise ValueError(f"detector.calo_cos_theta_max must be in (0, 1], got {self.calo_cos_theta_max}")
         if not 0.0 < self.cos_theta_max <= 1.0:
             raise ValueError(f"detector.cos_theta_max must be in (0, 1], got {self.cos_theta_max}")
 

@@ -97,6 +97,10 @@ def used_raw_inputs(track_names: list[str], event_names: list[str], detector: De
         padded_track_features(q, track_names)
     if event_names:
         padded_event_features(q, event_names)
+    if "particle" in q.used_inputs:  # issue 25: not (yet) an input of the raw graph; never diverge silently
+        raise ValueError("this tagger's features read the particle-flow fields (neutral tokens, PID: "
+                         "features.particle_flow) that the raw-input graph does not take; export it without "
+                         "the raw format (--formats onnx,torchscript)")
     return tuple(n for n in RAW_INPUTS if n in ("axis", "tracks", "valid") or n in q.used_inputs)
 
 

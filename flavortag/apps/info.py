@@ -74,7 +74,7 @@ def label_mismatch(events: ak.Array) -> list[dict[str, Any]]:
         rows.append({"decay": LABEL_NAMES[int(code)] if 0 <= code < len(LABEL_NAMES) else str(code),
                      "jets": int(sel.sum()), "fraction_differs": float(np.mean(labels[sel] != code)),
                      "labels": {JET_CLASS_NAMES[k]: int(n) for k, n in
-                                enumerate(np.bincount(labels[sel][labels[sel] >= 0], minlength=4)) if n}})
+                                enumerate(np.bincount(labels[sel][labels[sel] >= 0], minlength=5)) if n}})
     return rows
 
 

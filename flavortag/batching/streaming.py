@@ -81,8 +81,11 @@ class StreamingEventDataset(IterableDataset):
         trim: bool = True,
         io_options: Mapping[str, Any] | None = None,
         reader: ChunkReader | None = None,
+        records: Callable[[ak.Array], ak.Array] | None = None,
     ) -> None:
         super().__init__()
+        #: applied to every chunk read, before its features (a jet scheme's labels: ``dataset.to_scheme``)
+        self.records = records
         self.paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
         if not self.paths:
             raise ValueError("no input files")
@@ -134,6 +137,8 @@ class StreamingEventDataset(IterableDataset):
             for chunk in reader(path, step_size=self.step_size, **self.io_options):
                 mine = self.shard_by == "file" or chunk_number % n_shards == shard
                 chunk_number += 1
+                if mine and self.records is not None:
+                    chunk = self.records(chunk)
                 if mine and len(chunk):
                     yield chunk
 

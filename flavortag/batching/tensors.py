@@ -18,6 +18,7 @@ from flavortag.features import (
     VECTOR_FIELDS,
     compute_features,
 )
+from flavortag.features.particle_flow import uses_neutral_tokens, with_neutral_tokens
 from flavortag.ragged import DEFAULT_SORT_BY, offsets_from_counts
 
 
@@ -171,9 +172,13 @@ def build_event_tensors(
     """
     track_feature_names = tuple(track_feature_names)
     event_names = tuple(event_feature_names) if event_feature_names else None
-    columns, offsets, event_matrix = compute_features(
-        events, track_feature_names, event_names, detector
-    )
+    if uses_neutral_tokens(track_feature_names):  # neutrals become tokens; event features stay charged
+        tokens = with_neutral_tokens(events)
+        columns, offsets, _ = compute_features(tokens, track_feature_names, None, detector)
+        event_matrix = None if event_names is None else compute_features(events, (), event_names, detector)[2]
+        events = ak.with_field(events, tokens["tracks"], "tracks")
+    else:
+        columns, offsets, event_matrix = compute_features(events, track_feature_names, event_names, detector)
     tracks = events["tracks"]
     key = None
     if sort_by is not None:

@@ -54,6 +54,7 @@ from flavortag.features.event import (
     EVENT_FEATURE_SPECS,
     EVENT_FEATURES,
     MISSING_SIGNIFICANCE,
+    PID_EVENT_FEATURES,
     EventQuantities,
     check_event_feature_names,
     event_feature_matrix,
@@ -67,6 +68,7 @@ from flavortag.features.probability import (
     log_prompt_probability,
 )
 from flavortag.features.track import (
+    PARTICLE_FLOW_FEATURES,
     TRACK_FEATURE_SPECS,
     TRACK_FEATURES,
     VECTOR_FIELDS,
@@ -178,7 +180,9 @@ def compute_features(
     it, and float32 ``[n, len(event_names)]`` (None when ``event_names`` is None).
     """
     track_names = check_track_feature_names(track_names)
-    q = TrackQuantities(events, detector)
+    with_particle = (any(n in PARTICLE_FLOW_FEATURES for n in track_names)
+                     or any(n in PID_EVENT_FEATURES for n in event_names or ()))
+    q = TrackQuantities(events, detector, with_particle=with_particle)
     columns = track_feature_columns(q, track_names)
     matrix = None if event_names is None else event_feature_matrix(q, event_names)
     return columns, q.offsets, matrix

@@ -29,6 +29,7 @@ import numpy as np
 
 from flavortag.array_ops import Array
 from flavortag.detector import DetectorModel
+from flavortag.features import particle_flow as pf
 from flavortag.features.padded import PaddedTracks, compressed
 from flavortag.features.probability import log10_joint_probability_padded, log_prompt_probability
 from flavortag.features.track import FeatureSpec, TrackQuantities
@@ -291,6 +292,20 @@ _register("event_log_d0_resolution_scale", "event_resolution", "ln 1",
           "ln of the event's d0 resolution scale (calibrated or augmented; 0 when nominal)",
           lambda e: e.ops.log(e.q.d0_resolution_scale[:, 0]))
 
+# PID (issue 25; kaon candidates: flavortag.features.particle_flow.kaon_mask), as an LCFIPlus-era tagger
+_register("n_kaons", "pid_event", "count", "number of kaon-identified tracks", lambda e: e.count(pf.kaon_mask(e.q)))
+_register("n_displaced_kaons", "pid_event", "count",
+          "kaon-identified lifetime tracks with signed d0 sig > 3", lambda e: e.count(pf.kaon_mask(e.q) & e.displaced))
+_register("displaced_kaon_charge", "pid_event", "e", "|sum of the charges of the displaced kaons|",
+          lambda e: e.ops.abs(e.per_event(e.ops.where(e.q.particle_field("charge") == e.q.particle_field("charge"),
+                                                      e.q.particle_field("charge"), 0.0),
+                                          pf.kaon_mask(e.q) & e.displaced)))
+_register("leading_kaon_e_frac", "pid_event", "1", "largest E of a kaon-identified track / sum of track E (0: none)",
+          lambda e: e.ops.max(e.ops.where(pf.kaon_mask(e.q), e.q.field("E"), 0.0), 1)
+          / e.ops.clip_min(e.per_event(e.q.field("E")), 1e-9))
+#: Event features that read the particle-flow fields.
+PID_EVENT_FEATURES: tuple[str, ...] = ("n_kaons", "n_displaced_kaons", "displaced_kaon_charge", "leading_kaon_e_frac")
+
 #: Every per-event feature that can be asked for, with its group, unit and definition.
 EVENT_FEATURE_SPECS: dict[str, FeatureSpec] = {k: v[0] for k, v in _EVENT_REGISTRY.items()}
 
@@ -351,4 +366,5 @@ def event_features(
     significances. Unknown names raise ``ValueError`` listing the known ones.
     """
     names = check_event_feature_names(names)
-    return event_feature_matrix(TrackQuantities(events, detector), names)
+    with_particle = any(n in PID_EVENT_FEATURES for n in names)
+    return event_feature_matrix(TrackQuantities(events, detector, with_particle=with_particle), names)

@@ -11,7 +11,10 @@ hands to the exported raw-input ONNX model:
   ``function`` calibration);
 * ``measured_sigma [B, N, 2]``: each track's own sigma(d0), sigma(z0) in mm from
   its track fit (None: the detector model's parametric resolution; a value
-  <= 0 (or NaN) also falls back to the parametric one for that track).
+  <= 0 (or NaN) also falls back to the parametric one for that track);
+* ``particle [B, N, 5]``: the particle-flow fields :data:`PARTICLE_FIELDS`
+  (particle type 0 charged / 1 photon / 2 neutral hadron, charge, dN/dx,
+  time of flight, track length; NaN where not measured), None without them.
 
 Every quantity is a lazily computed ``[B, N]`` array (``[B, 1]`` for the axis
 components) in the namespace of the inputs (:mod:`flavortag.array_ops`): numpy
@@ -47,6 +50,8 @@ _TINY = 1e-12
 
 #: Index of each raw per-track field in the last axis of ``vectors``.
 VECTOR_INDEX: dict[str, int] = {name: i for i, name in enumerate(("E", "px", "py", "pz", "x", "y", "z"))}
+#: The optional particle-flow fields of ``particle`` (issue 25; docs/FORMAT.md "Particle flow").
+PARTICLE_FIELDS: tuple[str, ...] = ("particle_type", "charge", "dndx", "tof_ns", "track_length_mm")
 
 
 class PaddedTracks:
@@ -65,6 +70,7 @@ class PaddedTracks:
         detector: DetectorModel | None = None,
         resolution_scale: Array | None = None,
         measured_sigma: Array | None = None,
+        particle: Array | None = None,
     ) -> None:
         self.ops: NumpyOps | TorchOps = ops_for(vectors)
         self.vectors = vectors
@@ -73,7 +79,17 @@ class PaddedTracks:
         self.detector = detector if detector is not None else DetectorModel()
         self.resolution_scale = resolution_scale
         self.measured_sigma = measured_sigma
+        self.particle = particle
         self.used_inputs: set[str] = set()
+
+    def particle_field(self, name: str) -> Array:
+        """A particle-flow field ``[B, N]`` (:data:`PARTICLE_FIELDS`; all NaN but the type 0 without them)."""
+        self.used_inputs.add("particle")
+        index = PARTICLE_FIELDS.index(name)
+        if self.particle is None:
+            fill = 0.0 if name == "particle_type" else math.nan
+            return self.ops.full_like(self.field("E"), fill)
+        return self.particle[..., index]
 
     def field(self, name: str) -> Array:
         """A raw per-track field of ``vectors`` (``E``, ``px``, ..., ``z``), ``[B, N]``."""

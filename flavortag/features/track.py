@@ -28,14 +28,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 import awkward as ak
 import numpy as np
 
 from flavortag.array_ops import Array, ops_for
 from flavortag.detector import DetectorModel
-from flavortag.features.padded import PaddedTracks, compressed
+from flavortag.features import particle_flow as pf
+from flavortag.features.padded import PARTICLE_FIELDS, PaddedTracks, compressed
 from flavortag.ragged import event_index, offsets_from_counts
 
 _TINY = 1e-12
@@ -82,7 +83,7 @@ class TrackQuantities:
     """
 
     def __init__(self, events: ak.Array, detector: DetectorModel | None = None,
-                 chunk_events: int = CHUNK_EVENTS) -> None:
+                 chunk_events: int = CHUNK_EVENTS, with_particle: bool = False) -> None:
         self.events = events
         self.detector = detector if detector is not None else DetectorModel()
         self.tracks = events["tracks"]
@@ -90,6 +91,8 @@ class TrackQuantities:
         self.n_events = len(self.counts)
         self.offsets = offsets_from_counts(self.counts)
         self.chunk_events = max(int(chunk_events), 1)
+        #: pad the particle-flow fields too (the features of the ``particle_type`` and ``pid`` groups)
+        self.with_particle = with_particle
         self._fields: dict[str, np.ndarray] = {}
 
     def field(self, name: str) -> np.ndarray:
@@ -152,6 +155,12 @@ class TrackQuantities:
         sigma = None
         if self.has_measured_sigma:
             sigma = np.stack([self.field(f) for f in SIGMA_FIELDS], axis=1)
+        particle = None
+        if self.with_particle:
+            fill = {"particle_type": 0.0}
+            particle = np.stack([self.field(f) if f in self.tracks.fields
+                                 else np.full(self.n_tracks_total, fill.get(f, np.nan)) for f in PARTICLE_FIELDS],
+                                axis=1)
         order = np.argsort(self.counts, kind="stable")
         out = []
         for i0 in range(0, self.n_events, self.chunk_events):
@@ -171,7 +180,12 @@ class TrackQuantities:
             if track_scale is not None:  # [B, N, 2], 1 in the padded slots
                 chunk_scale = np.ones((len(rows), n_slots, 2))
                 chunk_scale[valid] = track_scale[tracks]
-            chunk = PaddedTracks(padded, valid, axes[rows], self.detector, chunk_scale, padded_sigma)
+            padded_particle = None
+            if particle is not None:
+                padded_particle = np.zeros((len(rows), n_slots, len(PARTICLE_FIELDS)))
+                padded_particle[valid] = particle[tracks]
+            chunk = PaddedTracks(padded, valid, axes[rows], self.detector, chunk_scale, padded_sigma,
+                                 padded_particle)
             out.append((chunk, rows, tracks))
         return out
 
@@ -272,6 +286,23 @@ _register("signed_z0_sig_log", "ip_significances", "1", "sign * ln(1 + |signed_z
 _register("signed_ip3d_sig_log", "ip_significances", "1", "sign * ln(1 + |signed_ip3d_sig|)",
           lambda q: compressed(q.signed_ip3d_sig))
 
+# particle flow (issue 25; flavortag/features/particle_flow.py): the token's type and the PID
+_register("is_charged", "particle_type", "1", "1 for a track, 0 for a neutral token (no IP features)",
+          lambda q: pf.particle_type_flag(q, pf.CHARGED))
+_register("is_photon", "particle_type", "1", "1 for a photon token", lambda q: pf.particle_type_flag(q, pf.PHOTON))
+_register("is_neutral_hadron", "particle_type", "1", "1 for a neutral-hadron token",
+          lambda q: pf.particle_type_flag(q, pf.NEUTRAL_HADRON))
+_register("has_pid", "pid", "1", "1 for a track with a dN/dx measurement", pf.has_pid)
+for _h, _m in pf.HYPOTHESES.items():
+    _register(f"dndx_pull_{_h}", "pid", "1", f"(dndx / N_{_h}(p) - 1) / dndx_resolution, clipped to +-20; 0: none",
+              partial(pf.dndx_pull, mass_gev=_m))
+    _register(f"tof_pull_{_h}", "pid", "1", f"(tof - L / (beta_{_h} c)) / sigma_t, clipped to +-20; 0: none",
+              partial(pf.tof_pull, mass_gev=_m))
+_register("mass2_tof_gev2", "pid", "GeV^2", "p^2 (c^2 t^2 / L^2 - 1), clipped to [-1, 4]; 0: none", pf.mass2_tof)
+#: Features that read the particle-flow fields (``TrackQuantities(with_particle=True)``).
+PARTICLE_FLOW_FEATURES: tuple[str, ...] = tuple(
+    n for n, (spec, _) in _TRACK_REGISTRY.items() if spec.group in ("particle_type", "pid"))
+
 #: Every per-track feature that can be asked for, with its group, unit and definition.
 TRACK_FEATURE_SPECS: dict[str, FeatureSpec] = {k: v[0] for k, v in _TRACK_REGISTRY.items()}
 
@@ -333,5 +364,5 @@ def track_features(
     significances. Unknown names raise ``ValueError`` listing the known ones.
     """
     names = check_track_feature_names(names)
-    q = TrackQuantities(events, detector)
+    q = TrackQuantities(events, detector, with_particle=any(n in PARTICLE_FLOW_FEATURES for n in names))
     return jagged_records(track_feature_columns(q, names), names, q.offsets)

@@ -31,8 +31,16 @@ from flavortag.generate.detector_sim import (
     TrueParticles,
     simulate_tracks,
 )
-from flavortag.generate.pythia_setup import flavour_name, make_pythia, pythia_seed
+from flavortag.generate.particle_flow import (
+    PID_FIELDS,
+    Neutrals,
+    empty_neutral_columns,
+    measured_neutrals,
+    track_pid,
+)
+from flavortag.generate.pythia_setup import flavour_name, make_pythia, pythia_seed, stream_index
 from flavortag.generate.thrust import thrust_axis
+from flavortag.io.columns import NEUTRALS
 from flavortag.ragged import offsets_from_counts
 
 DEFAULT_SQRT_S_GEV: float = 91.188
@@ -59,6 +67,8 @@ class ChunkSpec:
     n_jets: int | None = None
     #: events per chunk of the plan (numbers the events of a jet file: chunk_index * chunk_size + k)
     chunk_size: int = DEFAULT_CHUNK_SIZE
+    #: add the tracks' measured PID and the calorimeter's neutral particles (:mod:`.particle_flow`)
+    particle_flow: bool = False
 
     def pythia_key(self) -> tuple:
         """Chunks with equal keys can share one initialised Pythia instance."""
@@ -66,8 +76,13 @@ class ChunkSpec:
 
     def detector_rng(self) -> np.random.Generator:
         """The chunk's own numpy generator for the detector model."""
-        key = [self.seed, class_index(self.flavour), self.chunk_index, 7]
+        key = [self.seed, stream_index(self.flavour), self.chunk_index, 7]
         return np.random.default_rng(key if self.process == "qq" else [*key, 1])
+
+    def particle_flow_rng(self) -> np.random.Generator:
+        """The chunk's generator of the particle-flow numbers (apart: the tracks do not depend on it)."""
+        return np.random.default_rng([self.seed, stream_index(self.flavour), self.chunk_index, 11,
+                                      0 if self.process == "qq" else 1])
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,9 @@ class ChunkColumns:
     labels: np.ndarray | None = None
     #: extra per-record fields (jets: :data:`flavortag.generate.jets.JET_FIELDS`)
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    #: neutral particles per record (None: no particle flow) and their flat columns
+    neutral_counts: np.ndarray | None = None
+    neutral_columns: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_events(self) -> int:
@@ -154,18 +172,25 @@ class ChunkGenerator:
         """The chunk's events as flat buffers (see :func:`events_from_chunks`)."""
         _, charges = self._instance(spec)
         if spec.n_events == 0:
-            return _empty_chunk(class_index(spec.flavour))
+            return _empty_chunk(class_index(spec.flavour), spec.particle_flow)
         record = rec.record_from_batch(self.pythia_batch(spec))
         particles = true_charged_particles(record, charges)
         tracks = simulate_tracks(particles, spec.detector, spec.detector_rng())
+        neutrals = None
+        if spec.particle_flow:
+            rng = spec.particle_flow_rng()
+            neutrals = measured_neutrals(record, charges, spec.detector, rng)
+            tracks.columns.update(track_pid(tracks.columns, spec.detector, rng))
         if spec.n_jets is not None:
-            return _jet_columns(spec, record, particles, tracks)
+            return _jet_columns(spec, record, particles, tracks, neutrals)
         axis, _ = thrust_axis(tracks.momenta, tracks.offsets)
         return ChunkColumns(
             label=class_index(spec.flavour),
             counts=np.diff(tracks.offsets),
             columns=tracks.columns,
             axis=axis.astype(np.float32),
+            neutral_counts=None if neutrals is None else np.bincount(neutrals.event, minlength=record.n_events),
+            neutral_columns={} if neutrals is None else neutrals.columns,
         )
 
     def __call__(self, spec: ChunkSpec) -> ak.Array:
@@ -174,16 +199,24 @@ class ChunkGenerator:
 
 
 def _jet_columns(spec: ChunkSpec, record: rec.EventRecord, particles: TrueParticles,
-                 tracks: Tracks) -> ChunkColumns:
-    """A chunk's jets as flat buffers (:func:`flavortag.generate.jets.jets_of_chunk`)."""
+                 tracks: Tracks, neutrals: Neutrals | None) -> ChunkColumns:
+    """A chunk's jets as flat buffers (:func:`flavortag.generate.jets.jets_of_chunk`); neutrals go
+    to the jet that holds their particle."""
     from flavortag.generate.jets import jets_of_chunk
 
     assert spec.n_jets is not None and particles.row is not None and tracks.particle is not None
     rows = np.where(tracks.particle >= 0, particles.row[np.maximum(tracks.particle, 0)], -1)
     jets = jets_of_chunk(record, tracks, rows, spec.n_jets, class_index(spec.flavour),
                          first_event=spec.chunk_index * spec.chunk_size)
+    neutral_counts, neutral_columns = None, {}
+    if neutrals is not None:
+        neutral_jet = jets.row_jet[neutrals.row]
+        order = np.argsort(neutral_jet, kind="stable")
+        neutral_counts = np.bincount(neutral_jet, minlength=len(jets.labels))
+        neutral_columns = {k: v[order] for k, v in neutrals.columns.items()}
     return ChunkColumns(label=class_index(spec.flavour), counts=jets.counts, columns=jets.columns,
-                        axis=jets.axis, labels=jets.labels, extras=jets.extras)
+                        axis=jets.axis, labels=jets.labels, extras=jets.extras,
+                        neutral_counts=neutral_counts, neutral_columns=neutral_columns)
 
 
 def true_charged_particles(record: rec.EventRecord, charges: rec.ChargeTable) -> TrueParticles:
@@ -229,33 +262,43 @@ def events_from_chunks(chunks: Sequence[ChunkColumns]) -> ak.Array:
     label = np.concatenate([np.full(c.n_events, c.label, dtype=np.int32) if c.labels is None
                             else c.labels.astype(np.int32) for c in chunks])
     extra_names = list(chunks[0].extras)
+    lists = [contents.RegularArray(contents.NumpyArray(axis), 3, zeros_length=len(counts)),
+             contents.ListOffsetArray(ak.index.Index64(offsets), track_record),
+             contents.NumpyArray(label)]
+    names = ["axis", "tracks", "label"]
+    if chunks[0].neutral_counts is not None:
+        neutral_offsets = offsets_from_counts(np.concatenate([c.neutral_counts for c in chunks]))  # type: ignore[misc]
+        neutral_fields = list(chunks[0].neutral_columns)
+        neutral_record = contents.RecordArray(
+            [contents.NumpyArray(np.concatenate([c.neutral_columns[f] for c in chunks])) for f in neutral_fields],
+            neutral_fields, length=int(neutral_offsets[-1]))
+        lists.append(contents.ListOffsetArray(ak.index.Index64(neutral_offsets), neutral_record))
+        names.append(NEUTRALS)
     layout = contents.RecordArray(
-        [
-            contents.RegularArray(contents.NumpyArray(axis), 3, zeros_length=len(counts)),
-            contents.ListOffsetArray(ak.index.Index64(offsets), track_record),
-            contents.NumpyArray(label),
-            *(contents.NumpyArray(np.concatenate([c.extras[k] for c in chunks])) for k in extra_names),
-        ],
-        ["axis", "tracks", "label", *extra_names],
+        [*lists, *(contents.NumpyArray(np.concatenate([c.extras[k] for c in chunks])) for k in extra_names)],
+        [*names, *extra_names],
         length=len(counts),
     )
     return ak.Array(layout)
 
 
-def _empty_chunk(label: int) -> ChunkColumns:
+def _empty_chunk(label: int, particle_flow: bool = False) -> ChunkColumns:
     dtypes = {"charge": np.int8, "pdg": np.int32, "origin": np.int8}
-    columns = {f: np.zeros(0, dtype=dtypes.get(f, np.float32)) for f in KINEMATIC_FIELDS + TRUTH_FIELDS}
+    names = KINEMATIC_FIELDS + TRUTH_FIELDS + (PID_FIELDS if particle_flow else ())
+    columns = {f: np.zeros(0, dtype=dtypes.get(f, np.float32)) for f in names}
     return ChunkColumns(
         label=label,
         counts=np.zeros(0, dtype=np.int64),
         columns=columns,
         axis=np.zeros((0, 3), dtype=np.float32),
+        neutral_counts=np.zeros(0, np.int64) if particle_flow else None,
+        neutral_columns=empty_neutral_columns() if particle_flow else {},
     )
 
 
-def empty_events(label: int = 0) -> ak.Array:
+def empty_events(label: int = 0, particle_flow: bool = False) -> ak.Array:
     """A zero-length event Array with the generator's full type."""
-    return events_from_chunks([_empty_chunk(label)])
+    return events_from_chunks([_empty_chunk(label, particle_flow)])
 
 
 def generate_events(
@@ -270,12 +313,14 @@ def generate_events(
     pythia_extra: Sequence[str] = (),
     process: str = "qq",
     n_jets: int | None = None,
+    particle_flow: bool = False,
 ) -> ak.Array:
     """Generate ``n_events`` events of one class in this process.
 
     ``process`` ``"qq"`` or ``"zh"`` (:mod:`.pythia_setup`); with ``n_jets``
     the records are jets (``n_events * n_jets`` of them, :mod:`.jets`), with the
-    per-jet fields ``jet_E, jet_mass, n_constituents, event, jet, decay_class``.
+    per-jet fields ``jet_E, jet_mass, n_constituents, event, jet, decay_class``;
+    ``particle_flow`` adds the tracks' PID and the ``neutrals`` (:mod:`.particle_flow`).
 
     ``flavour`` is ``uds``, ``cc`` or ``bb`` (or an alias/index); ``detector``
     defaults to the ILD-like :class:`DetectorModel`. Returns the event Array
@@ -297,7 +342,8 @@ def generate_events(
         detector=detector or DetectorModel(),
         process=str(process),
         n_jets=None if n_jets is None else int(n_jets),
+        particle_flow=bool(particle_flow),
     )
     make = ChunkGenerator()
     parts = [make.columns(spec) for spec in chunks]
-    return events_from_chunks(parts or [_empty_chunk(class_index(flavour))])
+    return events_from_chunks(parts or [_empty_chunk(class_index(flavour), bool(particle_flow))])

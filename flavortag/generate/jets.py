@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flavortag.classes import BB, CC, GG, UDS
+from flavortag.classes import BB, CC, GG, SS, UDS
 from flavortag.generate import record as rec
 from flavortag.generate.detector_sim import Tracks
 from flavortag.ragged import event_index, offsets_from_counts
@@ -110,17 +110,20 @@ def cluster_exclusive(p4: np.ndarray, offsets: np.ndarray, n_jets: int) -> Clust
 
 
 def jet_labels(constituent_bits: np.ndarray, jet_id: np.ndarray, n_jets_total: int,
-               gluon_decay: np.ndarray) -> np.ndarray:
+               gluon_decay: np.ndarray, strange_decay: np.ndarray | None = None) -> np.ndarray:
     """Label codes (int32) of jets from their constituents' heavy-ancestor bits (see the module doc).
 
     ``constituent_bits[i]`` are :func:`.record.heavy_ancestor_bits` of
     constituent ``i``, ``jet_id[i]`` its global jet number; ``gluon_decay``
-    [n_jets_total] is True for the jets of an ``H -> gg`` event.
+    [n_jets_total] is True for the jets of an ``H -> gg`` event, ``strange_decay``
+    for those of an ``H -> s sbar`` event (their light jets are s, code 4).
     """
     bits = np.asarray(constituent_bits, dtype=np.int64)
     has_b = np.bincount(jet_id, weights=(bits & rec.B_ANCESTOR_BIT) > 0, minlength=n_jets_total) > 0
     has_c = np.bincount(jet_id, weights=(bits & rec.C_ANCESTOR_BIT) > 0, minlength=n_jets_total) > 0
     light = np.where(np.asarray(gluon_decay, bool), GG, UDS)
+    if strange_decay is not None:
+        light = np.where(np.asarray(strange_decay, bool), SS, light)
     return np.where(has_b, BB, np.where(has_c, CC, light)).astype(np.int32)
 
 
@@ -133,6 +136,8 @@ class JetChunk:
     axis: np.ndarray
     labels: np.ndarray
     extras: dict[str, np.ndarray]
+    #: global jet number of each record row (-1: not a visible final-state particle)
+    row_jet: np.ndarray
 
 
 def jets_of_chunk(record: rec.EventRecord, tracks: Tracks, track_rows: np.ndarray, n_jets: int,
@@ -152,7 +157,8 @@ def jets_of_chunk(record: rec.EventRecord, tracks: Tracks, track_rows: np.ndarra
     n_total = record.n_events * n_jets
     jet_id = vis_event * n_jets + clustering.assignment
     bits = rec.heavy_ancestor_bits(record)[visible]
-    labels = jet_labels(bits, jet_id, n_total, np.full(n_total, decay_class == GG))
+    labels = jet_labels(bits, jet_id, n_total, np.full(n_total, decay_class == GG),
+                        np.full(n_total, decay_class == SS))
 
     # tracks -> jets: through their particle's row, fakes to the nearest jet in angle
     row_to_jet = np.full(len(record.pdg), -1, np.int64)
@@ -181,7 +187,8 @@ def jets_of_chunk(record: rec.EventRecord, tracks: Tracks, track_rows: np.ndarra
         "decay_class": np.full(n_total, decay_class, np.int32),
     }
     return JetChunk(counts=jet_track_counts, columns=columns,
-                    axis=direction.reshape(n_total, 3).astype(np.float32), labels=labels, extras=extras)
+                    axis=direction.reshape(n_total, 3).astype(np.float32), labels=labels, extras=extras,
+                    row_jet=row_to_jet)
 
 
 def label_mismatch_fraction(labels: np.ndarray, decay_class: np.ndarray) -> float:

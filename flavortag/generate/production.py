@@ -144,12 +144,15 @@ def produce_samples(
     n_shards: int = 1,
     process: str = "qq",
     n_jets: int | None = None,
+    particle_flow: bool = False,
 ) -> ProductionResult:
     """Generate ``n_events`` per class and write ``out_dir/<class>.<ext>``.
 
     ``process`` ``"qq"`` or ``"zh"`` (classes: the forced H decays bb, cc,
     gg, uds); with ``n_jets`` each file holds jets (``n_jets`` per event,
-    :mod:`flavortag.generate.jets`), and the counts returned are jets.
+    :mod:`flavortag.generate.jets`), and the counts returned are jets;
+    ``particle_flow`` adds the tracks' PID and the neutral particles
+    (:mod:`flavortag.generate.particle_flow`; dropped by the text format).
     ``workers=None`` uses ``os.cpu_count()`` processes. ``shard`` / ``n_shards``:
     write only that shard of the sample (see the module doc), to
     ``out_dir/<class>-<shard>-of-<n_shards>.<ext>``. Returns the paths
@@ -183,6 +186,7 @@ def produce_samples(
             detector=detector,
             process=str(process),
             n_jets=None if n_jets is None else int(n_jets),
+            particle_flow=bool(particle_flow),
         ), shard, n_shards)
         for name in names
     }
@@ -203,7 +207,8 @@ def produce_samples(
                 def class_chunks(name: str = name) -> Generator[EventColumns, None, None]:
                     specs: list[ChunkSpec | None] = [*plans[name]] or [None]  # None: an empty file
                     for spec in specs:
-                        events = events_from_chunks([next(results)]) if spec else empty_events(class_index(name))
+                        events = (events_from_chunks([next(results)]) if spec
+                                  else empty_events(class_index(name), bool(particle_flow)))
                         if fmt == "text":  # the text format has no truth fields (docs/FORMAT.md)
                             events = _kinematics_only(events)
                         counts[name] += len(events)

@@ -39,11 +39,16 @@ from flavortag.classes import CLASS_NAMES, LABEL_NAMES, class_index
 #: Quark PDG codes of each class (Z decay channels kept on).
 FLAVOUR_QUARKS: dict[str, tuple[int, ...]] = {"uds": (1, 2, 3), "cc": (4,), "bb": (5,)}
 #: Higgs decay products of each class of ``process="zh"`` (H decay channels kept on).
-HIGGS_DECAYS: dict[str, tuple[int, ...]] = {"uds": (1, 2, 3), "cc": (4,), "bb": (5,), "gg": (21,)}
+HIGGS_DECAYS: dict[str, tuple[int, ...]] = {"uds": (1, 2, 3), "cc": (4,), "bb": (5,), "gg": (21,),
+                                            "ss": (3,), "ud": (1, 2)}
+#: Generate-only flavours: their label code's name is another (``ud`` jets are light, code 0).
+EXTRA_FLAVOURS: tuple[str, ...] = ("ud",)
 #: The processes: ``qq`` e+e- -> gamma*/Z -> q qbar; ``zh`` e+e- -> ZH, Z -> nu nu, H forced.
 PROCESSES: tuple[str, ...] = ("qq", "zh")
 #: Offset of the ``zh`` seed streams (a zh chunk never reuses a qq chunk's seed).
 _ZH_STREAM_OFFSET: int = 1_000_003
+#: Offset of the streams of the zh flavours added by issue 25 (ss, ud): the older ones keep their seeds.
+_ZH_NEW_STREAM_OFFSET: int = 2_000_029
 #: Pythia accepts seeds 0 <= seed <= 900_000_000; 0 would mean "use the clock".
 MAX_PYTHIA_SEED: int = 900_000_000
 #: Chunks per (seed, class) stream that get distinct Pythia seeds.
@@ -51,8 +56,16 @@ CHUNKS_PER_STREAM: int = 250_000
 
 
 def flavour_name(flavour: str | int) -> str:
-    """Canonical class name (``uds``, ``cc``, ``bb``, ``gg``) of a class name, alias or index."""
+    """Canonical class name (``uds``, ``cc``, ``bb``, ``gg``, ``ss``, or ``ud``) of a name, alias or index."""
+    if isinstance(flavour, str) and flavour.strip().lower() in EXTRA_FLAVOURS:
+        return flavour.strip().lower()
     return LABEL_NAMES[class_index(flavour)]
+
+
+def stream_index(flavour: str | int) -> int:
+    """The flavour's number in seeds: its label code, and 5 for ``ud`` (whose label code is 0)."""
+    name = flavour_name(flavour)
+    return len(LABEL_NAMES) + EXTRA_FLAVOURS.index(name) if name in EXTRA_FLAVOURS else class_index(name)
 
 
 def check_process(process: str, flavour: str | int | None = None) -> str:
@@ -78,7 +91,11 @@ def pythia_seed(seed: int, flavour: str | int, chunk_index: int, process: str = 
     if process == "qq":
         stream = int(seed) * len(CLASS_NAMES) + class_index(flavour)
     else:
-        stream = _ZH_STREAM_OFFSET + int(seed) * len(LABEL_NAMES) + class_index(flavour)
+        index = stream_index(flavour)
+        if index < 4:  # uds, cc, bb, gg: the streams before issue 25
+            stream = _ZH_STREAM_OFFSET + int(seed) * 4 + index
+        else:
+            stream = _ZH_NEW_STREAM_OFFSET + int(seed) * 2 + index - 4
     return (stream * CHUNKS_PER_STREAM + chunk_index + 1) % (MAX_PYTHIA_SEED - 1) + 1
 
 
@@ -95,8 +112,8 @@ def pythia_settings(
 
     ``process="qq"``: gamma*/Z -> q qbar of the class's quarks; ``"zh"``:
     ``HiggsSM:ffbar2HZ`` with Z -> nu nu (all three flavours) and the Higgs
-    forced to the class's decay (bb, cc, gg; uds = H -> d dbar, u ubar, s sbar
-    in the ratio of their Pythia widths, mostly s sbar). ``extra`` lines are
+    forced to the class's decay (bb, cc, gg, ss, ud = H -> u ubar, d dbar; uds =
+    H -> d dbar, u ubar, s sbar in the ratio of their Pythia widths, mostly s sbar). ``extra`` lines are
     appended last (they override the defaults here).
     """
     check_process(process, flavour)

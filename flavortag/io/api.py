@@ -440,6 +440,7 @@ def _checked_for_text(chunks: Iterable[EventColumns], path: Path) -> Iterator[Ev
                     f"labelled {LABEL_NAMES[seen] if 0 <= seen < len(LABEL_NAMES) else seen}"
                 )
         dropped = [f"tracks.{k}" for k in list(cols.tracks)[7:]] + list(cols.extras)
+        dropped += ["neutrals"] if cols.neutral_offsets is not None else []
         if dropped and not warned:
             log.warning("%s: the text format has no place for %s; they are not written", path, dropped)
             warned = True

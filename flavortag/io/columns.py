@@ -7,6 +7,8 @@ the user sees without copying:
 * ``axis``: ``3 * float32`` (unit thrust axis),
 * ``tracks``: ``var * {E, px, py, pz, x, y, z: float32, <extras>}`` (GeV, GeV, mm),
 * ``label``: ``int32`` (0 uds, 1 cc, 2 bb; -1 for an unknown class),
+* optional ``neutrals``: ``var * {E, px, py, pz: float32, pid_pdg: int32}`` (GeV; the
+  particle-flow neutral particles, docs/FORMAT.md), kept only when a file has them,
 * any extra per-event fields (flat numbers, e.g. predictions) after them.
 """
 
@@ -25,6 +27,9 @@ from flavortag.ragged import offsets_from_counts
 TRACK_FIELDS: tuple[str, ...] = ("E", "px", "py", "pz", "x", "y", "z")
 #: The per-event fields of the event layout, in this order.
 EVENT_FIELDS: tuple[str, ...] = ("axis", "tracks", "label")
+#: The optional second list of a record: neutral particles (GeV, GeV, GeV, GeV, PDG hypothesis).
+NEUTRALS: str = "neutrals"
+NEUTRAL_FIELDS: tuple[str, ...] = ("E", "px", "py", "pz", "pid_pdg")
 #: ``label`` value of events whose class is not known (``label="unknown"``).
 UNKNOWN_LABEL: int = -1
 
@@ -37,7 +42,9 @@ class EventColumns:
     ``i`` are rows ``offsets[i]:offsets[i + 1]``, ``offsets[0] == 0``); ``tracks`` name -> flat
     array over all tracks (the :data:`TRACK_FIELDS` first, float32, then any
     extra per-track fields); ``label`` int32 ``[n]``; ``extras`` name -> flat
-    ``[n]`` array of extra per-event fields.
+    ``[n]`` array of extra per-event fields; ``neutral_offsets`` (None: the
+    file has no neutral particles) and ``neutrals`` the same for the
+    :data:`NEUTRAL_FIELDS` list.
     """
 
     axis: np.ndarray
@@ -45,6 +52,8 @@ class EventColumns:
     tracks: dict[str, np.ndarray]
     label: np.ndarray
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    neutral_offsets: np.ndarray | None = None
+    neutrals: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.label)
@@ -55,12 +64,20 @@ class EventColumns:
         return int(self.offsets[-1])
 
     @property
+    def n_neutrals(self) -> int:
+        """Number of neutral particles in all events (0 without the list)."""
+        return 0 if self.neutral_offsets is None else int(self.neutral_offsets[-1])
+
+    @property
     def signature(self) -> tuple:
         """Field names and dtypes: chunks with the same signature can be concatenated."""
-        return (
+        sig: tuple = (
             tuple((k, v.dtype.str) for k, v in self.tracks.items()),
             tuple((k, v.dtype.str) for k, v in self.extras.items()),
         )
+        if self.neutral_offsets is not None:
+            sig += (tuple((k, v.dtype.str) for k, v in self.neutrals.items()),)
+        return sig
 
     @classmethod
     def empty(cls) -> EventColumns:
@@ -75,24 +92,41 @@ class EventColumns:
     def slice(self, start: int, stop: int) -> EventColumns:
         """Events ``start:stop`` (views, offsets rebased to 0)."""
         lo, hi = int(self.offsets[start]), int(self.offsets[stop])
+        neutral_offsets: np.ndarray | None = None
+        neutrals: dict[str, np.ndarray] = {}
+        if self.neutral_offsets is not None:
+            nlo, nhi = int(self.neutral_offsets[start]), int(self.neutral_offsets[stop])
+            neutral_offsets = self.neutral_offsets[start : stop + 1] - nlo
+            neutrals = {k: v[nlo:nhi] for k, v in self.neutrals.items()}
         return EventColumns(
             axis=self.axis[start:stop],
             offsets=self.offsets[start : stop + 1] - lo,
             tracks={k: v[lo:hi] for k, v in self.tracks.items()},
             label=self.label[start:stop],
             extras={k: v[start:stop] for k, v in self.extras.items()},
+            neutral_offsets=neutral_offsets,
+            neutrals=neutrals,
         )
 
     def select(self, keep: np.ndarray) -> EventColumns:
         """The events where the boolean mask ``keep`` is True (copies)."""
-        counts = np.diff(self.offsets)
-        track_keep = np.repeat(keep, counts)
+        return self.take(np.flatnonzero(keep))
+
+    def take(self, order: np.ndarray) -> EventColumns:
+        """The events at ``order`` (indices, any order; copies)."""
+        offsets, tracks = _take_lists(self.offsets, self.tracks, order)
+        neutral_offsets: np.ndarray | None = None
+        neutrals: dict[str, np.ndarray] = {}
+        if self.neutral_offsets is not None:
+            neutral_offsets, neutrals = _take_lists(self.neutral_offsets, self.neutrals, order)
         return EventColumns(
-            axis=self.axis[keep],
-            offsets=offsets_from_counts(counts[keep]),
-            tracks={k: v[track_keep] for k, v in self.tracks.items()},
-            label=self.label[keep],
-            extras={k: v[keep] for k, v in self.extras.items()},
+            axis=self.axis[order],
+            offsets=offsets,
+            tracks=tracks,
+            label=self.label[order],
+            extras={k: v[order] for k, v in self.extras.items()},
+            neutral_offsets=neutral_offsets,
+            neutrals=neutrals,
         )
 
     @staticmethod
@@ -110,12 +144,18 @@ class EventColumns:
                     f"{describe_signature(first.signature)} vs {describe_signature(part.signature)}"
                 )
         counts = np.concatenate([np.diff(p.offsets) for p in parts])
+        neutral_offsets = None
+        if first.neutral_offsets is not None:
+            neutral_offsets = offsets_from_counts(np.concatenate([np.diff(p.neutral_offsets)  # type: ignore[arg-type,type-var]
+                                                                  for p in parts]))
         return EventColumns(
             axis=np.concatenate([p.axis for p in parts]),
             offsets=offsets_from_counts(counts),
             tracks={k: np.concatenate([p.tracks[k] for p in parts]) for k in first.tracks},
             label=np.concatenate([p.label for p in parts]),
             extras={k: np.concatenate([p.extras[k] for p in parts]) for k in first.extras},
+            neutral_offsets=neutral_offsets,
+            neutrals={k: np.concatenate([p.neutrals[k] for p in parts]) for k in first.neutrals},
         )
 
     def to_awkward(self) -> ak.Array:
@@ -130,8 +170,15 @@ class EventColumns:
             ak.contents.NumpyArray(np.ascontiguousarray(self.axis).reshape(-1)), 3, zeros_length=n
         )
         contents = [axis, tracks, ak.contents.NumpyArray(self.label)]
+        names = list(EVENT_FIELDS)
+        if self.neutral_offsets is not None:
+            contents.append(ak.contents.ListOffsetArray(
+                ak.index.Index64(self.neutral_offsets),
+                ak.contents.RecordArray([ak.contents.NumpyArray(v) for v in self.neutrals.values()],
+                                        list(self.neutrals), length=self.n_neutrals)))
+            names.append(NEUTRALS)
         contents += [ak.contents.NumpyArray(v) for v in self.extras.values()]
-        names = list(EVENT_FIELDS) + list(self.extras)
+        names += list(self.extras)
         return ak.Array(ak.contents.RecordArray(contents, names, length=n))
 
     @classmethod
@@ -169,9 +216,13 @@ class EventColumns:
         flat = {name: _numpy(ak.flatten(tracks[name], axis=1), f"tracks.{name}") for name in names}
         for name in TRACK_FIELDS:
             flat[name] = flat[name].astype(np.float32, copy=False)
+        neutral_offsets: np.ndarray | None = None
+        neutrals: dict[str, np.ndarray] = {}
+        if NEUTRALS in fields:
+            neutral_offsets, neutrals = _neutral_columns(events[NEUTRALS])
         extras = {}
         for name in fields:
-            if name in EVENT_FIELDS:
+            if name in EVENT_FIELDS or name == NEUTRALS:
                 continue
             values = _numpy(events[name], name)
             if values.ndim != 1 or values.dtype.kind not in "biuf":
@@ -194,7 +245,31 @@ class EventColumns:
             tracks=flat,
             label=labels,
             extras=extras,
+            neutral_offsets=neutral_offsets,
+            neutrals=neutrals,
         )
+
+
+def _neutral_columns(neutrals: ak.Array) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Offsets and flat :data:`NEUTRAL_FIELDS` (float32 momenta, int32 ``pid_pdg``) of a ``neutrals`` list."""
+    have = ak.fields(neutrals)
+    lacking = [f for f in NEUTRAL_FIELDS if f not in have]
+    if lacking:
+        raise ValueError(f"neutrals have no field(s) {lacking} (fields: {have})")
+    counts = _numpy(ak.num(neutrals, axis=1), NEUTRALS)
+    flat = {f: _numpy(ak.flatten(neutrals[f], axis=1), f"{NEUTRALS}.{f}") for f in NEUTRAL_FIELDS}
+    columns = {f: flat[f].astype(np.float32, copy=False) for f in NEUTRAL_FIELDS[:4]}
+    columns["pid_pdg"] = flat["pid_pdg"].astype(np.int32, copy=False)
+    return offsets_from_counts(counts), columns
+
+
+def _take_lists(offsets: np.ndarray, columns: dict[str, np.ndarray],
+                order: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The lists of events ``order`` of one jagged field: new offsets and flat columns (copies)."""
+    counts = np.diff(offsets)[order]
+    new = offsets_from_counts(counts)
+    index = np.repeat(offsets[:-1][order] - new[:-1], counts) + np.arange(int(new[-1]))
+    return new, {k: v[index] for k, v in columns.items()}
 
 
 class ColumnsBuilder:
@@ -211,6 +286,7 @@ class ColumnsBuilder:
         self._want = (0, 0)
         self.n_events = 0
         self.n_tracks = 0
+        self.n_neutrals = 0
 
     def __len__(self) -> int:
         return self.n_events
@@ -224,7 +300,8 @@ class ColumnsBuilder:
     def append(self, cols: EventColumns) -> None:
         """Copy ``cols`` in (``ValueError`` if its fields differ from the first chunk's)."""
         if self._store is None:
-            self._store = _storage_like(cols, max(len(cols), self._want[0]), max(cols.n_tracks, self._want[1]))
+            self._store = _storage_like(cols, max(len(cols), self._want[0]), max(cols.n_tracks, self._want[1]),
+                                        cols.n_neutrals)
         elif cols.signature != self._store.signature:
             raise ValueError(
                 "event chunks hold different fields: "
@@ -241,7 +318,28 @@ class ColumnsBuilder:
             store.tracks[name][t0:t1] = values
         for name, values in cols.extras.items():
             store.extras[name][e0:e1] = values
+        if cols.neutral_offsets is not None:
+            n0, n1 = self.n_neutrals, self.n_neutrals + cols.n_neutrals
+            store = self._neutral_room(n1)
+            assert store.neutral_offsets is not None
+            store.neutral_offsets[e0 + 1 : e1 + 1] = cols.neutral_offsets[1:] + n0
+            for name, values in cols.neutrals.items():
+                store.neutrals[name][n0:n1] = values
+            self.n_neutrals = n1
         self.n_events, self.n_tracks = e1, t1
+
+    def _neutral_room(self, n_neutrals: int) -> EventColumns:
+        """The store with room for ``n_neutrals`` neutral particles (grown by half when short)."""
+        store = self._store
+        assert store is not None and store.neutral_offsets is not None
+        capacity = len(next(iter(store.neutrals.values())))
+        if n_neutrals > capacity:
+            size = max(n_neutrals, capacity * 3 // 2)
+            for name, values in store.neutrals.items():
+                grown = np.empty(size, values.dtype)
+                grown[: self.n_neutrals] = values[: self.n_neutrals]
+                store.neutrals[name] = grown
+        return store
 
     def room(self, n_events: int, n_tracks: int) -> EventColumns:
         """Storage with room for ``n_events`` / ``n_tracks`` more, for a caller to write in place.
@@ -252,7 +350,7 @@ class ColumnsBuilder:
         """
         if self._store is None:
             self._store = _storage_like(
-                EventColumns.empty(), max(n_events, self._want[0]), max(n_tracks, self._want[1])
+                EventColumns.empty(), max(n_events, self._want[0]), max(n_tracks, self._want[1]), 0
             )
         self._room_for(self.n_events + n_events, self.n_tracks + n_tracks)
         return self._store
@@ -268,15 +366,23 @@ class ColumnsBuilder:
 
     def build(self) -> EventColumns:
         """The gathered events (views of the filled part of the storage)."""
-        return EventColumns.empty() if self._store is None else self._store.slice(0, self.n_events)
+        if self._store is None:
+            return EventColumns.empty()
+        built = self._store.slice(0, self.n_events)
+        if built.neutral_offsets is not None:
+            built.neutrals = {k: v[: self.n_neutrals] for k, v in built.neutrals.items()}
+        return built
 
     def _room_for(self, n_events: int, n_tracks: int) -> None:
         old = self._store
         assert old is not None
         if n_events <= len(old) and n_tracks <= old.n_tracks:
             return
-        new = _storage_like(old, max(n_events, len(old) * 3 // 2), max(n_tracks, old.n_tracks * 3 // 2))
+        new = _storage_like(old, max(n_events, len(old) * 3 // 2), max(n_tracks, old.n_tracks * 3 // 2), 0)
         e, t = self.n_events, self.n_tracks
+        if old.neutral_offsets is not None and new.neutral_offsets is not None:
+            new.neutral_offsets[: e + 1] = old.neutral_offsets[: e + 1]
+            new.neutrals = old.neutrals
         new.axis[:e] = old.axis[:e]
         new.offsets[: e + 1] = old.offsets[: e + 1]
         new.label[:e] = old.label[:e]
@@ -287,11 +393,14 @@ class ColumnsBuilder:
         self._store = new
 
 
-def _storage_like(cols: EventColumns, n_events: int, n_tracks: int) -> EventColumns:
+def _storage_like(cols: EventColumns, n_events: int, n_tracks: int, n_neutrals: int) -> EventColumns:
     """Uninitialised room for the fields of ``cols`` (``offsets[-1]`` = ``n_tracks``: the capacity)."""
     offsets = np.zeros(n_events + 1, np.int64)
     offsets[-1] = n_tracks
+    neutral_offsets = None if cols.neutral_offsets is None else np.zeros(n_events + 1, np.int64)
     return EventColumns(
+        neutral_offsets=neutral_offsets,
+        neutrals={k: np.empty(max(n_neutrals, 1), v.dtype) for k, v in cols.neutrals.items()},
         axis=np.empty((n_events, 3), np.float32),
         offsets=offsets,
         tracks={k: np.empty(n_tracks, v.dtype) for k, v in cols.tracks.items()},
@@ -309,8 +418,10 @@ def _numpy(values: ak.Array, what: str) -> np.ndarray:
 
 def describe_signature(signature: tuple) -> str:
     """``"tracks{E:f4,...} extras{...}"``: readable form of :attr:`EventColumns.signature`."""
-    tracks, extras = signature
+    tracks, extras = signature[:2]
     text = "tracks{" + ",".join(f"{k}:{d.lstrip('<>|=')}" for k, d in tracks) + "}"
     if extras:
         text += " events{" + ",".join(f"{k}:{d.lstrip('<>|=')}" for k, d in extras) + "}"
+    if len(signature) > 2:
+        text += " neutrals{" + ",".join(f"{k}:{d.lstrip('<>|=')}" for k, d in signature[2]) + "}"
     return text

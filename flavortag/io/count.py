@@ -28,8 +28,12 @@ def count_events(
     report: ReadReport | None = None,
     level: str | None = None,
     edm4hep: Any = None,
+    n_codes: int = N_CLASSES,
 ) -> tuple[int, np.ndarray]:
-    """Events in total and per class ``[N_CLASSES]`` in ``paths``, in bounded memory.
+    """Events in total and per class ``[n_codes]`` in ``paths``, in bounded memory.
+
+    ``n_codes``: the label codes counted (default the event classes 0..2; jets:
+    :data:`flavortag.classes.N_LABELS`); other codes count in the total only.
 
     ``label`` / ``label_rules`` give the class of files without a label column,
     as for :func:`flavortag.io.read_events`. Events of unknown class (label -1)
@@ -39,7 +43,7 @@ def count_events(
     EDM4hep files (their labels come from the MC record) are read like text,
     with ``level`` / ``edm4hep`` as :func:`flavortag.io.read_events`.
     """
-    counts = np.zeros(N_CLASSES, dtype=np.int64)
+    counts = np.zeros(n_codes, dtype=np.int64)
     n_total = 0
     text_paths: list[str | os.PathLike] = []
 
@@ -48,7 +52,7 @@ def count_events(
         if path is not None and on_error == "raise" and not ok.all():
             bad = int(np.flatnonzero(~ok)[0])
             raise EventFormatError(str(path), None, describe_label(np.asarray(labels)[bad]), entry=bad)
-        counts[:] += np.bincount(codes[(codes >= 0) & (codes < N_CLASSES)], minlength=N_CLASSES)
+        counts[:] += np.bincount(codes[(codes >= 0) & (codes < n_codes)], minlength=n_codes)
 
     for path in paths:
         fmt = input_format(path)

@@ -3,7 +3,9 @@
 Branches: ``axis_x, axis_y, axis_z`` (float32), ``label`` (int32), the jagged
 ``track_E, track_px, ..., track_z`` and any extra ``track_<name>`` with their
 counter ``ntrack`` (what uproot writes for ``tree["track"] = ak.zip({...})``),
-and any extra flat per-event branches (carried along). Other branches are
+the optional jagged ``neutrals_E, neutrals_px, neutrals_py, neutrals_pz,
+neutrals_pid_pdg`` with their counter ``nneutrals`` (docs/FORMAT.md "Particle
+flow"), and any extra flat per-event branches (carried along). Other branches are
 ignored with a warning. uproot is imported only when a ROOT file is touched.
 """
 
@@ -18,12 +20,14 @@ import numpy as np
 
 from flavortag.classes import label_codes
 from flavortag.io.checks import screen_columns
-from flavortag.io.columns import TRACK_FIELDS, EventColumns
+from flavortag.io.columns import NEUTRAL_FIELDS, NEUTRALS, TRACK_FIELDS, EventColumns
 from flavortag.io.errors import EventFormatError, OnError, ReadReport, log
 
 AXIS_BRANCHES: tuple[str, ...] = ("axis_x", "axis_y", "axis_z")
 TRACK_PREFIX = "track_"
 COUNTER_BRANCH = "ntrack"
+NEUTRAL_PREFIX = NEUTRALS + "_"
+NEUTRAL_COUNTER = "n" + NEUTRALS
 #: Events per ``TTree.extend`` call (one basket per branch each) when writing.
 WRITE_STEP_EVENTS: int = 200_000
 
@@ -57,7 +61,12 @@ class _Plan:
             )
         self.track_fields = list(TRACK_FIELDS) + [f for f in self.track_fields if f not in TRACK_FIELDS]
         self.has_label = "label" in names
-        known = set(AXIS_BRANCHES) | {"label", COUNTER_BRANCH}
+        self.neutral_fields = [f for f in NEUTRAL_FIELDS if NEUTRAL_PREFIX + f in jagged]
+        if self.neutral_fields and len(self.neutral_fields) != len(NEUTRAL_FIELDS):
+            raise EventFormatError(path, None, f"the tree has only {self.neutral_fields} of the neutral-particle "
+                                   f"branches {[NEUTRAL_PREFIX + f for f in NEUTRAL_FIELDS]}")
+        known = set(AXIS_BRANCHES) | {"label", COUNTER_BRANCH, NEUTRAL_COUNTER}
+        known |= {NEUTRAL_PREFIX + f for f in self.neutral_fields}
         self.extras: list[str] = []
         ignored = []
         for name in names:
@@ -71,6 +80,7 @@ class _Plan:
             log.warning("%s: ignoring branches %s (not part of the event layout)", path, ignored)
         self.branches = list(AXIS_BRANCHES) + [TRACK_PREFIX + f for f in self.track_fields]
         self.branches += (["label"] if self.has_label else []) + self.extras
+        self.branches += [NEUTRAL_PREFIX + f for f in self.neutral_fields]
 
 
 def _is_number(interpretation: object) -> bool:
@@ -187,10 +197,26 @@ def _columns(arrays: ak.Array, plan: _Plan, label: int | None, path: str, entry:
     axis = np.empty((n, 3), np.float32)
     for k, name in enumerate(AXIS_BRANCHES):
         axis[:, k] = ak.to_numpy(arrays[name])
+    offsets, tracks = _jagged(arrays, TRACK_PREFIX, plan.track_fields, path, entry)
+    tracks = {k: v.astype(np.float32, copy=False) if k in TRACK_FIELDS else v for k, v in tracks.items()}
+    labels = label_codes(_label_values(arrays["label"]))[0] if label is None else np.full(n, label, np.int32)
+    extras = {name: ak.to_numpy(arrays[name]) for name in plan.extras}
+    neutral_offsets: np.ndarray | None = None
+    neutrals: dict[str, np.ndarray] = {}
+    if plan.neutral_fields:
+        neutral_offsets, neutrals = _jagged(arrays, NEUTRAL_PREFIX, plan.neutral_fields, path, entry)
+        neutrals = {k: v.astype(np.int32 if k == "pid_pdg" else np.float32, copy=False) for k, v in neutrals.items()}
+    return EventColumns(axis=axis, offsets=offsets, tracks=tracks, label=labels, extras=extras,
+                        neutral_offsets=neutral_offsets, neutrals=neutrals)
+
+
+def _jagged(arrays: ak.Array, prefix: str, names: list[str], path: str,
+            entry: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Offsets and flat values of the jagged branches ``prefix + name`` (one count for all of them)."""
     offsets = None
-    tracks = {}
-    for field in plan.track_fields:
-        layout = ak.to_layout(arrays[TRACK_PREFIX + field])
+    values_of = {}
+    for field in names:
+        layout = ak.to_layout(arrays[prefix + field])
         if not isinstance(layout, ak.contents.ListOffsetArray):
             layout = layout.to_ListOffsetArray64(True)
         these = np.asarray(layout.offsets.data, np.int64)
@@ -203,14 +229,12 @@ def _columns(arrays: ak.Array, plan: _Plan, label: int | None, path: str, entry:
         elif not np.array_equal(offsets, these):
             bad = int(np.flatnonzero(offsets != these)[0]) - 1
             raise EventFormatError(
-                path, None, f"branch {TRACK_PREFIX + field} has a different number of tracks "
-                f"than {TRACK_PREFIX}E", entry=entry + max(bad, 0),
+                path, None, f"branch {prefix + field} has a different number of entries "
+                f"than {prefix}{names[0]}", entry=entry + max(bad, 0),
             )
-        tracks[field] = values.astype(np.float32, copy=False) if field in TRACK_FIELDS else values
-    assert offsets is not None  # TRACK_FIELDS are always read
-    labels = label_codes(_label_values(arrays["label"]))[0] if label is None else np.full(n, label, np.int32)
-    extras = {name: ak.to_numpy(arrays[name]) for name in plan.extras}
-    return EventColumns(axis=axis, offsets=offsets, tracks=tracks, label=labels, extras=extras)
+        values_of[field] = values
+    assert offsets is not None  # at least one field is always read
+    return offsets, values_of
 
 
 def _label_values(values: ak.Array) -> np.ndarray:
@@ -226,8 +250,9 @@ def _branch_types(data: dict[str, np.ndarray | ak.Array]) -> dict[str, object]:
 
 
 def _branch_data(cols: EventColumns) -> dict[str, np.ndarray | ak.Array]:
-    clash = [n for n in cols.extras if n in (*AXIS_BRANCHES, "label", COUNTER_BRANCH, "track")
-             or n.startswith(TRACK_PREFIX)]
+    clash = [n for n in cols.extras if n in (*AXIS_BRANCHES, "label", COUNTER_BRANCH, "track", NEUTRALS,
+                                              NEUTRAL_COUNTER)
+             or n.startswith(TRACK_PREFIX) or n.startswith(NEUTRAL_PREFIX)]
     if clash:
         raise ValueError(f"per-event fields {clash} clash with the branch names of the event tree")
     data: dict[str, np.ndarray | ak.Array] = {
@@ -244,6 +269,11 @@ def _branch_data(cols: EventColumns) -> dict[str, np.ndarray | ak.Array]:
             ),
         )
     )
+    if cols.neutral_offsets is not None:
+        data[NEUTRALS] = ak.Array(ak.contents.ListOffsetArray(
+            ak.index.Index64(cols.neutral_offsets),
+            ak.contents.RecordArray([ak.contents.NumpyArray(v) for v in cols.neutrals.values()],
+                                    list(cols.neutrals), length=cols.n_neutrals)))
     return data
 
 

@@ -50,7 +50,6 @@ from flavortag.io.columns import EventColumns
 from flavortag.io.errors import OnError, ReadReport, check_on_error
 from flavortag.io.shard_set import MANIFEST, commit, remove_stale_spills, shard_path, spill_dir
 from flavortag.progress import progress_bar
-from flavortag.ragged import offsets_from_counts
 
 __all__ = ["MANIFEST", "ShardResult", "make_shards", "shard_assignment", "shard_path", "take_events"]
 
@@ -81,17 +80,7 @@ def shard_assignment(first_event: int, n_events: int, n_shards: int, seed: int) 
 
 def take_events(cols: EventColumns, order: np.ndarray) -> EventColumns:
     """The events at ``order`` (indices, any order; copies)."""
-    counts = np.diff(cols.offsets)[order]
-    offsets = offsets_from_counts(counts)
-    starts = cols.offsets[:-1][order]
-    track_index = np.repeat(starts - offsets[:-1], counts) + np.arange(int(offsets[-1]))
-    return EventColumns(
-        axis=cols.axis[order],
-        offsets=offsets,
-        tracks={k: v[track_index] for k, v in cols.tracks.items()},
-        label=cols.label[order],
-        extras={k: v[order] for k, v in cols.extras.items()},
-    )
+    return cols.take(order)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from flavortag.metrics.rejection import (
     DEFAULT_EFFICIENCIES,
     BackgroundRejection,
 )
+from flavortag.metrics.strange import has_strange, strange_metrics
 from flavortag.metrics.working_points import (
     TaggerResult,
     efficiency_tag,
@@ -57,6 +58,8 @@ class EvaluationResult:
     taggers: dict[str, TaggerResult] = field(default_factory=dict)
     #: the classes, in probability-column order (default: the event classes)
     class_names: tuple[str, ...] = CLASS_NAMES
+    #: the s figures of a scheme with s (:mod:`flavortag.metrics.strange`), names without prefix
+    strange: dict[str, float] = field(default_factory=dict)
 
     def rejection(self, tagger: str, background: str, efficiency: float) -> BackgroundRejection:
         """Rejection of ``background`` ("c", "uds", "b") by ``tagger`` at target ``efficiency``."""
@@ -93,6 +96,7 @@ class EvaluationResult:
                         value = r.rejection_lower_limit
                     out[f"{prefix}rej_{bkg}_at_{tagger}{tag}"] = float(value)
                     out[f"{prefix}rej_{bkg}_at_{tagger}{tag}_err"] = float(r.rejection_err)
+        out.update({f"{prefix}{k}": float(v) for k, v in self.strange.items()})
         return out
 
     def working_points(self) -> dict[str, Any]:
@@ -142,4 +146,5 @@ def evaluate_predictions(
             "c": tagger_result(p, y, "c", f_b, e, grid, scheme),
         },
         class_names=names,
+        strange=strange_metrics(p, y, scheme) if has_strange(scheme) else {},
     )

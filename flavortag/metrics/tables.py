@@ -19,19 +19,21 @@ DEFAULT_TABLE_METRICS: tuple[str, ...] = (
 )
 #: Columns for jet taggers (``light, c, b, g``): the figures of issue 13.
 JET_TABLE_METRICS: tuple[str, ...] = (
-    "acc", "loss", "auc_b", "auc_c", "auc_light", "auc_g",
-    "rej_c_at_b80", "rej_light_at_b80", "rej_g_at_b80", "rej_b_at_c50", "rej_light_at_c50", "rej_g_at_c50",
+    "acc", "loss", "auc_b", "auc_c", "auc_light", "auc_ud", "auc_g", "auc_s",
+    "rej_c_at_b80", "rej_light_at_b80", "rej_ud_at_b80", "rej_g_at_b80", "rej_b_at_c50", "rej_light_at_c50",
+    "rej_ud_at_c50", "rej_g_at_c50", "rej_s_at_c50", "s_eff_at_ud10", "s_rej_g_at_ud10",
 )
 
 #: The headline figure (name without prefix, what it is) that ranks taggers: the light-quark
 #: rejection of the c tagger at 50% c efficiency, the hardest separation at the Z pole.
 HEADLINE_METRIC: tuple[str, str] = ("rej_uds_at_c50", "uds rejection at 50% c efficiency (D_c)")
 JET_HEADLINE_METRIC: tuple[str, str] = ("rej_light_at_c50", "light rejection at 50% c efficiency (D_c)")
+STRANGE_HEADLINE_METRIC: tuple[str, str] = ("rej_ud_at_c50", "ud rejection at 50% c efficiency (D_c)")
 
 
 def headline_metric(names: Sequence[str]) -> tuple[str, str]:
     """The headline ``(name, description)`` for classes ``names`` (event: uds/cc/bb; jets: light/c/b[/g])."""
-    return HEADLINE_METRIC if "uds" in names else JET_HEADLINE_METRIC
+    return HEADLINE_METRIC if "uds" in names else STRANGE_HEADLINE_METRIC if "ud" in names else JET_HEADLINE_METRIC
 
 
 def rank_by(flat: Mapping[str, Mapping[str, float]], metric: str) -> list[str]:

@@ -27,6 +27,12 @@ def _flavours(value: object) -> tuple[str, ...]:
     raise ValueError(f"flavours must be a list like [uds,cc,bb], not {value!r}")
 
 
+def _particle_flow(config: Mapping[str, Any], level: str) -> bool:
+    """``particle_flow``: true / false as given; null (the default) on for jets, off for events."""
+    value = config.get("particle_flow")
+    return level == "jet" if value is None else bool(value)
+
+
 @dataclass(frozen=True)
 class GenerateSettings:
     """The ``generate`` command's settings (``configs/generate.yaml``); ``config``: the resolved config, recorded."""
@@ -49,6 +55,8 @@ class GenerateSettings:
     n_shards: int
     process: str
     n_jets: int | None
+    #: the tracks' measured PID and the calorimeter's neutral particles (null in the config: jets only)
+    particle_flow: bool
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> GenerateSettings:
@@ -72,7 +80,7 @@ class GenerateSettings:
                    isr=bool(config["isr"]), pythia=tuple(str(s) for s in config.get("pythia") or ()),
                    progress=bool(config["progress"]), start_method=str(config["start_method"]),
                    shard=int(config.get("shard", 0)), n_shards=int(config.get("n_shards", 1)),
-                   process=process, n_jets=n_jets)
+                   process=process, n_jets=n_jets, particle_flow=_particle_flow(config, level))
 
 
 def generate(settings: GenerateSettings) -> dict[str, Any]:
@@ -95,7 +103,7 @@ def generate(settings: GenerateSettings) -> dict[str, Any]:
         sqrt_s_gev=settings.sqrt_s_gev, detector=settings.detector, workers=settings.workers,
         chunk_size=settings.chunk_size, isr=settings.isr, pythia_extra=list(settings.pythia),
         progress=settings.progress, start_method=settings.start_method, shard=shard, n_shards=n_shards,
-        process=settings.process, n_jets=settings.n_jets,
+        process=settings.process, n_jets=settings.n_jets, particle_flow=settings.particle_flow,
     )
     summary = {
         "config": dict(settings.config),

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 Activation = Literal["relu", "gelu", "silu", "elu", "tanh", "leaky_relu"]
 OnError = Literal["raise", "skip"]
-Flavour = Literal["uds", "cc", "bb", "gg"]  # gg: process=zh only (checked by the generator)
+Flavour = Literal["uds", "cc", "bb", "gg", "ss", "ud"]  # gg, ss, ud: process=zh only (checked by the generator)
 PairFeature = Literal["ln_kt", "ln_z", "ln_delta", "ln_m2", "ln_dca"]
 Pooling = Literal["sum", "mean", "max", "attention"]
 #: A file name or glob pattern (a string, never a number).

@@ -19,8 +19,9 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +34,8 @@ from flavortag.batching import (
     concat_event_tensors,
 )
 from flavortag.calibration_function import fit_training_resolution
-from flavortag.classes import EVENT_SCHEME, ClassScheme
-from flavortag.dataset import load_sample, load_split_sample, resolve_paths
+from flavortag.classes import EVENT_SCHEME, N_LABELS, ClassScheme
+from flavortag.dataset import load_sample, load_split_sample, resolve_paths, to_scheme
 from flavortag.detector import DetectorModel
 from flavortag.io.errors import ReadReport
 
@@ -60,6 +61,8 @@ class StreamingSource:
     shuffle_buffer: int
     io_options: dict[str, Any]
     normalisation: EventTensors
+    #: applied to each streamed chunk (a jet scheme: labels -> its output indices; None for events)
+    records: Callable[[Any], Any] | None = None
 
 
 @dataclass
@@ -127,9 +130,6 @@ def prepare_data(job: TrainJob, keep_events: bool = False) -> PreparedData:
     """
     data = job.data
     if data.streaming:
-        if not data.scheme.is_event_scheme:
-            raise ValueError("data.streaming reads the event classes uds, cc, bb only: "
-                             "set data.streaming=false for data.classes=" + str(list(data.classes or [])))
         return prepare_streaming_data(job, keep_events)
     report = ReadReport()
     sample = load_split_sample(data, report=report)
@@ -224,14 +224,25 @@ def prepare_streaming_data(job: TrainJob, keep_events: bool = False) -> Prepared
     train_paths = [str(p) for p in data.files()]
     t0 = time.perf_counter()
     report = ReadReport()
-    n_train, class_counts = count_events(train_paths, **io_options, report=report)
+    scheme = data.scheme
+    records = None
+    if scheme.is_event_scheme:
+        n_train, class_counts = count_events(train_paths, **io_options, report=report)
+    else:  # jets: every label code counted, then the scheme's classes (s counts as light without s)
+        n_all, code_counts = count_events(train_paths, **io_options, report=report, n_codes=N_LABELS)
+        index = scheme.indices_of(np.arange(N_LABELS))
+        class_counts = np.bincount(index[index >= 0], weights=code_counts[index >= 0],
+                                   minlength=len(scheme)).astype(np.int64)
+        n_train = n_all - int(code_counts[index < 0].sum())
+        records = partial(to_scheme, scheme=scheme)
     if n_train == 0:
         raise ValueError(f"no training events in {train_paths}")
-    check_classes(class_counts, train_paths, "training files")
+    check_classes(class_counts, train_paths, "training files", scheme)
     log.info("streaming %d training events from %d file(s) (%s; counted in %.1f s)", n_train,
              len(train_paths), ", ".join(f"class {c}: {n}" for c, n in enumerate(class_counts)),
              time.perf_counter() - t0)
     first = _read_first_events(train_paths, data.normalisation_events, io_options)
+    first = [records(part) for part in first] if records is not None else first
     normalisation = concat_event_tensors([tensors_of(part) for part in first])
     training_resolution = fit_training_resolution(ak.concatenate(first), detector) if first else None
     log.info("input normalisation from %d events (the first of each training file)", len(normalisation))
@@ -253,9 +264,9 @@ def prepare_streaming_data(job: TrainJob, keep_events: bool = False) -> Prepared
         log.info("no data.test_paths: the run will not be evaluated on a test split")
     events = ak.concatenate(list(split_events.values())) if keep_events else None
     stream = StreamingSource(train_paths, n_train, class_counts, step_size, data.shuffle_buffer,
-                             io_options, normalisation)
+                             io_options, normalisation, records)
     prepared = PreparedData(tensors, indices, track_names, event_names, detector, events, stream,
-                            read_report=report, training_resolution=training_resolution)
+                            read_report=report, scheme=scheme, training_resolution=training_resolution)
     files = {"train": train_paths, **{name: [str(p) for p in resolve_paths(paths)]
                                       for name, paths in (("val", data.val_paths), ("test", data.test_paths))
                                       if paths}}

@@ -171,7 +171,8 @@ class _EpochSource:
                 job.data.max_tracks, settings.layout, detector=data.detector,
                 sort_by=job.data.sort_by, step_size=stream.step_size, shuffle=True,
                 buffer_size=stream.shuffle_buffer, seed=job.seed, rank=dist.rank,
-                world_size=dist.world_size, drop_last=False, io_options=stream.io_options)
+                world_size=dist.world_size, drop_last=False, io_options=stream.io_options,
+                records=stream.records)
             self.stream_loader = make_streaming_loader(self.stream_ds, num_workers=settings.num_workers,
                                                        pin_memory=pin)
             if dist.enabled:

@@ -71,7 +71,7 @@ def test_every_config_option_passes_its_schema(app: str, overrides: list[str]) -
     ("evaluate", ["split=train"], "split must be one of test, all, not 'train'"),
     ("predict", ["formats=[csv]"], "formats[0] must be one of parquet, root, not 'csv'"),
     ("generate", ["format=hdf5"], "format must be one of parquet, root, text, not 'hdf5'"),
-    ("generate", ["flavours=[bb,tt]"], "flavours[1] must be one of uds, cc, bb, gg, not 'tt'"),
+    ("generate", ["flavours=[bb,tt]"], "flavours[1] must be one of uds, cc, bb, gg, ss, ud, not 'tt'"),
     ("calibrate", ["on_error=ignore"], "on_error must be one of raise, skip, not 'ignore'"),
     ("robustness", ["calibration=sometimes"], "calibration must be one of none, scale, auto, both, all, not 'sometimes'"),
     ("compare", ["+refrence=bdt"], "unknown key refrence; did you mean reference?"),

@@ -10,7 +10,8 @@ from flavortag.io import EventFormatError, ReadReport, read_events, write_events
 from flavortag.io.columns import EventColumns
 from flavortag.io.synthetic import synthetic_events
 
-VALID = "valid labels are 0 or 'uds', 1 or 'cc', 2 or 'bb', 3 or 'gg' (4 classes; -1 or 'unknown' for an unknown class)"
+VALID = ("valid labels are 0 or 'uds', 1 or 'cc', 2 or 'bb', 3 or 'gg', 4 or 'ss' (5 classes; -1 or 'unknown' "
+         "for an unknown class)")
 
 
 def _with_labels(labels):

@@ -20,8 +20,8 @@ def test_schemes_order_names_and_codes() -> None:
     assert three.names == ("light", "c", "b") and not three.is_event_scheme
     assert class_scheme(["c", "b"]).indices_of(np.array([2, 1, 0, 3, -1])).tolist() == [1, 0, -1, -1, -1]
     assert class_index("g") == 3 and class_index("gluon") == 3
-    codes, ok = label_codes(np.array([0, 3, 4, -1]))
-    assert ok.tolist() == [True, True, False, True]
+    codes, ok = label_codes(np.array([0, 3, 4, 5, -1]))
+    assert ok.tolist() == [True, True, True, False, True]  # 4: an s jet (issue 25)
     with pytest.raises(ValueError, match="name the same class twice"):
         class_scheme(["light", "uds"])
 

@@ -119,6 +119,7 @@ class GenerateApp:
     process: Literal["qq", "zh"] = "qq"
     level: Literal["event", "jet"] = "event"
     n_jets: int = schema_field(2, ge=1)
+    particle_flow: bool | None = None  # null: on for level=jet; the tracks' PID and the neutrals
     shard: int = schema_field(0, ge=0)     # 0 <= shard < n_shards (checked by the app with its hint)
     n_shards: int = schema_field(1, ge=1)
 
