@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from flavortag.batching.batch import pad_ragged_tensor
 from flavortag.classes import CLASS_NAMES
-from flavortag.schema.nodes import check_node, plain_data
+from flavortag.schema.nodes import check_node, defaults, plain_data
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from flavortag.batching import PaddedBatch, RaggedBatch
@@ -145,6 +145,7 @@ class TaggerModel(nn.Module):
     input_kind: str = "tracks"
     #: the model's config schema (:mod:`flavortag.schema.groups`): its keys, types, ranges, defaults
     SCHEMA: ClassVar[type]
+    #: the hyperparameters' defaults: those of ``SCHEMA`` (set for each subclass that names one)
     DEFAULTS: ClassVar[dict[str, Any]] = {}
     __jit_unused_properties__: ClassVar[list[str]] = [
         "track_mean", "track_scale", "event_mean", "event_scale", "export_inputs",
@@ -161,6 +162,11 @@ class TaggerModel(nn.Module):
         self.n_classes = len(self.class_names)
         self.feature_names: Any = None
         self.normalisation = InputNormalisation(self.n_track_features, self.n_event_features)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "SCHEMA" in cls.__dict__:
+            cls.DEFAULTS = defaults(cls.SCHEMA, drop=("name",))
 
     @classmethod
     def resolve_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:

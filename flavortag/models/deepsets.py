@@ -30,10 +30,7 @@ from flavortag.models.base import (
     unpack_slots,
 )
 from flavortag.models.layers import dense_stack
-from flavortag.schema import defaults
 from flavortag.schema.groups import DeepSetsSchema
-
-POOLINGS: tuple[str, ...] = ("sum", "mean", "max", "attention")
 
 
 class DeepSetsTagger(TaggerModel):
@@ -47,16 +44,13 @@ class DeepSetsTagger(TaggerModel):
     name: ClassVar[str] = "deepsets"
     input_kind: str = "tracks"
     SCHEMA: ClassVar[type] = DeepSetsSchema
-    DEFAULTS: ClassVar[dict[str, Any]] = defaults(DeepSetsSchema, drop=("name",))
 
     def __init__(self, config: Mapping[str, Any], n_track_features: int, n_event_features: int,
                  class_names: Sequence[str] = CLASS_NAMES) -> None:
         super().__init__(config, n_track_features, n_event_features, class_names)
         cfg = self.config
+        # pooling, phi_dims and attention_heads are checked by DeepSetsSchema (resolve_config)
         pooling = [cfg["pooling"]] if isinstance(cfg["pooling"], str) else list(cfg["pooling"])
-        unknown = sorted(set(pooling) - set(POOLINGS))
-        if not pooling or unknown:
-            raise ValueError(f"deepsets pooling must be a non-empty list from {POOLINGS}, got {pooling}")
         self.use_sum = "sum" in pooling
         self.use_mean = "mean" in pooling
         self.use_max = "max" in pooling
@@ -66,8 +60,6 @@ class DeepSetsTagger(TaggerModel):
         if self.use_event_features and self.n_event_features < 1:
             raise ValueError("deepsets use_event_features=True needs n_event_features >= 1")
         phi_dims = [int(w) for w in cfg["phi_dims"]]
-        if not phi_dims:
-            raise ValueError("deepsets phi_dims must not be empty")
         activation, dropout = cfg["activation"], float(cfg["dropout"])
         self.phi = dense_stack(self.n_track_features, phi_dims, activation, dropout)
         width = phi_dims[-1]

@@ -14,7 +14,6 @@ from torch import Tensor, nn
 from flavortag.classes import CLASS_NAMES
 from flavortag.models.base import TaggerModel
 from flavortag.models.layers import dense_stack
-from flavortag.schema import defaults
 from flavortag.schema.groups import MLPSchema
 
 
@@ -28,15 +27,12 @@ class MLPTagger(TaggerModel):
     name: ClassVar[str] = "mlp"
     input_kind: str = "event"
     SCHEMA: ClassVar[type] = MLPSchema
-    DEFAULTS: ClassVar[dict[str, Any]] = defaults(MLPSchema, drop=("name",))
 
     def __init__(self, config: Mapping[str, Any], n_track_features: int, n_event_features: int,
                  class_names: Sequence[str] = CLASS_NAMES) -> None:
         super().__init__(config, n_track_features, n_event_features, class_names)
         cfg = self.config
-        hidden = [int(w) for w in cfg["hidden_dims"]]
-        if not 1 <= len(hidden) <= 2:
-            raise ValueError(f"mlp hidden_dims must list 1 or 2 widths (a shallow baseline), got {hidden}")
+        hidden = [int(w) for w in cfg["hidden_dims"]]  # 1 or 2 widths: checked by MLPSchema
         if self.n_event_features < 1:
             raise ValueError("the mlp model needs n_event_features >= 1")
         self.net = nn.Sequential(

@@ -23,7 +23,6 @@ from flavortag.models.attention import MaskedMultiheadAttention
 from flavortag.models.base import TaggerModel, pack_slots, slot_index, unpack_slots
 from flavortag.models.layers import dense_stack, make_activation
 from flavortag.models.pair import PairEmbedding
-from flavortag.schema import defaults
 from flavortag.schema.groups import TransformerSchema
 
 
@@ -101,7 +100,6 @@ class TransformerTagger(TaggerModel):
     name: ClassVar[str] = "transformer"
     input_kind: str = "tracks"
     SCHEMA: ClassVar[type] = TransformerSchema
-    DEFAULTS: ClassVar[dict[str, Any]] = defaults(TransformerSchema, drop=("name",))
 
     def __init__(self, config: Mapping[str, Any], n_track_features: int, n_event_features: int,
                  class_names: Sequence[str] = CLASS_NAMES) -> None:
@@ -110,10 +108,7 @@ class TransformerTagger(TaggerModel):
         dim, heads = int(cfg["embed_dim"]), int(cfg["num_heads"])
         ffn_ratio, dropout, activation = float(cfg["ffn_ratio"]), float(cfg["dropout"]), str(cfg["activation"])
         attention_dropout = float(cfg["attention_dropout"])
-        if dim % heads != 0:
-            raise ValueError(f"transformer embed_dim={dim} must be divisible by num_heads={heads}")
-        if int(cfg["class_depth"]) < 1:
-            raise ValueError("transformer class_depth must be >= 1 (the class token is the readout)")
+        # num_heads divides embed_dim, class_depth >= 1: checked by TransformerSchema (resolve_config)
         self.use_pair_features = bool(cfg["use_pair_features"])
         self.use_event_features = bool(cfg["use_event_features"])
         if self.use_event_features and self.n_event_features < 1:
