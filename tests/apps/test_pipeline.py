@@ -14,10 +14,8 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 
-from flavortag.apps import CONFIG_DIR
+from tests.compose import compose_app
 
 from ..conftest import N_PER_CLASS
 
@@ -28,9 +26,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{path}"
 
 
-def _cfg(app: str, overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name=app, overrides=overrides)
+_cfg = compose_app
 
 
 def _train_overrides(sample_dir: Path, store: str, out: Path, model: str) -> list[str]:

@@ -9,17 +9,13 @@ import awkward as ak
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 
-from flavortag.apps import CONFIG_DIR
+from tests.compose import compose_app
 
 FIELDS = ["prob_uds", "prob_cc", "prob_bb", "D_b", "D_c"]
 
 
-def _cfg(app: str, overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name=app, overrides=overrides)
+_cfg = compose_app
 
 
 @pytest.fixture(scope="module")

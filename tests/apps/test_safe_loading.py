@@ -18,11 +18,8 @@ import mlflow.pytorch
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 
 import flavortag
-from flavortag.apps import CONFIG_DIR
 from flavortag.safe_load import (
     CorruptCheckpointError,
     UnsafeFileError,
@@ -30,6 +27,7 @@ from flavortag.safe_load import (
     load_bdt,
     load_model_file,
 )
+from tests.compose import compose_app
 
 
 class _Trap:
@@ -42,9 +40,7 @@ class _Trap:
         return os.system, (f"touch {self.marker}",)
 
 
-def _cfg(app: str, overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name=app, overrides=overrides)
+_cfg = compose_app
 
 
 @pytest.fixture()

@@ -13,16 +13,12 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
 
 import flavortag
-from flavortag.apps import CONFIG_DIR
 from flavortag.io import read_events
+from tests.compose import compose_app
 
-
-def _cfg(app: str, overrides: list[str]):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name=app, overrides=overrides)
+_cfg = compose_app
 
 
 def test_sort_by_travels_with_the_model_to_every_scorer(sample_dir: Path, tmp_path: Path) -> None:

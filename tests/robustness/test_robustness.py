@@ -11,7 +11,6 @@ import awkward as ak
 import mlflow
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
 from flavortag.apps import CONFIG_DIR
 from flavortag.augment import ResolutionAugmentation, augment_events, smear_impact_parameters
@@ -28,6 +27,7 @@ from flavortag.features import track_features
 from flavortag.features.track import TrackQuantities
 from flavortag.generate.detector_sim import FAKE_ORIGIN, TrueParticles, simulate_tracks
 from flavortag.io import read_events
+from tests.compose import compose_app
 
 ROOT = Path(__file__).resolve().parents[2]
 EMBEDDED = [ROOT / "data" / "zpole_ild" / f"{c}.parquet" for c in ("uds", "cc", "bb")]
@@ -229,9 +229,7 @@ def test_bad_augmentation_settings_are_refused(bad: dict) -> None:
 # ---- end to end ----------------------------------------------------------------------------
 
 
-def _compose(app: str, overrides: list[str]):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name=app, overrides=overrides)
+_compose = compose_app
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
-from flavortag.apps import CONFIG_DIR
+from tests.compose import compose_app
 
 FLAVOURS = ("ud", "ss", "cc", "bb", "gg")
 
 
-def _cfg(app: str, overrides: list[str]):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name=app, overrides=overrides)
+_cfg = compose_app
 
 
 @pytest.fixture(scope="module")

@@ -18,21 +18,19 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 import flavortag.pipelines.train as job_module
 import flavortag.training.loop as loop_module
-from flavortag.apps import CONFIG_DIR
 from flavortag.apps.train import train
 from flavortag.training.owner import OWNER_FILE, RunDirectory, RunDirectoryError
+from tests.compose import compose_app
 
 N_PER_CLASS = 300  # tests/conftest.py
 
 
 def _cfg(overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
+    return compose_app("train", overrides)
 
 
 def _overrides(sample_dir: Path, store: str, out: Path, files: tuple[str, ...] = ("uds", "cc", "bb"),

@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 import flavortag.training.loop as train_module
 from flavortag.apps import CONFIG_DIR
 from flavortag.apps.train import train
+from tests.compose import compose_app
 
 N_TRAIN_PER_CLASS = 200
 N_TRAIN = 3 * N_TRAIN_PER_CLASS
@@ -69,8 +70,7 @@ def _overrides(files: dict[str, list[Path]], store: str, out: Path, test: bool =
 
 
 def _cfg(overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
+    return compose_app("train", overrides)
 
 
 def test_streaming_run_sees_every_event_once_per_epoch(split_files: dict[str, list[Path]], store: str,
