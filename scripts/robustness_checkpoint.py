@@ -47,6 +47,8 @@ def main() -> int:
     from flavortag.scoring.inference import load_model
 
     model = load_model(args.checkpoint)
+    if not OmegaConf.has_resolver("hydra"):  # ${hydra:runtime.output_dir}: not needed to find the run's data
+        OmegaConf.register_new_resolver("hydra", lambda *_: "")
     run_config = OmegaConf.to_container(OmegaConf.load(args.config), resolve=True)
     nominal = held_out_events(DataSettings.of_run(run_config))  # type: ignore[arg-type]
     samples = {"nominal": nominal}
