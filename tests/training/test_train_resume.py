@@ -24,7 +24,9 @@ def _base_args(sample_dir: Path, store: str, run_dir: Path) -> list[str]:
 def test_kill9_mid_epoch_then_resume_continues_the_run(sample_dir: Path, tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run_dir = tmp_path / "run"
-    args = [sys.executable, "-m", "flavortag", "train", "model=transformer", "trainer.max_epochs=3",
+    # a small transformer: the test is about the resume, not the network
+    args = [sys.executable, "-m", "flavortag", "train", "model=transformer", "model.embed_dim=16", "model.depth=1",
+            "model.class_depth=1", "model.embed_hidden=[16]", "model.pair_hidden=[8]", "trainer.max_epochs=3",
             "trainer.batch_size=16", "trainer.checkpoint_every_steps=5",
             "trainer.early_stopping_patience=10", *_base_args(sample_dir, store, run_dir)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
