@@ -29,14 +29,14 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "zpole-30k"  # the presets' experiment
 #: model -> (preset, run name, extra overrides of the "quick" budget: about 6-7 minutes on 2 cores,
 #: each command ~35 s of reading, features, evaluation and logging beside its epochs; the set
-#: models' epochs take seconds, the tuned transformer's ~65 s per 330 steps, so it sees 2 x 250
+#: models' epochs take seconds, the tuned transformer's ~65 s per 330 steps, so it sees 2 x 330
 #: of its 492 steps an epoch)
 MODELS: dict[str, tuple[str, str, list[str]]] = {
     "bdt": ("bdt_zpole", "bdt", []),
     "mlp": ("mlp_zpole", "mlp", ["trainer.max_epochs=10"]),
     "deepsets": ("deepsets_zpole", "deepsets", ["trainer.max_epochs=4"]),
     "transformer": ("transformer_zpole_tuned", "transformer-tuned",
-                    ["trainer.max_epochs=2", "trainer.max_steps_per_epoch=250"]),
+                    ["trainer.max_epochs=2", "trainer.max_steps_per_epoch=330"]),
 }
 #: every command of the quick budget draws its plots as PNG only (PDF too: about 10 s more a command)
 QUICK_PLOTS = ["evaluate.plot_formats=[png]"]
