@@ -63,7 +63,6 @@ class PredictSettings:
 
 def predict(settings: PredictSettings) -> list[Path]:
     """Score every input file, streaming (see :mod:`flavortag.scoring.prediction`); returns the written files."""
-    from flavortag.calibration_function import training_resolution
     from flavortag.dataset import resolve_paths
     from flavortag.detector import DetectorModel
     from flavortag.reporting.report import evaluation_settings
@@ -84,7 +83,7 @@ def predict(settings: PredictSettings) -> list[Path]:
     written: list[Path] = []
     for path, stem in zip(inputs, stems):
         calibration = input_calibration(settings.calibration, path, detector, step, settings.calibration_events,
-                                        tagger.level, training_resolution(model))
+                                        tagger.level, tagger.reference)
         out, n_events = predict_file(tagger, calibration, path, stem, formats, step)
         for p in out:
             log.info("wrote %s (%d events)", p, n_events)

@@ -22,7 +22,7 @@ from flavortag.safe_load import MODEL_SUFFIXES, PICKLE_SUFFIXES
 def input_shape(model: Any) -> tuple[int, str | None]:
     """``(max_tracks, sort_by)`` a tagger was trained with (stored with it; older models: the defaults).
 
-    Every scorer (evaluate, predict, :class:`flavortag.Tagger`, the robustness
+    :class:`flavortag.Tagger` (the scorer of evaluate, predict and the robustness
     report) takes them from here, so a model trained with another ``data.sort_by``
     is scored as it was trained.
     """
@@ -40,9 +40,8 @@ def model_inputs(events: Any, feature_names: dict[str, Any], detector: Any, cali
     ``feature_names`` is the tagger's ``{"track": [...], "event": [...]}``,
     ``detector`` the :class:`~flavortag.detector.DetectorModel` of its
     significances, ``calibration`` a resolved
-    :class:`~flavortag.calibration.ResolutionCalibration` or None. Evaluate,
-    predict, :class:`flavortag.Tagger` and the robustness report all build
-    their tensors here, so they cannot drift apart.
+    :class:`~flavortag.calibration.ResolutionCalibration` or None. Called by
+    :meth:`flavortag.Tagger.predict` alone, the one scorer.
     """
     from flavortag.batching import build_event_tensors
     from flavortag.calibration import apply_calibration

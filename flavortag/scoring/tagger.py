@@ -40,6 +40,7 @@ from flavortag.ragged import DEFAULT_MAX_TRACKS, DEFAULT_SORT_BY
 if TYPE_CHECKING:
     from flavortag.batching import EventTensors
     from flavortag.calibration import Calibration
+    from flavortag.calibration_function import FunctionCalibration
     from flavortag.classes import ClassScheme
 
 
@@ -282,13 +283,18 @@ class Tagger:
         """``event`` or ``jet``: what the tagger's records are (an EDM4hep file is read at this level)."""
         return "event" if self.scheme.is_event_scheme else "jet"
 
-    def _calibration(self, spec: Any, events: ak.Array, detector: Any, min_tracks: int | None) -> Calibration | None:
-        from flavortag.calibration import MIN_TRACKS, resolve_calibration
+    @property
+    def reference(self) -> FunctionCalibration | None:
+        """The resolution functions of the training sample (``calibration=auto`` is relative to them)."""
         from flavortag.calibration_function import FunctionCalibration
 
         stored = self.training_resolution
-        reference = FunctionCalibration.from_dict(stored) if stored else None
-        return resolve_calibration(spec, events, detector, reference=reference,
+        return FunctionCalibration.from_dict(stored) if stored else None
+
+    def _calibration(self, spec: Any, events: ak.Array, detector: Any, min_tracks: int | None) -> Calibration | None:
+        from flavortag.calibration import MIN_TRACKS, resolve_calibration
+
+        return resolve_calibration(spec, events, detector, reference=self.reference,
                                    min_tracks=MIN_TRACKS if min_tracks is None else min_tracks)
 
     def tensors(self, events: ak.Array, calibration: Any = "default",
