@@ -1,18 +1,23 @@
 #!/bin/bash
-# Issue 24 study (session 3): the tuned transformer as the main job trains it, against the same preset
-# trained with augment=detector, each scored on shifted samples with calibration none, scale, auto.
+# Issue 24 study: the tuned transformer preset against the same preset trained with detector
+# augmentations, each scored on shifted samples with calibration none, scale (the old global fit)
+# and auto (the resolution function with tails, relative to training); the main job's BDT beside.
 #
 #   MAIN_JOB=<clone that ran `make run`> OUT=<work dir> bash scripts/robustness_augment_study.sh
 #
-# Shifted samples: 3k events per class each (EVENTS=...), the detector changes of
-# scripts/robustness_study.py; nominal: each model's own held-out test split of the 90k zpole_30k
-# sample. Writes $OUT/report_<model>.md (kept fractions and scale factors, with errors).
+# Shifted samples: EVENTS per class each (default 10000), the detector changes of
+# scripts/robustness_study.py. Trainings: the preset's own budget (3 epochs) on the main job's
+# 90k zpole_30k sample; nominal = each model's held-out test split (13.5k events).
+# Writes $OUT/report_<name>.md (kept fractions and scale factors, with errors), one per tagger.
+# CANDIDATES picks the trainings (names below), e.g. CANDIDATES="tuned residual".
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PY:-$ROOT/.venv/bin/python}
 MAIN_JOB=${MAIN_JOB:?set MAIN_JOB to the clone that ran make run}
 OUT=${OUT:-$ROOT/outputs/robustness_augment_study}
-EVENTS=${EVENTS:-3000}
+EVENTS=${EVENTS:-10000}
+EPOCHS=${EPOCHS:-3}
+CANDIDATES=${CANDIDATES:-tuned detector residual bdt}
 export FLAVORTAG_SAMPLES=$MAIN_JOB/samples
 S=$OUT/samples
 SAMPLE=$FLAVORTAG_SAMPLES/zpole_ild_30k
@@ -25,6 +30,12 @@ declare -A DET=(
  [misalign]="207 detector.d0_bias_um=3 detector.z0_bias_um=3"
  [combined]="208 detector.d0_a_mm=0.007 detector.d0_b_mm_gev=0.016 detector.z0_a_mm=0.007 detector.z0_b_mm_gev=0.015 detector.ip_tail_fraction=0.08 detector.ip_tail_scale=4 detector.track_efficiency=0.96"
 )
+# the trainings: overrides on top of +experiment=transformer_zpole_tuned
+declare -A TRAIN=(
+ [tuned]=""
+ [detector]="augment=detector"
+ [residual]="augment=residual"
+)
 ALL=""
 for name in scale1p5 shape tails eff95 fakes misalign combined; do
   set -- ${DET[$name]}
@@ -32,18 +43,25 @@ for name in scale1p5 shape tails eff95 fakes misalign combined; do
   [ -f "$S/$name/bb.parquet" ] || "$PY" -m flavortag generate n_events="$EVENTS" seed="$seed" "$@" out="$S/$name" progress=false
   ALL="$ALL $S/$name"
 done
-if [ ! -f "$OUT/aug/checkpoints/best.pt" ]; then  # the main job's budget: 2 epochs
-  "$PY" -m flavortag train +experiment=transformer_zpole_tuned augment=detector trainer.max_epochs=2 \
-    run_name=transformer-tuned-aug "data.paths=[$SAMPLE/uds.parquet,$SAMPLE/cc.parquet,$SAMPLE/bb.parquet]" \
-    tracking.tracking_uri="sqlite:///$OUT/mlflow.db" trainer.progress=false evaluate.plot_formats=[png] \
-    hydra.run.dir="$OUT/aug"
-fi
-MJ=$MAIN_JOB/outputs/main_job
-# shellcheck disable=SC2086
-"$PY" "$ROOT/scripts/robustness_checkpoint.py" --checkpoint "$MJ/transformer-tuned/checkpoints/best.pt" \
-  --config "$MJ/transformer-tuned/.hydra/config.yaml" --samples $ALL --events "$EVENTS" \
-  --name transformer-tuned --out "$OUT/report_transformer-tuned.md"
-# shellcheck disable=SC2086
-"$PY" "$ROOT/scripts/robustness_checkpoint.py" --checkpoint "$OUT/aug/checkpoints/best.pt" \
-  --config "$OUT/aug/.hydra/config.yaml" --samples $ALL --events "$EVENTS" \
-  --name transformer-tuned-aug --out "$OUT/report_transformer-tuned-aug.md"
+echo "samples ready $(date)"
+for cand in $CANDIDATES; do
+  if [ "$cand" = bdt ]; then  # the main job's BDT, trained on the same sample
+    ck=$MAIN_JOB/outputs/main_job/bdt/checkpoints/bdt.skops
+    cfg=$MAIN_JOB/outputs/main_job/bdt/.hydra/config.yaml
+  else
+    ck=$OUT/$cand/checkpoints/best.pt
+    cfg=$OUT/$cand/.hydra/config.yaml
+    if [ ! -f "$ck" ]; then
+      # shellcheck disable=SC2086
+      "$PY" -m flavortag train +experiment=transformer_zpole_tuned ${TRAIN[$cand]} trainer.max_epochs="$EPOCHS" \
+        run_name="transformer-tuned-$cand" "data.paths=[$SAMPLE/uds.parquet,$SAMPLE/cc.parquet,$SAMPLE/bb.parquet]" \
+        tracking.tracking_uri="sqlite:///$OUT/mlflow.db" trainer.progress=false evaluate.plot_formats=[png] \
+        hydra.run.dir="$OUT/$cand" > "$OUT/train_$cand.log" 2>&1
+      echo "$cand trained $(date)"
+    fi
+  fi
+  # shellcheck disable=SC2086
+  "$PY" "$ROOT/scripts/robustness_checkpoint.py" --checkpoint "$ck" --config "$cfg" --samples $ALL \
+    --events "$EVENTS" --name "$cand" --out "$OUT/report_$cand.md" > "$OUT/score_$cand.log" 2>&1
+  echo "$cand scored $(date)"
+done
