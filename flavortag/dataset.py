@@ -323,21 +323,45 @@ class SplitSample:
 def load_split_sample(data: DataSettings, report: ReadReport | None = None) -> SplitSample:
     """Read the sample of ``data`` and split it (class-stratified, seeded by ``data.split_seed``)."""
     events = load_sample(data, report=report)
-    indices = split_indices(np.asarray(events["label"]), data.split, data.split_seed)
+    indices = split_indices(np.asarray(events["label"]), data.split, data.split_seed, groups=event_groups(events))
     return SplitSample(events, indices, [str(p) for p in data.files()])
 
 
+def event_groups(records: ak.Array) -> np.ndarray | None:
+    """The event of each jet record, as a group number (None for event records).
+
+    Jet records carry ``event``, their event's number in its file; the jets of one
+    event are neighbours in every jet file (docs/FORMAT.md), so a new group starts
+    wherever ``event`` changes from one record to the next (also where a file ends).
+    """
+    if "event" not in records.fields or "jet" not in records.fields:
+        return None
+    event = np.asarray(records["event"], dtype=np.int64)
+    return np.cumsum(np.concatenate([[0], event[1:] != event[:-1]])).astype(np.int64)
+
+
 def split_indices(
-    labels: np.ndarray, fractions: Mapping[str, float], seed: int
+    labels: np.ndarray, fractions: Mapping[str, float], seed: int, groups: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
     """Class-stratified random split of event indices into train / val / test.
 
     ``fractions`` maps split names to fractions summing to 1 (checked by :func:`split_fractions`).
-    The same labels, fractions and seed always give the same split; each
-    returned index array is sorted.
+    ``groups`` (one number per record, e.g. :func:`event_groups`): records of one group stay
+    in one split (the jets of an event), drawn group by group, stratified by each group's
+    first record's label. The same labels, groups, fractions and seed always give the same
+    split; each returned index array is sorted.
     """
     fractions = split_fractions(fractions, training=False)
     labels = np.asarray(labels)
+    if groups is not None:
+        groups = np.asarray(groups, dtype=np.int64)
+        unique, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+        by_group = split_indices(labels[first], fractions, seed)
+        split_of = np.empty(len(unique), np.int64)
+        for k, name in enumerate(SPLIT_NAMES):
+            split_of[by_group[name]] = k
+        record_split = split_of[inverse.reshape(-1)]
+        return {name: np.flatnonzero(record_split == k) for k, name in enumerate(SPLIT_NAMES)}
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLIT_NAMES}
     for cls in np.unique(labels):

@@ -124,7 +124,8 @@ else:
 
 @dataclass
 class SplitSchema:
-    """``data.split``: fractions of the events for training, validation and test."""
+    """``data.split``: fractions of the events for training, validation and test (random, per class;
+    jet records are split event by event: both jets of an event land in the same split)."""
 
     train: float = schema_field(0.7, gt=0.0, lt=1.0)
     val: float = schema_field(0.15, gt=0.0, lt=1.0)

@@ -126,3 +126,29 @@ def test_old_checkpoints_without_class_names_are_event_taggers() -> None:
     with pytest.raises(ValueError, match="differs from"):
         model_from_checkpoint({**state, "class_names": ["g", "b", "c", "light"]})
     assert np.asarray(state["state_dict"][[k for k in state["state_dict"] if k.endswith("weight")][-1]]).shape[0] == 4
+
+
+def test_a_random_split_keeps_the_jets_of_an_event_together(jet_dir: Path) -> None:
+    """Issue 25: jets split event by event (no event has a jet in training and one in the test), stratified."""
+    from flavortag.dataset import DataSettings, event_groups, load_split_sample, split_indices
+
+    paths = [str(jet_dir / f"{f}.parquet") for f in ("uds", "cc", "bb", "gg")]
+    data = DataSettings.from_config({"paths": paths, "level": "jet", "classes": ["light", "c", "b", "g"],
+                                     "split": {"train": 0.5, "val": 0.2, "test": 0.3}})
+    sample = load_split_sample(data)
+    jets = sample.events
+    events = {(int(d), int(e)) for d, e in zip(jets["decay_class"], jets["event"])}
+    split_of: dict[tuple[int, int], set[str]] = {}
+    for name, idx in sample.indices.items():
+        for d, e in zip(np.asarray(jets["decay_class"])[idx], np.asarray(jets["event"])[idx]):
+            split_of.setdefault((int(d), int(e)), set()).add(name)
+    assert set(split_of) == events and all(len(s) == 1 for s in split_of.values())
+    assert sorted(np.concatenate(list(sample.indices.values())).tolist()) == list(range(len(jets)))
+    n_events = len(events)  # 240 events of 2 jets: the fractions hold for events, within rounding per class
+    for name, fraction in (("train", 0.5), ("val", 0.2), ("test", 0.3)):
+        assert abs(sum(s == {name} for s in split_of.values()) - fraction * n_events) <= 4, name
+    # event records have no groups: their split is the record-by-record one, as before
+    assert event_groups(ak.Array({"label": [0, 1]})) is None
+    labels = np.repeat([0, 1, 2], 50)
+    plain = split_indices(labels, {"train": 0.6, "val": 0.2, "test": 0.2}, 7)
+    assert [len(plain[n]) for n in ("train", "val", "test")] == [90, 30, 30]
