@@ -4,7 +4,8 @@
 have to be stopped before it finishes, leaving only its ``best.pt``. This
 scores that checkpoint with the library behind the app (``flavortag.robustness``,
 ``flavortag.scale_factors``): its nominal sample is the held-out test split of
-the run's own config (``<run dir>/.hydra/config.yaml``), the shifted samples are
+the run's own config (``<run dir>/.hydra/config.yaml``), or ``--nominal DIR``
+(events made as the training sample was, independently), the shifted samples are
 directories of event files; calibration none, scale and auto. Prints the
 Markdown report (kept fractions and scale factors, with errors) and the wall
 time of each (mode, sample).
@@ -31,6 +32,9 @@ def main() -> int:
     parser.add_argument("--config", required=True, help="the run's .hydra/config.yaml")
     parser.add_argument("--samples", nargs="+", required=True, help="directories of shifted samples")
     parser.add_argument("--events", type=int, default=None, help="events per class read of each sample")
+    parser.add_argument("--nominal", default=None,
+                        help="a directory of nominal events (same detector as training) to use as the nominal "
+                             "sample instead of the run's held-out test split (more events: smaller errors)")
     parser.add_argument("--modes", default="none,scale,auto")
     parser.add_argument("--name", default="tagger")
     parser.add_argument("--out", default=None, help="also write the report here")
@@ -50,11 +54,14 @@ def main() -> int:
     if not OmegaConf.has_resolver("hydra"):  # ${hydra:runtime.output_dir}: not needed to find the run's data
         OmegaConf.register_new_resolver("hydra", lambda *_: "")
     run_config = OmegaConf.to_container(OmegaConf.load(args.config), resolve=True)
-    nominal = held_out_events(DataSettings.of_run(run_config))  # type: ignore[arg-type]
-    samples = {"nominal": nominal}
-    for directory in args.samples:
+    def directory_sample(directory: str) -> object:
         paths = sorted(str(p) for p in Path(directory).iterdir() if str(p).endswith(EVENT_SUFFIXES))
-        samples[Path(directory).name] = load_sample({"paths": paths, "max_events_per_class": args.events})
+        return load_sample({"paths": paths, "max_events_per_class": args.events})
+
+    samples = {"nominal": directory_sample(args.nominal) if args.nominal
+               else held_out_events(DataSettings.of_run(run_config))}  # type: ignore[arg-type]
+    for directory in args.samples:
+        samples[Path(directory).name] = directory_sample(directory)
     scored: dict[str, dict[str, rb.Scored]] = {}
     for mode in args.modes.split(","):
         key = f"{args.name} [calib {mode}]"

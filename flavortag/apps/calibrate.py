@@ -16,11 +16,12 @@ from flavortag.apps import CONFIG_DIR, plain
 from flavortag.apps.schema import check_config
 from flavortag.calibration import Calibration
 from flavortag.errors import reported
-from flavortag.pipelines import calibrate as pipeline
 
 
 def calibrate(cfg: DictConfig) -> Calibration:
     """Parse a composed calibrate config, fit and write the calibration."""
+    from flavortag.pipelines import calibrate as pipeline  # (here, so that --help needs no torch)
+
     return pipeline.calibrate(pipeline.CalibrateSettings.from_config(plain(cfg)))
 
 

@@ -11,11 +11,12 @@ from omegaconf import DictConfig
 from flavortag.apps import CONFIG_DIR, plain
 from flavortag.apps.schema import check_config
 from flavortag.errors import reported
-from flavortag.pipelines import compare as pipeline
 
 
 def compare(cfg: DictConfig) -> dict[str, dict[str, float]]:
     """Parse a composed compare config and build the comparison; returns ``{run name: flat metrics}``."""
+    from flavortag.pipelines import compare as pipeline  # (here, so that --help needs no torch)
+
     return pipeline.compare(pipeline.CompareSettings.from_config(plain(cfg)))
 
 

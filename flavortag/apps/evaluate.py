@@ -11,11 +11,12 @@ from omegaconf import DictConfig
 from flavortag.apps import CONFIG_DIR, plain
 from flavortag.apps.schema import check_config
 from flavortag.errors import reported
-from flavortag.pipelines import evaluate as pipeline
 
 
 def evaluate_run(cfg: DictConfig) -> tuple[str, dict[str, float]]:
     """Parse a composed evaluate config and run the evaluation; returns the model's name and the metrics."""
+    from flavortag.pipelines import evaluate as pipeline  # (here, so that --help needs no torch)
+
     return pipeline.evaluate_run(pipeline.EvaluateSettings.from_config(plain(cfg)))
 
 

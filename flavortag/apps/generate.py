@@ -25,11 +25,12 @@ from omegaconf import DictConfig
 from flavortag.apps import CONFIG_DIR, plain
 from flavortag.apps.schema import check_config
 from flavortag.errors import reported
-from flavortag.pipelines import generate as pipeline
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Parse a composed generate config, produce the samples; returns the content of ``generation.yaml``."""
+    from flavortag.pipelines import generate as pipeline  # (here, so that --help needs no torch)
+
     return pipeline.generate(pipeline.GenerateSettings.from_config(plain(cfg)))
 
 

@@ -13,11 +13,12 @@ from omegaconf import DictConfig
 from flavortag.apps import CONFIG_DIR, plain
 from flavortag.apps.schema import check_config
 from flavortag.errors import reported
-from flavortag.pipelines import predict as pipeline
 
 
 def predict(cfg: DictConfig) -> list[Path]:
     """Parse a composed predict config and score its inputs; returns the written files."""
+    from flavortag.pipelines import predict as pipeline  # (here, so that --help needs no torch)
+
     return pipeline.predict(pipeline.PredictSettings.from_config(plain(cfg)))
 
 

@@ -13,11 +13,12 @@ from omegaconf import DictConfig
 from flavortag.apps import CONFIG_DIR, plain
 from flavortag.apps.schema import check_config
 from flavortag.errors import reported
-from flavortag.pipelines import robustness as pipeline
 
 
 def robustness(cfg: DictConfig) -> dict[str, Any]:
     """Parse a composed robustness config and build the report; returns the tables and the parent run id."""
+    from flavortag.pipelines import robustness as pipeline  # (here, so that --help needs no torch)
+
     return pipeline.robustness(pipeline.RobustnessSettings.from_config(plain(cfg)))
 
 

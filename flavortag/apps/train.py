@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from omegaconf import DictConfig
@@ -16,13 +16,17 @@ from omegaconf import DictConfig
 from flavortag.apps import CONFIG_DIR, plain
 from flavortag.apps.schema import check_config
 from flavortag.errors import reported
-from flavortag.pipelines import train as pipeline
 from flavortag.training.settings import TrainJob
 
+if TYPE_CHECKING:
+    from flavortag.pipelines.train import EpochCallback
 
-def train(cfg: DictConfig, epoch_callback: pipeline.EpochCallback | None = None,
+
+def train(cfg: DictConfig, epoch_callback: EpochCallback | None = None,
           run_tags: dict[str, str] | None = None) -> dict[str, Any]:
     """Parse a composed train config and run the job (see :func:`flavortag.pipelines.train.train`)."""
+    from flavortag.pipelines import train as pipeline  # (here, so that --help needs no torch)
+
     return pipeline.train(TrainJob.from_config(plain(cfg)), epoch_callback=epoch_callback, run_tags=run_tags)
 
 

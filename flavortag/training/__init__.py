@@ -60,12 +60,34 @@ uninterrupted run.
 """
 
 
-from flavortag.training.bdt import fit_bdt
-from flavortag.training.checkpoint import CHECKPOINT_VERSION, TrainState, find_resume_checkpoint
-from flavortag.training.data import PreparedData, StreamingSource, prepare_data
-from flavortag.training.loop import fit_torch
-from flavortag.training.runtime import Distributed, resolve_device
-from flavortag.training.settings import TrainerSettings, TrainJob, feature_names
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flavortag.training.bdt import fit_bdt
+    from flavortag.training.checkpoint import CHECKPOINT_VERSION, TrainState, find_resume_checkpoint
+    from flavortag.training.data import PreparedData, StreamingSource, prepare_data
+    from flavortag.training.loop import fit_torch
+    from flavortag.training.runtime import Distributed, resolve_device
+    from flavortag.training.settings import TrainerSettings, TrainJob, feature_names
+
+#: Where each public name lives. Imported on first use: the apps read :mod:`.settings` to check a
+#: config (and answer ``--help``) without importing torch, scikit-learn or MLflow.
+_HOMES: dict[str, str] = {
+    "fit_bdt": "bdt", "CHECKPOINT_VERSION": "checkpoint", "TrainState": "checkpoint",
+    "find_resume_checkpoint": "checkpoint", "PreparedData": "data", "StreamingSource": "data",
+    "prepare_data": "data", "fit_torch": "loop", "Distributed": "runtime", "resolve_device": "runtime",
+    "TrainerSettings": "settings", "TrainJob": "settings", "feature_names": "settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The public names, imported from their module on first use (:data:`_HOMES`)."""
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+
 
 __all__ = [
     "CHECKPOINT_VERSION",

@@ -17,14 +17,16 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flavortag.augment import ResolutionAugmentation
-from flavortag.batching import Layout
 from flavortag.dataset import DataSettings
 from flavortag.detector import DetectorModel
 from flavortag.schema import check_node, defaults
 from flavortag.schema.groups import TrackingSettings, TrainerSchema, is_bdt
+
+if TYPE_CHECKING:  # (batching imports torch; a config is checked without it)
+    from flavortag.batching import Layout
 
 __all__ = ["TrainJob", "TrainerSettings"]
 

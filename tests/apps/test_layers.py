@@ -67,3 +67,17 @@ def test_events_become_probabilities_in_one_place() -> None:
     # scoring/inference.py defines them, scoring/tagger.py is the scorer; batching/ defines the tensors and
     # training/ builds its own splits' inputs once
     assert [u for u in users if not u.startswith(("training/", "batching/"))] == ["scoring/inference.py", "scoring/tagger.py"], users
+
+
+def test_the_apps_answer_help_and_check_configs_without_torch_mlflow_or_sklearn() -> None:
+    """Every Hydra app imports its pipeline when it runs: ``--help`` and a config error cost a second, not ten."""
+    import subprocess
+    import sys
+
+    apps = ("calibrate", "compare", "evaluate", "generate", "predict", "robustness", "train", "tune")
+    code = ("import sys\n"
+            + "".join(f"import flavortag.apps.{app}\n" for app in apps)
+            + "from flavortag.training.settings import TrainJob\n"
+            + "print([m for m in ('torch', 'mlflow', 'sklearn') if m in sys.modules])\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]", proc.stdout
