@@ -20,8 +20,9 @@ from pathlib import Path
 from flavortag.benchmark import default_data_dir, list_tasks, load_task
 
 
-def _folder_bytes(folder: Path, pattern: str) -> int:
-    return sum(p.stat().st_size for p in folder.glob(pattern) if p.is_file())
+def _dataset_bytes(folder: Path, names: list[str]) -> int:
+    """Bytes of a dataset's files (shifted sets included; predictions and ROOT copies not)."""
+    return sum((folder / name).stat().st_size for name in names)
 
 
 def cmd_list(_: argparse.Namespace) -> int:
@@ -54,11 +55,15 @@ def cmd_make(args: argparse.Namespace) -> int:
     if args.root:
         write_root_copies(out)
     wall_s = time.perf_counter() - start
-    disk = _folder_bytes(out, "*/*.parquet")
+    from flavortag.benchmark.make import read_manifest
+
+    disk = _dataset_bytes(out, list(read_manifest(out)["files"]))
+    linked = _dataset_bytes(out, result.reused)
     print(f"{task.name}: {len(result.made)} file(s) made ({result.n_events_made:,} events, "
           f"{result.workers} worker(s)), {len(result.reused)} reused, "
           f"{len(result.verified)} verified against checksums.json; "
-          f"{wall_s:.1f} s; {disk / 1e6:.1f} MB of Parquet in {out}")
+          f"{wall_s:.1f} s; {disk / 1e6:.1f} MB of Parquet in {out}"
+          + (f" ({linked / 1e6:.1f} MB of it reused)" if result.reused else ""))
     for split, rows in card["label_purity"].items():
         purity = ", ".join(f"{k} {r['purity']:.4f}" for k, r in rows.items())
         print(f"  label purity {split}: {purity}")
