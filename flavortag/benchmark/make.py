@@ -206,7 +206,6 @@ class ReuseSource:
     """A made dataset whose files another task may take: its folder and, by plan, each recorded file."""
 
     folder: Path
-    task_name: str
     files: dict[FileSpec, tuple[str, dict[str, Any]]]
 
 
@@ -226,16 +225,23 @@ def reuse_source(folder: str | Path) -> ReuseSource:
         raise ChecksumError(f"{generation}: the recorded task is not the one {out / CHECKSUMS} was made from")
     recorded = manifest["files"]
     files = {spec: (spec.relpath, recorded[spec.relpath]) for spec in plan_files(task) if spec.relpath in recorded}
-    return ReuseSource(out, task.name, files)
+    return ReuseSource(out, files)
 
 
-def _reuse_file(spec: FileSpec, path: Path, sources: Sequence[ReuseSource]) -> dict[str, Any] | None:
-    """Link (or copy) the file planned as ``spec`` from a source to ``path``, its sha256 checked; its entry."""
+def _reuse_file(spec: FileSpec, path: Path, sources: Sequence[ReuseSource],
+                expected: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Link (or copy) the file planned as ``spec`` from a source to ``path``, its sha256 checked; its entry.
+
+    ``expected``: this dataset's record of the file (a missing file being remade), which must agree.
+    """
     for source in sources:
         hit = source.files.get(spec)
         if hit is None or not (source.folder / hit[0]).is_file():
             continue
         origin, entry = source.folder / hit[0], hit[1]
+        if expected is not None and expected["sha256"] != entry["sha256"]:
+            raise ChecksumError(f"{path}: recorded with sha256 {expected['sha256']}, but {origin} has "
+                                f"{entry['sha256']}; make without --reuse")
         path.parent.mkdir(parents=True, exist_ok=True)
         staged = path.with_name(f".{path.name}.reuse-{os.getpid()}")
         staged.unlink(missing_ok=True)
@@ -317,14 +323,9 @@ def _make_locked(task: Task, out: Path, workers: int | None, progress: bool, sta
     start = time.perf_counter()
     reused: list[str] = []
     for spec in list(pending) if sources else []:
-        entry = _reuse_file(spec, out / spec.relpath, sources)
+        entry = _reuse_file(spec, out / spec.relpath, sources, recorded.get(spec.relpath))
         if entry is None:
             continue
-        expected = recorded.get(spec.relpath)
-        if expected is not None and expected["sha256"] != entry["sha256"]:
-            (out / spec.relpath).unlink()
-            raise ChecksumError(f"{out / spec.relpath}: the reused file's sha256 {entry['sha256']} is not the "
-                                f"recorded {expected['sha256']}; make without --reuse")
         recorded[spec.relpath] = entry
         _write_manifest(out, manifest)
         reused.append(spec.relpath)
