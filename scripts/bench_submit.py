@@ -12,9 +12,9 @@ and the last output file of each predict call over the events of all its files
 but the first (start-up, model loading and the first file drop out), summed
 over the calls.
 
-Before the full run the first file of the first split is predicted alone; if
-the extrapolated time of the rest exceeds ``--max-minutes`` the script stops
-(exit 3) and says so.
+Before the full run the first two files left are predicted alone; if the time
+of the rest, extrapolated from their steady rate plus a start-up per predict
+call, exceeds ``--max-minutes`` the script stops (exit 3) and says so.
 
     python scripts/bench_submit.py --task zpole-robustness-v1 --data <dataset> \\
         --checkpoint <run>/checkpoints/bdt.skops --name flavortag-bdt --model bdt \\
@@ -41,6 +41,25 @@ def _predict(checkpoint: str, files: list[Path], out_dir: Path, timings: dict[st
     command = [sys.executable, "-m", "flavortag", "predict", f"checkpoint={checkpoint}",
                f"inputs=[{','.join(map(str, files))}]", f"out_dir={out_dir}", "formats=[parquet]"]
     return run(command, timings, key, log)
+
+
+def _probe(args: argparse.Namespace, data: Path, manifest: dict, todo: dict[str, list[Path]], preds: Path,
+           timings: dict[str, float], log: Path) -> float:
+    """Predict the first two files left; minutes the rest would take (steady rate, plus a start-up per call)."""
+    split = next(iter(todo))
+    files = [f for f, p in zip(todo[split], _outputs(todo[split], preds / split)) if not p.is_file()][:2]
+    if len(files) < 2:
+        return 0.0
+    seconds = _predict(args.checkpoint, files, preds / split, timings, "probe", log)
+    events = [manifest["files"][str(f.relative_to(data))]["n_events"] for f in files]
+    first, second = (p.stat().st_mtime for p in _outputs(files, preds / split))
+    per_event_s = (second - first) / events[1]
+    start_up_s = max(0.0, seconds - per_event_s * sum(events))
+    left = sum(manifest["files"][str(f.relative_to(data))]["n_events"] for s in todo for f in todo[s]) - sum(events)
+    estimate_min = (per_event_s * left + start_up_s * len(todo)) / 60
+    print(f"probe: {sum(events):,} events in {seconds:.1f} s ({1e6 * per_event_s:.0f} µs/event steady, start-up "
+          f"{start_up_s:.0f} s); the rest ({left:,} events) about {estimate_min:.1f} min", flush=True)
+    return estimate_min
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,23 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     splits = {s: [data / n for n in manifest["splits"][s]["files"]] for s in task.scored_splits()}
     todo = {s: f for s, f in splits.items() if not all(p.is_file() for p in _outputs(f, preds / s))}
     if todo:
-        first_split = next(iter(todo))
-        first = todo[first_split][0]
-        if not _outputs([first], preds / first_split)[0].is_file():
-            seconds = _predict(args.checkpoint, [first], preds / first_split, timings, "probe", log)
-            n_first = manifest["files"][str(first.relative_to(data))]["n_events"]
-            left = sum(manifest["files"][str(f.relative_to(data))]["n_events"] for s in todo for f in todo[s]) - n_first
-            estimate_min = seconds / n_first * left / 60
-            print(f"probe: {n_first} events in {seconds:.1f} s (start-up included); the rest ({left:,} events) "
-                  f"about {estimate_min:.1f} min", flush=True)
-            if estimate_min > args.max_minutes:
-                print(f"stopped: predicting every scored split would take about {estimate_min:.0f} min "
-                      f"(> --max-minutes {args.max_minutes:g})")
-                return 3
+        estimate_min = _probe(args, data, manifest, todo, preds, timings, log)
+        if estimate_min > args.max_minutes:
+            print(f"stopped: predicting the rest would take about {estimate_min:.0f} min "
+                  f"(> --max-minutes {args.max_minutes:g})")
+            return 3
     for split, every in todo.items():
         out_dir = preds / split
         out_dir.mkdir(parents=True, exist_ok=True)
         files = [f for f, p in zip(every, _outputs(every, out_dir)) if not p.is_file()]
+        if not files:  # all predicted by the probe
+            continue
         _predict(args.checkpoint, files, out_dir, timings, f"predict {split}", log)
         outputs = _outputs(files, out_dir)
         times = sorted(p.stat().st_mtime for p in outputs)
