@@ -55,7 +55,8 @@ def _probe(args: argparse.Namespace, data: Path, manifest: dict, todo: dict[str,
     first, second = (p.stat().st_mtime for p in _outputs(files, preds / split))
     per_event_s = (second - first) / events[1]
     start_up_s = max(0.0, seconds - per_event_s * sum(events))
-    left = sum(manifest["files"][str(f.relative_to(data))]["n_events"] for s in todo for f in todo[s]) - sum(events)
+    left = sum(manifest["files"][str(f.relative_to(data))]["n_events"] for s in todo
+               for f, p in zip(todo[s], _outputs(todo[s], preds / s)) if not p.is_file())
     estimate_min = (per_event_s * left + start_up_s * len(todo)) / 60
     print(f"probe: {sum(events):,} events in {seconds:.1f} s ({1e6 * per_event_s:.0f} µs/event steady, start-up "
           f"{start_up_s:.0f} s); the rest ({left:,} events) about {estimate_min:.1f} min", flush=True)
