@@ -1,7 +1,7 @@
 """``flavortag benchmark``: shared tasks (list, make, score, leaderboard); docs/BENCHMARK.md.
 
     flavortag benchmark list
-    flavortag benchmark make zpole-3class-ild-v1 [--out DIR] [--workers 2] [--root]
+    flavortag benchmark make zpole-3class-ild-v1 [--out DIR] [--workers 2] [--root] [--reuse DIR]
     flavortag benchmark score zpole-3class-ild-v1 preds.parquet [--submit NAME --model M ...]
     flavortag benchmark leaderboard zpole-3class-ild-v1 [--tracking-uri sqlite:///mlflow.db]
 
@@ -20,8 +20,9 @@ from pathlib import Path
 from flavortag.benchmark import default_data_dir, list_tasks, load_task
 
 
-def _folder_bytes(folder: Path, pattern: str) -> int:
-    return sum(p.stat().st_size for p in folder.glob(pattern) if p.is_file())
+def _dataset_bytes(folder: Path, names: list[str]) -> int:
+    """Bytes of a dataset's files (shifted sets included; predictions and ROOT copies not)."""
+    return sum((folder / name).stat().st_size for name in names)
 
 
 def cmd_list(_: argparse.Namespace) -> int:
@@ -48,16 +49,21 @@ def cmd_make(args: argparse.Namespace) -> int:
     task = load_task(args.task)
     out = Path(args.out) if args.out else default_data_dir(task)
     start = time.perf_counter()
-    result = make_dataset(task, out, workers=args.workers, progress=not args.no_progress)
+    result = make_dataset(task, out, workers=args.workers, progress=not args.no_progress, reuse=args.reuse)
     write_generation(task, out, result)
     card = write_card(task, out)
     if args.root:
         write_root_copies(out)
     wall_s = time.perf_counter() - start
-    disk = _folder_bytes(out, "*/*.parquet")
+    from flavortag.benchmark.make import read_manifest
+
+    disk = _dataset_bytes(out, list(read_manifest(out)["files"]))
+    linked = _dataset_bytes(out, result.reused)
     print(f"{task.name}: {len(result.made)} file(s) made ({result.n_events_made:,} events, "
-          f"{result.workers} worker(s)), {len(result.verified)} verified against checksums.json; "
-          f"{wall_s:.1f} s; {disk / 1e6:.1f} MB of Parquet in {out}")
+          f"{result.workers} worker(s)), {len(result.reused)} reused, "
+          f"{len(result.verified)} verified against checksums.json; "
+          f"{wall_s:.1f} s; {disk / 1e6:.1f} MB of Parquet in {out}"
+          + (f" ({linked / 1e6:.1f} MB of it reused)" if result.reused else ""))
     for split, rows in card["label_purity"].items():
         purity = ", ".join(f"{k} {r['purity']:.4f}" for k, r in rows.items())
         print(f"  label purity {split}: {purity}")
@@ -118,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--out", default=None, help="dataset folder (default: samples/benchmark/<task>)")
     make.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     make.add_argument("--root", action="store_true", help="also write ROOT copies under root/")
+    make.add_argument("--reuse", action="append", default=[], metavar="DIR",
+                      help="a made dataset whose identically planned files are linked (sha256 checked), "
+                      "not generated; may be repeated")
     make.add_argument("--no-progress", action="store_true", help="no progress bar")
     make.set_defaults(func=cmd_make)
     score = sub.add_parser("score", help="official figures of prediction files (event_id + prob_<class>)")

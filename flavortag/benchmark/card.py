@@ -104,7 +104,8 @@ def write_generation(task: Task, out_dir: Path, result: MakeResult) -> dict[str,
     runs = list((previous or {}).get("make_runs", []))
     runs.append({"made_files": len(result.made), "verified_files": len(result.verified),
                  "made_events": result.n_events_made, "wall_s": round(result.wall_s, 1),
-                 "workers": result.workers, "versions": package_versions()})
+                 "workers": result.workers, "versions": package_versions(),
+                 **({"reused_files": len(result.reused), "reused_from": result.reused_from} if result.reused else {})})
     content = {
         "task": task.raw,
         "versions": runs[0]["versions"],

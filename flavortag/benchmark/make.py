@@ -18,6 +18,14 @@ file): a killed make resumes where it stopped. A file already recorded is
 verified, never rewritten; a recorded file that is missing is remade and must
 come out with its recorded sha256 (remaking verifies the checksums).
 
+Reuse (``reuse=``, ``make --reuse DIR``): a file whose plan (:class:`FileSpec`:
+split, class, shard, chunks with every generation setting, variant) is the plan
+of a file recorded in another made dataset is hard-linked from there (copied
+where a link cannot be made) instead of generated, after its sha256 is checked
+against the other dataset's ``checksums.json``; its entry is that record. So
+``zpole-robustness-v1`` takes its test, val and train files from a made
+``zpole-3class-ild-v1`` and generates only its shifted sets.
+
 ``event_id`` is a 63-bit hash (splitmix64) of ``(seed, class, chunk index,
 position in the chunk, test variant)``: unique in the task, stable across
 versions of the files, and silent about the class. Jet tasks: one id per jet
@@ -30,9 +38,10 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +196,67 @@ class MakeResult:
     n_events_made: int
     wall_s: float
     workers: int
+    #: files taken from another made dataset (``reuse``), and those datasets' folders
+    reused: list[str] = field(default_factory=list)
+    reused_from: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReuseSource:
+    """A made dataset whose files another task may take: its folder and, by plan, each recorded file."""
+
+    folder: Path
+    files: dict[FileSpec, tuple[str, dict[str, Any]]]
+
+
+def reuse_source(folder: str | Path) -> ReuseSource:
+    """The files of the made dataset in ``folder``, keyed by their plan (its task from ``generation.yaml``)."""
+    import yaml
+
+    from flavortag.benchmark.task import task_from_record
+
+    out = Path(folder)
+    manifest, generation = read_manifest(out), out / GENERATION
+    if not manifest or not generation.is_file():
+        raise ChecksumError(f"{out}: not a made benchmark dataset (no {CHECKSUMS} or {GENERATION}); "
+                            "--reuse takes the folder of one")
+    task = task_from_record((yaml.safe_load(generation.read_text()) or {}).get("task"), generation)
+    if task_sha256(task) != manifest.get("task_sha256"):
+        raise ChecksumError(f"{generation}: the recorded task is not the one {out / CHECKSUMS} was made from")
+    recorded = manifest["files"]
+    files = {spec: (spec.relpath, recorded[spec.relpath]) for spec in plan_files(task) if spec.relpath in recorded}
+    return ReuseSource(out, files)
+
+
+def _reuse_file(spec: FileSpec, path: Path, sources: Sequence[ReuseSource],
+                expected: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Link (or copy) the file planned as ``spec`` from a source to ``path``, its sha256 checked; its entry.
+
+    ``expected``: this dataset's record of the file (a missing file being remade), which must agree.
+    """
+    for source in sources:
+        hit = source.files.get(spec)
+        if hit is None or not (source.folder / hit[0]).is_file():
+            continue
+        origin, entry = source.folder / hit[0], hit[1]
+        if expected is not None and expected["sha256"] != entry["sha256"]:
+            raise ChecksumError(f"{path}: recorded with sha256 {expected['sha256']}, but {origin} has "
+                                f"{entry['sha256']}; make without --reuse")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_name(f".{path.name}.reuse-{os.getpid()}")
+        staged.unlink(missing_ok=True)
+        try:
+            os.link(origin, staged)
+        except OSError:  # another file system, or links not allowed
+            shutil.copyfile(origin, staged)
+        got = file_sha256(staged)
+        if got != entry["sha256"]:
+            staged.unlink()
+            raise ChecksumError(f"{origin}: sha256 {got} is not the one recorded in {source.folder / CHECKSUMS} "
+                                f"({entry['sha256']}): not reused; repair that dataset or make without --reuse")
+        os.replace(staged, path)
+        return dict(entry)
+    return None
 
 
 def _file_chunks(spec: FileSpec, results: Iterator[ChunkColumns], stats: dict[str, Any],
@@ -208,20 +278,23 @@ def _file_chunks(spec: FileSpec, results: Iterator[ChunkColumns], stats: dict[st
 
 
 def make_dataset(task: Task, out_dir: str | Path, workers: int | None = None, progress: bool = True,
-                 start_method: str = "spawn") -> MakeResult:
+                 start_method: str = "spawn", reuse: Sequence[str | Path] = ()) -> MakeResult:
     """Make (or resume, or verify) the dataset of ``task`` in ``out_dir``; see the module doc.
 
+    ``reuse``: folders of made datasets whose identically planned files are linked, not generated.
     Two makes of one folder take turns (a lock file, ``.make.lock``): the second verifies.
     """
     from flavortag.io.atomic import locked
 
     out = Path(out_dir)
+    sources = [reuse_source(folder) for folder in reuse]
     out.mkdir(parents=True, exist_ok=True)
     with locked(out / ".make.lock"):
-        return _make_locked(task, out, workers, progress, start_method)
+        return _make_locked(task, out, workers, progress, start_method, sources)
 
 
-def _make_locked(task: Task, out: Path, workers: int | None, progress: bool, start_method: str) -> MakeResult:
+def _make_locked(task: Task, out: Path, workers: int | None, progress: bool, start_method: str,
+                 sources: Sequence[ReuseSource]) -> MakeResult:
     from tqdm.auto import tqdm
 
     from flavortag.generate.production import iter_chunks
@@ -248,6 +321,15 @@ def _make_locked(task: Task, out: Path, workers: int | None, progress: bool, sta
             pending.append(spec)
     workers = int(workers or os.cpu_count() or 1)
     start = time.perf_counter()
+    reused: list[str] = []
+    for spec in list(pending) if sources else []:
+        entry = _reuse_file(spec, out / spec.relpath, sources, recorded.get(spec.relpath))
+        if entry is None:
+            continue
+        recorded[spec.relpath] = entry
+        _write_manifest(out, manifest)
+        reused.append(spec.relpath)
+        pending.remove(spec)
     chunks = [c for spec in pending for c in spec.chunks]
     made: list[str] = []
     if chunks:
@@ -277,7 +359,8 @@ def _make_locked(task: Task, out: Path, workers: int | None, progress: bool, sta
     manifest["splits"] = _split_fingerprints(out, plan, recorded)
     _write_manifest(out, manifest)
     wall_s = time.perf_counter() - start
-    return MakeResult(out, made, verified, sum(s.n_events for s in pending), wall_s, workers)
+    return MakeResult(out, made, verified, sum(s.n_events for s in pending), wall_s, workers, reused,
+                      [str(s.folder) for s in sources])
 
 
 def _split_fingerprints(out: Path, plan: Sequence[FileSpec], recorded: dict[str, Any]) -> dict[str, Any]:

@@ -213,13 +213,23 @@ def load_task(name_or_path: str | Path) -> Task:
     return _task_from_dict(raw, path)
 
 
+def task_from_record(raw: Any, where: str | Path) -> Task:
+    """The task recorded in a dataset's ``generation.yaml`` (``where`` names that file in errors).
+
+    Checked as a task file is, except that the name need not match the file's.
+    """
+    if not isinstance(raw, dict):
+        raise TaskError(f"{where}: the recorded task is a mapping of keys, not {type(raw).__name__}")
+    return _task_from_dict(raw, Path(where), check_name=False)
+
+
 def _need(raw: dict[str, Any], key: str, path: Path) -> Any:
     if key not in raw:
         raise TaskError(f"{path}: the task file has no {key!r}")
     return raw[key]
 
 
-def _task_from_dict(raw: dict[str, Any], path: Path) -> Task:
+def _task_from_dict(raw: dict[str, Any], path: Path, check_name: bool = True) -> Task:
     schema = raw.get("schema", 1)
     if schema not in _KEYS:
         raise TaskError(f"{path}: task schema {schema!r} is not one this flavortag reads (1 .. {TASK_SCHEMA}); "
@@ -247,7 +257,7 @@ def _task_from_dict(raw: dict[str, Any], path: Path) -> Task:
     except (TypeError, ValueError) as err:
         raise TaskError(f"{path}: detector: {err}") from None
     name = str(_need(raw, "name", path))
-    if path.suffix == ".yaml" and path.stem != name:
+    if check_name and path.suffix == ".yaml" and path.stem != name:
         raise TaskError(f"{path}: the file of task {name!r} must be named {name}.yaml")
     classes = tuple(str(c) for c in _need(raw, "classes", path))
     try:

@@ -16,6 +16,7 @@ import pytest
 from flavortag.apps.benchmark import main as benchmark_main
 from flavortag.benchmark import load_task
 from flavortag.benchmark.make import (
+    ChecksumError,
     event_ids,
     file_sha256,
     make_dataset,
@@ -282,3 +283,36 @@ def test_score_of_real_predict_output_equals_the_metrics_of_its_probabilities(ro
     assert score.figures["fakes/acc"] == pytest.approx(fakes["acc"])
     assert score.figures["fakes/kept_acc"] == pytest.approx(fakes["acc"] / paired["acc"])
     assert "fakes/kept_acc" in format_score(score, task)
+
+
+def test_make_reuses_another_tasks_identical_files(robust, tmp_path):
+    import yaml
+
+    # a schema-1 task with tiny-robust-v1's nominal splits (same seed, chunks, detector): its own make
+    raw = yaml.safe_load(ROBUST.read_text())
+    for key in ("schema", "test_variants"):
+        del raw[key]
+    raw["name"], raw["metrics"] = "tiny-nominal-v1", {**raw["metrics"], "headline": ["acc"]}
+    del raw["metrics"]["robustness"]
+    nominal_file = tmp_path / "tiny-nominal-v1.yaml"
+    nominal_file.write_text(yaml.safe_dump(raw))
+    nominal = _make(nominal_file, tmp_path / "nominal")
+    task, out = load_task(ROBUST), tmp_path / "reused"
+    assert benchmark_main(["make", str(ROBUST), "--out", str(out), "--reuse", str(nominal), "--workers", "1",
+                           "--no-progress"]) == 0
+    generated, got = read_manifest(robust), read_manifest(out)
+    assert got == generated  # every file, split fingerprint and purity count as when all were generated
+    shared = set(read_manifest(nominal)["files"])
+    assert len(shared) == 3 * 4 and shared < set(got["files"])
+    for name in shared:  # linked, not generated: the nominal dataset's very bytes
+        assert (out / name).samefile(nominal / name)
+    run = yaml.safe_load((out / "generation.yaml").read_text())["make_runs"][0]
+    assert run["reused_files"] == 12 and run["made_files"] == len(plan_files(task)) - 12
+    # a reused file whose bytes differ from its source's record is refused, naming the source file
+    victim = "test/cc-00001-of-00002.parquet"
+    (out / victim).unlink()
+    (nominal / victim).unlink()
+    (nominal / victim).write_bytes(b"not parquet")
+    with pytest.raises(ChecksumError, match=f"{nominal / victim}: sha256 .* not the one recorded"):
+        make_dataset(task, out, workers=1, progress=False, reuse=[nominal])
+    assert not (out / victim).exists()
