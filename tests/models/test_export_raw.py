@@ -74,11 +74,11 @@ def _jet_sample() -> ak.Array:
 
 def _train_torch(key: str, events: ak.Array, classes: tuple[str, ...], seed: int = 0,
                  track_names: tuple[str, ...] = TRACK_FEATURES,
-                 event_names: tuple[str, ...] = EVENT_FEATURES) -> torch.nn.Module:
+                 event_names: tuple[str, ...] = EVENT_FEATURES, config: dict | None = None) -> torch.nn.Module:
     """One epoch of Adam on ``events`` (normalisation fitted first), as a trained tagger carries it."""
     torch.manual_seed(seed)
-    tensors = build_event_tensors(events, track_names, event_names, max_tracks=MAX_TRACKS)
-    model = build_model(CONFIGS[key], len(track_names), len(event_names), class_names=classes)
+    tensors = build_event_tensors(events, track_names, event_names or None, max_tracks=MAX_TRACKS)
+    model = build_model(config or CONFIGS[key], len(track_names), len(event_names), class_names=classes)
     model.fit_normalisation(tensors.valid_track_features(), tensors.event_features)
     model.feature_names = {"track": list(track_names) if key != "mlp" else [], "event": list(event_names)}
     model.detector = DetectorModel().to_dict()
@@ -97,9 +97,11 @@ def _train_torch(key: str, events: ak.Array, classes: tuple[str, ...], seed: int
 
 def _train_bdt(events: ak.Array, classes: tuple[str, ...], event_names: tuple[str, ...] = EVENT_FEATURES):
     from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
 
     tensors = build_event_tensors(events, [], event_names, max_tracks=MAX_TRACKS)
-    clf = HistGradientBoostingClassifier(max_iter=8, random_state=0).fit(tensors.event_features, tensors.labels)
+    with threadpool_limits(limits=1):  # OpenMP threads on a few events only fight on a loaded machine (5 s -> 0.1 s)
+        clf = HistGradientBoostingClassifier(max_iter=8, random_state=0).fit(tensors.event_features, tensors.labels)
     clf.feature_names = {"track": [], "event": list(event_names)}
     clf.detector = DetectorModel().to_dict()
     clf.class_names = classes
