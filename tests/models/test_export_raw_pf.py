@@ -100,6 +100,12 @@ def test_particle_flow_tagger_in_plain_onnxruntime_agrees_with_tagger_score(jets
             assert np.abs(charged_got - expected).max() > 1e-3
         else:  # the others never see them (event features: charged only, as in training)
             np.testing.assert_allclose(charged_got, got, atol=1e-6, rtol=0, err_msg=key)
+    # the docs' numpy + onnxruntime example (scripts/onnx_raw_example.py) feeds a particle-flow tagger too
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "onnx_raw_example.py"), paths[0]],
+                         check=True, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    lines = run.stdout.strip().splitlines()
+    assert "'particle'" in lines[1] and lines[-1].startswith("probabilities")
+    assert sum(float(v) for v in lines[-1].split()[1:]) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_graph_features_are_the_training_features_with_neutral_tokens(jets):
