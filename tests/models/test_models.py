@@ -364,25 +364,6 @@ def test_pair_mass_of_energetic_collinear_pions(energy, angle, rel):
     assert math.exp(got.item()) == pytest.approx(exact, rel=rel)
 
 
-def test_pair_mass_of_massless_neutral_tokens():
-    """Photons (|p| = E, as float32 stores them): their own E^2 - p^2 is rounding noise, counted as 0,
-    so m^2 of a collinear photon pair is 2 E_1 E_2 (1 - cos angle) (not swung by the noise)."""
-    rng = np.random.default_rng(0)
-    direction = rng.normal(size=(64, 3))
-    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-    tilted = direction + 1e-3 * rng.normal(size=(64, 3))
-    tilted /= np.linalg.norm(tilted, axis=1, keepdims=True)
-    energy = rng.uniform(5.0, 40.0, size=(64, 2))
-    rows = [np.concatenate([energy[:, k:k + 1], energy[:, k:k + 1] * d, np.zeros((64, 3))], axis=1)
-            for k, d in enumerate((direction, tilted))]
-    vectors = torch.from_numpy(np.stack(rows, axis=1).astype(np.float32))
-    v = vectors.double()
-    exact = 2 * v[:, 0, 0] * v[:, 1, 0] * (1 - (v[:, 0, 1:4] * v[:, 1, 1:4]).sum(-1) / v[:, 0, 1:4].norm(dim=-1)
-                                            / v[:, 1, 1:4].norm(dim=-1))
-    got = pair_features(vectors, torch.ones(64, 2, dtype=torch.bool))[:, 0, 1, PAIR_FEATURES.index("ln_m2")]
-    np.testing.assert_allclose(got.exp().numpy(), exact.numpy(), rtol=2e-3)
-
-
 def test_pair_feature_subset_and_bias_shape():
     model = build_model({"name": "transformer", "embed_dim": 8, "num_heads": 2, "depth": 1, "class_depth": 1,
                          "pair_features": ["ln_delta", "ln_dca"], "pair_hidden": [4]}, 3, 0).eval()
