@@ -229,7 +229,8 @@ def raw_contract(input_names: tuple[str, ...]) -> dict[str, Any]:
     """The input contract written into the metadata: names, shapes, dtypes, units."""
     units = {
         "axis": "unit-free direction (normalised in the graph; zero -> +z)",
-        "tracks": "E, px, py, pz [GeV], x, y, z [mm]: reference point (point of closest approach to the beam axis)",
+        "tracks": ("E, px, py, pz [GeV], x, y, z [mm]: reference point (point of closest approach to the beam axis); "
+                   "a neutral particle's slot (particle_type 1, 2): its E, px, py, pz"),
         "valid": "bool, True = real track (or neutral particle)",
         "particle": ("particle_type (0 charged track, 1 photon, 2 neutral hadron), charge [e], dndx [1/mm], "
                      "tof_ns [ns], track_length_mm [mm]; NaN = not measured. A neutral's tracks row is its "

@@ -12,12 +12,14 @@ onnxruntime round differently).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
+import onnx
 import pytest
 import torch
 import yaml
@@ -76,6 +78,9 @@ def test_particle_flow_tagger_in_plain_onnxruntime_agrees_with_tagger_score(jets
     for key, model in taggers.items():
         export = export_raw_bdt_onnx if key == "bdt" else export_raw_onnx
         paths.append(str(export(model, tmp_path / f"{key}.onnx")))
+    contract = json.loads({p.key: p.value for p in onnx.load(paths[0]).metadata_props}["flavortag.input_contract"])
+    assert list(contract) == ["axis", "tracks", "valid", "particle", "track_sigma", "resolution_scale"]
+    assert contract["particle"]["shape"] == ["batch", "tracks", 5] and "NaN" in contract["particle"]["meaning"]
     inputs = raw_inputs(jets, particle_flow=True)
     n_neutrals = np.asarray(ak.num(jets["neutrals"]))
     np.testing.assert_array_equal(inputs["valid"].sum(1), np.asarray(ak.num(jets["tracks"])) + n_neutrals)
