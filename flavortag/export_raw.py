@@ -7,6 +7,14 @@
 * ``tracks [B, N, 7]`` float32: (E, px, py, pz, x, y, z) in GeV / mm, as in the
   event files (docs/FORMAT.md), in any order;
 * ``valid [B, N]`` bool: True for a real track (padded slots are ignored, any pattern);
+* ``particle [B, N, 5]`` float32 (only where the features read the particle flow, issue 25):
+  per slot the fields :data:`~flavortag.features.padded.PARTICLE_FIELDS`, particle type
+  (0 charged track, 1 photon, 2 neutral hadron), charge, dN/dx [1/mm], time of flight [ns],
+  track length [mm], NaN where not measured. The neutral particles are slots of ``tracks``
+  too (their measured 4-momentum); the graph writes them as training does
+  (:func:`~flavortag.features.particle_flow.as_neutral_tokens`), makes them tokens where the
+  tagger's features ask for the particle type, and leaves them out of the event features
+  (and of every feature of a tagger without neutral tokens);
 * ``track_sigma [B, N, 2]`` float32 (only where the features use resolutions):
   each track's sigma(d0), sigma(z0) in mm from its track fit; a value <= 0
   means "use the detector model's parametric resolution" for that track;
@@ -45,14 +53,17 @@ from torch import Tensor, nn
 from flavortag.detector import DetectorModel
 from flavortag.export import attach_metadata, class_names, frozen_copy, onnx_metadata
 from flavortag.features import PaddedTracks, padded_event_features, padded_track_features
+from flavortag.features import particle_flow as pf
+from flavortag.features.padded import PARTICLE_FIELDS
 from flavortag.features.track import VECTOR_FIELDS
 from flavortag.io.atomic import atomic_output
 
 #: Every input name the raw graph can have, in this order.
-RAW_INPUTS: tuple[str, ...] = ("axis", "tracks", "valid", "track_sigma", "resolution_scale")
+RAW_INPUTS: tuple[str, ...] = ("axis", "tracks", "valid", "particle", "track_sigma", "resolution_scale")
 #: Shapes of the inputs (symbolic names for the dynamic axes).
 RAW_INPUT_SHAPES: dict[str, list[str | int]] = {
     "axis": ["batch", 3], "tracks": ["batch", "tracks", 7], "valid": ["batch", "tracks"],
+    "particle": ["batch", "tracks", len(PARTICLE_FIELDS)],
     "track_sigma": ["batch", "tracks", 2], "resolution_scale": ["scale_rows", 2],
 }
 RAW_OUTPUTS: tuple[str, ...] = ("logits", "probabilities")
@@ -97,10 +108,10 @@ def used_raw_inputs(track_names: list[str], event_names: list[str], detector: De
         padded_track_features(q, track_names)
     if event_names:
         padded_event_features(q, event_names)
-    if "particle" in q.used_inputs:  # issue 25: not (yet) an input of the raw graph; never diverge silently
-        raise ValueError("this tagger's features read the particle-flow fields (neutral tokens, PID: "
-                         "features.particle_flow) that the raw-input graph does not take; export it without "
-                         "the raw format (--formats onnx,torchscript)")
+    missing = sorted(q.used_inputs - set(RAW_INPUTS))
+    if missing:  # an input the graph has no place for: refused, never silently diverging
+        raise ValueError(f"this tagger's features read {', '.join(missing)}, which the raw-input graph does not "
+                         "take; export it without the raw format (--formats onnx,torchscript)")
     return tuple(n for n in RAW_INPUTS if n in ("axis", "tracks", "valid") or n in q.used_inputs)
 
 
@@ -112,28 +123,48 @@ class RawFeatures(nn.Module):
         self.track_names, self.event_names = list(track_names), list(event_names)
         self.detector = detector
         self.input_names = used_raw_inputs(self.track_names, self.event_names, detector)
+        #: the neutral particles are tokens beside the tracks (as ``build_event_tensors`` makes them)
+        self.neutral_tokens = pf.uses_neutral_tokens(self.track_names)
 
     def forward(self, axis: Tensor, tracks: Tensor, valid: Tensor, track_sigma: Tensor | None = None,
-                resolution_scale: Tensor | None = None) -> tuple[Tensor | None, Tensor | None, Tensor]:
-        """``(track features [B, N, F] | None, event features [B, G] | None, tracks with padding zeroed)``."""
+                resolution_scale: Tensor | None = None,
+                particle: Tensor | None = None) -> tuple[Tensor | None, Tensor | None, Tensor, Tensor]:
+        """``(track features [B, N, F] | None, event features [B, G] | None, tokens [B, N, 7], token mask [B, N])``.
+
+        The tokens are the tracks (and the neutral particles where the tagger takes them as
+        tokens), every other slot zeroed; the event features see the charged tracks only, as
+        in training.
+        """
         valid = valid.to(torch.bool)
-        tracks = tracks.to(torch.float32).masked_fill(~valid.unsqueeze(-1), 0.0)
-        sigma = None if track_sigma is None else track_sigma.to(torch.float64).masked_fill(~valid.unsqueeze(-1), 0.0)
+        vectors = tracks.to(torch.float32).to(torch.float64)
+        fields, charged = None, valid
+        if particle is not None:
+            vectors, fields = pf.as_neutral_tokens(vectors, particle.to(torch.float32).to(torch.float64))
+            charged = valid & (fields[..., PARTICLE_FIELDS.index("particle_type")] == pf.CHARGED)
+        tokens = valid if self.neutral_tokens else charged
         scale = None if resolution_scale is None else resolution_scale.to(torch.float64)
-        q = PaddedTracks(tracks.to(torch.float64), valid, axis.to(torch.float64), self.detector, scale, sigma)
+
+        def quantities(mask: Tensor) -> PaddedTracks:
+            def zeroed(x: Tensor | None) -> Tensor | None:
+                return None if x is None else x.to(torch.float64).masked_fill(~mask.unsqueeze(-1), 0.0)
+            return PaddedTracks(zeroed(vectors), mask, axis.to(torch.float64), self.detector, scale,
+                                zeroed(track_sigma), zeroed(fields))
+
+        q = quantities(tokens)
         track_features = None
         if self.track_names:
             track_features = padded_track_features(q, self.track_names).to(torch.float32)
         event_features = None
         if self.event_names:
-            event_features = padded_event_features(q, self.event_names).to(torch.float32)
-        return track_features, event_features, tracks
+            q_event = q if tokens is charged else quantities(charged)
+            event_features = padded_event_features(q_event, self.event_names).to(torch.float32)
+        return track_features, event_features, q.vectors.to(torch.float32), tokens
 
-    def named(self, inputs: tuple[Tensor, ...]) -> tuple[Tensor | None, Tensor | None, Tensor]:
+    def named(self, inputs: tuple[Tensor, ...]) -> tuple[Tensor | None, Tensor | None, Tensor, Tensor]:
         """:meth:`forward` on positional inputs named ``self.input_names``."""
         named = dict(zip(self.input_names, inputs))
         return self(named["axis"], named["tracks"], named["valid"], named.get("track_sigma"),
-                    named.get("resolution_scale"))
+                    named.get("resolution_scale"), named.get("particle"))
 
 
 class RawInputScorer(nn.Module):
@@ -151,8 +182,7 @@ class RawInputScorer(nn.Module):
 
     def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
         """Positional inputs named ``self.input_names`` -> ``(logits, probabilities)``."""
-        track_features, event_features, tracks = self.raw.named(inputs)
-        valid = dict(zip(self.input_names, inputs))["valid"].to(torch.bool)
+        track_features, event_features, tracks, valid = self.raw.named(inputs)
         batch = tracks.shape[0]
         if track_features is None:
             features = tracks.new_zeros((batch, 0, int(getattr(self.model, "n_track_features", 0))))
@@ -180,6 +210,10 @@ def example_raw_inputs(batch_size: int = 3, n_tracks: int = 12, seed: int = 0) -
     energy = (momentum.square().sum(-1) + 0.13957**2).sqrt()
     points = torch.randn(batch_size, n_tracks, 3, generator=gen) * 0.05
     axis = torch.nn.functional.normalize(torch.randn(batch_size, 3, generator=gen), dim=-1)
+    kind = torch.randint(0, 3, (batch_size, n_tracks), generator=gen).to(torch.float32)
+    pid = torch.tensor([1.3, 6.0, 1800.0]) * (1.0 + 0.1 * torch.rand(batch_size, n_tracks, 3, generator=gen))
+    pid = pid.masked_fill(torch.rand(batch_size, n_tracks, 1, generator=gen) < 0.2, float("nan"))
+    charge = torch.where(torch.rand(batch_size, n_tracks, generator=gen) < 0.5, -1.0, 1.0)
     return {
         "axis": axis,
         "tracks": torch.cat((energy[..., None], momentum, points), dim=-1),
@@ -187,6 +221,7 @@ def example_raw_inputs(batch_size: int = 3, n_tracks: int = 12, seed: int = 0) -
         "track_sigma": torch.where(torch.rand(batch_size, n_tracks, 2, generator=gen) < 0.5,
                                    torch.full((batch_size, n_tracks, 2), 0.02), torch.zeros(batch_size, n_tracks, 2)),
         "resolution_scale": torch.ones(1, 2),
+        "particle": torch.cat((kind[..., None], charge[..., None], pid), dim=-1),
     }
 
 
@@ -194,8 +229,12 @@ def raw_contract(input_names: tuple[str, ...]) -> dict[str, Any]:
     """The input contract written into the metadata: names, shapes, dtypes, units."""
     units = {
         "axis": "unit-free direction (normalised in the graph; zero -> +z)",
-        "tracks": "E, px, py, pz [GeV], x, y, z [mm]: reference point (point of closest approach to the beam axis)",
-        "valid": "bool, True = real track",
+        "tracks": ("E, px, py, pz [GeV], x, y, z [mm]: reference point (point of closest approach to the beam axis); "
+                   "a neutral particle's slot (particle_type 1, 2): its E, px, py, pz"),
+        "valid": "bool, True = real track (or neutral particle)",
+        "particle": ("particle_type (0 charged track, 1 photon, 2 neutral hadron), charge [e], dndx [1/mm], "
+                     "tof_ns [ns], track_length_mm [mm]; NaN = not measured. A neutral's tracks row is its "
+                     "E, px, py, pz (x, y, z, charge and PID ignored)"),
         "track_sigma": "sigma(d0), sigma(z0) [mm] of the track fit; <= 0: the detector model's parametric resolution",
         "resolution_scale": "(d0, z0) resolution scales, rows 1 or B; default [[1, 1]]",
     }
@@ -282,7 +321,7 @@ class _EventFeatureGraph(nn.Module):
 
     def forward(self, *inputs: Tensor) -> Tensor:
         """Positional inputs named ``self.raw.input_names`` -> ``event_features [B, G]``."""
-        _, event_features, _ = self.raw.named(inputs)
+        _, event_features, _, _ = self.raw.named(inputs)
         if event_features is None:
             raise ValueError("the BDT has no event features")
         return event_features

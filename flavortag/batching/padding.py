@@ -168,28 +168,40 @@ def pad_tracks(
     return pad_flat(columns, offsets, max_tracks, key, descending)
 
 
-def raw_inputs(events: ak.Array, n_slots: int | None = None) -> dict[str, np.ndarray]:
+def raw_inputs(events: ak.Array, n_slots: int | None = None, particle_flow: bool = False) -> dict[str, np.ndarray]:
     """The inputs of a raw-input ONNX tagger (docs/ONNX.md) for ``events``, numpy float32 / bool.
 
     ``axis [n, 3]``, ``tracks [n, N, 7]`` (E, px, py, pz, x, y, z in stored
     order), ``valid [n, N]`` and ``track_sigma [n, N, 2]`` (the tracks'
     ``sigma_d0``, ``sigma_z0`` where the records carry them, else 0: the
     detector model's resolution); ``N`` is ``n_slots`` or the longest event
-    (at least 1). Padded slots hold zeros.
+    (at least 1). Padded slots hold zeros. With ``particle_flow`` (a graph with a
+    ``particle`` input) the records' ``neutrals`` follow the tracks as slots of their
+    own (:func:`~flavortag.features.particle_flow.with_neutral_tokens`) and
+    ``particle [n, N, 5]`` holds every slot's particle-flow fields (type, charge,
+    dndx, tof_ns, track_length_mm; NaN where not measured).
     """
+    from flavortag.features.padded import PARTICLE_FIELDS, particle_fill
+    from flavortag.features.particle_flow import with_neutral_tokens
     from flavortag.features.track import SIGMA_FIELDS, VECTOR_FIELDS, event_axes
 
-    tracks = events["tracks"]
+    tracks = (with_neutral_tokens(events) if particle_flow else events)["tracks"]
     offsets = offsets_of(tracks)
     longest = int(np.diff(offsets).max()) if len(offsets) > 1 else 0
     n = max(longest, 1) if n_slots is None else int(n_slots)
     if n < longest:
         raise ValueError(f"n_slots={n} is smaller than the longest event ({longest} tracks)")
-    columns = np.stack([flat_values(tracks[f]) for f in VECTOR_FIELDS], axis=1)
-    padded, valid = ragged_to_padded(columns, offsets, n)
-    if all(f in tracks.fields for f in SIGMA_FIELDS):
-        sigma = ragged_to_padded(np.stack([flat_values(tracks[f]) for f in SIGMA_FIELDS], axis=1), offsets, n)[0]
-    else:
-        sigma = np.zeros(valid.shape + (2,), dtype=np.float32)
-    return {"axis": event_axes(events).astype(np.float32), "tracks": padded, "valid": valid,
-            "track_sigma": sigma.astype(np.float32)}
+
+    def padded(fields: Sequence[str], fill: Sequence[float] | None = None) -> np.ndarray:
+        fill = fill or [0.0] * len(fields)
+        flat = [flat_values(tracks[f]) if f in tracks.fields else np.full(int(offsets[-1]), v, np.float32)
+                for f, v in zip(fields, fill)]
+        return ragged_to_padded(np.stack(flat, axis=1), offsets, n)[0].astype(np.float32)
+
+    valid = np.arange(n)[None, :] < np.diff(offsets)[:, None]
+    inputs = {"axis": event_axes(events).astype(np.float32), "tracks": padded(VECTOR_FIELDS), "valid": valid,
+              "track_sigma": padded(SIGMA_FIELDS) if all(f in tracks.fields for f in SIGMA_FIELDS)
+              else np.zeros(valid.shape + (2,), dtype=np.float32)}
+    if particle_flow:
+        inputs["particle"] = padded(PARTICLE_FIELDS, [particle_fill(f) for f in PARTICLE_FIELDS])
+    return inputs

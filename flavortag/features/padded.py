@@ -54,6 +54,11 @@ VECTOR_INDEX: dict[str, int] = {name: i for i, name in enumerate(("E", "px", "py
 PARTICLE_FIELDS: tuple[str, ...] = ("particle_type", "charge", "dndx", "tof_ns", "track_length_mm")
 
 
+def particle_fill(name: str) -> float:
+    """The value of particle-flow field ``name`` where the records lack it: type 0 (charged), else NaN."""
+    return 0.0 if name == "particle_type" else math.nan
+
+
 class PaddedTracks:
     """Per-track quantities of padded events (see the module doc), lazily computed, float64.
 
@@ -87,8 +92,7 @@ class PaddedTracks:
         self.used_inputs.add("particle")
         index = PARTICLE_FIELDS.index(name)
         if self.particle is None:
-            fill = 0.0 if name == "particle_type" else math.nan
-            return self.ops.full_like(self.field("E"), fill)
+            return self.ops.full_like(self.field("E"), particle_fill(name))
         return self.particle[..., index]
 
     def field(self, name: str) -> Array:

@@ -14,6 +14,8 @@
   :mod:`flavortag.array_ops` on :class:`~flavortag.features.padded.PaddedTracks`,
   with the detector model's own PID parameters (:mod:`flavortag.pid`). A track
   without a measurement (or a neutral) gets 0 and ``has_pid`` 0.
+* :func:`as_neutral_tokens`: the same conventions on padded arrays (the raw-input
+  ONNX graph, whose ``particle`` input gives each slot its type).
 * :func:`kaon_mask`: the kaon candidates of the LCFIPlus-era event variables
   (``n_kaons``, ...): a charged track whose combined chi^2 (dN/dx and TOF
   pulls) under the kaon hypothesis is below the pion's by more than
@@ -22,12 +24,14 @@
 
 from __future__ import annotations
 
+import math
+
 import awkward as ak
 import numpy as np
 
 from flavortag import pid
-from flavortag.array_ops import Array
-from flavortag.features.padded import PARTICLE_FIELDS, PaddedTracks
+from flavortag.array_ops import Array, ops_for
+from flavortag.features.padded import PARTICLE_FIELDS, VECTOR_INDEX, PaddedTracks
 
 #: Track features that make the neutral particles tokens (the particle-type flags).
 NEUTRAL_TOKEN_FEATURES: tuple[str, ...] = ("is_charged", "is_photon", "is_neutral_hadron")
@@ -38,6 +42,9 @@ MASS2_RANGE_GEV2: tuple[float, float] = (-1.0, 4.0)
 KAON_CHI2_MARGIN: float = 4.0
 #: ``particle_type`` codes.
 CHARGED, PHOTON, NEUTRAL_HADRON = 0, 1, 2
+#: A neutral token's fields that are 0 (reference point at the origin: every impact parameter is 0; no
+#: charge); its other fields but the 4-momentum and the type are NaN (not measured).
+NEUTRAL_ZERO_FIELDS: tuple[str, ...] = ("x", "y", "z", "charge")
 HYPOTHESES: dict[str, float] = {"pi": pid.PION_MASS_GEV, "k": pid.KAON_MASS_GEV, "p": pid.PROTON_MASS_GEV}
 
 
@@ -58,11 +65,27 @@ def with_neutral_tokens(events: ak.Array) -> ak.Array:
     zero = ak.values_astype(neutrals["E"] * 0, np.float32)
     nan = zero + np.float32(np.nan)
     neutral = {f: (ak.values_astype(neutrals[f], np.float32) if f in ("E", "px", "py", "pz")
-                   else zero if f in ("x", "y", "z", "charge") else nan) for f in keep}
+                   else zero if f in NEUTRAL_ZERO_FIELDS else nan) for f in keep}
     neutral["particle_type"] = ak.values_astype(
         ak.where(neutrals["pid_pdg"] == 22, PHOTON, NEUTRAL_HADRON), np.int8)
     merged = ak.concatenate([ak.zip(charged), ak.zip(neutral)], axis=1)
     return ak.with_field(events, merged, "tracks")
+
+
+def as_neutral_tokens(vectors: Array, particle: Array) -> tuple[Array, Array]:
+    """Padded ``vectors [B, N, 7]`` and ``particle [B, N, 5]`` (:data:`PARTICLE_FIELDS`) with every slot
+    whose type is not charged written as :func:`with_neutral_tokens` writes a neutral (numpy or torch):
+    its 4-momentum and type kept, :data:`NEUTRAL_ZERO_FIELDS` 0, the PID NaN."""
+    ops = ops_for(vectors)
+    neutral = particle[..., PARTICLE_FIELDS.index("particle_type")] != CHARGED
+
+    def written(values: Array, names: tuple[str, ...] | list[str], kept: tuple[str, ...]) -> Array:
+        return ops.stack([values[..., i] if name in kept else
+                          ops.where(neutral, 0.0 if name in NEUTRAL_ZERO_FIELDS else math.nan, values[..., i])
+                          for i, name in enumerate(names)], -1)
+
+    return (written(vectors, list(VECTOR_INDEX), ("E", "px", "py", "pz")),
+            written(particle, PARTICLE_FIELDS, ("particle_type",)))
 
 
 def particle_type_flag(q: PaddedTracks, code: int) -> Array:
@@ -111,5 +134,5 @@ def kaon_mask(q: PaddedTracks) -> Array:
             & (chi2["k"] + KAON_CHI2_MARGIN < chi2["pi"]) & (chi2["k"] < chi2["p"]))
 
 
-__all__ = ["NEUTRAL_TOKEN_FEATURES", "PARTICLE_FIELDS", "kaon_mask", "uses_neutral_tokens",
-           "with_neutral_tokens"]
+__all__ = ["NEUTRAL_TOKEN_FEATURES", "NEUTRAL_ZERO_FIELDS", "PARTICLE_FIELDS", "as_neutral_tokens", "kaon_mask",
+           "uses_neutral_tokens", "with_neutral_tokens"]

@@ -36,7 +36,7 @@ import numpy as np
 from flavortag.array_ops import Array, ops_for
 from flavortag.detector import DetectorModel
 from flavortag.features import particle_flow as pf
-from flavortag.features.padded import PARTICLE_FIELDS, PaddedTracks, compressed
+from flavortag.features.padded import PARTICLE_FIELDS, PaddedTracks, compressed, particle_fill
 from flavortag.ragged import event_index, offsets_from_counts
 
 _TINY = 1e-12
@@ -157,9 +157,8 @@ class TrackQuantities:
             sigma = np.stack([self.field(f) for f in SIGMA_FIELDS], axis=1)
         particle = None
         if self.with_particle:
-            fill = {"particle_type": 0.0}
             particle = np.stack([self.field(f) if f in self.tracks.fields
-                                 else np.full(self.n_tracks_total, fill.get(f, np.nan)) for f in PARTICLE_FIELDS],
+                                 else np.full(self.n_tracks_total, particle_fill(f)) for f in PARTICLE_FIELDS],
                                 axis=1)
         order = np.argsort(self.counts, kind="stable")
         out = []

@@ -13,7 +13,12 @@ ordered pair ``(i, j)``:
   ``m_i^2 + m_j^2 + 2 (E_i E_j - |p_i||p_j|) + 4 |p_i||p_j| sin^2(Delta/2)`` with
   ``E_i E_j - |p_i||p_j| = (E_i^2 m_j^2 + |p_j|^2 m_i^2) / (E_i E_j + |p_i||p_j|)``, so
   that float32 does not cancel away small masses of energetic collinear pairs
-  (the naive ``(E_i + E_j)^2 - |p_i + p_j|^2`` does).
+  (the naive ``(E_i + E_j)^2 - |p_i + p_j|^2`` does). A particle whose own
+  ``E^2 - |p|^2`` is below ``MASSLESS_M2_PER_E2 * E^2`` counts as massless: for the
+  neutral tokens (photons, neutral hadrons, ``|p| = E``) it is float32 rounding noise
+  of either sign, which differs between torch and onnxruntime (and then swung
+  ``ln_m2`` of energetic neutral pairs by several units); a charged track (pion
+  mass hypothesis) lies above the cut up to E = 140 GeV.
 * ``ln_dca``:   ln of the distance of closest approach between the two tracks'
   straight lines (reference point + momentum direction), in mm. Tracks from
   one displaced (b/c) vertex have a small DCA, which is how this feature
@@ -64,6 +69,8 @@ STANDARDISATION: dict[str, tuple[float, float]] = {
     "ln_dca": (-2.5, 2.7),
 }
 
+#: ``E^2 - |p|^2`` below this times ``E^2`` is 0 (float32 rounding of a massless particle is ~1e-7 E^2).
+MASSLESS_M2_PER_E2: float = 1e-6
 PARALLEL_SIN: float = 1e-4  # below this |sin(angle)| the two lines count as parallel
 
 
@@ -113,7 +120,8 @@ def pair_features(
     e_min = torch.minimum(e_i, e_j)
     kt = e_min * chord
     z = e_min / (e_i + e_j).clamp(min=1e-12)
-    mass2 = ((energy - p_abs) * (energy + p_abs)).clamp(min=0.0)
+    mass2 = (energy - p_abs) * (energy + p_abs)
+    mass2 = torch.where(mass2 > MASSLESS_M2_PER_E2 * energy * energy, mass2, torch.zeros_like(mass2))
     m2_i, m2_j = mass2.unsqueeze(2), mass2.unsqueeze(1)
     # E_i E_j - |p_i||p_j| without cancellation: (E_i^2 m_j^2 + p_j^2 m_i^2) / (E_i E_j + |p_i||p_j|)
     energy_term = (e_i * e_i * m2_j + p_j * p_j * m2_i) / (e_i * e_j + p_i * p_j).clamp(min=1e-12)

@@ -214,7 +214,8 @@ def check_raw_onnx(model: Any, out: Path, paths: list[str], n_events: int) -> di
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(out / RAW_ONNX), options, providers=["CPUExecutionProvider"])
-    inputs = raw_inputs(events)
-    (probs,) = session.run(["probabilities"], {i.name: inputs[i.name] for i in session.get_inputs()})
+    names = [i.name for i in session.get_inputs()]
+    inputs = raw_inputs(events, particle_flow="particle" in names)  # neutrals as slots of their own
+    (probs,) = session.run(["probabilities"], {name: inputs[name] for name in names})
     return {"events": paths, "n_events": len(events),
             "max_abs_diff": float(np.max(np.abs(reference - np.asarray(probs, dtype=np.float64))))}

@@ -72,13 +72,15 @@ def _jet_sample() -> ak.Array:
                            for f in ("uds", "cc", "bb", "gg")])
 
 
-def _train_torch(key: str, events: ak.Array, classes: tuple[str, ...], seed: int = 0) -> torch.nn.Module:
+def _train_torch(key: str, events: ak.Array, classes: tuple[str, ...], seed: int = 0,
+                 track_names: tuple[str, ...] = TRACK_FEATURES,
+                 event_names: tuple[str, ...] = EVENT_FEATURES, config: dict | None = None) -> torch.nn.Module:
     """One epoch of Adam on ``events`` (normalisation fitted first), as a trained tagger carries it."""
     torch.manual_seed(seed)
-    tensors = build_event_tensors(events, TRACK_FEATURES, EVENT_FEATURES, max_tracks=MAX_TRACKS)
-    model = build_model(CONFIGS[key], len(TRACK_FEATURES), len(EVENT_FEATURES), class_names=classes)
+    tensors = build_event_tensors(events, track_names, event_names or None, max_tracks=MAX_TRACKS)
+    model = build_model(config or CONFIGS[key], len(track_names), len(event_names), class_names=classes)
     model.fit_normalisation(tensors.valid_track_features(), tensors.event_features)
-    model.feature_names = {"track": list(TRACK_FEATURES) if key != "mlp" else [], "event": list(EVENT_FEATURES)}
+    model.feature_names = {"track": list(track_names) if key != "mlp" else [], "event": list(event_names)}
     model.detector = DetectorModel().to_dict()
     model.max_tracks = MAX_TRACKS
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -93,12 +95,14 @@ def _train_torch(key: str, events: ak.Array, classes: tuple[str, ...], seed: int
     return model.eval()
 
 
-def _train_bdt(events: ak.Array, classes: tuple[str, ...]):
+def _train_bdt(events: ak.Array, classes: tuple[str, ...], event_names: tuple[str, ...] = EVENT_FEATURES):
     from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
 
-    tensors = build_event_tensors(events, [], EVENT_FEATURES, max_tracks=MAX_TRACKS)
-    clf = HistGradientBoostingClassifier(max_iter=8, random_state=0).fit(tensors.event_features, tensors.labels)
-    clf.feature_names = {"track": [], "event": list(EVENT_FEATURES)}
+    tensors = build_event_tensors(events, [], event_names, max_tracks=MAX_TRACKS)
+    with threadpool_limits(limits=1):  # OpenMP threads on a few events only fight on a loaded machine (5 s -> 0.1 s)
+        clf = HistGradientBoostingClassifier(max_iter=8, random_state=0).fit(tensors.event_features, tensors.labels)
+    clf.feature_names = {"track": [], "event": list(event_names)}
     clf.detector = DetectorModel().to_dict()
     clf.class_names = classes
     return clf
@@ -169,7 +173,7 @@ def test_graph_features_are_the_training_features(samples):
     events, _ = samples["event"]
     tensors = build_event_tensors(events, TRACK_FEATURES, EVENT_FEATURES, max_tracks=200, sort_by=None)
     inputs = {k: torch.from_numpy(v) for k, v in raw_inputs(events).items()}
-    track, event, _ = RawFeatures(list(TRACK_FEATURES), list(EVENT_FEATURES), DetectorModel())(
+    track, event, _, _ = RawFeatures(list(TRACK_FEATURES), list(EVENT_FEATURES), DetectorModel())(
         inputs["axis"], inputs["tracks"], inputs["valid"])
     n = track.shape[1]
     np.testing.assert_array_equal(tensors.valid[:, :n], inputs["valid"].numpy())
