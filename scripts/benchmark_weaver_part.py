@@ -41,7 +41,7 @@ from flavortag.benchmark.make import read_manifest  # noqa: E402
 from flavortag.features import VECTOR_FIELDS  # noqa: E402
 from flavortag.io import read_events  # noqa: E402
 from flavortag.models import build_model, count_parameters  # noqa: E402
-from flavortag.training.data import feature_names  # noqa: E402
+from flavortag.training.settings import feature_names  # noqa: E402
 
 
 def read_split(data: Path, split: str, per_class: int | None) -> ak.Array:
