@@ -36,6 +36,7 @@ declare -A TRAIN=(
  [tuned]=""
  [detector]="augment=detector"
  [residual]="augment=residual"
+ [half]="augment=detector augment.fraction=0.5"
 )
 [ -f "$S/nominal/bb.parquet" ] || "$PY" -m flavortag generate n_events="$EVENTS" seed=201 out="$S/nominal" progress=false
 ALL=""
