@@ -95,13 +95,15 @@ def pair_features(
     m2_floor_gev2: float = M2_FLOOR_GEV2,
     dca_floor_mm: float = DCA_FLOOR_MM,
     parallel_sin: float = PARALLEL_SIN,
+    massless_m2_per_e2: float = MASSLESS_M2_PER_E2,
 ) -> Tensor:
     """Return raw pair features ``[B, N, N, 5]`` in ``PAIR_FEATURES`` order (logs, not standardised).
 
     ``vectors [B, N, 7]`` are raw (E, px, py, pz, x, y, z) in GeV/mm; ``valid
     [B, N]`` bool. Values in padded slots are ignored; pairs with a padded track
-    give 0 in every feature. The floors (see ``FLOORS``) and the ``|sin(angle)|``
-    below which two lines count as parallel can be changed.
+    give 0 in every feature. The floors (see ``FLOORS``), the ``|sin(angle)|``
+    below which two lines count as parallel and the massless cut can be changed (default
+    arguments, not module globals: TorchScript compiles this function and reads no globals).
     """
     v = vectors.float().masked_fill(~valid.unsqueeze(-1), 0.0)
     energy = v[..., 0]
@@ -121,7 +123,7 @@ def pair_features(
     kt = e_min * chord
     z = e_min / (e_i + e_j).clamp(min=1e-12)
     mass2 = (energy - p_abs) * (energy + p_abs)
-    mass2 = torch.where(mass2 > MASSLESS_M2_PER_E2 * energy * energy, mass2, torch.zeros_like(mass2))
+    mass2 = torch.where(mass2 > massless_m2_per_e2 * energy * energy, mass2, torch.zeros_like(mass2))
     m2_i, m2_j = mass2.unsqueeze(2), mass2.unsqueeze(1)
     # E_i E_j - |p_i||p_j| without cancellation: (E_i^2 m_j^2 + p_j^2 m_i^2) / (E_i E_j + |p_i||p_j|)
     energy_term = (e_i * e_i * m2_j + p_j * p_j * m2_i) / (e_i * e_j + p_i * p_j).clamp(min=1e-12)
