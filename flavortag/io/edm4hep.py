@@ -193,9 +193,6 @@ def basket_ranges(branches: dict[str, Any], total: int, step: int) -> list[tuple
 
     Each basket is then decompressed once. Where the baskets of the branches share
     no boundary for more than ``4 * step`` entries, the range is cut there anyway.
-    The first and the last range are cut at the shared boundary nearest ``step // 4``
-    entries from the file's ends where there is one: nothing overlaps reading the first
-    chunk or working on the last, so they are kept short.
     """
     common = set(range(0, total + 1)) if not branches else None
     for branch in branches.values():
@@ -210,23 +207,7 @@ def basket_ranges(branches: dict[str, Any], total: int, step: int) -> list[tuple
         if bound - start >= step or bound == total:
             ranges.append((start, bound))
             start = bound
-    return _short_ends(ranges, bounds, step // 4) if len(ranges) > 1 else ranges or [(0, 0)]
-
-
-def _short_ends(ranges: list[tuple[int, int]], bounds: list[int], entries: int) -> list[tuple[int, int]]:
-    """``ranges`` with the first and the last split at the shared basket boundary nearest ``entries`` from
-    their outer end (where that boundary lies inside them)."""
-    (first_start, first_stop), (last_start, last_stop) = ranges[0], ranges[-1]
-    head = [b for b in bounds if first_start < b < first_stop]
-    tail = [b for b in bounds if last_start < b < last_stop]
-    out = list(ranges)
-    if tail:
-        cut = min(tail, key=lambda b: abs(last_stop - b - entries))
-        out[-1:] = [(last_start, cut), (cut, last_stop)]
-    if head:
-        cut = min(head, key=lambda b: abs(b - first_start - entries))
-        out[:1] = [(first_start, cut), (cut, first_stop)]
-    return out
+    return ranges or [(0, 0)]
 
 
 def _entries_per_step(branches: dict[str, Any], total: int, step_size: int | str) -> int:
