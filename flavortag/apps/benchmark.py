@@ -44,7 +44,7 @@ def cmd_list(_: argparse.Namespace) -> int:
 def cmd_make(args: argparse.Namespace) -> int:
     """Make, resume or verify a task's dataset; write generation.yaml and the data card."""
     from flavortag.benchmark.card import write_card, write_generation
-    from flavortag.benchmark.make import make_dataset, write_root_copies
+    from flavortag.benchmark.make import make_dataset, read_manifest, write_root_copies
 
     task = load_task(args.task)
     out = Path(args.out) if args.out else default_data_dir(task)
@@ -55,8 +55,6 @@ def cmd_make(args: argparse.Namespace) -> int:
     if args.root:
         write_root_copies(out)
     wall_s = time.perf_counter() - start
-    from flavortag.benchmark.make import read_manifest
-
     disk = _dataset_bytes(out, list(read_manifest(out)["files"]))
     linked = _dataset_bytes(out, result.reused)
     print(f"{task.name}: {len(result.made)} file(s) made ({result.n_events_made:,} events, "
