@@ -5,7 +5,8 @@
 Runs one tiny training job (the embedded Z-pole sample, 60 events per class,
 one epoch, a throw-away MLflow store) under ``sys.setprofile`` and records
 each *first* call of a flavortag function made from another flavortag file
-(loops over epochs and batches add nothing: a function counts once). Each
+(loops over epochs and batches add nothing: a function counts once; what a
+module body runs while it is imported, lazily by the apps, is not a stop). Each
 such call is a stop in the callee's file; a stop in a file the walk has
 stopped in before is a *return*. Files of the floors below the pipeline
 (io, features, batching, models, metrics, reporting, schema, tracking, scoring: the
@@ -65,6 +66,8 @@ def walk(run: Callable[[], Any]) -> list[str]:
         if code in seen:
             return
         seen.add(code)
+        if _importing(frame):  # a module body run by a lazy import: loading code, not the job's path
+            return
         callee = room_of(code.co_filename)
         caller_frame = frame.f_back
         caller = room_of(caller_frame.f_code.co_filename) if caller_frame is not None else None
@@ -79,6 +82,15 @@ def walk(run: Callable[[], Any]) -> list[str]:
     finally:
         sys.setprofile(None)
     return stops
+
+
+def _importing(frame: Any) -> bool:
+    """True while a flavortag module body runs (the frame or a caller is its ``<module>``)."""
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and room(frame.f_code.co_filename) is not None:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def is_library(name: str) -> bool:
