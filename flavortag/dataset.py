@@ -149,6 +149,14 @@ class DataSettings:
         """The files of ``paths`` (:func:`resolve_paths`); a missing sample names its ``recipe``."""
         return resolve_paths(self.paths, recipe=self.recipe)
 
+    def check_files(self) -> None:
+        """Refuse a missing file of ``paths``, ``val_paths`` or ``test_paths`` (as reading would, earlier)."""
+        if self.paths:
+            self.files()
+        for paths in (self.val_paths, self.test_paths):
+            if paths:
+                resolve_paths(paths)
+
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(DataSettings) if f.init)
 #: Keys whose null means something (no limit, no label, no sort): taken as given.

@@ -25,9 +25,11 @@ if TYPE_CHECKING:
 def train(cfg: DictConfig, epoch_callback: EpochCallback | None = None,
           run_tags: dict[str, str] | None = None) -> dict[str, Any]:
     """Parse a composed train config and run the job (see :func:`flavortag.pipelines.train.train`)."""
+    job = TrainJob.from_config(plain(cfg))
+    job.data.check_files()  # a missing sample is said now, not after the pipeline's imports
     from flavortag.pipelines import train as pipeline  # (here, so that --help needs no torch)
 
-    return pipeline.train(TrainJob.from_config(plain(cfg)), epoch_callback=epoch_callback, run_tags=run_tags)
+    return pipeline.train(job, epoch_callback=epoch_callback, run_tags=run_tags)
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")

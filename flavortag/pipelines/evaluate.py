@@ -19,7 +19,6 @@ from typing import Any
 from flavortag import tracking
 from flavortag.dataset import DataSettings, as_paths
 from flavortag.errors import UsageError
-from flavortag.evaluation import combined_event_report, held_out_events, log_report
 from flavortag.schema.groups import TrackingSettings
 
 log = logging.getLogger("flavortag.evaluate")
@@ -88,13 +87,14 @@ def evaluate_run(settings: EvaluateSettings) -> tuple[str, dict[str, float]]:
 
     Returns the model's name (the training run name) and the flat metrics.
     """
+    run_id, checkpoint = settings.run_id, settings.checkpoint
+    tracking.configure(settings.tracking, must_exist=bool(run_id))
+    # torch and scikit-learn after the store: a missing store is said before their imports
     from flavortag.dataset import load_sample
+    from flavortag.evaluation import combined_event_report, held_out_events, log_report
     from flavortag.reporting.report import report
     from flavortag.reporting.sample import sample_info
     from flavortag.scoring.tagger import Tagger
-
-    run_id, checkpoint = settings.run_id, settings.checkpoint
-    tracking.configure(settings.tracking, must_exist=bool(run_id))
     model, train_cfg = _trained(settings)
     own_data = settings.data is None and not settings.paths
     if settings.data is not None:

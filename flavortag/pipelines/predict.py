@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flavortag import tracking
 from flavortag.errors import UsageError
 from flavortag.schema.groups import TrackingSettings
 from flavortag.scoring.prediction import (
@@ -64,14 +63,16 @@ class PredictSettings:
 def predict(settings: PredictSettings) -> list[Path]:
     """Score every input file, streaming (see :mod:`flavortag.scoring.prediction`); returns the written files."""
     from flavortag.dataset import resolve_paths
-    from flavortag.detector import DetectorModel
-    from flavortag.reporting.report import evaluation_settings
-    from flavortag.scoring.inference import load_model
-    from flavortag.scoring.tagger import Tagger
 
     inputs = resolve_paths(list(settings.inputs))
     formats = list(settings.formats)
     stems = plan_outputs(inputs, settings.out_dir, formats)
+    # torch and MLflow after the inputs: a mistyped file name is said in a second, not after their imports
+    from flavortag import tracking
+    from flavortag.detector import DetectorModel
+    from flavortag.reporting.report import evaluation_settings
+    from flavortag.scoring.inference import load_model
+    from flavortag.scoring.tagger import Tagger
     if settings.run_id:
         tracking.configure(settings.tracking, must_exist=True)
     model = load_model(str(settings.run_id or settings.checkpoint))

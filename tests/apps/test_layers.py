@@ -81,3 +81,30 @@ def test_the_apps_answer_help_and_check_configs_without_torch_mlflow_or_sklearn(
             + "print([m for m in ('torch', 'mlflow', 'sklearn') if m in sys.modules])\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_a_missing_input_file_is_said_before_torch_or_mlflow_is_imported(tmp_path: Path) -> None:
+    """train, predict and calibrate refuse a mistyped file name before their heavy imports (a second, not ten)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from hydra import compose, initialize_config_dir\n"
+        "from flavortag.apps import CONFIG_DIR\n"
+        "from flavortag.apps.calibrate import calibrate\n"
+        "from flavortag.apps.predict import predict\n"
+        "from flavortag.apps.train import train\n"
+        "cases = [(train, 'train', ['data.paths=[missing/uds.parquet]', 'output_dir=out']),\n"
+        "         (predict, 'predict', ['checkpoint=best.pt', 'inputs=[missing.parquet]']),\n"
+        "         (calibrate, 'calibrate', ['inputs=[missing.parquet]', 'out=c.json'])]\n"
+        "for app, name, overrides in cases:\n"
+        "    with initialize_config_dir(config_dir=CONFIG_DIR, version_base='1.3'):\n"
+        "        cfg = compose(config_name=name, overrides=overrides)\n"
+        "    try:\n"
+        "        app(cfg)\n"
+        "    except FileNotFoundError as exc:\n"
+        "        print(name, 'missing' in str(exc), [m for m in ('torch', 'mlflow') if m in sys.modules])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.stdout.split("\n")[:3] == ["train True []", "predict True []", "calibrate True []"], proc.stderr
