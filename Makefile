@@ -40,10 +40,15 @@ typecheck: install
 pytest: install
 	$(PYTEST)
 
+# mypy runs beside pytest (a cold mypy is ~60 CPU-s, and the pytest workers leave a part of the
+# cores idle while their subprocesses start); its report is printed when it ends, and either failing
+# fails the target.
 test: install
 	$(BIN)/ruff check flavortag scripts tests
-	$(BIN)/mypy flavortag
-	$(PYTEST)
+	@$(BIN)/mypy flavortag > .mypy.log 2>&1 & mypy=$$!; \
+	echo "$(PYTEST)"; $(PYTEST); tests=$$?; \
+	wait $$mypy; typed=$$?; echo "$(BIN)/mypy flavortag"; cat .mypy.log; rm -f .mypy.log; \
+	test $$tests -eq 0 && test $$typed -eq 0
 
 run: install
 	$(BIN)/python scripts/main_job.py --budget $(BUDGET)
