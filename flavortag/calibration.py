@@ -7,7 +7,10 @@ Two modes (``calibration=auto`` is the first):
   fitted for d0 and z0 (:mod:`flavortag.resolution_function`), applied per
   track *relative to the tagger's training sample* (the function fitted on it
   is stored with the model: ``training_resolution``), so that a sample like
-  the training one is left unchanged; ``calibration=auto``.
+  the training one is left unchanged. ``calibration=function`` always fits
+  the four parameters; ``calibration=auto`` keeps the training's function
+  scaled by one factor unless the free fit describes the data significantly
+  better (a likelihood-ratio test); ``calibration=core`` maps only the core.
 * ``scale`` (:class:`ResolutionCalibration`, the first calibration, kept for
   comparison): one overall scale of each resolution, per event;
   ``calibration=scale``.
@@ -71,8 +74,10 @@ LIFETIME_Z0_MAX_MM: float = 10.0
 
 #: A sample that cannot be calibrated (too few tracks, an implausible fit), with the numbers.
 CalibrationError = ResolutionFitError
-#: What ``calibration=`` takes besides a file: none, auto (= function), function, scale.
+#: What ``calibration=`` takes besides a file: none, auto, function, core, scale.
 CALIBRATION_SPECS: tuple[str, ...] = ("none", "auto", "function", "core", "scale")
+#: The specs fitted on the events scored (all but none).
+FITTED_SPECS: tuple[str, ...] = CALIBRATION_SPECS[1:]
 
 
 def _half_normal_core_moment(k: float) -> float:
@@ -258,11 +263,13 @@ def resolve_calibration(
 ) -> Calibration | None:
     """The calibration an app's ``calibration=`` option (or a caller) asks for.
 
-    ``None`` / ``"none"``: no calibration (nominal resolutions); ``"auto"`` /
-    ``"function"``: the resolution functions fitted on ``events`` themselves
-    (labels not read; at least ``min_tracks`` negative-side tracks for each
-    impact parameter), applied relative to ``reference`` (the tagger's
-    training fit, :func:`flavortag.calibration_function.training_resolution`);
+    ``None`` / ``"none"``: no calibration (nominal resolutions); ``"function"``:
+    the resolution functions fitted on ``events`` themselves (labels not read;
+    at least ``min_tracks`` negative-side tracks for each impact parameter),
+    applied relative to ``reference`` (the tagger's training fit,
+    :func:`flavortag.calibration_function.training_resolution`); ``"auto"``:
+    the same, with the model chosen between that fit and ``reference`` scaled
+    by one factor (the free fit where there is no ``reference``);
     ``"core"``: the same, with only the core widths mapped (tails left as measured);
     ``"scale"``: the overall-scale fit; a calibration object: itself (a
     function calibration made relative to ``reference``); anything else: the
@@ -275,7 +282,8 @@ def resolve_calibration(
     if isinstance(spec, (ResolutionCalibration, FunctionCalibration)):
         calib: Calibration = spec
     elif str(spec) in ("auto", "function", "core"):
-        calib = fit_function_calibration(events, detector, min_tracks=min_tracks)
+        calib = fit_function_calibration(events, detector, min_tracks=min_tracks,
+                                         choose_against=reference if str(spec) == "auto" else None)
         if str(spec) == "core":
             calib = replace(calib, map_tails=False)
     elif str(spec) == "scale":

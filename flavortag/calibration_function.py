@@ -35,6 +35,7 @@ from flavortag.resolution_function import (
     check_plausible,
     check_smeared,
     fit_resolution_function,
+    fit_with_model_choice,
     map_pulls,
     nominal_function,
 )
@@ -126,7 +127,7 @@ class FunctionCalibration:
             lines.append(f"{name}: a = {fn.a_mm * 1e3:.2f} ± {fn.a_mm_error * 1e3:.2f} um, b = "
                          f"{fn.b_mm_gev * 1e3:.2f} ± {fn.b_mm_gev_error * 1e3:.2f} um GeV, tail "
                          f"{fn.tail_fraction:.3f} ± {fn.tail_fraction_error:.3f} of width x{fn.tail_scale:.1f} "
-                         f"({fn.n_tracks} tracks)")
+                         f"({fn.n_tracks} tracks)" + _model_words(fn))
         return "\n".join(lines) + f"\n({self.n_events} events; detector {self.detector}; applied relative " \
             "to the tagger's training sample)"
 
@@ -158,6 +159,14 @@ class FunctionCalibration:
         return cls(**values)
 
 
+def _model_words(fn: ResolutionFunction) -> str:
+    """How ``fn`` was chosen, for the summary (nothing for a plain free fit)."""
+    if not math.isfinite(fn.lr_statistic):
+        return ""
+    chosen = "training's scaled by one factor" if fn.model == "scaled" else "free fit"
+    return f"; {chosen} (likelihood ratio 2 dlnL = {fn.lr_statistic:.1f} for 3 parameters more)"
+
+
 def _ratio_error(fn: ResolutionFunction, x_gev: float) -> float:
     """Relative error of the core width at ``x`` from the errors of a and b."""
     sigma2 = fn.a_mm**2 + (fn.b_mm_gev / x_gev) ** 2
@@ -180,11 +189,14 @@ def _nominal_functions(detector: DetectorModel) -> dict[str, ResolutionFunction]
 
 def fit_function_calibration(
     events: ak.Array, detector: DetectorModel | None = None, min_tracks: int = MIN_FUNCTION_TRACKS,
-    inputs: Sequence[str] = (), seed: int = 0,
+    inputs: Sequence[str] = (), seed: int = 0, choose_against: FunctionCalibration | None = None,
 ) -> FunctionCalibration:
     """Fit the d0 and z0 resolution functions of ``events`` (labels never read; see the module doc).
 
-    Raises :class:`~flavortag.resolution_function.ResolutionFitError` naming
+    ``choose_against`` (``calibration=auto``: the tagger's training fit): each
+    function is that one's scaled by one factor unless the free fit describes
+    the data significantly better
+    (:func:`~flavortag.resolution_function.fit_with_model_choice`). Raises :class:`~flavortag.resolution_function.ResolutionFitError` naming
     the tracks the fit needs when a side has fewer than ``min_tracks``
     negative-side lifetime tracks (about ``events`` it would take, too).
     """
@@ -208,9 +220,12 @@ def fit_function_calibration(
                 f"too few tracks to fit the {name} resolution function: {len(neg)} negative-side lifetime "
                 f"tracks in {q.n_events} events; its {N_PARAMETERS} parameters (a, b, tail fraction, tail "
                 f"scale) need at least {min_tracks}{more}")
-        fitted[name] = fit_resolution_function(
-            np.abs(getattr(q, name)[neg]), getattr(q, f"sigma_{name}")[neg], x[neg], nominal[name],
-            min_tracks=min_tracks, what=name)
+        args = (np.abs(getattr(q, name)[neg]), getattr(q, f"sigma_{name}")[neg], x[neg], nominal[name])
+        if choose_against is not None:
+            fitted[name] = fit_with_model_choice(*args, getattr(choose_against, name), min_tracks=min_tracks,
+                                                 what=name)
+        else:
+            fitted[name] = fit_resolution_function(*args, min_tracks=min_tracks, what=name)
         medians.append(float(np.median(x[neg])))
     return FunctionCalibration(d0=fitted["d0"], z0=fitted["z0"], n_events=q.n_events,
                                detector=detector.name, median_x_gev=float(np.mean(medians)),

@@ -21,6 +21,17 @@ the track's reference width) so that the few V0 daughters do not pull the tail,
 gives ``a, b, tail_fraction, tail_scale`` and their errors (the inverse of the
 numerical Hessian). Labels are never read.
 
+Model choice (``calibration=auto``, :func:`fit_with_model_choice`): beside the
+free fit, the *reference's* function (the training sample's) with its core
+scaled by one factor ``k`` (tails as the reference's) is fitted. The two are
+nested (three parameters fewer), so by Wilks' theorem ``2 (ln L_free - ln
+L_scaled)`` is chi-square with three degrees of freedom where the scaled
+reference is true; it is kept unless its p-value is below
+``SCALED_MODEL_P_VALUE``. A sample that differs from training by an overall
+resolution scale is then mapped by that one, well-measured factor, and the
+four free parameters (whose core and tail trade against each other on a
+sample without tails) are used only where the data ask for them.
+
 Per track (:func:`track_scales`): the significance ``S`` of each track under
 the data's function is turned into the significance it would have under a
 *reference* function (the one fitted on the tagger's own training sample) with
@@ -39,7 +50,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -63,6 +74,13 @@ TAIL_FRACTION_MAX: float = 0.5
 TAIL_SCALE_RANGE: tuple[float, float] = (1.5, 30.0)
 #: Bounds of a and b in mm (0.1 um to 1 mm).
 AB_RANGE_MM: tuple[float, float] = (1e-4, 1.0)
+#: ``calibration=auto`` keeps the reference's function scaled by one factor unless the free fit's
+#: likelihood ratio over it has a p-value (chi-square, ``N_PARAMETERS - 1`` dof) below this.
+SCALED_MODEL_P_VALUE: float = 1e-3
+#: Bounds of that factor (the plausibility check refuses beyond ``PLAUSIBLE_RATIO`` anyway).
+SCALE_FACTOR_RANGE: tuple[float, float] = (0.2, 5.0)
+#: How a function was fitted: four free parameters, or the reference's scaled by one factor.
+MODELS: tuple[str, str] = ("function", "scaled")
 
 
 class ResolutionFitError(ValueError):
@@ -82,6 +100,10 @@ class ResolutionFunction:
     tail_fraction_error: float = math.nan
     tail_scale_error: float = math.nan
     n_tracks: int = 0
+    #: ``MODELS``: "function" (a, b, tail fraction and scale free) or "scaled" (the reference's, core x k)
+    model: str = "function"
+    #: 2 (ln L_free - ln L_scaled) where both were fitted (``fit_with_model_choice``), else nan
+    lr_statistic: float = math.nan
 
     def sigma_mm(self, x_gev: np.ndarray) -> np.ndarray:
         """Core width (mm) at ``x = p sin^{3/2} theta``."""
@@ -140,6 +162,86 @@ def _negative_log_likelihood(params: np.ndarray, abs_ip: np.ndarray, ref_over_no
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 
+@dataclass(frozen=True)
+class _FitInputs:
+    """The negative-side tracks a fit uses (finite, under the truncation), as the likelihood wants them."""
+
+    abs_ip: np.ndarray
+    ref: np.ndarray
+    ref_over_nominal: np.ndarray
+    inv_x2: np.ndarray
+    s_max_width: np.ndarray
+
+    def nll(self, params: np.ndarray) -> float:
+        """-ln L at ``params`` (a, b in um, tail fraction, tail scale)."""
+        return _negative_log_likelihood(params, self.abs_ip, self.ref_over_nominal, self.inv_x2,
+                                        self.s_max_width)
+
+
+def _fit_inputs(abs_ip_mm: np.ndarray, reference_mm: np.ndarray, x_gev: np.ndarray,
+                nominal: ResolutionFunction, min_tracks: int, what: str) -> _FitInputs:
+    abs_ip = np.abs(np.asarray(abs_ip_mm, dtype=np.float64))
+    ref = np.asarray(reference_mm, dtype=np.float64)
+    x = np.asarray(x_gev, dtype=np.float64)
+    keep = np.isfinite(abs_ip) & np.isfinite(ref) & (ref > 0) & np.isfinite(x) & (abs_ip < MAX_SIGNIFICANCE * ref)
+    abs_ip, ref, x = abs_ip[keep], ref[keep], x[keep]
+    if len(abs_ip) < min_tracks:
+        raise ResolutionFitError(
+            f"too few tracks to fit the {what} resolution function: {len(abs_ip)} negative-side lifetime "
+            f"tracks; its {N_PARAMETERS} parameters (a, b, tail fraction, tail scale) need at least "
+            f"{min_tracks} ({min_tracks // N_PARAMETERS} per parameter)")
+    return _FitInputs(abs_ip=abs_ip, ref=ref, ref_over_nominal=ref / nominal.sigma_mm(x),
+                      inv_x2=1.0 / np.maximum(x, 1e-6) ** 2, s_max_width=MAX_SIGNIFICANCE * ref)
+
+
+def _fit_free(data: _FitInputs, nominal: ResolutionFunction) -> tuple[ResolutionFunction, float]:
+    """The four-parameter fit and its -ln L."""
+    from scipy.optimize import minimize
+
+    # start: the nominal constants scaled by the median pull, a 5% tail three times wider
+    pull = data.abs_ip / data.ref
+    start_scale = max(float(np.median(pull)) / 0.6744897501960817, 1e-3)
+    lo, hi = AB_RANGE_MM[0] * 1e3, AB_RANGE_MM[1] * 1e3
+    start = np.array([np.clip(nominal.a_mm * 1e3 * start_scale, lo, hi),
+                      np.clip(nominal.b_mm_gev * 1e3 * start_scale, lo, hi), 0.05, 3.0])
+    bounds = [(lo, hi), (lo, hi), (0.0, TAIL_FRACTION_MAX), TAIL_SCALE_RANGE]
+    best = minimize(data.nll, start, method="L-BFGS-B", bounds=bounds)
+    params = np.asarray(best.x, dtype=np.float64)
+    errors = _hessian_errors(data.nll, params, bounds)
+    fitted = ResolutionFunction(
+        a_mm=float(params[0]) * 1e-3, b_mm_gev=float(params[1]) * 1e-3,
+        tail_fraction=float(params[2]), tail_scale=float(params[3]),
+        a_mm_error=errors[0] * 1e-3, b_mm_gev_error=errors[1] * 1e-3,
+        tail_fraction_error=errors[2], tail_scale_error=errors[3], n_tracks=int(len(data.abs_ip)))
+    return fitted, float(best.fun)
+
+
+def _fit_scaled(data: _FitInputs, reference: ResolutionFunction) -> tuple[ResolutionFunction, float]:
+    """The reference's function with its core scaled by one factor ``k`` (tails kept), and its -ln L."""
+    from scipy.optimize import minimize_scalar
+
+    def params(k: float) -> np.ndarray:
+        return np.array([k * reference.a_mm * 1e3, k * reference.b_mm_gev * 1e3,
+                         reference.tail_fraction, reference.tail_scale])
+
+    def nll(log_k: float) -> float:
+        return data.nll(params(math.exp(log_k)))
+
+    lo, hi = (math.log(v) for v in SCALE_FACTOR_RANGE)
+    best = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-7})
+    log_k = float(best.x)
+    step = 1e-3
+    curvature = (nll(log_k + step) - 2.0 * float(best.fun) + nll(log_k - step)) / step**2
+    k = math.exp(log_k)
+    k_error = k / math.sqrt(curvature) if curvature > 0 else math.nan  # d k = k d ln k
+    fitted = ResolutionFunction(
+        a_mm=k * reference.a_mm, b_mm_gev=k * reference.b_mm_gev,
+        tail_fraction=reference.tail_fraction, tail_scale=reference.tail_scale,
+        a_mm_error=k_error * reference.a_mm, b_mm_gev_error=k_error * reference.b_mm_gev,
+        tail_fraction_error=0.0, tail_scale_error=0.0, n_tracks=int(len(data.abs_ip)), model="scaled")
+    return fitted, float(best.fun)
+
+
 def fit_resolution_function(
     abs_ip_mm: np.ndarray, reference_mm: np.ndarray, x_gev: np.ndarray, nominal: ResolutionFunction,
     min_tracks: int = N_PARAMETERS * MIN_TRACKS_PER_PARAMETER, what: str = "d0",
@@ -153,41 +255,25 @@ def fit_resolution_function(
     reference). Raises :class:`ResolutionFitError` for fewer than
     ``min_tracks`` tracks, naming the numbers.
     """
-    from scipy.optimize import minimize
+    return _fit_free(_fit_inputs(abs_ip_mm, reference_mm, x_gev, nominal, min_tracks, what), nominal)[0]
 
-    abs_ip = np.abs(np.asarray(abs_ip_mm, dtype=np.float64))
-    ref = np.asarray(reference_mm, dtype=np.float64)
-    x = np.asarray(x_gev, dtype=np.float64)
-    keep = np.isfinite(abs_ip) & np.isfinite(ref) & (ref > 0) & np.isfinite(x) & (abs_ip < MAX_SIGNIFICANCE * ref)
-    abs_ip, ref, x = abs_ip[keep], ref[keep], x[keep]
-    if len(abs_ip) < min_tracks:
-        raise ResolutionFitError(
-            f"too few tracks to fit the {what} resolution function: {len(abs_ip)} negative-side lifetime "
-            f"tracks; its {N_PARAMETERS} parameters (a, b, tail fraction, tail scale) need at least "
-            f"{min_tracks} ({min_tracks // N_PARAMETERS} per parameter)")
-    # start: the nominal constants scaled by the median pull, a 5% tail three times wider
-    pull = abs_ip / ref
-    start_scale = max(float(np.median(pull)) / 0.6744897501960817, 1e-3)
-    lo, hi = AB_RANGE_MM[0] * 1e3, AB_RANGE_MM[1] * 1e3
-    start = np.array([np.clip(nominal.a_mm * 1e3 * start_scale, lo, hi),
-                      np.clip(nominal.b_mm_gev * 1e3 * start_scale, lo, hi), 0.05, 3.0])
-    bounds = [(lo, hi), (lo, hi), (0.0, TAIL_FRACTION_MAX), TAIL_SCALE_RANGE]
 
-    ref_over_nominal = ref / nominal.sigma_mm(x)
-    inv_x2 = 1.0 / np.maximum(x, 1e-6) ** 2
-    s_max_width = MAX_SIGNIFICANCE * ref
+def fit_with_model_choice(
+    abs_ip_mm: np.ndarray, reference_mm: np.ndarray, x_gev: np.ndarray, nominal: ResolutionFunction,
+    reference: ResolutionFunction, min_tracks: int = N_PARAMETERS * MIN_TRACKS_PER_PARAMETER,
+    what: str = "d0",
+) -> ResolutionFunction:
+    """The free fit, or ``reference`` with its core scaled by one factor where that describes the data
+    as well (see the module doc: likelihood ratio, ``SCALED_MODEL_P_VALUE``); arguments as
+    :func:`fit_resolution_function`. The result's ``model`` says which, ``lr_statistic`` the ratio."""
+    from scipy.stats import chi2
 
-    def nll(p: np.ndarray) -> float:
-        return _negative_log_likelihood(p, abs_ip, ref_over_nominal, inv_x2, s_max_width)
-
-    best = minimize(nll, start, method="L-BFGS-B", bounds=bounds)
-    params = np.asarray(best.x, dtype=np.float64)
-    errors = _hessian_errors(nll, params, bounds)
-    return ResolutionFunction(
-        a_mm=float(params[0]) * 1e-3, b_mm_gev=float(params[1]) * 1e-3,
-        tail_fraction=float(params[2]), tail_scale=float(params[3]),
-        a_mm_error=errors[0] * 1e-3, b_mm_gev_error=errors[1] * 1e-3,
-        tail_fraction_error=errors[2], tail_scale_error=errors[3], n_tracks=int(len(abs_ip)))
+    data = _fit_inputs(abs_ip_mm, reference_mm, x_gev, nominal, min_tracks, what)
+    free, nll_free = _fit_free(data, nominal)
+    scaled, nll_scaled = _fit_scaled(data, reference)
+    lr = max(2.0 * (nll_scaled - nll_free), 0.0)
+    chosen = scaled if float(chi2.sf(lr, N_PARAMETERS - 1)) >= SCALED_MODEL_P_VALUE else free
+    return replace(chosen, lr_statistic=lr)
 
 
 def _hessian_errors(nll: Any, params: np.ndarray, bounds: list[tuple[float, float]]) -> list[float]:

@@ -57,7 +57,7 @@ HEADLINE: tuple[tuple[str, str], ...] = (
 
 #: ``calibration`` of the report: none, scale (one overall scale), auto (the resolution function);
 #: ``both`` = none + auto, ``all`` = all three.
-CALIBRATION_MODES: tuple[str, ...] = ("none", "scale", "auto")
+CALIBRATION_MODES: tuple[str, ...] = ("none", "scale", "function", "auto")
 CALIBRATION_GROUPS: dict[str, tuple[str, ...]] = {"both": ("none", "auto"), "all": CALIBRATION_MODES}
 
 

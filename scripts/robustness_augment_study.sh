@@ -10,7 +10,9 @@
 # 90k zpole_30k sample; nominal = EVENTS per class made as that sample was (seed 201), more
 # events than a run's held-out split, so the kept fractions carry smaller errors.
 # Writes $OUT/report_<name>.md (kept fractions and scale factors, with errors), one per tagger.
-# CANDIDATES picks the trainings (names below), e.g. CANDIDATES="tuned residual".
+# CANDIDATES picks the trainings (names below), e.g. CANDIDATES="tuned residual"; MODES the
+# calibrations (default none,scale,function,auto: auto chooses between function and the training's
+# function scaled by one factor).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PY:-$ROOT/.venv/bin/python}
@@ -19,6 +21,7 @@ OUT=${OUT:-$ROOT/outputs/robustness_augment_study}
 EVENTS=${EVENTS:-10000}
 EPOCHS=${EPOCHS:-3}
 CANDIDATES=${CANDIDATES:-tuned detector residual bdt}
+MODES=${MODES:-none,scale,function,auto}
 export FLAVORTAG_SAMPLES=$MAIN_JOB/samples
 S=$OUT/samples
 SAMPLE=$FLAVORTAG_SAMPLES/zpole_ild_30k
@@ -65,6 +68,6 @@ for cand in $CANDIDATES; do
   fi
   # shellcheck disable=SC2086
   "$PY" "$ROOT/scripts/robustness_checkpoint.py" --checkpoint "$ck" --config "$cfg" --samples $ALL \
-    --nominal "$S/nominal" --events "$EVENTS" --name "$cand" --out "$OUT/report_$cand.md" > "$OUT/score_$cand.log" 2>&1
+    --nominal "$S/nominal" --events "$EVENTS" --modes "$MODES" --name "$cand" --out "$OUT/report_$cand.md" > "$OUT/score_$cand.log" 2>&1
   echo "$cand scored $(date)"
 done

@@ -6,7 +6,7 @@ scores that checkpoint with the library behind the app (``flavortag.robustness``
 ``flavortag.scale_factors``): its nominal sample is the held-out test split of
 the run's own config (``<run dir>/.hydra/config.yaml``), or ``--nominal DIR``
 (events made as the training sample was, independently), the shifted samples are
-directories of event files; calibration none, scale and auto. Prints the
+directories of event files; calibration none, scale, function and auto (``--modes``). Prints the
 Markdown report (kept fractions and scale factors, with errors) and the wall
 time of each (mode, sample).
 
@@ -35,7 +35,7 @@ def main() -> int:
     parser.add_argument("--nominal", default=None,
                         help="a directory of nominal events (same detector as training) to use as the nominal "
                              "sample instead of the run's held-out test split (more events: smaller errors)")
-    parser.add_argument("--modes", default="none,scale,auto")
+    parser.add_argument("--modes", default="none,scale,function,auto")
     parser.add_argument("--name", default="tagger")
     parser.add_argument("--out", default=None, help="also write the report here")
     args = parser.parse_args()

@@ -150,7 +150,8 @@ def robustness(settings: RobustnessSettings) -> dict[str, Any]:
     modes = list(rb.CALIBRATION_GROUPS.get(mode, (mode,)))
     for m in modes:
         if m not in rb.CALIBRATION_MODES:
-            raise ValueError(f"calibration must be none, scale, auto, both or all, not {mode!r}")
+            raise ValueError(f"calibration must be one of {', '.join(rb.CALIBRATION_MODES)}, "
+                             f"{' or '.join(rb.CALIBRATION_GROUPS)}, not {mode!r}")
     ablations = list(settings.ablations)
     for a in ablations:
         if a not in rb.ABLATION_GROUPS:
@@ -170,7 +171,7 @@ def robustness(settings: RobustnessSettings) -> dict[str, Any]:
     shifted_events = {name: load_sample(DataSettings(paths=tuple(paths), max_events_per_class=cap))
                       for name, paths in specs}
     scored: dict[str, dict[str, rb.Scored]] = {}
-    fits: dict[tuple[str, str, str], Any] = {}  # (sample, mode, detector) -> the sample's fit, for every tagger
+    fits: dict[tuple[str, str, str], Any] = {}  # (sample, mode, detector[, reference]) -> the sample's fit
     nominal_info = None
     for label, run_id in taggers:
         model = load_model(run_id)
@@ -182,7 +183,9 @@ def robustness(settings: RobustnessSettings) -> dict[str, Any]:
             key = label if len(modes) == 1 else f"{label} [calib {m}]"
             entry: dict[str, rb.Scored] = {}
             for sample, events in [("nominal", nominal_events), *shifted_events.items()]:
-                fit_key = (sample, m, json.dumps(getattr(model, "detector", None), sort_keys=True))
+                # auto chooses against the tagger's own training fit: its fit is the tagger's alone
+                reference = getattr(model, "training_resolution", None) if m == "auto" else None
+                fit_key = (sample, m, json.dumps([getattr(model, "detector", None), reference], sort_keys=True))
                 try:
                     if isinstance(fits.get(fit_key), CalibrationError):
                         raise fits[fit_key]

@@ -85,10 +85,10 @@ def input_calibration(spec: Any, path: Path, detector: Any, step: int, max_event
                       reference: Any = None) -> Any:
     """The calibration of one input; ``auto`` / ``function`` / ``scale``: fitted on (up to ``max_events`` of)
     its events, a first pass; ``reference``: the tagger's training resolution function."""
-    from flavortag.calibration import resolve_calibration
+    from flavortag.calibration import FITTED_SPECS, resolve_calibration
     from flavortag.io import iter_events
 
-    if spec is None or str(spec) not in ("auto", "function", "core", "scale"):
+    if spec is None or str(spec) not in FITTED_SPECS:
         return resolve_calibration(spec, None, detector, reference=reference)  # type: ignore[arg-type]
     import awkward as ak
 

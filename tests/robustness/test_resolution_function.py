@@ -27,6 +27,7 @@ from flavortag.resolution_function import (
     check_plausible,
     check_smeared,
     fit_resolution_function,
+    fit_with_model_choice,
     map_pulls,
     nominal_function,
 )
@@ -68,6 +69,26 @@ def test_function_fit_recovers_a_b_and_the_tail(measured: bool) -> None:
         assert 0 < error < 0.1 * truth and abs(value - truth) < 4 * error
 
 
+def test_auto_keeps_the_scaled_reference_unless_the_shape_changed() -> None:
+    # the reference (a training sample's function, with its tails); data 1.5x wider in the core
+    reference = ResolutionFunction(0.006, 0.012, tail_fraction=0.05, tail_scale=4.0)
+    abs_ip, ref, x = _sample(1.5 * 0.006, 1.5 * 0.012, 0.05, 4.0, 15_000, seed=11)
+    scaled = fit_with_model_choice(abs_ip, ref, x, NOMINAL, reference)
+    assert scaled.model == "scaled" and scaled.lr_statistic < 16.27  # chi2(3) at p = 1e-3
+    k = scaled.a_mm / reference.a_mm
+    assert k == pytest.approx(scaled.b_mm_gev / reference.b_mm_gev, rel=1e-12)
+    assert 0 < scaled.a_mm_error / reference.a_mm < 0.02 and abs(k - 1.5) < 4 * scaled.a_mm_error / reference.a_mm
+    assert (scaled.tail_fraction, scaled.tail_scale) == (reference.tail_fraction, reference.tail_scale)
+    # one parameter measured with all the tracks: k is tighter than the free fit's a
+    free = fit_resolution_function(abs_ip, ref, x, NOMINAL)
+    assert scaled.a_mm_error / scaled.a_mm < 0.7 * free.a_mm_error / free.a_mm
+    # a changed momentum dependence (b x2, a as before) and tails the reference has not: the free fit
+    abs_ip, ref, x = _sample(0.006, 0.024, 0.15, 6.0, 15_000, seed=12)
+    shaped = fit_with_model_choice(abs_ip, ref, x, NOMINAL, reference)
+    assert shaped.model == "function" and shaped.lr_statistic > 100
+    assert shaped.b_mm_gev == pytest.approx(0.024, rel=0.05) and shaped.tail_fraction == pytest.approx(0.15, abs=0.02)
+
+
 def test_function_fit_refuses_a_small_sample_with_numbers() -> None:
     abs_ip, ref, x = _sample(0.005, 0.010, 0.0, 3.0, 1500, seed=2)
     with pytest.raises(ResolutionFitError, match=r"1500 negative-side .* 4 parameters .* at least 2000 "
@@ -97,8 +118,12 @@ def test_calibration_refuses_a_generator_level_sample(uds_events: ak.Array) -> N
 def test_relative_calibration_is_one_on_the_training_sample(uds_events: ak.Array) -> None:
     detector = DetectorModel()
     training = fit_function_calibration(uds_events, detector).fitted_only()
-    calib = resolve_calibration("auto", uds_events, detector, reference=training)
-    assert isinstance(calib, FunctionCalibration)
+    chosen = resolve_calibration("auto", uds_events, detector, reference=training)
+    assert isinstance(chosen, FunctionCalibration)  # auto: the training's function, scaled by one factor
+    assert chosen.d0.model == chosen.z0.model == "scaled" and chosen.d0.lr_statistic < 1e-3
+    assert chosen.d0_scale == pytest.approx(1.0, abs=1e-5) and chosen.z0_scale == pytest.approx(1.0, abs=1e-5)
+    calib = resolve_calibration("function", uds_events, detector, reference=training)
+    assert isinstance(calib, FunctionCalibration)  # function: the free fit, the same as training's
     assert calib.d0_scale == pytest.approx(1.0, abs=1e-9) and calib.z0_scale == pytest.approx(1.0, abs=1e-9)
     scales = track_scales(uds_events, calib, detector)
     for values in scales.values():
