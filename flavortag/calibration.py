@@ -7,10 +7,10 @@ Two modes (``calibration=auto`` is the first):
   fitted for d0 and z0 (:mod:`flavortag.resolution_function`), applied per
   track *relative to the tagger's training sample* (the function fitted on it
   is stored with the model: ``training_resolution``), so that a sample like
-  the training one is left unchanged. ``calibration=function`` always fits
-  the four parameters; ``calibration=auto`` keeps the training's function
-  scaled by one factor unless the free fit describes the data significantly
-  better (a likelihood-ratio test); ``calibration=core`` maps only the core.
+  the training one is left unchanged. ``calibration=function`` maps core and
+  tails; ``calibration=core`` the core only; ``calibration=auto`` the tails
+  too only where the sample has significantly more of them than training
+  (:func:`flavortag.resolution_function.choose_mapping`).
 * ``scale`` (:class:`ResolutionCalibration`, the first calibration, kept for
   comparison): one overall scale of each resolution, per event;
   ``calibration=scale``.
@@ -268,8 +268,8 @@ def resolve_calibration(
     at least ``min_tracks`` negative-side tracks for each impact parameter),
     applied relative to ``reference`` (the tagger's training fit,
     :func:`flavortag.calibration_function.training_resolution`); ``"auto"``:
-    the same, with the model chosen between that fit and ``reference`` scaled
-    by one factor (the free fit where there is no ``reference``);
+    the same, mapping each function's tails only where they exceed the
+    reference's (its core alone otherwise);
     ``"core"``: the same, with only the core widths mapped (tails left as measured);
     ``"scale"``: the overall-scale fit; a calibration object: itself (a
     function calibration made relative to ``reference``); anything else: the
@@ -282,8 +282,7 @@ def resolve_calibration(
     if isinstance(spec, (ResolutionCalibration, FunctionCalibration)):
         calib: Calibration = spec
     elif str(spec) in ("auto", "function", "core"):
-        calib = fit_function_calibration(events, detector, min_tracks=min_tracks,
-                                         choose_against=reference if str(spec) == "auto" else None)
+        calib = fit_function_calibration(events, detector, min_tracks=min_tracks)
         if str(spec) == "core":
             calib = replace(calib, map_tails=False)
     elif str(spec) == "scale":
@@ -291,5 +290,5 @@ def resolve_calibration(
     else:
         calib = load_calibration(str(spec))
     if isinstance(calib, FunctionCalibration):
-        return calib.relative_to(reference, detector)
+        return calib.relative_to(reference, detector, choose=str(spec) == "auto")
     return calib

@@ -34,8 +34,8 @@ from flavortag.resolution_function import (
     ResolutionFunction,
     check_plausible,
     check_smeared,
+    choose_mapping,
     fit_resolution_function,
-    fit_with_model_choice,
     map_pulls,
     nominal_function,
 )
@@ -99,10 +99,13 @@ class FunctionCalibration:
         """Statistical error of ``z0_scale``."""
         return _ratio_error(self.z0, self.median_x_gev) * self.z0_scale
 
-    def relative_to(self, reference: FunctionCalibration | None, detector: DetectorModel) -> FunctionCalibration:
+    def relative_to(self, reference: FunctionCalibration | None, detector: DetectorModel,
+                    choose: bool = False) -> FunctionCalibration:
         """This calibration applied against ``reference`` (a training sample's fit; None: the nominal
-        core with the data's own tails); refuses an implausible fit (:func:`check_plausible`)."""
-        refs = {}
+        core with the data's own tails); refuses an implausible fit (:func:`check_plausible`).
+        ``choose`` (``calibration=auto``): each function maps its tails only where it has more than
+        the reference (:func:`~flavortag.resolution_function.choose_mapping`)."""
+        refs: dict[str, Any] = {}
         for name in IMPACT_PARAMETERS:
             data: ResolutionFunction = getattr(self, name)
             if reference is not None:
@@ -113,6 +116,8 @@ class FunctionCalibration:
                 ref = ResolutionFunction(a, b, data.tail_fraction, data.tail_scale)
             check_plausible(data, ref, name)
             refs[f"reference_{name}"] = ref
+            if choose and reference is not None:
+                refs[name] = choose_mapping(data, ref)
         return replace(self, **refs)
 
     def fitted_only(self) -> FunctionCalibration:
@@ -127,7 +132,7 @@ class FunctionCalibration:
             lines.append(f"{name}: a = {fn.a_mm * 1e3:.2f} ± {fn.a_mm_error * 1e3:.2f} um, b = "
                          f"{fn.b_mm_gev * 1e3:.2f} ± {fn.b_mm_gev_error * 1e3:.2f} um GeV, tail "
                          f"{fn.tail_fraction:.3f} ± {fn.tail_fraction_error:.3f} of width x{fn.tail_scale:.1f} "
-                         f"({fn.n_tracks} tracks)" + _model_words(fn))
+                         f"({fn.n_tracks} tracks)" + _mapping_words(fn))
         return "\n".join(lines) + f"\n({self.n_events} events; detector {self.detector}; applied relative " \
             "to the tagger's training sample)"
 
@@ -159,12 +164,12 @@ class FunctionCalibration:
         return cls(**values)
 
 
-def _model_words(fn: ResolutionFunction) -> str:
-    """How ``fn`` was chosen, for the summary (nothing for a plain free fit)."""
-    if not math.isfinite(fn.lr_statistic):
+def _mapping_words(fn: ResolutionFunction) -> str:
+    """What of ``fn`` ``calibration=auto`` maps, for the summary (nothing where it did not choose)."""
+    if not math.isfinite(fn.tail_excess_sigmas):
         return ""
-    chosen = "training's scaled by one factor" if fn.model == "scaled" else "free fit"
-    return f"; {chosen} (likelihood ratio 2 dlnL = {fn.lr_statistic:.1f} for 3 parameters more)"
+    what = "core and tails" if fn.mapping == "function" else "core only"
+    return f"; {what} mapped (tail fraction {fn.tail_excess_sigmas:+.1f} sigma from training's)"
 
 
 def _ratio_error(fn: ResolutionFunction, x_gev: float) -> float:
@@ -189,14 +194,11 @@ def _nominal_functions(detector: DetectorModel) -> dict[str, ResolutionFunction]
 
 def fit_function_calibration(
     events: ak.Array, detector: DetectorModel | None = None, min_tracks: int = MIN_FUNCTION_TRACKS,
-    inputs: Sequence[str] = (), seed: int = 0, choose_against: FunctionCalibration | None = None,
+    inputs: Sequence[str] = (), seed: int = 0,
 ) -> FunctionCalibration:
     """Fit the d0 and z0 resolution functions of ``events`` (labels never read; see the module doc).
 
-    ``choose_against`` (``calibration=auto``: the tagger's training fit): each
-    function is that one's scaled by one factor unless the free fit describes
-    the data significantly better
-    (:func:`~flavortag.resolution_function.fit_with_model_choice`). Raises :class:`~flavortag.resolution_function.ResolutionFitError` naming
+    Raises :class:`~flavortag.resolution_function.ResolutionFitError` naming
     the tracks the fit needs when a side has fewer than ``min_tracks``
     negative-side lifetime tracks (about ``events`` it would take, too).
     """
@@ -220,12 +222,9 @@ def fit_function_calibration(
                 f"too few tracks to fit the {name} resolution function: {len(neg)} negative-side lifetime "
                 f"tracks in {q.n_events} events; its {N_PARAMETERS} parameters (a, b, tail fraction, tail "
                 f"scale) need at least {min_tracks}{more}")
-        args = (np.abs(getattr(q, name)[neg]), getattr(q, f"sigma_{name}")[neg], x[neg], nominal[name])
-        if choose_against is not None:
-            fitted[name] = fit_with_model_choice(*args, getattr(choose_against, name), min_tracks=min_tracks,
-                                                 what=name)
-        else:
-            fitted[name] = fit_resolution_function(*args, min_tracks=min_tracks, what=name)
+        fitted[name] = fit_resolution_function(
+            np.abs(getattr(q, name)[neg]), getattr(q, f"sigma_{name}")[neg], x[neg], nominal[name],
+            min_tracks=min_tracks, what=name)
         medians.append(float(np.median(x[neg])))
     return FunctionCalibration(d0=fitted["d0"], z0=fitted["z0"], n_events=q.n_events,
                                detector=detector.name, median_x_gev=float(np.mean(medians)),
@@ -246,7 +245,7 @@ def track_scales(events: ak.Array, calibration: FunctionCalibration,
         data: ResolutionFunction = getattr(calibration, name)
         ref: ResolutionFunction = getattr(calibration, f"reference_{name}")
         base = nominal[name].sigma_mm(x)
-        if not calibration.map_tails:  # the reference's core with the data's own tails: core ratio only
+        if not calibration.map_tails or data.mapping == "core":  # the reference's core, the data's tails
             ref = replace(ref, tail_fraction=data.tail_fraction, tail_scale=data.tail_scale)
         s = np.abs(getattr(q, name)) / getattr(q, f"sigma_{name}")
         out[field_name] = map_pulls(s, data.sigma_mm(x) / base, ref.sigma_mm(x) / base, data, ref)

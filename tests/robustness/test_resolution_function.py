@@ -26,8 +26,8 @@ from flavortag.resolution_function import (
     ResolutionFunction,
     check_plausible,
     check_smeared,
+    choose_mapping,
     fit_resolution_function,
-    fit_with_model_choice,
     map_pulls,
     nominal_function,
 )
@@ -69,24 +69,25 @@ def test_function_fit_recovers_a_b_and_the_tail(measured: bool) -> None:
         assert 0 < error < 0.1 * truth and abs(value - truth) < 4 * error
 
 
-def test_auto_keeps_the_scaled_reference_unless_the_shape_changed() -> None:
-    # the reference (a training sample's function, with its tails); data 1.5x wider in the core
-    reference = ResolutionFunction(0.006, 0.012, tail_fraction=0.05, tail_scale=4.0)
-    abs_ip, ref, x = _sample(1.5 * 0.006, 1.5 * 0.012, 0.05, 4.0, 15_000, seed=11)
-    scaled = fit_with_model_choice(abs_ip, ref, x, NOMINAL, reference)
-    assert scaled.model == "scaled" and scaled.lr_statistic < 16.27  # chi2(3) at p = 1e-3
-    k = scaled.a_mm / reference.a_mm
-    assert k == pytest.approx(scaled.b_mm_gev / reference.b_mm_gev, rel=1e-12)
-    assert 0 < scaled.a_mm_error / reference.a_mm < 0.02 and abs(k - 1.5) < 4 * scaled.a_mm_error / reference.a_mm
-    assert (scaled.tail_fraction, scaled.tail_scale) == (reference.tail_fraction, reference.tail_scale)
-    # one parameter measured with all the tracks: k is tighter than the free fit's a
-    free = fit_resolution_function(abs_ip, ref, x, NOMINAL)
-    assert scaled.a_mm_error / scaled.a_mm < 0.7 * free.a_mm_error / free.a_mm
-    # a changed momentum dependence (b x2, a as before) and tails the reference has not: the free fit
-    abs_ip, ref, x = _sample(0.006, 0.024, 0.15, 6.0, 15_000, seed=12)
-    shaped = fit_with_model_choice(abs_ip, ref, x, NOMINAL, reference)
-    assert shaped.model == "function" and shaped.lr_statistic > 100
-    assert shaped.b_mm_gev == pytest.approx(0.024, rel=0.05) and shaped.tail_fraction == pytest.approx(0.15, abs=0.02)
+def test_auto_maps_the_tails_only_where_the_sample_has_more_of_them(uds_events: ak.Array) -> None:
+    reference = ResolutionFunction(0.006, 0.012, tail_fraction=0.05, tail_scale=8.0)
+    # a wider core, the same tail fraction (decay tracks: their millimetres do not scale): core only
+    abs_ip, ref, x = _sample(1.5 * 0.006, 1.5 * 0.012, 0.05, 8.0 / 1.5, 15_000, seed=11)
+    wider = choose_mapping(fit_resolution_function(abs_ip, ref, x, NOMINAL), reference)
+    assert wider.mapping == "core" and abs(wider.tail_excess_sigmas) < 3
+    # a detector tail on top (15% instead of 5%): core and tails
+    abs_ip, ref, x = _sample(0.006, 0.012, 0.15, 6.0, 15_000, seed=12)
+    tailed = choose_mapping(fit_resolution_function(abs_ip, ref, x, NOMINAL), reference)
+    assert tailed.mapping == "function" and tailed.tail_excess_sigmas > 10
+    # applied per track: core only is the uniform core ratio (1.5), the tail mapping is not
+    detector = DetectorModel()
+    data = replace(wider, a_mm=1.5 * reference.a_mm, b_mm_gev=1.5 * reference.b_mm_gev)
+    calib = FunctionCalibration(d0=data, z0=data, n_events=1, reference_d0=reference, reference_z0=reference)
+    np.testing.assert_allclose(track_scales(uds_events[:50], calib, detector)["d0_resolution_scale"], 1.5,
+                               rtol=1e-9)
+    mapped = track_scales(uds_events[:50], replace(calib, d0=replace(data, mapping="function")),
+                          detector)["d0_resolution_scale"]
+    assert np.ptp(mapped) > 0.3
 
 
 def test_function_fit_refuses_a_small_sample_with_numbers() -> None:
@@ -118,12 +119,9 @@ def test_calibration_refuses_a_generator_level_sample(uds_events: ak.Array) -> N
 def test_relative_calibration_is_one_on_the_training_sample(uds_events: ak.Array) -> None:
     detector = DetectorModel()
     training = fit_function_calibration(uds_events, detector).fitted_only()
-    chosen = resolve_calibration("auto", uds_events, detector, reference=training)
-    assert isinstance(chosen, FunctionCalibration)  # auto: the training's function, scaled by one factor
-    assert chosen.d0.model == chosen.z0.model == "scaled" and chosen.d0.lr_statistic < 1e-3
-    assert chosen.d0_scale == pytest.approx(1.0, abs=1e-5) and chosen.z0_scale == pytest.approx(1.0, abs=1e-5)
-    calib = resolve_calibration("function", uds_events, detector, reference=training)
-    assert isinstance(calib, FunctionCalibration)  # function: the free fit, the same as training's
+    calib = resolve_calibration("auto", uds_events, detector, reference=training)
+    assert isinstance(calib, FunctionCalibration)
+    assert calib.d0.mapping == calib.z0.mapping == "core" and calib.d0.tail_excess_sigmas == 0.0
     assert calib.d0_scale == pytest.approx(1.0, abs=1e-9) and calib.z0_scale == pytest.approx(1.0, abs=1e-9)
     scales = track_scales(uds_events, calib, detector)
     for values in scales.values():
