@@ -1,7 +1,8 @@
 #!/bin/bash
 # Issue 24 study: the tuned transformer preset against the same preset trained with detector
-# augmentations, each scored on shifted samples with calibration none, scale (the old global fit)
-# and auto (the resolution function with tails, relative to training); the main job's BDT beside.
+# augmentations, each scored on shifted samples with calibration none, scale (the old global fit),
+# function (the resolution function with tails, relative to training) and auto (the same, the
+# tails mapped only where the sample has more than training); the main job's BDT beside.
 #
 #   MAIN_JOB=<clone that ran `make run`> OUT=<work dir> bash scripts/robustness_augment_study.sh
 #
