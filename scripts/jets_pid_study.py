@@ -9,6 +9,9 @@ plots: the figures only) on the class scheme ``[ud, c, b, g, s]``:
   tokens, particle type, PID pulls);
 * ``transformer_charged``: the same transformer on the default features
   (charged tracks only, no PID);
+* ``transformer_pf_tuned`` (``--taggers`` names it): the tuned jet preset
+  ``+experiment=transformer_zh_jets_tuned`` (neutrals + PID; this study's
+  epochs and paths);
 * ``bdt_pid``: the BDT on the event features of ``features=jet_pid`` (the
   LCFIPlus-era set plus kaon count, displaced-kaon charge, leading kaon);
 * ``bdt``: the BDT on the default event features.
@@ -105,6 +108,7 @@ def main() -> int:
     setups = {
         "transformer_pf": ["model=transformer", "features=jet_pid"],
         "transformer_charged": ["model=transformer"],
+        "transformer_pf_tuned": ["+experiment=transformer_zh_jets_tuned"],
         "bdt_pid": ["model=bdt", "features=jet_pid"],
         "bdt": ["model=bdt"],
     }
@@ -132,9 +136,10 @@ def main() -> int:
         cells = [(f"{v:.3f} +- {e:.3f}" if c in ("s_eff_at_ud10", "accuracy") else _rejection_text(v, e))
                  for c, (v, e) in figs.items()]
         print(f"| {name} | " + " | ".join(cells) + " |")
-    if "transformer_pf" in results and "bdt_pid" in results:
-        ratio = results["transformer_pf"]["c_rej_at_b80"][0] / results["bdt_pid"]["c_rej_at_b80"][0]
-        print(f"\ntransformer_pf / bdt_pid, c rejection at 80% b: {ratio:.2f}")
+    for name in ("transformer_pf", "transformer_pf_tuned"):
+        if name in results and "bdt_pid" in results:
+            ratio = results[name]["c_rej_at_b80"][0] / results["bdt_pid"]["c_rej_at_b80"][0]
+            print(f"\n{name} / bdt_pid, c rejection at 80% b: {ratio:.2f}")
     print(f"total wall time {time.perf_counter() - t0:.0f} s")
     return 0
 

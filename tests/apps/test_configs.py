@@ -55,8 +55,12 @@ def test_run_directories_per_app():
 def test_experiment_preset_composes(experiment: str):
     cfg = _compose("train", [f"+experiment={experiment}"])
     assert cfg.model.name == experiment.split("_")[0]
-    assert cfg.data.name == "zpole_30k"
-    assert cfg.tracking.experiment_name == "zpole-30k"
+    if "_zh_jets" in experiment:  # a jet preset: ZH jets, every visible particle and PID, the strange scheme
+        assert cfg.data.name == "zh_jets" and cfg.data.level == "jet"
+        assert list(cfg.data.classes) == ["ud", "c", "b", "g", "s"] and "n_kaons" in cfg.features.event
+    else:
+        assert cfg.data.name == "zpole_30k"
+        assert cfg.tracking.experiment_name == "zpole-30k"
     OmegaConf.to_container(cfg, resolve=False)
 
 
