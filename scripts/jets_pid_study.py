@@ -9,9 +9,10 @@ plots: the figures only) on the class scheme ``[ud, c, b, g, s]``:
   tokens, particle type, PID pulls);
 * ``transformer_charged``: the same transformer on the default features
   (charged tracks only, no PID);
-* ``transformer_pf_tuned`` (``--taggers`` names it): the tuned jet preset
-  ``+experiment=transformer_zh_jets_tuned`` (neutrals + PID; this study's
-  epochs and paths);
+* ``transformer_pf_tuned`` and ``transformer_charged_tuned`` (``--taggers``
+  names them): the tuned jet preset ``+experiment=transformer_zh_jets_tuned``
+  (neutrals + PID), and the same on the default features (charged tracks
+  only); this study's epochs and paths;
 * ``bdt_pid``: the BDT on the event features of ``features=jet_pid`` (the
   LCFIPlus-era set plus kaon count, displaced-kaon charge, leading kaon);
 * ``bdt``: the BDT on the default event features.
@@ -109,6 +110,7 @@ def main() -> int:
         "transformer_pf": ["model=transformer", "features=jet_pid"],
         "transformer_charged": ["model=transformer"],
         "transformer_pf_tuned": ["+experiment=transformer_zh_jets_tuned"],
+        "transformer_charged_tuned": ["+experiment=transformer_zh_jets_tuned", "features=default"],
         "bdt_pid": ["model=bdt", "features=jet_pid"],
         "bdt": ["model=bdt"],
     }
