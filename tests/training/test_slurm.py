@@ -115,7 +115,10 @@ def _wait_for_checkpoint(proc: subprocess.Popen, last: Path, timeout_s: float) -
 def test_sigusr1_checkpoints_and_the_requeued_job_resumes(sample_dir: Path, tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     paths = ",".join(str(sample_dir / f"{f}.parquet") for f in ("uds", "cc", "bb"))
-    args = [sys.executable, "-m", "flavortag", "train", "model=deepsets", "trainer.max_epochs=2",
+    # six epochs, the signal in the second: the training is still running when it arrives (with two,
+    # a fast machine could finish the last epoch between the checkpoint and the signal)
+    epochs = 6
+    args = [sys.executable, "-m", "flavortag", "train", "model=deepsets", f"trainer.max_epochs={epochs}",
             "trainer.batch_size=16", "trainer.checkpoint_every_steps=5", "trainer.early_stopping_patience=10",
             f"data.paths=[{paths}]", f"tracking.tracking_uri={store}", "tracking.experiment_name=requeue",
             f"paths.outputs={tmp_path / 'outputs'}", "trainer.progress=false", "data.max_tracks=16",
@@ -149,13 +152,13 @@ def test_sigusr1_checkpoints_and_the_requeued_job_resumes(sample_dir: Path, tmp_
     assert again.returncode == 0, again.stderr[-3000:]
     assert "(requeued): resuming it" in again.stdout + again.stderr
     final = torch.load(last, map_location="cpu", weights_only=True)["train_state"]
-    assert final["run_id"] == stopped["run_id"] and final["epoch"] == 2
-    assert len(final["history"]["val/loss"]) == 2
-    assert final["global_step"] == 2 * (final["global_step"] // 2)
+    assert final["run_id"] == stopped["run_id"] and final["epoch"] == epochs
+    assert len(final["history"]["val/loss"]) == epochs
+    assert final["global_step"] == epochs * (final["global_step"] // epochs)
     runs = mlflow.search_runs(experiment_names=["requeue"], output_format="list")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     history = mlflow.MlflowClient().get_metric_history(runs[0].info.run_id, "val/loss")
-    assert sorted(m.step for m in history) == [1, 2]
+    assert sorted(m.step for m in history) == list(range(1, epochs + 1))
     assert sorted(p.name for p in (tmp_path / "outputs" / "train" / "rq").iterdir()) == ["slurm-4242"]
 
 
