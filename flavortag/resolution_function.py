@@ -68,8 +68,6 @@ AB_RANGE_MM: tuple[float, float] = (1e-4, 1.0)
 #: ``calibration=auto`` maps a sample's tails onto the reference's only where its tail fraction
 #: exceeds the reference's by more than this many standard errors (see :func:`choose_mapping`).
 TAIL_EXCESS_SIGMAS: float = 3.0
-#: What of a fitted function a calibration maps onto the reference: its core and tails, or its core only.
-MAPPINGS: tuple[str, str] = ("function", "core")
 
 
 class ResolutionFitError(ValueError):
@@ -89,7 +87,7 @@ class ResolutionFunction:
     tail_fraction_error: float = math.nan
     tail_scale_error: float = math.nan
     n_tracks: int = 0
-    #: ``MAPPINGS``: "function" (core and tails mapped onto the reference's) or "core" (the core only)
+    #: what a calibration maps onto the reference: "function" (core and tails) or "core" (the core only)
     mapping: str = "function"
     #: (tail fraction - the reference's) / its standard error, where ``choose_mapping`` chose
     tail_excess_sigmas: float = math.nan
