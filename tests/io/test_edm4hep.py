@@ -320,3 +320,21 @@ def test_a_jet_tagger_trains_on_edm4hep_jets_and_predict_and_score_read_them(tmp
     assert len(scored) == 268 and {"prob_b", "D_b", "jet_E"} <= set(scored.fields)
     direct = Tagger.load(str(checkpoint)).score(read_events(ZH, level="jet"))
     np.testing.assert_allclose(np.asarray(direct.prob_b), np.asarray(scored.prob_b), rtol=1e-5, atol=1e-6)
+
+
+def test_pipeline_chunks_end_on_shared_baskets(tmp_path: Path) -> None:
+    """The whole-file read's chunks: whole baskets of the branches read together, about ``step`` entries each."""
+    from flavortag.io.edm4hep import basket_ranges
+
+    path = tmp_path / "baskets.root"
+    with uproot.recreate(path) as out:
+        tree = out.mktree("events", {"a": np.float32, "b": np.int32})
+        for _ in range(10):  # one basket per extend: boundaries every 1000 entries
+            tree.extend({"a": np.zeros(1000, np.float32), "b": np.zeros(1000, np.int32)})
+        tree.extend({"a": np.zeros(500, np.float32), "b": np.zeros(500, np.int32)})
+    with uproot.open(path) as file:
+        branches = {name: file["events"][name] for name in ("a", "b")}
+        ranges = basket_ranges(branches, 10_500, 2000)
+        single = basket_ranges(branches, 10_500, 20_000)
+    assert ranges == [(0, 2000), (2000, 4000), (4000, 6000), (6000, 8000), (8000, 10_000), (10_000, 10_500)]
+    assert single == [(0, 10_500)]
