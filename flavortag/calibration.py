@@ -45,7 +45,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -283,12 +283,11 @@ def resolve_calibration(
         calib: Calibration = spec
     elif str(spec) in ("auto", "function", "core"):
         calib = fit_function_calibration(events, detector, min_tracks=min_tracks)
-        if str(spec) == "core":
-            calib = replace(calib, map_tails=False)
     elif str(spec) == "scale":
         return calibrate_resolution(events, detector, min_tracks=min_tracks)
     else:
         calib = load_calibration(str(spec))
     if isinstance(calib, FunctionCalibration):
-        return calib.relative_to(reference, detector, choose=str(spec) == "auto")
+        return calib.relative_to(reference, detector, mapping=str(spec) if str(spec) in ("auto", "core")
+                                 else "as fitted")
     return calib

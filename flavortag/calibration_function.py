@@ -67,8 +67,6 @@ class FunctionCalibration:
     reference_d0: ResolutionFunction | None = None
     reference_z0: ResolutionFunction | None = None
     mode: str = "function"
-    #: False (``calibration=core``): only the core widths are mapped, the tails left as measured
-    map_tails: bool = True
 
     # --- figures for logs and tables: core width ratio data / reference at the median x --------
     def _ratio(self, name: str) -> float:
@@ -100,11 +98,13 @@ class FunctionCalibration:
         return _ratio_error(self.z0, self.median_x_gev) * self.z0_scale
 
     def relative_to(self, reference: FunctionCalibration | None, detector: DetectorModel,
-                    choose: bool = False) -> FunctionCalibration:
+                    mapping: str = "as fitted") -> FunctionCalibration:
         """This calibration applied against ``reference`` (a training sample's fit; None: the nominal
         core with the data's own tails); refuses an implausible fit (:func:`check_plausible`).
-        ``choose`` (``calibration=auto``): each function maps its tails only where it has more than
-        the reference (:func:`~flavortag.resolution_function.choose_mapping`)."""
+        ``mapping`` sets what each function maps onto the reference (``ResolutionFunction.mapping``):
+        ``"core"`` (``calibration=core``) the core only; ``"auto"`` (``calibration=auto``) the tails
+        too only where the data have more than the reference
+        (:func:`~flavortag.resolution_function.choose_mapping`); ``"as fitted"``: as each function says."""
         refs: dict[str, Any] = {}
         for name in IMPACT_PARAMETERS:
             data: ResolutionFunction = getattr(self, name)
@@ -116,8 +116,10 @@ class FunctionCalibration:
                 ref = ResolutionFunction(a, b, data.tail_fraction, data.tail_scale)
             check_plausible(data, ref, name)
             refs[f"reference_{name}"] = ref
-            if choose and reference is not None:
+            if mapping == "auto" and reference is not None:
                 refs[name] = choose_mapping(data, ref)
+            elif mapping == "core":
+                refs[name] = replace(data, mapping="core")
         return replace(self, **refs)
 
     def fitted_only(self) -> FunctionCalibration:
@@ -144,8 +146,7 @@ class FunctionCalibration:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (JSON file, checkpoints, tagger.json)."""
-        out: dict[str, Any] = {"mode": self.mode, "map_tails": self.map_tails, "n_events": self.n_events,
-                               "detector": self.detector,
+        out: dict[str, Any] = {"mode": self.mode, "n_events": self.n_events, "detector": self.detector,
                                "median_x_gev": self.median_x_gev, "inputs": list(self.inputs)}
         for name in IMPACT_PARAMETERS:
             out[name] = getattr(self, name).to_dict()
@@ -155,10 +156,14 @@ class FunctionCalibration:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FunctionCalibration:
-        """Inverse of ``to_dict``."""
+        """Inverse of ``to_dict`` (also of the dicts written before the mapping was per function, whose
+        ``map_tails: false`` said "the core only")."""
         values = dict(data)
+        core_only = values.pop("map_tails", True) is False
         for name in IMPACT_PARAMETERS:
             values[name] = ResolutionFunction.from_dict(values[name])
+            if core_only:
+                values[name] = replace(values[name], mapping="core")
             ref = values.get(f"reference_{name}")
             values[f"reference_{name}"] = None if ref is None else ResolutionFunction.from_dict(ref)
         return cls(**values)
@@ -245,7 +250,7 @@ def track_scales(events: ak.Array, calibration: FunctionCalibration,
         data: ResolutionFunction = getattr(calibration, name)
         ref: ResolutionFunction = getattr(calibration, f"reference_{name}")
         base = nominal[name].sigma_mm(x)
-        if not calibration.map_tails or data.mapping == "core":  # the reference's core, the data's tails
+        if data.mapping == "core":  # the reference's core with the data's own tails: core ratio only
             ref = replace(ref, tail_fraction=data.tail_fraction, tail_scale=data.tail_scale)
         s = np.abs(getattr(q, name)) / getattr(q, f"sigma_{name}")
         out[field_name] = map_pulls(s, data.sigma_mm(x) / base, ref.sigma_mm(x) / base, data, ref)
