@@ -73,7 +73,7 @@ def test_every_config_option_passes_its_schema(app: str, overrides: list[str]) -
     ("generate", ["format=hdf5"], "format must be one of parquet, root, text, not 'hdf5'"),
     ("generate", ["flavours=[bb,tt]"], "flavours[1] must be one of uds, cc, bb, gg, ss, ud, not 'tt'"),
     ("calibrate", ["on_error=ignore"], "on_error must be one of raise, skip, not 'ignore'"),
-    ("robustness", ["calibration=sometimes"], "calibration must be one of none, scale, auto, both, all, not 'sometimes'"),
+    ("robustness", ["calibration=sometimes"], "calibration must be one of none, scale, function, auto, both, all, not 'sometimes'"),
     ("compare", ["+refrence=bdt"], "unknown key refrence; did you mean reference?"),
 ])
 def test_bad_configs_are_refused_with_the_key_and_the_fix(app: str, overrides: list[str], message: str) -> None:

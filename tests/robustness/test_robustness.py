@@ -335,3 +335,15 @@ def test_generator_level_sample_trains_and_evaluates(tmp_path: Path) -> None:
         "evaluate.write_predictions=false"]))
     assert math.isfinite(result["metrics"]["test/loss"])
     assert result["metrics"]["test/acc"] > 0.4
+
+
+def test_the_app_schema_takes_exactly_the_calibration_modes_of_the_report() -> None:
+    """The schema restates the modes as a Literal (it stays free of numpy): this keeps the two equal."""
+    import typing
+
+    from flavortag import robustness as rb
+    from flavortag.apps.schema.apps import RobustnessApp
+
+    allowed = typing.get_args(typing.get_type_hints(RobustnessApp)["calibration"])
+    assert set(allowed) == set(rb.CALIBRATION_MODES) | set(rb.CALIBRATION_GROUPS)
+    assert rb.CALIBRATION_GROUPS["all"] == rb.CALIBRATION_MODES

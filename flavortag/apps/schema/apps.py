@@ -155,7 +155,7 @@ class RobustnessApp:
     tracking: TrackingSchema = field(default_factory=TrackingSchema)
     runs: list[str] = schema_field([])
     samples: list[Any] = schema_field([])
-    calibration: Literal["none", "scale", "auto", "both", "all"] = "none"
+    calibration: Literal["none", "scale", "function", "auto", "both", "all"] = "none"  # = robustness.CALIBRATION_MODES + _GROUPS
     calibration_min_tracks: int = schema_field(2000, ge=1)
     ablations: list[Literal["impact_parameters", "kinematics", "angles"]] = schema_field([])
     ablation_epochs: int | None = schema_field(None, ge=1)
