@@ -45,7 +45,7 @@ class TrainApp:
     output_dir: str | None = None
 
 
-Calibration = str | None  # null | auto (the resolution function) | scale | a calibration file
+Calibration = str | None  # null | one of calibration.CALIBRATION_SPECS (auto, function, core, scale) | a file
 
 
 @dataclass
