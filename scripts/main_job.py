@@ -72,7 +72,7 @@ def main() -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", choices=("quick", "full"), default="quick",
-                        help="quick: short trainings (default, ~6 min on 2 cores); full: the presets' epochs")
+                        help="quick: short trainings (default, 3-6 min on 2 cores); full: the presets' epochs")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated, of " + ", ".join(MODELS))
     args = parser.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
