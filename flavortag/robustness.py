@@ -16,6 +16,13 @@ to the tagger's training sample; the nominal test split is calibrated the same
 way). A sample whose fit is refused (too few tracks, implausible: a
 generator-level sample) is left out of that mode's rows, with a log line.
 
+A kept fraction compares a tagger with itself; it cannot say how much a
+shifted detector lets any tagger do. ``ceilings`` (a tagger trained on a
+shifted sample's own detector, scored there without calibration) give that
+bound: :func:`ceiling_rows` reports each tagger's shifted figure as a fraction
+of the ceiling's ("of ceiling") and the most it could have kept ("kept at
+most" = ceiling / nominal).
+
 Beside the kept fractions, :func:`scale_factor_table` gives the efficiencies
 and mistag rates at the nominal working points' cuts on each shifted sample
 and their ratio to nominal (:mod:`flavortag.scale_factors`).
@@ -214,15 +221,51 @@ def kept_metrics(nominal: Scored, shifted: Scored) -> dict[str, float]:
     return out
 
 
+def ceiling_rows(
+    scored: Mapping[str, Mapping[str, Scored]], ceilings: Mapping[str, Scored], nominal: str = "nominal"
+) -> dict[str, list[dict[str, str]]]:
+    """One table per headline figure: rows ``tagger, sample, shifted, ceiling, of ceiling, kept at most``.
+
+    ``ceilings[sample]``: a tagger trained on that sample's detector, scored on
+    it; "of ceiling" = shifted / ceiling, "kept at most" = ceiling / the
+    tagger's nominal (the best kept fraction a tagger with this nominal could reach).
+    """
+    tables: dict[str, list[dict[str, str]]] = {}
+    for key, _label in HEADLINE:
+        rows = []
+        for tagger, by_sample in scored.items():
+            for sample, item in by_sample.items():
+                if sample == nominal or sample not in ceilings:
+                    continue
+                ceiling, shifted = ceilings[sample].figure(key), item.figure(key)
+                ref = by_sample[nominal].figure(key) if nominal in by_sample else Figure(math.nan, math.nan)
+                rows.append({"tagger": tagger, "sample": sample, "shifted": shifted.format(),
+                             "ceiling": ceiling.format(), "of ceiling": kept_fraction(ceiling, shifted).format(),
+                             "kept at most": kept_fraction(ref, ceiling).format()})
+        tables[key] = rows
+    return tables
+
+
+def ceiling_metrics(shifted: Scored, ceiling: Scored) -> dict[str, float]:
+    """Flat MLflow metrics ``ceiling/<key>`` and ``of_ceiling/<key>`` (with ``_err``) of one (tagger, sample)."""
+    out: dict[str, float] = {}
+    for key, _label in HEADLINE:
+        top = ceiling.figure(key)
+        for prefix, fig in (("ceiling/", top), ("of_ceiling/", kept_fraction(top, shifted.figure(key)))):
+            out[prefix + key] = float(fig.value)
+            out[prefix + key + "_err"] = float(fig.error)
+    return out
+
+
 def format_markdown(tables: Mapping[str, Sequence[Mapping[str, str]]]) -> str:
     """The tables of ``robustness_rows`` as Markdown, one section per headline figure."""
     labels = dict(HEADLINE)
     lines: list[str] = []
     for key, rows in tables.items():
-        lines += [f"### {labels.get(key, key)}", "",
-                  "| tagger | sample | nominal | shifted | kept |", "|---|---|---|---|---|"]
-        lines += [f"| {r['tagger']} | {r['sample']} | {r['nominal']} | {r['shifted']} | {r['kept']} |"
-                  for r in rows]
+        columns = list(rows[0]) if rows else ["tagger", "sample", "nominal", "shifted", "kept"]
+        lines += [f"### {labels.get(key, key)}" + (" against the ceiling" if "ceiling" in columns else ""), "",
+                  "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(r[c] for c in columns) + " |" for r in rows]
         lines.append("")
     return "\n".join(lines)
 

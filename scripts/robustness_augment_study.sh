@@ -14,6 +14,11 @@
 # CANDIDATES picks the trainings (names below), e.g. CANDIDATES="tuned residual"; MODES the
 # calibrations (default none,scale,function,auto: auto chooses between function and the training's
 # function scaled by one factor).
+# CEILING="combined shape ..." also measures what the physics allows on those shifted samples: the
+# same preset trained on that detector itself (TRAIN_EVENTS per class, made as the shifted sample
+# but with its own seed), scored on the shifted sample without calibration
+# ($OUT/report_ceiling_<name>.md). No tagger trained on the nominal detector can do better there,
+# so a kept fraction is bounded by ceiling / nominal.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PY:-$ROOT/.venv/bin/python}
@@ -22,6 +27,8 @@ OUT=${OUT:-$ROOT/outputs/robustness_augment_study}
 EVENTS=${EVENTS:-10000}
 EPOCHS=${EPOCHS:-3}
 CANDIDATES=${CANDIDATES:-tuned detector residual bdt}
+CEILING=${CEILING:-}
+TRAIN_EVENTS=${TRAIN_EVENTS:-30000}
 MODES=${MODES:-none,scale,function,auto}
 export FLAVORTAG_SAMPLES=$MAIN_JOB/samples
 S=$OUT/samples
@@ -35,6 +42,17 @@ declare -A DET=(
  [misalign]="207 detector.d0_bias_um=3 detector.z0_bias_um=3"
  [combined]="208 detector.d0_a_mm=0.007 detector.d0_b_mm_gev=0.016 detector.z0_a_mm=0.007 detector.z0_b_mm_gev=0.015 detector.ip_tail_fraction=0.08 detector.ip_tail_scale=4 detector.track_efficiency=0.96"
 )
+# the seeds of the ceiling's training samples (the detector as above)
+declare -A CEILING_SEED=([combined]=301 [shape]=302 [tails]=303 [scale1p5]=304 [fakes]=305 [eff95]=306
+                         [misalign]=307)
+# train_preset <run dir> <run name> <sample dir> [overrides...]: the tuned preset, EPOCHS epochs
+train_preset() {
+  local dir=$1 name=$2 sample=$3; shift 3
+  "$PY" -m flavortag train +experiment=transformer_zpole_tuned "$@" trainer.max_epochs="$EPOCHS" \
+    run_name="$name" "data.paths=[$sample/uds.parquet,$sample/cc.parquet,$sample/bb.parquet]" \
+    tracking.tracking_uri="sqlite:///$OUT/mlflow.db" trainer.progress=false evaluate.plot_formats=[png] \
+    hydra.run.dir="$dir" > "$dir.log" 2>&1
+}
 # the trainings: overrides on top of +experiment=transformer_zpole_tuned
 declare -A TRAIN=(
  [tuned]=""
@@ -60,10 +78,7 @@ for cand in $CANDIDATES; do
     cfg=$OUT/$cand/.hydra/config.yaml
     if [ ! -f "$ck" ]; then
       # shellcheck disable=SC2086
-      "$PY" -m flavortag train +experiment=transformer_zpole_tuned ${TRAIN[$cand]} trainer.max_epochs="$EPOCHS" \
-        run_name="transformer-tuned-$cand" "data.paths=[$SAMPLE/uds.parquet,$SAMPLE/cc.parquet,$SAMPLE/bb.parquet]" \
-        tracking.tracking_uri="sqlite:///$OUT/mlflow.db" trainer.progress=false evaluate.plot_formats=[png] \
-        hydra.run.dir="$OUT/$cand" > "$OUT/train_$cand.log" 2>&1
+      train_preset "$OUT/$cand" "transformer-tuned-$cand" "$SAMPLE" ${TRAIN[$cand]}
       echo "$cand trained $(date)"
     fi
   fi
@@ -71,4 +86,16 @@ for cand in $CANDIDATES; do
   "$PY" "$ROOT/scripts/robustness_checkpoint.py" --checkpoint "$ck" --config "$cfg" --samples $ALL \
     --nominal "$S/nominal" --events "$EVENTS" --modes "$MODES" --name "$cand" --out "$OUT/report_$cand.md" > "$OUT/score_$cand.log" 2>&1
   echo "$cand scored $(date)"
+done
+for name in $CEILING; do
+  set -- ${DET[$name]}
+  shift
+  T=$OUT/ceiling/$name
+  [ -f "$T/sample/bb.parquet" ] || "$PY" -m flavortag generate n_events="$TRAIN_EVENTS" seed="${CEILING_SEED[$name]}" \
+    "$@" out="$T/sample" progress=false
+  [ -f "$T/run/checkpoints/best.pt" ] || train_preset "$T/run" "transformer-tuned-ceiling-$name" "$T/sample"
+  "$PY" "$ROOT/scripts/robustness_checkpoint.py" --checkpoint "$T/run/checkpoints/best.pt" \
+    --config "$T/run/.hydra/config.yaml" --samples "$S/$name" --nominal "$S/$name" --events "$EVENTS" \
+    --modes none --name "ceiling_$name" --out "$OUT/report_ceiling_$name.md" > "$OUT/score_ceiling_$name.log" 2>&1
+  echo "ceiling $name scored $(date)"
 done

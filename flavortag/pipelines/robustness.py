@@ -6,7 +6,9 @@ run without one feature group first (their own MLflow runs, tagged
 ``flavortag.ablation_of``). Everything lands in one MLflow parent run
 (tables as Markdown and CSV, overlay plots, the fitted calibrations) with a
 child run per (tagger, sample) holding ``nominal/``, ``shifted/``, ``kept/`` and
-``sf/`` (scale factors at the nominal working points) metrics. A sample's
+``sf/`` (scale factors at the nominal working points) metrics, and ``ceiling/`` /
+``of_ceiling/`` where ``ceilings`` names a tagger trained on that sample's own
+detector (scored there without calibration: what the physics allows). A sample's
 calibration fit is made once and reused for every tagger; a refused fit leaves
 that sample out of the mode's rows, with a log line.
 """
@@ -43,6 +45,7 @@ class RobustnessSettings:
     tracking: TrackingSettings
     calibration: str = "none"
     calibration_min_tracks: int = MIN_TRACKS
+    ceilings: tuple[tuple[str, str], ...] = ()
     ablations: tuple[str, ...] = ()
     ablation_epochs: int | None = None
     max_events_per_class: int | None = None
@@ -57,10 +60,25 @@ class RobustnessSettings:
                    tracking=TrackingSettings.from_config(config.get("tracking")),
                    calibration=str(config.get("calibration", "none")),
                    calibration_min_tracks=int(config.get("calibration_min_tracks") or MIN_TRACKS),
+                   ceilings=ceiling_pairs(config.get("ceilings")),
                    ablations=tuple(str(a) for a in config.get("ablations") or ()),
                    ablation_epochs=None if epochs is None else int(epochs),
                    max_events_per_class=None if cap is None else int(cap),
                    run_name=str(config.get("run_name") or "robustness"))
+
+
+def ceiling_pairs(entries: Any) -> tuple[tuple[str, str], ...]:
+    """``(sample, run id)`` of ``ceilings`` (``["<sample>:<run id>", ...]`` or a mapping)."""
+    if isinstance(entries, Mapping):
+        return tuple((str(s), str(r)) for s, r in entries.items())
+    pairs = []
+    for entry in entries or ():
+        sample, sep, run_id = str(entry).partition(":")
+        if not sep or not sample or not run_id:
+            raise ValueError(f"ceilings entry {entry!r}: write it <sample name>:<run id>, e.g. "
+                             "ceilings=[combined:0a1b2c...]")
+        pairs.append((sample, run_id))
+    return tuple(pairs)
 
 
 def merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -152,6 +170,10 @@ def robustness(settings: RobustnessSettings) -> dict[str, Any]:
         if m not in rb.CALIBRATION_MODES:
             raise ValueError(f"calibration must be one of {', '.join(rb.CALIBRATION_MODES)}, "
                              f"{' or '.join(rb.CALIBRATION_GROUPS)}, not {mode!r}")
+    unknown = sorted({s for s, _ in settings.ceilings} - {n for n, _ in specs})
+    if unknown:
+        raise ValueError(f"ceilings name samples not in samples=: {', '.join(unknown)}; the samples are "
+                         f"{', '.join(n for n, _ in specs)}")
     ablations = list(settings.ablations)
     for a in ablations:
         if a not in rb.ABLATION_GROUPS:
@@ -203,8 +225,17 @@ def robustness(settings: RobustnessSettings) -> dict[str, Any]:
                          f" (d0 scale {calib.d0_scale:.3f})" if calib else "")
             scored[key] = entry
 
+    ceilings: dict[str, rb.Scored] = {}
+    for sample, run_id in settings.ceilings:  # the physics' bound: trained on that detector, no calibration
+        probs, labels, _ = rb.score_events(load_model(run_id), shifted_events[sample], None)
+        ceilings[sample] = rb.Scored(f"ceiling {run_id[:8]}", sample, rb.evaluate_scores(probs, labels))
+        log.info("ceiling on %s (run %s): acc %.3f", sample, run_id, ceilings[sample].result.accuracy)
     tables = rb.robustness_rows(scored)
-    text = rb.format_markdown(tables) + "\n" + rb.scale_factor_table(scored)
+    ceiling_tables = rb.ceiling_rows(scored, ceilings) if ceilings else {}
+    text = rb.format_markdown(tables) + "\n"
+    if ceilings:
+        text += rb.format_markdown(ceiling_tables) + "\n"
+    text += rb.scale_factor_table(scored)
     (out_dir / "robustness.md").write_text(text)
     rb.write_csv(tables, out_dir / "robustness.csv")
     plots = rb.plot_overlay(scored, out_dir / "plots" / "overlay_b_tagger", tagger="b", sample=nominal_info)
@@ -216,6 +247,7 @@ def robustness(settings: RobustnessSettings) -> dict[str, Any]:
     with tracking.start_run(settings.tracking, run_name=settings.run_name,
                             tags={tracking.Tag.KIND: "robustness"}) as parent:
         parent.log_params({"runs": ",".join(runs), "samples": ",".join(n for n, _ in specs),
+                           "ceilings": ",".join(f"{s}:{r}" for s, r in settings.ceilings) or "none",
                              "calibration": mode, "ablations": ",".join(ablations) or "none"})
         for name in ("robustness.md", "robustness.csv", "calibrations.json"):
             parent.log_artifact(out_dir / name)
@@ -230,10 +262,13 @@ def robustness(settings: RobustnessSettings) -> dict[str, Any]:
                     child.log_params({"tagger": tagger, "sample": sample})
                     if "nominal" not in by_sample:
                         continue
+                    if sample in ceilings:
+                        child.log_metrics(rb.ceiling_metrics(item, ceilings[sample]))
                     child.log_metrics(rb.kept_metrics(by_sample["nominal"], item))
                     child.log_metrics(rb.scale_factor_metrics_of(by_sample["nominal"], item))
                     if item.calibration is not None:
                         child.log_metrics({"calibration/d0_scale": item.calibration.d0_scale,
                                               "calibration/z0_scale": item.calibration.z0_scale})
         parent_id = parent.run_id
-    return {"tables": tables, "markdown": text, "parent_run_id": parent_id, "scored": scored}
+    return {"tables": tables, "ceiling_tables": ceiling_tables, "markdown": text, "parent_run_id": parent_id,
+            "scored": scored}

@@ -259,6 +259,8 @@ def test_robustness_report_end_to_end(sample_dir: Path, shifted_dir: Path, tmp_p
     rcfg = _compose("robustness", [
         f"runs=[{run_id}]", f"samples=[{shifted_dir}]", "calibration=both",
         "ablations=[impact_parameters]", "ablation_epochs=1", "calibration_min_tracks=500", f"tracking.tracking_uri={store}",
+        # the run itself as the sample's ceiling: scored there without calibration, as its [calib none] row
+        f"ceilings=[{shifted_dir.name}:{run_id}]",
         "tracking.experiment_name=robust-test", f"output_dir={tmp_path / 'report'}"])
     result = robustness(rcfg)
     tables = result["tables"]
@@ -283,6 +285,20 @@ def test_robustness_report_end_to_end(sample_dir: Path, shifted_dir: Path, tmp_p
     assert row["kept"].startswith(f"{shifted_acc / nominal_acc:.3f}")
     ablated = [t for t in scored if "-impact_parameters" in t]
     assert ablated
+    # against the ceiling: one row per (tagger, sample); the run uncalibrated is its own ceiling
+    ceiling = {r["tagger"]: r for r in result["ceiling_tables"]["acc"]}
+    assert len(ceiling) == 4
+    none_key = next(t for t in ceiling if t.endswith("[calib none]") and t not in ablated)
+    none = scored[none_key]
+    assert ceiling[none_key]["of ceiling"].startswith("1.000 ")
+    assert ceiling[none_key]["ceiling"] == ceiling[none_key]["shifted"]
+    kept = {r["tagger"]: r["kept"] for r in tables["acc"]}
+    assert ceiling[none_key]["kept at most"] == kept[none_key]
+    auto_key = none_key.replace("[calib none]", "[calib auto]")
+    auto_acc = scored[auto_key][shifted_dir.name].result.accuracy
+    assert ceiling[auto_key]["of ceiling"].startswith(
+        f"{auto_acc / none[shifted_dir.name].result.accuracy:.3f}")
+    assert "accuracy against the ceiling" in result["markdown"]
     # the MLflow record: one parent, a child per (tagger, sample)
     mlflow.set_tracking_uri(store)
     parent = mlflow.get_run(result["parent_run_id"])
@@ -290,7 +306,10 @@ def test_robustness_report_end_to_end(sample_dir: Path, shifted_dir: Path, tmp_p
                                   filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
                                   output_format="list")
     assert len(children) == 4
-    assert {"kept/acc", "nominal/rej_uds_at_c50", "shifted/rej_uds_at_c50_err"} <= set(children[0].data.metrics)
+    assert {"kept/acc", "nominal/rej_uds_at_c50", "shifted/rej_uds_at_c50_err", "ceiling/acc",
+            "of_ceiling/rej_uds_at_c50"} <= set(children[0].data.metrics)
+    of_ceiling = sorted(c.data.metrics["of_ceiling/acc"] for c in children)
+    assert 1.0 in of_ceiling and len(set(of_ceiling)) > 1  # the run uncalibrated is its own ceiling
     artifacts = {a.path for a in mlflow.artifacts.list_artifacts(run_id=parent.info.run_id)}
     assert {"robustness.md", "robustness.csv", "calibrations.json", "plots"} <= artifacts
     calibs = json.loads((tmp_path / "report" / "calibrations.json").read_text())
@@ -347,3 +366,19 @@ def test_the_app_schema_takes_exactly_the_calibration_modes_of_the_report() -> N
     allowed = typing.get_args(typing.get_type_hints(RobustnessApp)["calibration"])
     assert set(allowed) == set(rb.CALIBRATION_MODES) | set(rb.CALIBRATION_GROUPS)
     assert rb.CALIBRATION_GROUPS["all"] == rb.CALIBRATION_MODES
+
+
+def test_ceilings_are_parsed_and_a_bad_one_is_refused_before_any_work(shifted_dir: Path, tmp_path: Path) -> None:
+    from flavortag.pipelines.robustness import RobustnessSettings, ceiling_pairs, robustness
+    from flavortag.schema.groups import TrackingSettings
+
+    assert ceiling_pairs(["combined:0a1b", "shape:9f:x"]) == (("combined", "0a1b"), ("shape", "9f:x"))
+    assert ceiling_pairs({"tails": "77"}) == (("tails", "77"),)
+    with pytest.raises(ValueError, match="<sample name>:<run id>"):
+        ceiling_pairs(["combined"])
+    settings = RobustnessSettings(runs=("0a1b",), samples=(str(shifted_dir),), output_dir=tmp_path / "out",
+                                  tracking=TrackingSettings(tracking_uri=f"sqlite:///{tmp_path / 'x.db'}"),
+                                  ceilings=(("combinde", "0a1b"),))
+    with pytest.raises(ValueError, match=f"combinde; the samples are {shifted_dir.name}"):
+        robustness(settings)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "x.db").exists()

@@ -157,6 +157,7 @@ class RobustnessApp:
     samples: list[Any] = schema_field([])
     calibration: Literal["none", "scale", "function", "auto", "both", "all"] = "none"  # = robustness.CALIBRATION_MODES + _GROUPS
     calibration_min_tracks: int = schema_field(2000, ge=1)
+    ceilings: list[str] = schema_field([])  # <sample>:<run id>
     ablations: list[Literal["impact_parameters", "kinematics", "angles"]] = schema_field([])
     ablation_epochs: int | None = schema_field(None, ge=1)
     max_events_per_class: int | None = schema_field(None, ge=1)
