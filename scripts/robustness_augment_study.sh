@@ -16,9 +16,8 @@
 # function scaled by one factor).
 # CEILING="combined shape ..." also measures what the physics allows on those shifted samples: the
 # same preset trained on that detector itself (TRAIN_EVENTS per class, made as the shifted sample
-# but with its own seed), scored on the shifted sample without calibration
-# ($OUT/report_ceiling_<name>.md). No tagger trained on the nominal detector can do better there,
-# so a kept fraction is bounded by ceiling / nominal.
+# but with its own seed); each report then adds the candidates' figures as a fraction of it and
+# ceiling / nominal, the most a kept fraction can be (robustness_checkpoint.py --ceiling).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PY:-$ROOT/.venv/bin/python}
@@ -69,6 +68,17 @@ for name in scale1p5 shape tails eff95 fakes misalign combined; do
   ALL="$ALL $S/$name"
 done
 echo "samples ready $(date)"
+CEILING_ARGS=()
+for name in $CEILING; do
+  set -- ${DET[$name]}
+  shift
+  T=$OUT/ceiling/$name
+  [ -f "$T/sample/bb.parquet" ] || "$PY" -m flavortag generate n_events="$TRAIN_EVENTS" seed="${CEILING_SEED[$name]}" \
+    "$@" out="$T/sample" progress=false
+  [ -f "$T/run/checkpoints/best.pt" ] || train_preset "$T/run" "transformer-tuned-ceiling-$name" "$T/sample"
+  CEILING_ARGS+=("$name=$T/run/checkpoints/best.pt")
+  echo "ceiling $name trained $(date)"
+done
 for cand in $CANDIDATES; do
   if [ "$cand" = bdt ]; then  # the main job's BDT, trained on the same sample
     ck=$MAIN_JOB/outputs/main_job/bdt/checkpoints/bdt.skops
@@ -84,18 +94,7 @@ for cand in $CANDIDATES; do
   fi
   # shellcheck disable=SC2086
   "$PY" "$ROOT/scripts/robustness_checkpoint.py" --checkpoint "$ck" --config "$cfg" --samples $ALL \
-    --nominal "$S/nominal" --events "$EVENTS" --modes "$MODES" --name "$cand" --out "$OUT/report_$cand.md" > "$OUT/score_$cand.log" 2>&1
+    --nominal "$S/nominal" --events "$EVENTS" --modes "$MODES" --name "$cand" --out "$OUT/report_$cand.md" \
+    ${CEILING_ARGS[@]:+--ceiling "${CEILING_ARGS[@]}"} > "$OUT/score_$cand.log" 2>&1
   echo "$cand scored $(date)"
-done
-for name in $CEILING; do
-  set -- ${DET[$name]}
-  shift
-  T=$OUT/ceiling/$name
-  [ -f "$T/sample/bb.parquet" ] || "$PY" -m flavortag generate n_events="$TRAIN_EVENTS" seed="${CEILING_SEED[$name]}" \
-    "$@" out="$T/sample" progress=false
-  [ -f "$T/run/checkpoints/best.pt" ] || train_preset "$T/run" "transformer-tuned-ceiling-$name" "$T/sample"
-  "$PY" "$ROOT/scripts/robustness_checkpoint.py" --checkpoint "$T/run/checkpoints/best.pt" \
-    --config "$T/run/.hydra/config.yaml" --samples "$S/$name" --nominal "$S/$name" --events "$EVENTS" \
-    --modes none --name "ceiling_$name" --out "$OUT/report_ceiling_$name.md" > "$OUT/score_ceiling_$name.log" 2>&1
-  echo "ceiling $name scored $(date)"
 done

@@ -6,7 +6,8 @@ scores that checkpoint with the library behind the app (``flavortag.robustness``
 ``flavortag.scale_factors``): its nominal sample is the held-out test split of
 the run's own config (``<run dir>/.hydra/config.yaml``), or ``--nominal DIR``
 (events made as the training sample was, independently), the shifted samples are
-directories of event files; calibration none, scale, function and auto (``--modes``). Prints the
+directories of event files; calibration none, scale, function and auto (``--modes``); ``--ceiling
+SAMPLE=CHECKPOINT`` adds the report's ceiling tables (a tagger trained on that sample's detector). Prints the
 Markdown report (kept fractions and scale factors, with errors) and the wall
 time of each (mode, sample).
 
@@ -36,6 +37,9 @@ def main() -> int:
                         help="a directory of nominal events (same detector as training) to use as the nominal "
                              "sample instead of the run's held-out test split (more events: smaller errors)")
     parser.add_argument("--modes", default="none,scale,function,auto")
+    parser.add_argument("--ceiling", nargs="*", default=[], metavar="SAMPLE=CHECKPOINT",
+                        help="a tagger trained on that shifted sample's own detector (its best.pt): the report "
+                             "adds each figure as a fraction of it and ceiling / nominal")
     parser.add_argument("--name", default="tagger")
     parser.add_argument("--out", default=None, help="also write the report here")
     args = parser.parse_args()
@@ -76,7 +80,15 @@ def main() -> int:
             scored[key][sample] = rb.Scored(key, sample, rb.evaluate_scores(probs, labels), calib, probs, labels)
             print(f"{key} on {sample}: acc {scored[key][sample].result.accuracy:.3f} "
                   f"[{time.perf_counter() - t0:.0f} s]", file=sys.stderr, flush=True)
-    text = rb.format_markdown(rb.robustness_rows(scored)) + "\n" + rb.scale_factor_table(scored)
+    text = rb.format_markdown(rb.robustness_rows(scored)) + "\n"
+    ceilings = {}
+    for entry in args.ceiling:
+        sample, _, path = entry.partition("=")
+        probs, labels, _ = rb.score_events(load_model(path), samples[sample], None)
+        ceilings[sample] = rb.Scored("ceiling", sample, rb.evaluate_scores(probs, labels))
+    if ceilings:
+        text += rb.format_markdown(rb.ceiling_rows(scored, ceilings)) + "\n"
+    text += rb.scale_factor_table(scored)
     print(text)
     if args.out:
         Path(args.out).write_text(text)
