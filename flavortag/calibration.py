@@ -9,8 +9,8 @@ Two modes (``calibration=auto`` is the first):
   is stored with the model: ``training_resolution``), so that a sample like
   the training one is left unchanged. ``calibration=function`` maps core and
   tails; ``calibration=core`` the core only; ``calibration=auto`` the tails
-  too only where the sample has significantly more of them than training
-  (:func:`flavortag.resolution_function.choose_mapping`).
+  too only where the sample has significantly more of them than training, and
+  no wider ones (:func:`flavortag.resolution_function.choose_mapping`).
 * ``scale`` (:class:`ResolutionCalibration`, the first calibration, kept for
   comparison): one overall scale of each resolution, per event;
   ``calibration=scale``.
@@ -269,7 +269,7 @@ def resolve_calibration(
     applied relative to ``reference`` (the tagger's training fit,
     :func:`flavortag.calibration_function.training_resolution`); ``"auto"``:
     the same, mapping each function's tails only where they exceed the
-    reference's (its core alone otherwise);
+    reference's and are no wider (its core alone otherwise);
     ``"core"``: the same, with only the core widths mapped (tails left as measured);
     ``"scale"``: the overall-scale fit; a calibration object: itself (a
     function calibration made relative to ``reference``); anything else: the

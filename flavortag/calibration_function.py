@@ -30,6 +30,7 @@ from flavortag.features.track import D0_SCALE_FIELD, Z0_SCALE_FIELD, TrackQuanti
 from flavortag.resolution_function import (
     MIN_TRACKS_PER_PARAMETER,
     N_PARAMETERS,
+    TAIL_EXCESS_SIGMAS,
     ResolutionFitError,
     ResolutionFunction,
     check_plausible,
@@ -117,7 +118,7 @@ class FunctionCalibration:
             check_plausible(data, ref, name)
             refs[f"reference_{name}"] = ref
             if mapping == "auto" and reference is not None:
-                refs[name] = choose_mapping(data, ref)
+                refs[name] = choose_mapping(data, ref, self.median_x_gev)
             elif mapping == "core":
                 refs[name] = replace(data, mapping="core")
         return replace(self, **refs)
@@ -174,7 +175,9 @@ def _mapping_words(fn: ResolutionFunction) -> str:
     if not math.isfinite(fn.tail_excess_sigmas):
         return ""
     what = "core and tails" if fn.mapping == "function" else "core only"
-    return f"; {what} mapped (tail fraction {fn.tail_excess_sigmas:+.1f} sigma from training's)"
+    why = ", but wider than training's tail: fakes or heavy flavour, not resolution" \
+        if fn.mapping == "core" and fn.tail_excess_sigmas > TAIL_EXCESS_SIGMAS else ""
+    return f"; {what} mapped (tail fraction {fn.tail_excess_sigmas:+.1f} sigma from training's{why})"
 
 
 def _ratio_error(fn: ResolutionFunction, x_gev: float) -> float:

@@ -79,6 +79,14 @@ def test_auto_maps_the_tails_only_where_the_sample_has_more_of_them(uds_events: 
     abs_ip, ref, x = _sample(0.006, 0.012, 0.15, 6.0, 15_000, seed=12)
     tailed = choose_mapping(fit_resolution_function(abs_ip, ref, x, NOMINAL), reference)
     assert tailed.mapping == "function" and tailed.tail_excess_sigmas > 10
+    # as many extra tracks but far out (fakes: 0.3 mm whatever the momentum): more tail, and wider: core only
+    abs_ip, ref, x = _sample(0.006, 0.012, 0.05, 8.0, 15_000, seed=13)
+    fakes = np.random.default_rng(14).random(len(abs_ip)) < 0.10
+    abs_ip[fakes] = np.abs(np.random.default_rng(15).normal(0.0, 0.3, fakes.sum()))
+    fake_fit = fit_resolution_function(abs_ip, ref, x, NOMINAL)
+    assert fake_fit.tail_fraction > reference.tail_fraction and fake_fit.tail_scale > reference.tail_scale
+    faked = choose_mapping(fake_fit, reference)
+    assert faked.mapping == "core" and faked.tail_excess_sigmas > 10
     # applied per track: core only is the uniform core ratio (1.5), the tail mapping is not
     detector = DetectorModel()
     data = replace(wider, a_mm=1.5 * reference.a_mm, b_mm_gev=1.5 * reference.b_mm_gev)
