@@ -7,7 +7,7 @@
 #   MAIN_JOB=<clone that ran `make run`> OUT=<work dir> bash scripts/robustness_augment_study.sh
 #
 # Shifted samples: EVENTS per class each (default 10000), the detector changes of
-# scripts/robustness_study.py. Trainings: the preset's own budget (3 epochs) on the main job's
+# scripts/robustness_study.py. Trainings: EPOCHS epochs unless the candidate says (default 3) on the main job's
 # 90k zpole_30k sample; nominal = EVENTS per class made as that sample was (seed 201), more
 # events than a run's held-out split, so the kept fractions carry smaller errors.
 # Writes $OUT/report_<name>.md (kept fractions and scale factors, with errors), one per tagger.
@@ -47,7 +47,8 @@ declare -A CEILING_SEED=([combined]=301 [shape]=302 [tails]=303 [scale1p5]=304 [
 # train_preset <run dir> <run name> <sample dir> [overrides...]: the tuned preset, EPOCHS epochs
 train_preset() {
   local dir=$1 name=$2 sample=$3; shift 3
-  "$PY" -m flavortag train +experiment=transformer_zpole_tuned "$@" trainer.max_epochs="$EPOCHS" \
+  [[ " $* " == *" trainer.max_epochs="* ]] || set -- "$@" trainer.max_epochs="$EPOCHS"
+  "$PY" -m flavortag train +experiment=transformer_zpole_tuned "$@" \
     run_name="$name" "data.paths=[$sample/uds.parquet,$sample/cc.parquet,$sample/bb.parquet]" \
     tracking.tracking_uri="sqlite:///$OUT/mlflow.db" trainer.progress=false evaluate.plot_formats=[png] \
     hydra.run.dir="$dir" > "$dir.log" 2>&1
@@ -57,6 +58,8 @@ declare -A TRAIN=(
  [tuned]=""
  [detector]="augment=detector"
  [residual]="augment=residual"
+ [residual12]="augment=residual trainer.max_epochs=12"  # = +experiment=transformer_zpole_robust
+ [quarter]="augment=residual augment.fraction=0.25"
  [half]="augment=detector augment.fraction=0.5"
 )
 [ -f "$S/nominal/bb.parquet" ] || "$PY" -m flavortag generate n_events="$EVENTS" seed=201 out="$S/nominal" progress=false
