@@ -18,8 +18,8 @@ generator-level sample) is left out of that mode's rows, with a log line.
 
 A kept fraction compares a tagger with itself; it cannot say how much a
 shifted detector lets any tagger do. ``ceilings`` (a tagger trained on a
-shifted sample's own detector, scored there without calibration) give that
-bound: :func:`ceiling_rows` reports each tagger's shifted figure as a fraction
+shifted sample's own detector, scored there without calibration) estimate
+that bound: :func:`ceiling_rows` reports each tagger's shifted figure as a fraction
 of the ceiling's ("of ceiling") and the most it could have kept ("kept at
 most" = ceiling / nominal).
 

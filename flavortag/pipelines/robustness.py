@@ -8,7 +8,7 @@ run without one feature group first (their own MLflow runs, tagged
 child run per (tagger, sample) holding ``nominal/``, ``shifted/``, ``kept/`` and
 ``sf/`` (scale factors at the nominal working points) metrics, and ``ceiling/`` /
 ``of_ceiling/`` where ``ceilings`` names a tagger trained on that sample's own
-detector (scored there without calibration: what the physics allows). A sample's
+detector (scored there without calibration: what a tagger that knows that detector reaches). A sample's
 calibration fit is made once and reused for every tagger; a refused fit leaves
 that sample out of the mode's rows, with a log line.
 """
@@ -226,7 +226,7 @@ def robustness(settings: RobustnessSettings) -> dict[str, Any]:
             scored[key] = entry
 
     ceilings: dict[str, rb.Scored] = {}
-    for sample, run_id in settings.ceilings:  # the physics' bound: trained on that detector, no calibration
+    for sample, run_id in settings.ceilings:  # trained on that detector: no calibration
         probs, labels, _ = rb.score_events(load_model(run_id), shifted_events[sample], None)
         ceilings[sample] = rb.Scored(f"ceiling {run_id[:8]}", sample, rb.evaluate_scores(probs, labels))
         log.info("ceiling on %s (run %s): acc %.3f", sample, run_id, ceilings[sample].result.accuracy)
@@ -247,7 +247,7 @@ def robustness(settings: RobustnessSettings) -> dict[str, Any]:
     with tracking.start_run(settings.tracking, run_name=settings.run_name,
                             tags={tracking.Tag.KIND: "robustness"}) as parent:
         parent.log_params({"runs": ",".join(runs), "samples": ",".join(n for n, _ in specs),
-                           "ceilings": ",".join(f"{s}:{r}" for s, r in settings.ceilings) or "none",
+                             "ceilings": ",".join(f"{s}:{r}" for s, r in settings.ceilings) or "none",
                              "calibration": mode, "ablations": ",".join(ablations) or "none"})
         for name in ("robustness.md", "robustness.csv", "calibrations.json"):
             parent.log_artifact(out_dir / name)
