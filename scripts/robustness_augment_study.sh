@@ -58,7 +58,8 @@ declare -A TRAIN=(
  [tuned]=""
  [detector]="augment=detector"
  [residual]="augment=residual"
- [residual12]="augment=residual trainer.max_epochs=12"  # = +experiment=transformer_zpole_robust
+ [residual12]="augment=residual trainer.max_epochs=12"
+ [residual16]="augment=residual trainer.max_epochs=16"  # = +experiment=transformer_zpole_robust
  [quarter]="augment=residual augment.fraction=0.25"
  [half]="augment=detector augment.fraction=0.5"
 )
