@@ -246,6 +246,21 @@ def ceiling_rows(
     return tables
 
 
+def score_ceiling(model: Any, events: ak.Array, sample: str, label: str = "ceiling") -> Scored:
+    """A ceiling: ``model``, trained on ``sample``'s own detector, scored on ``events`` without calibration."""
+    probs, labels, _ = score_events(model, events, None)
+    return Scored(label, sample, evaluate_scores(probs, labels))
+
+
+def report_markdown(scored: Mapping[str, Mapping[str, Scored]], tables: Mapping[str, Sequence[Mapping[str, str]]],
+                    ceiling_tables: Mapping[str, Sequence[Mapping[str, str]]]) -> str:
+    """The whole report: the kept-fraction tables, the ceiling tables (if any), the scale factors."""
+    text = format_markdown(tables) + "\n"
+    if ceiling_tables:
+        text += format_markdown(ceiling_tables) + "\n"
+    return text + scale_factor_table(scored)
+
+
 def ceiling_metrics(shifted: Scored, ceiling: Scored) -> dict[str, float]:
     """Flat MLflow metrics ``ceiling/<key>`` and ``of_ceiling/<key>`` (with ``_err``) of one (tagger, sample)."""
     out: dict[str, float] = {}

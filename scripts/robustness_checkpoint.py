@@ -66,6 +66,13 @@ def main() -> int:
                else held_out_events(DataSettings.of_run(run_config))}  # type: ignore[arg-type]
     for directory in args.samples:
         samples[Path(directory).name] = directory_sample(directory)
+    ceiling_paths = {}
+    for entry in args.ceiling:  # checked before any scoring
+        sample, _, path = entry.partition("=")
+        if sample not in samples or sample == "nominal" or not path:
+            parser.error(f"--ceiling {entry}: write SAMPLE=CHECKPOINT with SAMPLE one of the shifted samples "
+                         f"({', '.join(s for s in samples if s != 'nominal')})")
+        ceiling_paths[sample] = path
     scored: dict[str, dict[str, rb.Scored]] = {}
     for mode in args.modes.split(","):
         key = f"{args.name} [calib {mode}]"
@@ -80,15 +87,10 @@ def main() -> int:
             scored[key][sample] = rb.Scored(key, sample, rb.evaluate_scores(probs, labels), calib, probs, labels)
             print(f"{key} on {sample}: acc {scored[key][sample].result.accuracy:.3f} "
                   f"[{time.perf_counter() - t0:.0f} s]", file=sys.stderr, flush=True)
-    text = rb.format_markdown(rb.robustness_rows(scored)) + "\n"
-    ceilings = {}
-    for entry in args.ceiling:
-        sample, _, path = entry.partition("=")
-        probs, labels, _ = rb.score_events(load_model(path), samples[sample], None)
-        ceilings[sample] = rb.Scored("ceiling", sample, rb.evaluate_scores(probs, labels))
-    if ceilings:
-        text += rb.format_markdown(rb.ceiling_rows(scored, ceilings)) + "\n"
-    text += rb.scale_factor_table(scored)
+    ceilings = {sample: rb.score_ceiling(load_model(path), samples[sample], sample)
+                for sample, path in ceiling_paths.items()}
+    text = rb.report_markdown(scored, rb.robustness_rows(scored),
+                              rb.ceiling_rows(scored, ceilings) if ceilings else {})
     print(text)
     if args.out:
         Path(args.out).write_text(text)

@@ -226,16 +226,13 @@ def robustness(settings: RobustnessSettings) -> dict[str, Any]:
             scored[key] = entry
 
     ceilings: dict[str, rb.Scored] = {}
-    for sample, run_id in settings.ceilings:  # trained on that detector: no calibration
-        probs, labels, _ = rb.score_events(load_model(run_id), shifted_events[sample], None)
-        ceilings[sample] = rb.Scored(f"ceiling {run_id[:8]}", sample, rb.evaluate_scores(probs, labels))
+    for sample, run_id in settings.ceilings:
+        ceilings[sample] = rb.score_ceiling(load_model(run_id), shifted_events[sample], sample,
+                                            f"ceiling {run_id[:8]}")
         log.info("ceiling on %s (run %s): acc %.3f", sample, run_id, ceilings[sample].result.accuracy)
     tables = rb.robustness_rows(scored)
     ceiling_tables = rb.ceiling_rows(scored, ceilings) if ceilings else {}
-    text = rb.format_markdown(tables) + "\n"
-    if ceilings:
-        text += rb.format_markdown(ceiling_tables) + "\n"
-    text += rb.scale_factor_table(scored)
+    text = rb.report_markdown(scored, tables, ceiling_tables)
     (out_dir / "robustness.md").write_text(text)
     rb.write_csv(tables, out_dir / "robustness.csv")
     plots = rb.plot_overlay(scored, out_dir / "plots" / "overlay_b_tagger", tagger="b", sample=nominal_info)
