@@ -18,6 +18,8 @@
 # same preset trained on that detector itself (TRAIN_EVENTS per class, made as the shifted sample
 # but with its own seed); each report then adds the candidates' figures as a fraction of it and
 # ceiling / nominal, the most a kept fraction can be (robustness_checkpoint.py --ceiling).
+# CEILING_TRAIN: the ceilings' overrides on top of the tuned preset, e.g. "augment=residual
+# trainer.max_epochs=16" for the robust preset's own recipe (the ceiling of that tagger).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PY:-$ROOT/.venv/bin/python}
@@ -27,6 +29,7 @@ EVENTS=${EVENTS:-10000}
 EPOCHS=${EPOCHS:-3}
 CANDIDATES=${CANDIDATES:-tuned detector residual bdt}
 CEILING=${CEILING:-}
+CEILING_TRAIN=${CEILING_TRAIN:-}
 TRAIN_EVENTS=${TRAIN_EVENTS:-30000}
 MODES=${MODES:-none,scale,function,auto}
 export FLAVORTAG_SAMPLES=$MAIN_JOB/samples
@@ -79,7 +82,8 @@ for name in $CEILING; do
   T=$OUT/ceiling/$name
   [ -f "$T/sample/bb.parquet" ] || "$PY" -m flavortag generate n_events="$TRAIN_EVENTS" seed="${CEILING_SEED[$name]}" \
     "$@" out="$T/sample" progress=false
-  [ -f "$T/run/checkpoints/best.pt" ] || train_preset "$T/run" "transformer-tuned-ceiling-$name" "$T/sample"
+  # shellcheck disable=SC2086
+  [ -f "$T/run/checkpoints/best.pt" ] || train_preset "$T/run" "transformer-tuned-ceiling-$name" "$T/sample" $CEILING_TRAIN
   CEILING_ARGS+=("$name=$T/run/checkpoints/best.pt")
   echo "ceiling $name trained $(date)"
 done
