@@ -13,7 +13,9 @@ import pytest
 from flavortag.augment import ResolutionAugmentation, augment_events
 from flavortag.calibration import CalibrationError, apply_calibration, resolve_calibration
 from flavortag.calibration_function import (
+    MAX_SHIFT_SIGMAS,
     FunctionCalibration,
+    apply_function_calibration,
     fit_function_calibration,
     track_scales,
 )
@@ -40,6 +42,14 @@ NOMINAL = nominal_function(0.005, 0.010)  # the ILD model: 5 um (+) 10 um GeV / 
 @pytest.fixture(scope="module")
 def uds_events() -> ak.Array:
     return read_events([str(ROOT / "data" / "zpole_ild" / "uds.parquet")])[:700]
+
+
+def _pulls(events: ak.Array, data: ResolutionFunction, detector: DetectorModel) -> np.ndarray:
+    """|d0| of each track in units of the data's core width."""
+    q = TrackQuantities(events, detector)
+    x = q.p * q.sin_theta**1.5
+    return np.abs(q.d0) / (q.sigma_d0 * data.sigma_mm(x) / nominal_function(detector.d0_a_mm,
+                                                                           detector.d0_b_mm_gev).sigma_mm(x))
 
 
 def _sample(a_mm: float, b_mm: float, tail_fraction: float, tail_scale: float, n: int, seed: int,
@@ -91,7 +101,8 @@ def test_auto_maps_the_tails_only_where_the_sample_has_more_of_them(uds_events: 
     detector = DetectorModel()
     data = replace(wider, a_mm=1.5 * reference.a_mm, b_mm_gev=1.5 * reference.b_mm_gev)
     calib = FunctionCalibration(d0=data, z0=data, n_events=1, reference_d0=reference, reference_z0=reference)
-    np.testing.assert_allclose(track_scales(uds_events[:50], calib, detector)["d0_resolution_scale"], 1.5,
+    prompt = _pulls(uds_events[:50], data, detector) < MAX_SHIFT_SIGMAS * 0.999  # (displaced ones: the cap's test)
+    np.testing.assert_allclose(track_scales(uds_events[:50], calib, detector)["d0_resolution_scale"][prompt], 1.5,
                                rtol=1e-9)
     mapped = track_scales(uds_events[:50], replace(calib, d0=replace(data, mapping="function")),
                           detector)["d0_resolution_scale"]
@@ -147,6 +158,31 @@ def test_relative_calibration_is_one_on_the_training_sample(uds_events: ak.Array
     assert wider.d0_scale == pytest.approx(1.5)
 
 
+def test_calibration_moves_a_track_at_most_three_width_differences(uds_events: ak.Array) -> None:
+    # d0 1.5x worse than the reference, z0 as the reference: the core ratio maps prompt tracks, but a
+    # decay track (far beyond the core) moves by at most MAX_SHIFT_SIGMAS x the widths' difference
+    detector = DetectorModel()
+    ref = nominal_function(detector.d0_a_mm, detector.d0_b_mm_gev)
+    data = replace(ref, a_mm=1.5 * ref.a_mm, b_mm_gev=1.5 * ref.b_mm_gev, mapping="core")
+    z0_ref = nominal_function(detector.z0_a_mm, detector.z0_b_mm_gev)
+    calib = FunctionCalibration(d0=data, z0=replace(z0_ref, mapping="core"), n_events=1, reference_d0=ref,
+                                reference_z0=z0_ref)
+    q = TrackQuantities(uds_events, detector)
+    scale = track_scales(uds_events, calib, detector)["d0_resolution_scale"]
+    pulls = _pulls(uds_events, data, detector)
+    prompt, decay = pulls < 0.999 * MAX_SHIFT_SIGMAS, pulls > 1.001 * MAX_SHIFT_SIGMAS
+    assert prompt.mean() > 0.8 and decay.sum() > 100
+    np.testing.assert_allclose(scale[prompt], 1.5, rtol=1e-9)
+    moved_mm = np.abs(q.d0) - np.abs(q.d0) / scale
+    cap_mm = MAX_SHIFT_SIGMAS * 0.5 * q.sigma_d0  # 3 x (1.5 - 1) reference widths
+    np.testing.assert_allclose(moved_mm[decay], cap_mm[decay], rtol=1e-6)
+    assert np.all((scale[decay] > 1.0) & (scale[decay] < 1.5))
+    # applied to the positions: decay tracks keep all but the cap, z0 is untouched
+    after = TrackQuantities(apply_function_calibration(uds_events, calib, detector), detector)
+    np.testing.assert_allclose(np.abs(after.d0[decay]), np.abs(q.d0[decay]) - cap_mm[decay], rtol=1e-4)
+    np.testing.assert_allclose(after.z0, q.z0, atol=1e-5)  # (float32 positions: 10 nm)
+
+
 def test_tail_mapping_keeps_the_prompt_probability() -> None:
     data = ResolutionFunction(0.005, 0.010, tail_fraction=0.2, tail_scale=5.0)
     ref = ResolutionFunction(0.005, 0.010, tail_fraction=0.02, tail_scale=3.0)
@@ -165,7 +201,8 @@ def test_core_calibration_maps_only_the_core(uds_events: ak.Array) -> None:
     calib = FunctionCalibration(d0=data, z0=data, n_events=1, reference_d0=ref, reference_z0=ref)
     training = FunctionCalibration(d0=ref, z0=ref, n_events=1)
     core = track_scales(uds_events[:50], calib.relative_to(training, detector, mapping="core"), detector)
-    np.testing.assert_allclose(core["d0_resolution_scale"], 1.5, rtol=1e-9)
+    prompt = _pulls(uds_events[:50], data, detector) < MAX_SHIFT_SIGMAS * 0.999
+    np.testing.assert_allclose(core["d0_resolution_scale"][prompt], 1.5, rtol=1e-9)
     mapped = track_scales(uds_events[:50], calib, detector)["d0_resolution_scale"]
     assert mapped.max() > 2.0 and np.ptp(mapped) > 0.5  # the tail mapping depends on each significance
 
