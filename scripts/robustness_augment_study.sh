@@ -11,6 +11,8 @@
 # 90k zpole_30k sample; nominal = EVENTS per class made as that sample was (seed 201), more
 # events than a run's held-out split, so the kept fractions carry smaller errors.
 # Writes $OUT/report_<name>.md (kept fractions and scale factors, with errors), one per tagger.
+# SAMPLES: the shifted samples (default the seven made for the study; naming msdom, widetails,
+# d0only, harsh or momres adds kinds of change that neither they nor the augmentation were made with).
 # CANDIDATES picks the trainings (names below), e.g. CANDIDATES="tuned residual"; MODES the
 # calibrations (default none,scale,function,auto: auto chooses between function and the training's
 # function scaled by one factor).
@@ -43,7 +45,14 @@ declare -A DET=(
  [fakes]="206 detector.fake_tracks_per_event=0.5"
  [misalign]="207 detector.d0_bias_um=3 detector.z0_bias_um=3"
  [combined]="208 detector.d0_a_mm=0.007 detector.d0_b_mm_gev=0.016 detector.z0_a_mm=0.007 detector.z0_b_mm_gev=0.015 detector.ip_tail_fraction=0.08 detector.ip_tail_scale=4 detector.track_efficiency=0.96"
+ # kinds of change neither the samples above nor the augmentation were made with (name them in SAMPLES)
+ [msdom]="401 detector.d0_a_mm=0.004 detector.d0_b_mm_gev=0.022 detector.z0_a_mm=0.004 detector.z0_b_mm_gev=0.02"
+ [widetails]="402 detector.ip_tail_fraction=0.05 detector.ip_tail_scale=8"
+ [d0only]="403 detector.d0_a_mm=0.0075 detector.d0_b_mm_gev=0.015"
+ [harsh]="404 detector.ip_resolution_scale=1.3 detector.ip_tail_fraction=0.1 detector.ip_tail_scale=5 detector.track_efficiency=0.93 detector.fake_tracks_per_event=0.3 detector.d0_bias_um=2 detector.z0_bias_um=2"
+ [momres]="405 detector.momentum_resolution_scale=2"
 )
+SAMPLES=${SAMPLES:-scale1p5 shape tails eff95 fakes misalign combined}
 # the seeds of the ceiling's training samples (the detector as above)
 declare -A CEILING_SEED=([combined]=301 [shape]=302 [tails]=303 [scale1p5]=304 [fakes]=305 [eff95]=306
                          [misalign]=307)
@@ -68,7 +77,7 @@ declare -A TRAIN=(
 )
 [ -f "$S/nominal/bb.parquet" ] || "$PY" -m flavortag generate n_events="$EVENTS" seed=201 out="$S/nominal" progress=false
 ALL=""
-for name in scale1p5 shape tails eff95 fakes misalign combined; do
+for name in $SAMPLES; do
   set -- ${DET[$name]}
   seed=$1; shift
   [ -f "$S/$name/bb.parquet" ] || "$PY" -m flavortag generate n_events="$EVENTS" seed="$seed" "$@" out="$S/$name" progress=false
