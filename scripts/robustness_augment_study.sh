@@ -55,7 +55,7 @@ declare -A DET=(
 SAMPLES=${SAMPLES:-scale1p5 shape tails eff95 fakes misalign combined}
 # the seeds of the ceiling's training samples (the detector as above)
 declare -A CEILING_SEED=([combined]=301 [shape]=302 [tails]=303 [scale1p5]=304 [fakes]=305 [eff95]=306
-                         [misalign]=307)
+                         [misalign]=307 [msdom]=308 [widetails]=309 [d0only]=310 [harsh]=311 [momres]=312)
 # train_preset <run dir> <run name> <sample dir> [overrides...]: the tuned preset, EPOCHS epochs
 train_preset() {
   local dir=$1 name=$2 sample=$3; shift 3
